@@ -1,0 +1,554 @@
+//! The Tenant: one customer of the platform, and everything Landlord provisions for it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Condition};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::schema;
+
+/// A customer of the platform. Landlord turns each Tenant into an isolated, running stack:
+/// a namespace with RBAC, quotas and network walls, a database, topics, the product's
+/// services, domains and feature flags, and reports its health in `status`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "landlord.dev",
+    version = "v1alpha1",
+    kind = "Tenant",
+    plural = "tenants",
+    shortname = "tn",
+    category = "landlord",
+    status = "TenantStatus",
+    printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier"),
+    printcolumn(name = "Plan", type_ = "string", json_path = ".spec.plan"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Namespace", type_ = "string", json_path = ".status.namespace", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("self.metadata.name.size() <= 56 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a lowercase DNS label of at most 56 characters (it names the tenant-<name> namespace and the database role)")
+        .field_path(".metadata.name"),
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.__namespace__) == has(oldSelf.__namespace__) && (!has(self.__namespace__) || self.__namespace__ == oldSelf.__namespace__)")
+        .message("spec.namespace is immutable: it cannot be set, changed or removed after creation")
+        .field_path(".namespace"),
+    validation = Rule::new("!has(self.database) || self.tier == 'dedicated' || (!has(self.database.storage) && !has(self.database.version))")
+        .message("spec.database.storage and spec.database.version apply only to tier dedicated; shared-tier databases live on a platform server")
+        .field_path(".database"),
+    validation = Rule::new("!has(self.database) || self.tier == 'shared' || !has(self.database.server)")
+        .message("spec.database.server applies only to tier shared; a dedicated tenant runs its own server")
+        .field_path(".database.server"),
+)]
+pub struct TenantSpec {
+    /// Isolation tier. `shared` (pool): served by the platform's shared service deployments,
+    /// with a database on a shared PostgreSQL server. `dedicated` (silo): the tenant's own
+    /// Deployments and its own PostgreSQL server in its namespace. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.tier is immutable: create a new Tenant to change tiers"))]
+    pub tier: Tier,
+
+    /// A free label for the commercial plan (free, pro, enterprise, ...), used by feature
+    /// flag targeting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub plan: Option<String>,
+
+    /// Human readable name of the customer, shown by portals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub display_name: Option<String>,
+
+    /// Name of the tenant's namespace. Defaults to `tenant-<name>`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    #[x_kube(validation = Rule::new("!(self in ['default', 'kube-system', 'kube-public', 'kube-node-lease'])").message("spec.namespace must not be a system namespace"))]
+    pub namespace: Option<String>,
+
+    /// Users, groups or service accounts that get the tenant-admin role in the tenant's
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub admins: Vec<Subject>,
+
+    /// Users, groups or service accounts that get the read-only tenant-viewer role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub viewers: Vec<Subject>,
+
+    /// Resource limits of the tenant's namespace: a ResourceQuota and a LimitRange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+
+    /// Network isolation of the tenant's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
+
+    /// The tenant's PostgreSQL database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+
+    /// Topics on NATS JetStream, one stream each, under the subject prefix
+    /// `tenant.<name>.<topic>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub topics: Vec<TopicSpec>,
+
+    /// The catalog Services this tenant runs, with per-tenant overrides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub services: Vec<TenantService>,
+
+    /// White-label configuration handed to the tenant's services (key → value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 128))]
+    #[x_kube(validation = Rule::new("self.all(k, k.size() <= 253 && k.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'))").message("spec.config keys must be alphanumeric with '-', '_' or '.' inside, at most 253 characters"))]
+    #[x_kube(validation = Rule::new("self.all(k, self[k].size() <= 4096)").message("spec.config values must be at most 4096 characters"))]
+    pub config: BTreeMap<String, String>,
+
+    /// Suspends the tenant: dedicated workloads scale to zero, database login is disabled,
+    /// topic access is revoked, and the phase becomes Suspended. Clearing it resumes.
+    #[serde(default)]
+    pub suspended: bool,
+
+    /// While true, the Tenant cannot be deleted (enforced by a ValidatingAdmissionPolicy).
+    #[serde(default)]
+    pub deletion_protection: bool,
+}
+
+/// The isolation tier of a tenant.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Tier {
+    /// Pooled: shared service deployments and a database on a shared PostgreSQL server.
+    Shared,
+    /// Silo: the tenant's own workloads and its own PostgreSQL server.
+    Dedicated,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Shared => "shared",
+            Tier::Dedicated => "dedicated",
+        }
+    }
+}
+
+/// A user, group or service account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.kind == 'ServiceAccount' ? has(self.__namespace__) : !has(self.__namespace__)").message("namespace is required for kind ServiceAccount and not allowed for User or Group").field_path(".namespace"))]
+pub struct Subject {
+    /// Kind of subject: User, Group or ServiceAccount.
+    pub kind: SubjectKind,
+    /// Name of the user, group or service account.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the service account (ServiceAccount only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+}
+
+/// Kind of an RBAC subject.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum SubjectKind {
+    User,
+    Group,
+    ServiceAccount,
+}
+
+/// Resource limits of a tenant's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.cpu) || !has(self.limits.cpu) || quantity(string(self.limits.cpu)).compareTo(quantity(string(self.requests.cpu))) >= 0")
+        .message("spec.quota.limits.cpu must be at least spec.quota.requests.cpu").field_path(".limits.cpu"),
+    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.memory) || !has(self.limits.memory) || quantity(string(self.limits.memory)).compareTo(quantity(string(self.requests.memory))) >= 0")
+        .message("spec.quota.limits.memory must be at least spec.quota.requests.memory").field_path(".limits.memory"),
+    validation = Rule::new("!has(self.containerDefaults) || !has(self.containerDefaults.limit) || !has(self.limits) || !has(self.containerDefaults.limit.cpu) || !has(self.limits.cpu) || quantity(string(self.limits.cpu)).compareTo(quantity(string(self.containerDefaults.limit.cpu))) >= 0")
+        .message("spec.quota.containerDefaults.limit.cpu must not exceed spec.quota.limits.cpu").field_path(".containerDefaults.limit.cpu"),
+    validation = Rule::new("!has(self.containerDefaults) || !has(self.containerDefaults.limit) || !has(self.limits) || !has(self.containerDefaults.limit.memory) || !has(self.limits.memory) || quantity(string(self.limits.memory)).compareTo(quantity(string(self.containerDefaults.limit.memory))) >= 0")
+        .message("spec.quota.containerDefaults.limit.memory must not exceed spec.quota.limits.memory").field_path(".containerDefaults.limit.memory"),
+)]
+pub struct Quota {
+    /// Total requests of the namespace (ResourceQuota `requests.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<QuotaRequests>,
+    /// Total limits of the namespace (ResourceQuota `limits.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ComputeResources>,
+    /// Object counts of the namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<ObjectCounts>,
+    /// Per-container defaults of the LimitRange, for containers that set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_defaults: Option<ContainerDefaults>,
+    /// Maximum concurrent connections of the tenant's database role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub database_connections: Option<i32>,
+}
+
+/// Total resource requests of a namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaRequests {
+    /// Total CPU requests, e.g. `4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_quantity")]
+    pub cpu: Option<Quantity>,
+    /// Total memory requests, e.g. `8Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_quantity")]
+    pub memory: Option<Quantity>,
+    /// Total storage requested by PersistentVolumeClaims, e.g. `100Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_quantity")]
+    pub storage: Option<Quantity>,
+}
+
+/// CPU and memory.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeResources {
+    /// CPU, e.g. `500m` or `2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_quantity")]
+    pub cpu: Option<Quantity>,
+    /// Memory, e.g. `512Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_quantity")]
+    pub memory: Option<Quantity>,
+}
+
+/// Object counts of a namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectCounts {
+    /// Maximum number of Pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub pods: Option<i32>,
+    /// Maximum number of Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub services: Option<i32>,
+    /// Maximum number of ConfigMaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub config_maps: Option<i32>,
+    /// Maximum number of Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub secrets: Option<i32>,
+    /// Maximum number of PersistentVolumeClaims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub persistent_volume_claims: Option<i32>,
+}
+
+/// Defaults the LimitRange gives containers that declare no resources.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDefaults {
+    /// Default requests of a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<ComputeResources>,
+    /// Default limits of a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<ComputeResources>,
+}
+
+/// Network isolation of a tenant's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// `Strict` (default): ingress and egress are denied except same-namespace traffic, the
+    /// platform gateway, DNS, the tenant's database and NATS, and `allowedPeers`.
+    /// `IngressOnly`: ingress is walled the same way, egress is open.
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// Further peers the tenant may reach or be reached from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub allowed_peers: Vec<NetworkPeer>,
+}
+
+/// Network isolation mode.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum Isolation {
+    #[default]
+    Strict,
+    IngressOnly,
+}
+
+/// A peer allowed through the tenant's network walls.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.cidr), has(self.namespaceSelector) || has(self.podSelector)].filter(x, x).size() == 1").message("an allowed peer sets either cidr or namespaceSelector/podSelector, not both and not neither"))]
+pub struct NetworkPeer {
+    /// Direction of the allowed traffic: Ingress (from the peer) or Egress (to the peer).
+    pub direction: Direction,
+    /// An IP block in CIDR notation, e.g. 10.0.0.0/8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 49))]
+    #[x_kube(validation = Rule::new("isCIDR(self)").message("cidr must be a valid CIDR such as 10.0.0.0/8"))]
+    pub cidr: Option<String>,
+    /// Namespaces, by their labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<BTreeMap<String, String>>,
+    /// Pods, by their labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<BTreeMap<String, String>>,
+    /// TCP ports the rule allows; all ports when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub ports: Vec<PortNumber>,
+}
+
+/// A TCP port number.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct PortNumber(#[schemars(range(min = 1, max = 65535))] pub i32);
+
+/// Direction of network traffic.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// The tenant's PostgreSQL database.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// Whether the tenant gets a database at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// PostgreSQL extensions to create, from the operator's allowlist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), extend("x-kubernetes-list-type" = "set"), inner(length(min = 1, max = 63), regex(pattern = r"^[a-z][a-z0-9_]*$")))]
+    pub extensions: Vec<String>,
+    /// Shared tier only: the name of the platform PostgreSQL server to place the database on.
+    /// Defaults to the least-loaded server. Placement never moves once recorded in status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub server: Option<String>,
+    /// Dedicated tier only: size of the database volume, e.g. `20Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_quantity")]
+    pub storage: Option<Quantity>,
+    /// Dedicated tier only: PostgreSQL major version, e.g. `16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 8), regex(pattern = r"^[0-9]{2}$"))]
+    pub version: Option<String>,
+    /// What happens to the data when the Tenant is deleted: `Retain` (default) keeps the
+    /// database and disables the role's login, `Delete` drops both.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+impl Default for DatabaseSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            extensions: Vec::new(),
+            server: None,
+            storage: None,
+            version: None,
+            deletion_policy: DeletionPolicy::Retain,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What happens to external data when its owner is deleted.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// A topic on NATS JetStream.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSpec {
+    /// Name of the topic; the stream's subjects are `tenant.<tenant>.<name>.>`.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Retention policy of the stream: Limits (default), Interest or WorkQueue.
+    #[serde(default)]
+    pub retention: Retention,
+    /// Maximum age of a message, as a duration such as `24h` or `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = r"^[0-9]+(s|m|h|d)$"))]
+    pub max_age: Option<String>,
+    /// Maximum size of the stream in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 1099511627776_i64))]
+    pub max_bytes: Option<i64>,
+    /// Maximum number of messages in the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000000000_i64))]
+    pub max_messages: Option<i64>,
+}
+
+/// Retention policy of a JetStream stream.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum Retention {
+    #[default]
+    Limits,
+    Interest,
+    WorkQueue,
+}
+
+/// A catalog Service that a tenant runs, with its overrides.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantService {
+    /// Name of the catalog Service (in the platform namespace).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Replicas for this tenant (dedicated tier), overriding the Service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: Option<i32>,
+    /// Extra environment variables for this tenant, applied on top of the Service's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub env: Vec<EnvVar>,
+}
+
+/// An environment variable.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    /// Name of the variable. Names starting with `LANDLORD_` are reserved.
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
+    #[x_kube(validation = Rule::new("!self.startsWith('LANDLORD_')").message("env names starting with LANDLORD_ are reserved for the tenant context"))]
+    pub name: String,
+    /// Value of the variable.
+    #[serde(default)]
+    #[schemars(length(max = 8192))]
+    pub value: String,
+}
+
+/// Observed state of a Tenant.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    /// The .metadata.generation that this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Lifecycle phase: Provisioning, Ready, Degraded, Suspended, Terminating or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The tenant's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Where the tenant's database lives and where its credentials are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseStatus>,
+    /// The tenant's provisioned topics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub topics: Vec<TopicStatus>,
+    /// URLs the tenant is served on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// Ready (the roll-up), NamespaceReady, DatabaseReady, TopicsReady, ServicesReady,
+    /// DomainsReady and FlagsReady.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::conditions")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Lifecycle phase of a Tenant.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Phase {
+    Provisioning,
+    Ready,
+    Degraded,
+    Suspended,
+    Terminating,
+    Failed,
+}
+
+/// Where a tenant's database lives.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseStatus {
+    /// The platform server the database was placed on (shared tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Host name of the database server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Port of the database server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Name of the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Name of the Secret in the tenant namespace holding the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A provisioned topic.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicStatus {
+    /// Name of the topic.
+    pub name: String,
+    /// Name of the JetStream stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// Subject the stream captures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+impl Tenant {
+    /// The namespace the tenant's stack lives in.
+    pub fn namespace_name(&self) -> String {
+        match &self.spec.namespace {
+            Some(ns) => ns.clone(),
+            None => format!("tenant-{}", kube::ResourceExt::name_any(self)),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! `landlord`: the Landlord operator and its tools.
+
+use std::{io::Write, path::PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Landlord provisions SaaS tenants on Kubernetes: one Tenant becomes an isolated, running
+/// customer stack.
+#[derive(Parser, Debug)]
+#[command(name = "landlord", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the CustomResourceDefinitions of Tenant, Service, Domain and FeatureFlagSet as YAML.
+    Crds {
+        /// Write one file per CRD into this directory instead of printing one stream.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds { out_dir: None } => {
+            let yaml = landlord_crds::generate::crds_yaml()?;
+            std::io::stdout().write_all(yaml.as_bytes())?;
+        }
+        Command::Crds { out_dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (name, yaml) in landlord_crds::generate::crd_files()? {
+                let path = dir.join(name);
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
