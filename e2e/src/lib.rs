@@ -1,1 +1,14 @@
+//! The Rust side of Landlord's local control plane.
+//!
+//! `e2e/cluster up` starts etcd, the Kubernetes control plane, kwok, PostgreSQL and NATS on
+//! loopback and writes `target/landlord-dev/env`. This crate reads that file, starts the stack
+//! once per test run when it is not up yet, and gives each test a client, `kubectl`, and names
+//! or namespaces of its own so tests never see each other's objects.
 
+pub mod cluster;
+pub mod kubectl;
+pub mod manifests;
+pub mod names;
+
+pub use cluster::{Cluster, cluster};
+pub use names::{TestNamespace, unique_name};
