@@ -1,1 +1,18 @@
+//! Landlord's controllers.
+//!
+//! Each controller is a pipeline: fetch → validate → desired → apply → status. The pure
+//! steps (validate, desired, status) are plain functions over data and are unit-tested on
+//! fixtures; only fetch, apply and status writes touch the API server.
 
+pub mod apply;
+pub mod backoff;
+pub mod config;
+pub mod context;
+pub mod drift;
+pub mod labels;
+pub mod metrics;
+pub mod quantity;
+pub mod tenant;
+
+pub use config::Config;
+pub use context::Context;

@@ -1,0 +1,73 @@
+//! The one way Landlord writes an object: server-side apply with a field manager per use
+//! site, and only when the live object is missing, drifted, or behind a new intent.
+
+use std::fmt::Debug;
+
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::{drift, labels::APPLIED_HASH, metrics::Metrics};
+
+/// Field manager of a use site: `landlord/<scope>`, e.g. `landlord/tenant`.
+pub fn field_manager(scope: &str) -> String {
+    format!("landlord/{scope}")
+}
+
+/// What an `ensure` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Unchanged,
+    Applied,
+}
+
+/// Applies `desired` unless `live` already matches it. Returns whether a write was made.
+pub async fn ensure<K>(
+    api: &Api<K>,
+    live: Option<&K>,
+    desired: &K,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<Outcome, EnsureError>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let mut value = serde_json::to_value(desired).map_err(EnsureError::Encode)?;
+    let hash = drift::hash(&value);
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(APPLIED_HASH.to_string(), Value::String(hash.clone()));
+        }
+    }
+    if let Some(live) = live {
+        let live_value = serde_json::to_value(live).map_err(EnsureError::Encode)?;
+        if drift::up_to_date(&value, &hash, &live_value) {
+            return Ok(Outcome::Unchanged);
+        }
+    }
+    let name = desired.name_any();
+    let params = PatchParams::apply(manager).force();
+    api.patch(&name, &params, &Patch::Apply(&value))
+        .await
+        .map_err(EnsureError::Kube)?;
+    metrics
+        .writes
+        .with_label_values(&[manager, &K::kind(&())])
+        .inc();
+    Ok(Outcome::Applied)
+}
+
+/// Why an `ensure` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureError {
+    #[error("encoding: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error(transparent)]
+    Kube(kube::Error),
+}

@@ -1,0 +1,35 @@
+//! Operator configuration that the controllers read (the operator binary fills it from its
+//! flags and environment).
+
+/// What the controllers need to know about the platform they run in.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespace of the catalog Services and platform FeatureFlagSets.
+    pub platform_namespace: String,
+    /// Namespace of the platform's ingress gateway; tenant namespaces admit ingress from it.
+    pub gateway_namespace: String,
+    /// Namespace of the cluster DNS (egress to it is allowed on port 53).
+    pub dns_namespace: String,
+    /// Container defaults of a tenant's LimitRange when its spec sets none.
+    pub default_request_cpu: String,
+    pub default_request_memory: String,
+    pub default_limit_cpu: String,
+    pub default_limit_memory: String,
+    /// Reconciles run at once per controller.
+    pub concurrency: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            platform_namespace: "landlord-platform".into(),
+            gateway_namespace: "landlord-gateway".into(),
+            dns_namespace: "kube-system".into(),
+            default_request_cpu: "100m".into(),
+            default_request_memory: "128Mi".into(),
+            default_limit_cpu: "1".into(),
+            default_limit_memory: "512Mi".into(),
+            concurrency: 16,
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! What every reconcile shares: the client, configuration, one event recorder per
+//! controller, metrics and backoff.
+
+use kube::{
+    Client,
+    runtime::events::{Recorder, Reporter},
+};
+
+use crate::{backoff::Backoff, config::Config, metrics::Metrics};
+
+/// Shared state of the controllers.
+pub struct Context {
+    pub client: Client,
+    pub config: Config,
+    pub metrics: Metrics,
+    pub backoff: Backoff,
+    /// One recorder for the Tenant controller, shared by all its reconciles so that events
+    /// aggregate instead of piling up.
+    pub tenant_recorder: Recorder,
+}
+
+impl Context {
+    pub fn new(client: Client, config: Config, metrics: Metrics, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: "landlord".into(),
+            instance,
+        };
+        Self {
+            tenant_recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            metrics,
+            backoff: Backoff::default(),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The labels and annotations Landlord reads and writes: one vocabulary, documented here.
+
+use std::collections::BTreeMap;
+
+/// `app.kubernetes.io/managed-by` value on everything Landlord creates; owned watches select
+/// on it so the operator's memory grows with its tenants, not with the cluster.
+pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "landlord";
+/// The tenant an object belongs to.
+pub const TENANT: &str = "landlord.dev/tenant";
+/// On a pre-existing namespace: the name of the Tenant allowed to adopt it.
+pub const ADOPT: &str = "landlord.dev/adopt";
+/// On a Tenant: `"true"` releases it from its finalizer even when external cleanup cannot
+/// finish (the external resources are left behind and reported in an event).
+pub const RELEASE: &str = "landlord.dev/release";
+/// Hash of the desired state Landlord last applied to an object; a changed hash (a new
+/// intent) or a live object that no longer matches (drift) triggers a write.
+pub const APPLIED_HASH: &str = "landlord.dev/applied-hash";
+/// Label selector of every object Landlord manages.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=landlord";
+
+/// Labels of an object that belongs to a tenant.
+pub fn tenant_labels(tenant: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_KEY.to_string(), MANAGED_BY.to_string()),
+        (TENANT.to_string(), tenant.to_string()),
+    ])
+}

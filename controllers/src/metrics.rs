@@ -1,0 +1,64 @@
+//! Prometheus metrics of the controllers. Labels are bounded: controller names, error
+//! categories, object kinds and outcomes; never an object's name or an error's text.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// The metrics every controller reports into.
+#[derive(Clone)]
+pub struct Metrics {
+    pub reconciles: IntCounterVec,
+    pub failures: IntCounterVec,
+    pub duration: HistogramVec,
+    pub writes: IntCounterVec,
+    pub tenants: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let reconciles = IntCounterVec::new(
+            Opts::new("landlord_reconciles_total", "Reconciles run, by controller"),
+            &["controller"],
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "landlord_reconcile_errors_total",
+                "Failed reconciles, by controller and error category",
+            ),
+            &["controller", "category"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "landlord_reconcile_duration_seconds",
+                "Time a reconcile takes, by controller",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["controller"],
+        )?;
+        let writes = IntCounterVec::new(
+            Opts::new(
+                "landlord_api_writes_total",
+                "Writes to the Kubernetes API, by controller and kind",
+            ),
+            &["controller", "kind"],
+        )?;
+        let tenants = IntGaugeVec::new(
+            Opts::new("landlord_tenants", "Tenants by phase"),
+            &["phase"],
+        )?;
+        registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(writes.clone()))?;
+        registry.register(Box::new(tenants.clone()))?;
+        Ok(Self {
+            reconciles,
+            failures,
+            duration,
+            writes,
+            tenants,
+        })
+    }
+}

@@ -1,0 +1,825 @@
+//! The desired in-cluster objects of a tenant's namespace: pure functions of the Tenant and
+//! the operator's configuration, unit-tested on fixtures.
+//!
+//! Every object has a fixed name, so changing the spec changes objects in place and nothing
+//! needs pruning; every object carries the tenant's labels and an ownerReference to the
+//! Tenant, so the garbage collector removes it with the Tenant.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        core::v1::{
+            ConfigMap, LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota,
+            ResourceQuotaSpec,
+        },
+        networking::v1::{
+            IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
+            NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+        },
+        rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject as RbacSubject},
+    },
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+        util::intstr::IntOrString,
+    },
+};
+use kube::{Resource, ResourceExt};
+use landlord_crds::{
+    Tenant,
+    tenant::{ComputeResources, Direction, Isolation, NetworkPeer, Subject, SubjectKind},
+};
+
+use crate::{config::Config, labels, quantity};
+
+/// Names of the objects Landlord keeps in every tenant namespace.
+pub mod names {
+    pub const ADMIN: &str = "landlord-tenant-admin";
+    pub const VIEWER: &str = "landlord-tenant-viewer";
+    pub const QUOTA: &str = "landlord-quota";
+    pub const LIMITS: &str = "landlord-limits";
+    pub const DEFAULT_DENY: &str = "landlord-default-deny";
+    pub const SAME_NAMESPACE: &str = "landlord-allow-same-namespace";
+    pub const GATEWAY: &str = "landlord-allow-gateway";
+    pub const EGRESS: &str = "landlord-egress";
+    pub const PEERS: &str = "landlord-allowed-peers";
+    /// Tenant identity (name, tier, plan, ...) for the tenant's services.
+    pub const IDENTITY: &str = "landlord-tenant";
+    /// The tenant's white-label `spec.config`, key for key.
+    pub const CONFIG: &str = "landlord-config";
+}
+
+/// Everything the namespace part of a tenant consists of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamespaceStack {
+    pub namespace: Namespace,
+    pub roles: Vec<Role>,
+    pub role_bindings: Vec<RoleBinding>,
+    pub quota: ResourceQuota,
+    pub limit_range: LimitRange,
+    pub network_policies: Vec<NetworkPolicy>,
+    pub config_maps: Vec<ConfigMap>,
+}
+
+/// Builds the namespace stack of a tenant. `owner` is the Tenant's controller reference
+/// (it needs the Tenant's uid, which only the API server assigns).
+pub fn namespace_stack(tenant: &Tenant, owner: &OwnerReference, config: &Config) -> NamespaceStack {
+    let ns = tenant.namespace_name();
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(ns.clone()),
+        labels: Some(labels::tenant_labels(&tenant.name_any())),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    };
+    NamespaceStack {
+        namespace: namespace(tenant, owner),
+        roles: vec![
+            Role {
+                metadata: meta(names::ADMIN),
+                rules: Some(admin_rules()),
+            },
+            Role {
+                metadata: meta(names::VIEWER),
+                rules: Some(viewer_rules()),
+            },
+        ],
+        role_bindings: vec![
+            binding(meta(names::ADMIN), names::ADMIN, &tenant.spec.admins),
+            binding(meta(names::VIEWER), names::VIEWER, &tenant.spec.viewers),
+        ],
+        quota: ResourceQuota {
+            metadata: meta(names::QUOTA),
+            spec: Some(quota_spec(tenant)),
+            ..Default::default()
+        },
+        limit_range: LimitRange {
+            metadata: meta(names::LIMITS),
+            spec: Some(limit_range_spec(tenant, config)),
+        },
+        network_policies: network_policies(tenant, config)
+            .into_iter()
+            .map(|(name, spec)| NetworkPolicy {
+                metadata: meta(name),
+                spec: Some(spec),
+            })
+            .collect(),
+        config_maps: vec![
+            ConfigMap {
+                metadata: meta(names::IDENTITY),
+                data: Some(identity(tenant)),
+                ..Default::default()
+            },
+            ConfigMap {
+                metadata: meta(names::CONFIG),
+                data: Some(tenant.spec.config.clone()),
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+/// The controller reference every child of a Tenant carries.
+pub fn owner_reference(tenant: &Tenant) -> Option<OwnerReference> {
+    tenant.controller_owner_ref(&())
+}
+
+fn namespace(tenant: &Tenant, owner: &OwnerReference) -> Namespace {
+    let mut labels = labels::tenant_labels(&tenant.name_any());
+    // Pod Security Standards: the tenant's pods run `restricted`, whoever creates them.
+    for mode in ["enforce", "audit", "warn"] {
+        labels.insert(
+            format!("pod-security.kubernetes.io/{mode}"),
+            "restricted".into(),
+        );
+        labels.insert(
+            format!("pod-security.kubernetes.io/{mode}-version"),
+            "latest".into(),
+        );
+    }
+    labels.insert("landlord.dev/tier".into(), tenant.spec.tier.as_str().into());
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(tenant.namespace_name()),
+            labels: Some(labels),
+            owner_references: Some(vec![owner.clone()]),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let strings = |items: &[&str]| Some(items.iter().map(|s| s.to_string()).collect());
+    PolicyRule {
+        api_groups: strings(groups),
+        resources: strings(resources),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+
+/// What a tenant admin may do in its namespace: run workloads and manage their
+/// configuration, but only read its quota, limits, network policies and role bindings.
+fn admin_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(
+            &[""],
+            &[
+                "pods",
+                "services",
+                "endpoints",
+                "configmaps",
+                "secrets",
+                "persistentvolumeclaims",
+                "serviceaccounts",
+            ],
+            WRITE,
+        ),
+        rule(
+            &[""],
+            &[
+                "pods/log",
+                "pods/status",
+                "events",
+                "resourcequotas",
+                "limitranges",
+            ],
+            READ,
+        ),
+        rule(
+            &[""],
+            &["pods/exec", "pods/portforward"],
+            &["create", "get"],
+        ),
+        rule(
+            &["apps"],
+            &[
+                "deployments",
+                "statefulsets",
+                "replicasets",
+                "deployments/scale",
+                "statefulsets/scale",
+            ],
+            WRITE,
+        ),
+        rule(&["batch"], &["jobs", "cronjobs"], WRITE),
+        rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE),
+        rule(&["policy"], &["poddisruptionbudgets"], WRITE),
+        rule(&["landlord.dev"], &["domains", "featureflagsets"], WRITE),
+        rule(
+            &["landlord.dev"],
+            &["domains/status", "featureflagsets/status"],
+            READ,
+        ),
+        rule(
+            &["networking.k8s.io"],
+            &["networkpolicies", "ingresses"],
+            READ,
+        ),
+        rule(
+            &["rbac.authorization.k8s.io"],
+            &["roles", "rolebindings"],
+            READ,
+        ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
+        rule(&["events.k8s.io"], &["events"], READ),
+    ]
+}
+
+/// What a tenant viewer may read: everything the admin works with, except Secrets.
+fn viewer_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(
+            &[""],
+            &[
+                "pods",
+                "pods/log",
+                "services",
+                "endpoints",
+                "configmaps",
+                "persistentvolumeclaims",
+                "serviceaccounts",
+                "events",
+                "resourcequotas",
+                "limitranges",
+            ],
+            READ,
+        ),
+        rule(
+            &["apps"],
+            &["deployments", "statefulsets", "replicasets"],
+            READ,
+        ),
+        rule(&["batch"], &["jobs", "cronjobs"], READ),
+        rule(&["autoscaling"], &["horizontalpodautoscalers"], READ),
+        rule(&["policy"], &["poddisruptionbudgets"], READ),
+        rule(
+            &["landlord.dev"],
+            &[
+                "domains",
+                "featureflagsets",
+                "domains/status",
+                "featureflagsets/status",
+            ],
+            READ,
+        ),
+        rule(
+            &["networking.k8s.io"],
+            &["networkpolicies", "ingresses"],
+            READ,
+        ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
+        rule(&["events.k8s.io"], &["events"], READ),
+    ]
+}
+
+fn binding(metadata: ObjectMeta, role: &str, subjects: &[Subject]) -> RoleBinding {
+    RoleBinding {
+        metadata,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: role.into(),
+        },
+        subjects: Some(
+            subjects
+                .iter()
+                .map(|s| match s.kind {
+                    SubjectKind::User => RbacSubject {
+                        api_group: Some("rbac.authorization.k8s.io".into()),
+                        kind: "User".into(),
+                        name: s.name.clone(),
+                        namespace: None,
+                    },
+                    SubjectKind::Group => RbacSubject {
+                        api_group: Some("rbac.authorization.k8s.io".into()),
+                        kind: "Group".into(),
+                        name: s.name.clone(),
+                        namespace: None,
+                    },
+                    SubjectKind::ServiceAccount => RbacSubject {
+                        api_group: Some(String::new()),
+                        kind: "ServiceAccount".into(),
+                        name: s.name.clone(),
+                        namespace: s.namespace.clone(),
+                    },
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn quota_spec(tenant: &Tenant) -> ResourceQuotaSpec {
+    // A tenant never gets node ports or cloud load balancers: traffic enters through the
+    // platform's gateway only.
+    let mut hard = BTreeMap::from([
+        ("services.nodeports".to_string(), Quantity("0".into())),
+        ("services.loadbalancers".to_string(), Quantity("0".into())),
+    ]);
+    if let Some(quota) = &tenant.spec.quota {
+        let mut put = |key: &str, value: Option<&Quantity>| {
+            if let Some(v) = value {
+                hard.insert(key.to_string(), v.clone());
+            }
+        };
+        if let Some(r) = &quota.requests {
+            put("requests.cpu", r.cpu.as_ref());
+            put("requests.memory", r.memory.as_ref());
+            put("requests.storage", r.storage.as_ref());
+        }
+        if let Some(l) = &quota.limits {
+            put("limits.cpu", l.cpu.as_ref());
+            put("limits.memory", l.memory.as_ref());
+        }
+        if let Some(o) = &quota.objects {
+            for (key, value) in [
+                ("pods", o.pods),
+                ("services", o.services),
+                ("configmaps", o.config_maps),
+                ("secrets", o.secrets),
+                ("persistentvolumeclaims", o.persistent_volume_claims),
+            ] {
+                if let Some(v) = value {
+                    hard.insert(key.to_string(), Quantity(v.to_string()));
+                }
+            }
+        }
+    }
+    ResourceQuotaSpec {
+        hard: Some(hard),
+        ..Default::default()
+    }
+}
+
+/// The LimitRange gives containers that declare nothing the tenant's (or the operator's)
+/// defaults, never above the namespace's total limits, so that such pods fit the quota.
+fn limit_range_spec(tenant: &Tenant, config: &Config) -> LimitRangeSpec {
+    let defaults = tenant
+        .spec
+        .quota
+        .as_ref()
+        .and_then(|q| q.container_defaults.clone())
+        .unwrap_or_default();
+    let ceiling = tenant
+        .spec
+        .quota
+        .as_ref()
+        .and_then(|q| q.limits.clone())
+        .unwrap_or_default();
+    let pick = |given: Option<&ComputeResources>, cpu: &str, memory: &str| {
+        let given = given.cloned().unwrap_or_default();
+        BTreeMap::from([
+            (
+                "cpu".to_string(),
+                at_most(
+                    given.cpu.unwrap_or_else(|| Quantity(cpu.into())),
+                    ceiling.cpu.as_ref(),
+                ),
+            ),
+            (
+                "memory".to_string(),
+                at_most(
+                    given.memory.unwrap_or_else(|| Quantity(memory.into())),
+                    ceiling.memory.as_ref(),
+                ),
+            ),
+        ])
+    };
+    let limit = pick(
+        defaults.limit.as_ref(),
+        &config.default_limit_cpu,
+        &config.default_limit_memory,
+    );
+    let mut request = pick(
+        defaults.request.as_ref(),
+        &config.default_request_cpu,
+        &config.default_request_memory,
+    );
+    // A default request above the default limit would make every such pod invalid.
+    for (key, value) in request.iter_mut() {
+        if let Some(l) = limit.get(key) {
+            *value = at_most(value.clone(), Some(l));
+        }
+    }
+    LimitRangeSpec {
+        limits: vec![LimitRangeItem {
+            type_: "Container".into(),
+            default: Some(limit),
+            default_request: Some(request),
+            ..Default::default()
+        }],
+    }
+}
+
+fn at_most(value: Quantity, ceiling: Option<&Quantity>) -> Quantity {
+    match (
+        quantity::nanos(&value.0),
+        ceiling.and_then(|c| quantity::nanos(&c.0)),
+    ) {
+        (Some(v), Some(c)) if v > c => ceiling.cloned().unwrap_or(value),
+        _ => value,
+    }
+}
+
+fn name_selector(namespace: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_string(),
+            namespace.to_string(),
+        )])),
+        ..Default::default()
+    }
+}
+
+fn all_pods() -> LabelSelector {
+    LabelSelector::default()
+}
+
+fn types(types: &[&str]) -> Option<Vec<String>> {
+    Some(types.iter().map(|t| t.to_string()).collect())
+}
+
+fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some(protocol.into()),
+        port: Some(IntOrString::Int(number)),
+        ..Default::default()
+    }
+}
+
+/// The network walls: deny everything, then allow same-namespace traffic, ingress from the
+/// platform gateway, egress to DNS (everything, in `IngressOnly` mode), and the spec's peers.
+fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, NetworkPolicySpec)> {
+    let network = tenant.spec.network.clone().unwrap_or_default();
+    let egress = match network.isolation {
+        Isolation::Strict => vec![NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(name_selector(&config.dns_namespace)),
+                ..Default::default()
+            }]),
+            ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
+        }],
+        Isolation::IngressOnly => vec![NetworkPolicyEgressRule::default()],
+    };
+    let peer = |p: &NetworkPeer| NetworkPolicyPeer {
+        ip_block: p.cidr.as_ref().map(|cidr| IPBlock {
+            cidr: cidr.clone(),
+            except: None,
+        }),
+        namespace_selector: p.namespace_selector.as_ref().map(|l| LabelSelector {
+            match_labels: Some(l.clone()),
+            ..Default::default()
+        }),
+        pod_selector: p.pod_selector.as_ref().map(|l| LabelSelector {
+            match_labels: Some(l.clone()),
+            ..Default::default()
+        }),
+    };
+    let ports = |p: &NetworkPeer| {
+        (!p.ports.is_empty()).then(|| p.ports.iter().map(|n| port("TCP", n.0)).collect())
+    };
+    let peers_in = network
+        .allowed_peers
+        .iter()
+        .filter(|p| p.direction == Direction::Ingress)
+        .map(|p| NetworkPolicyIngressRule {
+            from: Some(vec![peer(p)]),
+            ports: ports(p),
+        })
+        .collect();
+    let peers_out = network
+        .allowed_peers
+        .iter()
+        .filter(|p| p.direction == Direction::Egress)
+        .map(|p| NetworkPolicyEgressRule {
+            to: Some(vec![peer(p)]),
+            ports: ports(p),
+        })
+        .collect();
+    vec![
+        (
+            names::DEFAULT_DENY,
+            NetworkPolicySpec {
+                pod_selector: Some(all_pods()),
+                policy_types: types(&["Ingress", "Egress"]),
+                ..Default::default()
+            },
+        ),
+        (
+            names::SAME_NAMESPACE,
+            NetworkPolicySpec {
+                pod_selector: Some(all_pods()),
+                policy_types: types(&["Ingress", "Egress"]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(all_pods()),
+                        ..Default::default()
+                    }]),
+                    ports: None,
+                }]),
+                egress: Some(vec![NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(all_pods()),
+                        ..Default::default()
+                    }]),
+                    ports: None,
+                }]),
+            },
+        ),
+        (
+            names::GATEWAY,
+            NetworkPolicySpec {
+                pod_selector: Some(all_pods()),
+                policy_types: types(&["Ingress"]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(name_selector(&config.gateway_namespace)),
+                        ..Default::default()
+                    }]),
+                    ports: None,
+                }]),
+                ..Default::default()
+            },
+        ),
+        (
+            names::EGRESS,
+            NetworkPolicySpec {
+                pod_selector: Some(all_pods()),
+                policy_types: types(&["Egress"]),
+                egress: Some(egress),
+                ..Default::default()
+            },
+        ),
+        (
+            names::PEERS,
+            NetworkPolicySpec {
+                pod_selector: Some(all_pods()),
+                policy_types: types(&["Ingress", "Egress"]),
+                ingress: Some(peers_in),
+                egress: Some(peers_out),
+            },
+        ),
+    ]
+}
+
+/// The tenant's identity as its services see it.
+fn identity(tenant: &Tenant) -> BTreeMap<String, String> {
+    let spec = &tenant.spec;
+    let mut data = BTreeMap::from([
+        ("name".to_string(), tenant.name_any()),
+        ("tier".to_string(), spec.tier.as_str().to_string()),
+        ("namespace".to_string(), tenant.namespace_name()),
+        ("suspended".to_string(), spec.suspended.to_string()),
+    ]);
+    if let Some(plan) = &spec.plan {
+        data.insert("plan".into(), plan.clone());
+    }
+    if let Some(display_name) = &spec.display_name {
+        data.insert("displayName".into(), display_name.clone());
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(yaml: &str) -> Tenant {
+        let mut tenant: Tenant = serde_yaml::from_str(yaml).expect("fixture parses");
+        tenant.metadata.uid = Some("uid-1".into());
+        tenant
+    }
+
+    fn stack(yaml: &str) -> NamespaceStack {
+        let t = tenant(yaml);
+        let owner = owner_reference(&t).expect("fixture has a uid");
+        namespace_stack(&t, &owner, &Config::default())
+    }
+
+    const ACME: &str = r##"
+apiVersion: landlord.dev/v1alpha1
+kind: Tenant
+metadata: {name: acme}
+spec:
+  tier: shared
+  plan: pro
+  admins:
+    - {kind: User, name: alice}
+    - {kind: ServiceAccount, name: ci, namespace: tools}
+  quota:
+    requests: {cpu: "2", memory: 4Gi}
+    limits: {cpu: "4", memory: 8Gi}
+    objects: {pods: 20}
+  config: {brandColor: "#ff0000"}
+"##;
+
+    #[test]
+    fn namespace_is_named_after_the_tenant_and_enforces_restricted() {
+        let s = stack(ACME);
+        let labels = s.namespace.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(s.namespace.metadata.name.as_deref(), Some("tenant-acme"));
+        assert_eq!(
+            labels
+                .get("pod-security.kubernetes.io/enforce")
+                .map(String::as_str),
+            Some("restricted")
+        );
+        assert_eq!(labels.get(labels::TENANT).map(String::as_str), Some("acme"));
+        let owner = &s.namespace.metadata.owner_references.unwrap_or_default()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("Tenant", Some(true))
+        );
+    }
+
+    #[test]
+    fn explicit_namespace_is_used() {
+        let s = stack(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a}\nspec: {tier: dedicated, namespace: custom-ns}\n",
+        );
+        assert_eq!(s.namespace.metadata.name.as_deref(), Some("custom-ns"));
+        assert!(
+            s.roles
+                .iter()
+                .all(|r| r.metadata.namespace.as_deref() == Some("custom-ns"))
+        );
+    }
+
+    #[test]
+    fn admins_are_bound_to_the_admin_role() {
+        let s = stack(ACME);
+        let admin = s
+            .role_bindings
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some(names::ADMIN))
+            .expect("admin binding");
+        let subjects = admin.subjects.clone().unwrap_or_default();
+        assert_eq!(subjects.len(), 2);
+        assert_eq!(
+            (subjects[0].kind.as_str(), subjects[0].name.as_str()),
+            ("User", "alice")
+        );
+        assert_eq!(subjects[1].namespace.as_deref(), Some("tools"));
+        assert_eq!(admin.role_ref.name, names::ADMIN);
+    }
+
+    #[test]
+    fn admin_role_cannot_edit_quota_policies_or_bindings() {
+        let s = stack(ACME);
+        let admin = s
+            .roles
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(names::ADMIN))
+            .expect("admin role");
+        for rule in admin.rules.clone().unwrap_or_default() {
+            let resources = rule.resources.clone().unwrap_or_default();
+            let writes = rule
+                .verbs
+                .iter()
+                .any(|v| !["get", "list", "watch"].contains(&v.as_str()));
+            for protected in [
+                "resourcequotas",
+                "limitranges",
+                "networkpolicies",
+                "roles",
+                "rolebindings",
+                "namespaces",
+            ] {
+                assert!(
+                    !(writes && resources.iter().any(|r| r == protected)),
+                    "admin may write {protected}"
+                );
+            }
+            assert!(
+                !rule.verbs.iter().any(|v| v == "*") && !resources.iter().any(|r| r == "*"),
+                "wildcard in {rule:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quota_has_spec_values_and_forbids_node_ports_and_load_balancers() {
+        let hard = stack(ACME)
+            .quota
+            .spec
+            .and_then(|s| s.hard)
+            .unwrap_or_default();
+        assert_eq!(hard.get("requests.cpu"), Some(&Quantity("2".into())));
+        assert_eq!(hard.get("limits.memory"), Some(&Quantity("8Gi".into())));
+        assert_eq!(hard.get("pods"), Some(&Quantity("20".into())));
+        assert_eq!(hard.get("services.nodeports"), Some(&Quantity("0".into())));
+        assert_eq!(
+            hard.get("services.loadbalancers"),
+            Some(&Quantity("0".into()))
+        );
+        assert!(!hard.contains_key("requests.storage"));
+    }
+
+    #[test]
+    fn limit_range_defaults_never_exceed_the_namespace_limits() {
+        let s = stack(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a}\nspec: {tier: shared, quota: {limits: {cpu: 500m, memory: 256Mi}}}\n",
+        );
+        let item = &s.limit_range.spec.expect("spec").limits[0];
+        let default = item.default.clone().unwrap_or_default();
+        let request = item.default_request.clone().unwrap_or_default();
+        assert_eq!(default.get("cpu"), Some(&Quantity("500m".into())));
+        assert_eq!(default.get("memory"), Some(&Quantity("256Mi".into())));
+        assert_eq!(request.get("cpu"), Some(&Quantity("100m".into())));
+        assert_eq!(request.get("memory"), Some(&Quantity("128Mi".into())));
+    }
+
+    #[test]
+    fn strict_isolation_denies_by_default_and_allows_dns_only() {
+        let s = stack(ACME);
+        let names: Vec<_> = s
+            .network_policies
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                names::DEFAULT_DENY,
+                names::SAME_NAMESPACE,
+                names::GATEWAY,
+                names::EGRESS,
+                names::PEERS
+            ]
+        );
+        let egress = s.network_policies[3]
+            .spec
+            .clone()
+            .and_then(|s| s.egress)
+            .unwrap_or_default();
+        assert_eq!(egress.len(), 1);
+        let ports: Vec<_> = egress[0]
+            .ports
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.port.clone())
+            .collect();
+        assert_eq!(
+            ports,
+            [Some(IntOrString::Int(53)), Some(IntOrString::Int(53))]
+        );
+    }
+
+    #[test]
+    fn ingress_only_isolation_opens_egress() {
+        let s = stack(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a}\nspec: {tier: shared, network: {isolation: IngressOnly}}\n",
+        );
+        let egress = s.network_policies[3]
+            .spec
+            .clone()
+            .and_then(|s| s.egress)
+            .unwrap_or_default();
+        assert_eq!(egress, vec![NetworkPolicyEgressRule::default()]);
+    }
+
+    #[test]
+    fn allowed_peers_become_rules_in_their_direction() {
+        let s = stack(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a}\nspec: {tier: shared, network: {allowedPeers: [{direction: Egress, cidr: 10.0.0.0/8, ports: [5432]}, {direction: Ingress, namespaceSelector: {team: ops}}]}}\n",
+        );
+        let peers = s.network_policies[4].spec.clone().expect("spec");
+        let egress = peers.egress.unwrap_or_default();
+        let ingress = peers.ingress.unwrap_or_default();
+        assert_eq!(egress.len(), 1);
+        assert_eq!(ingress.len(), 1);
+        let to = &egress[0].to.clone().unwrap_or_default()[0];
+        assert_eq!(
+            to.ip_block.as_ref().map(|b| b.cidr.as_str()),
+            Some("10.0.0.0/8")
+        );
+    }
+
+    #[test]
+    fn config_maps_carry_identity_and_white_label_config() {
+        let s = stack(ACME);
+        let identity = s.config_maps[0].data.clone().unwrap_or_default();
+        assert_eq!(identity.get("tier").map(String::as_str), Some("shared"));
+        assert_eq!(identity.get("plan").map(String::as_str), Some("pro"));
+        let config = s.config_maps[1].data.clone().unwrap_or_default();
+        assert_eq!(
+            config.get("brandColor").map(String::as_str),
+            Some("#ff0000")
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Errors of the Tenant controller, each with a bounded category for metrics and events.
+
+/// Why a Tenant reconcile did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec cannot be provisioned as written; waits for the next change.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// The API server refused or failed a request.
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// An object could not be encoded (a bug, not a user error).
+    #[error("encoding {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The Tenant has no uid yet, so children cannot reference it.
+    #[error("the Tenant has no uid")]
+    MissingUid,
+    /// A cleanup step is still running (a namespace terminating, ...); checked again shortly.
+    #[error("cleanup waits for {0}")]
+    CleanupPending(String),
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
+        let action = action.into();
+        move |source| Error::Kube { action, source }
+    }
+
+    /// A small fixed set of categories: metric labels and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Kube { source, .. } => match source {
+                kube::Error::Api(status) if status.code == 403 => "ApiForbidden",
+                kube::Error::Api(status) if status.code == 409 => "ApiConflict",
+                kube::Error::Api(status) if status.code == 422 || status.code == 400 => {
+                    "ApiInvalid"
+                }
+                kube::Error::Api(status) if status.code >= 500 => "ApiUnavailable",
+                kube::Error::Api(_) => "ApiError",
+                _ => "ApiUnreachable",
+            },
+            Error::Encode { .. } | Error::MissingUid => "Internal",
+            Error::CleanupPending(_) => "CleanupPending",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                _ => "Finalizer",
+            },
+        }
+    }
+
+    /// The error as the controller's reconcile sees it through the finalizer wrapper.
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.inner(),
+                _ => self,
+            },
+            other => other,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

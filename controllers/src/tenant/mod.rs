@@ -1,0 +1,367 @@
+//! The Tenant controller.
+//!
+//! fetch (the Tenant and its children, from label-selected caches) → validate (pure) →
+//! desired (pure, per part) → apply (server-side apply, only on drift) → status (pure,
+//! written only when it changed). Deletion runs the parts' cleanup in dependency order
+//! behind the `landlord.dev/cleanup` finalizer.
+
+pub mod desired;
+pub mod error;
+pub mod namespace;
+pub mod status;
+pub mod validate;
+
+use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::{
+    api::{
+        core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota},
+        networking::v1::NetworkPolicy,
+        rbac::v1::{Role, RoleBinding},
+    },
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        events::{Event, EventType},
+        finalizer::{Event as Finalizer, finalizer},
+        reflector::{self, Store},
+        watcher,
+    },
+};
+use landlord_crds::{CLEANUP_FINALIZER, Tenant, TenantStatus, conditions::Observation};
+use serde::de::DeserializeOwned;
+use tracing::{Instrument, info, info_span, warn};
+
+pub use error::Error;
+use error::Result;
+
+use crate::{Context, labels};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "tenant";
+const STATUS_MANAGER: &str = "landlord/tenant-status";
+/// How often a healthy Tenant is looked at again without any change (a read, not a write).
+const RESYNC: Duration = Duration::from_secs(600);
+/// How soon a pending cleanup step is checked again.
+const CLEANUP_POLL: Duration = Duration::from_secs(2);
+
+/// The parts of a tenant's stack, in provisioning order. Cleanup runs in the reverse order
+/// of dependencies: routes and DNS, workloads, topics, database, and the namespace last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Namespace,
+}
+
+impl Part {
+    pub const PROVISION_ORDER: &'static [Part] = &[Part::Namespace];
+    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Namespace];
+
+    async fn provision(self, tenant: &Tenant, state: &State) -> Result<Observation> {
+        match self {
+            Part::Namespace => namespace::provision(tenant, &state.ctx, &state.stores).await,
+        }
+    }
+
+    async fn cleanup(self, tenant: &Tenant, state: &State) -> Result<()> {
+        match self {
+            Part::Namespace => namespace::cleanup(tenant, &state.ctx).await,
+        }
+    }
+}
+
+/// Caches of the children Landlord manages, filled by the controller's own owned watches.
+pub struct Stores {
+    pub namespaces: Store<Namespace>,
+    pub roles: Store<Role>,
+    pub role_bindings: Store<RoleBinding>,
+    pub quotas: Store<ResourceQuota>,
+    pub limit_ranges: Store<LimitRange>,
+    pub network_policies: Store<NetworkPolicy>,
+    pub config_maps: Store<ConfigMap>,
+}
+
+impl Stores {
+    async fn wait_until_ready(&self) {
+        let Stores {
+            namespaces,
+            roles,
+            role_bindings,
+            quotas,
+            limit_ranges,
+            network_policies,
+            config_maps,
+        } = self;
+        // Errors only when the writer is gone, i.e. the controller is shutting down.
+        let _ = futures::join!(
+            namespaces.wait_until_ready(),
+            roles.wait_until_ready(),
+            role_bindings.wait_until_ready(),
+            quotas.wait_until_ready(),
+            limit_ranges.wait_until_ready(),
+            network_policies.wait_until_ready(),
+            config_maps.wait_until_ready(),
+        );
+    }
+}
+
+/// What every Tenant reconcile shares.
+pub struct State {
+    pub ctx: Arc<Context>,
+    pub stores: Stores,
+}
+
+/// A label-selected, managed-fields-free cache of one child kind and the stream that fills it
+/// and triggers reconciles of the owning Tenant.
+fn owned<K>(
+    client: &kube::Client,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let config = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
+    let stream = watcher(Api::<K>::all(client.clone()), config)
+        .default_backoff()
+        .modify(|object| object.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
+}
+
+/// Runs the Tenant controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let (namespaces, namespace_events) = owned::<Namespace>(&client);
+    let (roles, role_events) = owned::<Role>(&client);
+    let (role_bindings, role_binding_events) = owned::<RoleBinding>(&client);
+    let (quotas, quota_events) = owned::<ResourceQuota>(&client);
+    let (limit_ranges, limit_range_events) = owned::<LimitRange>(&client);
+    let (network_policies, network_policy_events) = owned::<NetworkPolicy>(&client);
+    let (config_maps, config_map_events) = owned::<ConfigMap>(&client);
+    let stores = Stores {
+        namespaces,
+        roles,
+        role_bindings,
+        quotas,
+        limit_ranges,
+        network_policies,
+        config_maps,
+    };
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+    let state = Arc::new(State { ctx, stores });
+    Controller::new(Api::<Tenant>::all(client), watcher::Config::default())
+        .with_config(config)
+        .owns_stream(namespace_events)
+        .owns_stream(role_events)
+        .owns_stream(role_binding_events)
+        .owns_stream(quota_events)
+        .owns_stream(limit_range_events)
+        .owns_stream(network_policy_events)
+        .owns_stream(config_map_events)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, state)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {
+    let name = tenant.name_any();
+    let span = info_span!("reconcile", controller = CONTROLLER, tenant = %name);
+    async move {
+        let metrics = &state.ctx.metrics;
+        metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
+        let _timer = metrics
+            .duration
+            .with_label_values(&[CONTROLLER])
+            .start_timer();
+        state.stores.wait_until_ready().await;
+        let api = Api::<Tenant>::all(state.ctx.client.clone());
+        let result = finalizer(&api, CLEANUP_FINALIZER, tenant, |event| async {
+            match event {
+                Finalizer::Apply(tenant) => apply(&tenant, &state).await,
+                Finalizer::Cleanup(tenant) => cleanup(&tenant, &state).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)));
+        if result.is_ok() {
+            state.ctx.backoff.reset(&name);
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_policy(tenant: Arc<Tenant>, error: &Error, state: Arc<State>) -> Action {
+    let name = tenant.name_any();
+    state
+        .ctx
+        .metrics
+        .failures
+        .with_label_values(&[CONTROLLER, error.category()])
+        .inc();
+    match error.inner() {
+        Error::CleanupPending(what) => {
+            info!(tenant = %name, waiting_for = %what, "cleanup in progress");
+            Action::requeue(CLEANUP_POLL)
+        }
+        Error::InvalidSpec(_) => Action::await_change(),
+        _ => {
+            let delay = state.ctx.backoff.next(&name);
+            warn!(tenant = %name, error = %error, category = error.category(), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+            Action::requeue(delay)
+        }
+    }
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
+    let observations = match validate::validate(tenant, &state.ctx.config) {
+        Err(invalid) => vec![invalid],
+        Ok(()) => {
+            let mut observations = Vec::with_capacity(Part::PROVISION_ORDER.len());
+            for part in Part::PROVISION_ORDER {
+                let observation = part.provision(tenant, state).await?;
+                let blocked = !observation.is_true();
+                observations.push(observation);
+                // Later parts build on earlier ones (a database needs the namespace).
+                if blocked {
+                    break;
+                }
+            }
+            observations
+        }
+    };
+    let status = status::compute(tenant, &observations, &now());
+    write_status(tenant, status, state).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+async fn cleanup(tenant: &Tenant, state: &State) -> Result<Action> {
+    write_status(tenant, status::terminating(tenant, &now()), state).await?;
+    if tenant
+        .annotations()
+        .get(labels::RELEASE)
+        .is_some_and(|v| v == "true")
+    {
+        warn!("released by annotation: external cleanup skipped");
+        publish(
+            state,
+            tenant,
+            EventType::Warning,
+            "Released",
+            "Released by the landlord.dev/release annotation; external cleanup was skipped",
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    for part in Part::CLEANUP_ORDER {
+        part.cleanup(tenant, state).await?;
+        info!(part = ?part, "cleanup step done");
+    }
+    publish(
+        state,
+        tenant,
+        EventType::Normal,
+        "CleanedUp",
+        "Every part of the tenant's stack was removed",
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Writes the status only when it differs from the current one: an unchanged Tenant
+/// causes no write and no reconcile of its own.
+async fn write_status(tenant: &Tenant, status: TenantStatus, state: &State) -> Result<()> {
+    if tenant.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let became_ready = !status::was_ready(tenant)
+        && landlord_crds::conditions::is_true(&status.conditions, "Ready");
+    let patch = serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1",
+        "kind": "Tenant",
+        "status": status,
+    });
+    let api = Api::<Tenant>::all(state.ctx.client.clone());
+    api.patch_status(
+        &tenant.name_any(),
+        &PatchParams::apply(STATUS_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("writing Tenant status"))?;
+    state
+        .ctx
+        .metrics
+        .writes
+        .with_label_values(&[STATUS_MANAGER, "Tenant"])
+        .inc();
+    if became_ready {
+        publish(
+            state,
+            tenant,
+            EventType::Normal,
+            "Ready",
+            "Every part of the tenant's stack is ready",
+        )
+        .await;
+    } else if let Some(ready) = landlord_crds::conditions::find(&status.conditions, "Ready") {
+        let changed = tenant
+            .status
+            .as_ref()
+            .and_then(|s| landlord_crds::conditions::find(&s.conditions, "Ready"))
+            .map(|c| c.reason.as_str())
+            != Some(ready.reason.as_str());
+        if changed
+            && ready.status != "True"
+            && !matches!(ready.reason.as_str(), "Terminating" | "Suspended")
+        {
+            publish(
+                state,
+                tenant,
+                EventType::Warning,
+                &ready.reason,
+                &ready.message,
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+async fn publish(state: &State, tenant: &Tenant, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.to_string()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = state
+        .ctx
+        .tenant_recorder
+        .publish(&event, &tenant.object_ref(&()))
+        .await
+    {
+        warn!(error = %e, "publishing event failed");
+    }
+}

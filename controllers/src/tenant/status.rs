@@ -1,0 +1,195 @@
+//! The Tenant's status, computed from what the parts observed: pure, so that the same world
+//! always produces the same status and an unchanged tenant is never written.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Resource, ResourceExt};
+use landlord_crds::{
+    Tenant, TenantStatus,
+    conditions::{self, Observation, Status, tenant::READY},
+    tenant::Phase,
+};
+
+/// Reasons of conditions that only a change by a person can clear: the phase is Failed.
+const NEEDS_ACTION: &[&str] = &["InvalidSpec", "NamespaceConflict"];
+
+/// The status a Tenant should have, given the observations of its parts (in provisioning
+/// order). Everything not derived from the observations is kept from the current status.
+pub fn compute(tenant: &Tenant, observations: &[Observation], now: &Time) -> TenantStatus {
+    let current = tenant.status.clone().unwrap_or_default();
+    let generation = tenant.metadata.generation;
+    let mut status = TenantStatus {
+        observed_generation: generation,
+        namespace: Some(tenant.namespace_name()),
+        ..current.clone()
+    };
+    for observation in observations {
+        conditions::set(&mut status.conditions, observation, generation, now);
+    }
+    let blocking = observations.iter().find(|o| !o.is_true());
+    let (ready, phase) = if tenant.meta().deletion_timestamp.is_some() {
+        (
+            Observation::new(
+                READY,
+                Status::False,
+                "Terminating",
+                "the Tenant is being deleted",
+            ),
+            Phase::Terminating,
+        )
+    } else if let Some(blocking) = blocking {
+        let phase = if NEEDS_ACTION.contains(&blocking.reason.as_str()) {
+            Phase::Failed
+        } else if matches!(current.phase, Some(Phase::Ready | Phase::Degraded)) {
+            Phase::Degraded
+        } else {
+            Phase::Provisioning
+        };
+        let message = format!("{} is not ready: {}", blocking.type_, blocking.message);
+        (
+            Observation::new(READY, Status::False, &blocking.reason, message),
+            phase,
+        )
+    } else if tenant.spec.suspended {
+        (
+            Observation::new(
+                READY,
+                Status::False,
+                "Suspended",
+                "the Tenant is suspended (spec.suspended)",
+            ),
+            Phase::Suspended,
+        )
+    } else {
+        (
+            Observation::new(
+                READY,
+                Status::True,
+                "Ready",
+                "every part of the tenant's stack is ready",
+            ),
+            Phase::Ready,
+        )
+    };
+    conditions::set(&mut status.conditions, &ready, generation, now);
+    status.phase = Some(phase);
+    status
+}
+
+/// The status during deletion: everything kept, Ready False and phase Terminating.
+pub fn terminating(tenant: &Tenant, now: &Time) -> TenantStatus {
+    compute(tenant, &[], now)
+}
+
+/// Whether the Tenant is, by its current status, ready (for events on transitions).
+pub fn was_ready(tenant: &Tenant) -> bool {
+    tenant
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, READY))
+}
+
+/// A short label for logs.
+pub fn describe(tenant: &Tenant) -> String {
+    format!("Tenant {}", tenant.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+    use landlord_crds::conditions::tenant::NAMESPACE_READY;
+
+    fn at(s: i64) -> Time {
+        Time(Timestamp::from_second(s).expect("timestamp"))
+    }
+
+    fn tenant(suspended: bool) -> Tenant {
+        let mut t: Tenant = serde_json::from_value(serde_json::json!({
+            "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": "acme", "generation": 3},
+            "spec": {"tier": "shared", "suspended": suspended}
+        }))
+        .expect("fixture");
+        t.status = None;
+        t
+    }
+
+    fn ns_ready(ok: bool) -> Observation {
+        if ok {
+            Observation::new(
+                NAMESPACE_READY,
+                Status::True,
+                "Provisioned",
+                "namespace tenant-acme is active",
+            )
+        } else {
+            Observation::new(
+                NAMESPACE_READY,
+                Status::False,
+                "NamespaceConflict",
+                "namespace tenant-acme exists",
+            )
+        }
+    }
+
+    #[test]
+    fn all_parts_ready_rolls_up_to_ready() {
+        let s = compute(&tenant(false), &[ns_ready(true)], &at(1));
+        assert_eq!(s.phase, Some(Phase::Ready));
+        assert!(conditions::is_true(&s.conditions, READY));
+        assert_eq!(s.observed_generation, Some(3));
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(3))
+        );
+        assert_eq!(s.namespace.as_deref(), Some("tenant-acme"));
+    }
+
+    #[test]
+    fn a_blocking_part_names_itself_in_ready() {
+        let s = compute(&tenant(false), &[ns_ready(false)], &at(1));
+        let ready = conditions::find(&s.conditions, READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NamespaceConflict")
+        );
+        assert!(ready.message.contains("NamespaceReady"));
+        assert_eq!(s.phase, Some(Phase::Failed));
+    }
+
+    #[test]
+    fn suspended_tenant_is_suspended_not_ready() {
+        let s = compute(&tenant(true), &[ns_ready(true)], &at(1));
+        assert_eq!(s.phase, Some(Phase::Suspended));
+        assert_eq!(
+            conditions::find(&s.conditions, READY).map(|c| c.reason.as_str()),
+            Some("Suspended")
+        );
+    }
+
+    #[test]
+    fn recomputing_an_unchanged_world_gives_the_same_status() {
+        let mut t = tenant(false);
+        t.status = Some(compute(&t, &[ns_ready(true)], &at(1)));
+        let again = compute(&t, &[ns_ready(true)], &at(99));
+        assert_eq!(t.status, Some(again));
+    }
+
+    #[test]
+    fn a_ready_tenant_that_loses_a_part_is_degraded() {
+        let mut t = tenant(false);
+        t.status = Some(compute(&t, &[ns_ready(true)], &at(1)));
+        let degraded = compute(
+            &t,
+            &[Observation::new(
+                NAMESPACE_READY,
+                Status::False,
+                "NamespaceTerminating",
+                "x",
+            )],
+            &at(2),
+        );
+        assert_eq!(degraded.phase, Some(Phase::Degraded));
+    }
+}
