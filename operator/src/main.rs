@@ -1,5 +1,12 @@
 //! `landlord`: the Landlord operator and its tools.
 
+#![forbid(unsafe_code)]
+
+mod http;
+mod leader;
+mod run;
+mod telemetry;
+
 use std::{io::Write, path::PathBuf};
 
 use anyhow::Context;
@@ -16,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator: reconcile Tenants (and the rest) on the cluster of the kubeconfig, or
+    /// in-cluster.
+    Run(Box<run::RunArgs>),
     /// Print the CustomResourceDefinitions of Tenant, Service, Domain and FeatureFlagSet as YAML.
     Crds {
         /// Write one file per CRD into this directory instead of printing one stream.
@@ -27,9 +37,17 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            telemetry::init(args.log_format)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(run::run(*args))
+        }
         Command::Crds { out_dir: None } => {
             let yaml = landlord_crds::generate::crds_yaml()?;
             std::io::stdout().write_all(yaml.as_bytes())?;
+            Ok(())
         }
         Command::Crds { out_dir: Some(dir) } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -38,7 +56,7 @@ fn main() -> anyhow::Result<()> {
                 std::fs::write(&path, yaml)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            Ok(())
         }
     }
-    Ok(())
 }

@@ -1,0 +1,271 @@
+//! `landlord run`: connect, wait for the CRDs, win the leader election, run the controllers;
+//! on SIGTERM stop them and release the lease; on losing the lease, exit so that Kubernetes
+//! restarts a clean standby.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use landlord_controllers::{Config, Context, metrics::Metrics};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::{
+    http::{self, Health},
+    leader::{Elector, Timing},
+    telemetry::LogFormat,
+};
+
+/// Flags of `landlord run`; each can also be given by the environment variable it names.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Kubeconfig to use. Without it: $KUBECONFIG, ~/.kube/config, or the in-cluster service
+    /// account.
+    #[arg(long, env = "LANDLORD_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "LANDLORD_PROBE_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub probe_address: SocketAddr,
+
+    /// Log line format.
+    #[arg(long, env = "LANDLORD_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// Elect a leader through a Lease so that only one replica reconciles. Turn off only when
+    /// exactly one replica runs.
+    #[arg(long, env = "LANDLORD_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Name of the leader election Lease.
+    #[arg(long, env = "LANDLORD_LEASE_NAME", default_value = "landlord-leader")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease: the operator's own namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "landlord-system")]
+    pub lease_namespace: String,
+
+    /// This replica's identity in the election. Defaults to the pod name, else host name and
+    /// process id.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// Seconds a lease stays valid without renewal; a standby takes over after this long when
+    /// the leader dies without releasing it.
+    #[arg(long, env = "LANDLORD_LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration_seconds: u64,
+
+    /// Namespace of the catalog Services and platform FeatureFlagSets.
+    #[arg(
+        long,
+        env = "LANDLORD_PLATFORM_NAMESPACE",
+        default_value = "landlord-platform"
+    )]
+    pub platform_namespace: String,
+
+    /// Namespace of the platform's ingress gateway; tenant namespaces admit ingress from it.
+    #[arg(
+        long,
+        env = "LANDLORD_GATEWAY_NAMESPACE",
+        default_value = "landlord-gateway"
+    )]
+    pub gateway_namespace: String,
+
+    /// Namespace of the cluster DNS; tenant pods may reach it on port 53.
+    #[arg(long, env = "LANDLORD_DNS_NAMESPACE", default_value = "kube-system")]
+    pub dns_namespace: String,
+
+    /// Reconciles that run at once per controller.
+    #[arg(long, env = "LANDLORD_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+impl RunArgs {
+    fn identity(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "landlord".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    fn controller_config(&self) -> Config {
+        Config {
+            platform_namespace: self.platform_namespace.clone(),
+            gateway_namespace: self.gateway_namespace.clone(),
+            dns_namespace: self.dns_namespace.clone(),
+            concurrency: self.concurrency,
+            ..Config::default()
+        }
+    }
+}
+
+async fn client(args: &RunArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster")?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// The CRDs the controllers watch. Without them the watches would fail in a loop, so the
+/// operator waits (reporting not-ready) instead of crash-looping.
+const CRDS: &[&str] = &[
+    "tenants.landlord.dev",
+    "services.landlord.dev",
+    "domains.landlord.dev",
+    "featureflagsets.landlord.dev",
+];
+
+async fn wait_for_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let mut reported = false;
+    loop {
+        let mut missing = Vec::new();
+        for name in CRDS {
+            let established = match api.get_opt(name).await {
+                Ok(Some(crd)) => crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True"),
+                Ok(None) => false,
+                Err(e) => {
+                    warn!(error = %e, "reading CRDs failed");
+                    false
+                }
+            };
+            if !established {
+                missing.push(*name);
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        if !reported {
+            warn!(?missing, "waiting for the Landlord CRDs to be installed");
+            reported = true;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = client(&args).await?;
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::new(&registry)?;
+    let health = Arc::new(Health::default());
+    let server = tokio::spawn(http::serve(args.probe_address, health.clone(), registry));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    tokio::select! {
+        _ = wait_for_crds(&client) => {}
+        _ = stopped(stop_rx.clone()) => return Ok(()),
+        result = server => return Err(anyhow::anyhow!("HTTP server stopped: {result:?}")),
+    }
+    health.ready.store(true, Ordering::Relaxed);
+
+    let identity = args.identity();
+    let mut elector = args.leader_election.then(|| {
+        let timing = Timing::for_lease(Duration::from_secs(args.lease_duration_seconds));
+        Elector::new(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &identity,
+            timing,
+        )
+    });
+    if let Some(elector) = elector.as_mut() {
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stopped(stop_rx.clone()) => return Ok(()),
+        }
+    }
+    health.leader.store(true, Ordering::Relaxed);
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        args.controller_config(),
+        metrics,
+        Some(identity.clone()),
+    ));
+    let controllers = tokio::spawn(landlord_controllers::tenant::run(
+        ctx,
+        stopped(stop_rx.clone()),
+    ));
+    info!(identity = %identity, "controllers started");
+
+    let lost = match elector.as_mut() {
+        Some(elector) => {
+            tokio::select! {
+                _ = elector.keep_renewing() => true,
+                _ = stopped(stop_rx.clone()) => false,
+            }
+        }
+        _ => {
+            stopped(stop_rx.clone()).await;
+            false
+        }
+    };
+    if lost {
+        error!("lost leadership; exiting so that a clean standby takes over");
+        std::process::exit(1);
+    }
+    // Graceful: let in-flight reconciles finish, then hand the lease over at once.
+    if tokio::time::timeout(Duration::from_secs(20), controllers)
+        .await
+        .is_err()
+    {
+        warn!("controllers did not stop within 20s");
+    }
+    if let Some(elector) = elector.as_mut() {
+        elector.release().await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
