@@ -1,0 +1,596 @@
+//! The Helm chart (`charts/landlord`) and the static install manifest rendered from it:
+//! lint, what the chart renders, what its schema refuses, drift of
+//! `manifests/install/landlord.yaml`, and an install on the local control plane.
+//!
+//! Helm is built from its Go module by `e2e/scripts/build-helm.sh` (cached by version).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::OnceLock,
+};
+
+use anyhow::{Context, bail, ensure};
+use landlord_e2e::{cluster, cluster::repo_root, unique_name};
+use serde::Deserialize;
+use serde_yaml::Value;
+
+const CHART: &str = "charts/landlord";
+const INSTALL_MANIFEST: &str = "manifests/install/landlord.yaml";
+const NAMESPACE: &str = "landlord-system";
+
+/// The helm binary, built once per test process (a cached build returns at once).
+fn helm() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(repo_root().join("e2e/scripts/build-helm.sh"))
+            .output()
+            .expect("running e2e/scripts/build-helm.sh");
+        assert!(
+            output.status.success(),
+            "e2e/scripts/build-helm.sh failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        assert!(
+            path.is_file(),
+            "build-helm.sh printed {path:?}, which is not a file"
+        );
+        path
+    })
+}
+
+/// Runs helm in the repository root, whatever its exit status.
+fn run_helm(args: &[&str]) -> anyhow::Result<Output> {
+    Command::new(helm())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .with_context(|| format!("running helm {}", args.join(" ")))
+}
+
+/// `helm template` of the chart with extra `--set` values; fails with helm's stderr.
+fn render_with(release: &str, namespace: &str, sets: &[&str]) -> anyhow::Result<String> {
+    let mut args = vec!["template", release, CHART, "--namespace", namespace];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let output = run_helm(&args)?;
+    ensure!(
+        output.status.success(),
+        "helm {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// The rendered objects, as YAML values.
+fn render(sets: &[&str]) -> anyhow::Result<Vec<Value>> {
+    parse(&render_with("landlord", NAMESPACE, sets)?)
+}
+
+fn parse(text: &str) -> anyhow::Result<Vec<Value>> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|document| Value::deserialize(document).context("parsing rendered YAML"))
+        .filter(|value| !matches!(value, Ok(Value::Null)))
+        .collect()
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects
+        .iter()
+        .filter(|o| o["kind"].as_str() == Some(kind))
+        .collect()
+}
+
+/// The one object of a kind; fails when there is none or more than one.
+fn only<'a>(objects: &'a [Value], kind: &str) -> anyhow::Result<&'a Value> {
+    match of_kind(objects, kind).as_slice() {
+        [object] => Ok(object),
+        found => bail!("expected one {kind}, rendered {}", found.len()),
+    }
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_sequence()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn helm_lint_strict_passes() -> anyhow::Result<()> {
+    let output = run_helm(&["lint", "--strict", CHART])?;
+    assert!(
+        output.status.success(),
+        "helm lint --strict {CHART} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn operator_deployment_runs_two_restricted_replicas_with_probes_and_lease_identity()
+-> anyhow::Result<()> {
+    let objects = render(&[])?;
+    let deployment = only(&objects, "Deployment")?;
+    assert_eq!(
+        deployment["metadata"]["namespace"].as_str(),
+        Some(NAMESPACE)
+    );
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(2));
+    let pod = &deployment["spec"]["template"]["spec"];
+
+    let pod_security = &pod["securityContext"];
+    assert_eq!(pod_security["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(pod_security["runAsUser"].as_u64(), Some(65532));
+    assert_eq!(
+        pod_security["seccompProfile"]["type"].as_str(),
+        Some("RuntimeDefault")
+    );
+    assert_eq!(pod["terminationGracePeriodSeconds"].as_u64(), Some(30));
+    assert!(
+        pod["topologySpreadConstraints"]
+            .as_sequence()
+            .is_some_and(|c| !c.is_empty()),
+        "replicas are not spread over nodes: {pod:?}"
+    );
+
+    let containers = pod["containers"].as_sequence().context("no containers")?;
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    assert_eq!(
+        container["image"].as_str(),
+        Some("ghcr.io/landlord-dev/landlord:0.1.0"),
+        "the image tag defaults to the chart's appVersion"
+    );
+    let security = &container["securityContext"];
+    assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(security["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
+
+    let args = strings(&container["args"]);
+    for expected in [
+        "run",
+        "--log-format=json",
+        "--probe-address=0.0.0.0:8080",
+        "--lease-name=landlord-leader",
+        "--platform-namespace=landlord-platform",
+        "--gateway-namespace=landlord-gateway",
+    ] {
+        assert!(args.contains(&expected), "args {args:?} lack {expected}");
+    }
+    assert_eq!(args[0], "run", "the subcommand comes first: {args:?}");
+
+    let env = container["env"].as_sequence().context("no env")?;
+    for (var, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let entry = env
+            .iter()
+            .find(|e| e["name"].as_str() == Some(var))
+            .with_context(|| format!("env lacks {var}"))?;
+        assert_eq!(
+            entry["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+            Some(field)
+        );
+    }
+
+    let ports = container["ports"].as_sequence().context("no ports")?;
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["name"].as_str() == Some("http-metrics")
+                && p["containerPort"].as_u64() == Some(8080)),
+        "no http-metrics port 8080: {ports:?}"
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"].as_str(), Some(path), "{probe}");
+        assert_eq!(get["port"].as_str(), Some("http-metrics"), "{probe}");
+    }
+
+    let service_account = only(&objects, "ServiceAccount")?;
+    assert_eq!(name(service_account), "landlord");
+    assert_eq!(
+        service_account["metadata"]["namespace"].as_str(),
+        Some(NAMESPACE)
+    );
+    assert_eq!(pod["serviceAccountName"].as_str(), Some("landlord"));
+    Ok(())
+}
+
+#[test]
+fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
+    let objects = render(&[])?;
+    for kind in ["ClusterRole", "Role"] {
+        for role in of_kind(&objects, kind) {
+            for rule in role["rules"].as_sequence().context("no rules")? {
+                for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
+                    let values = strings(&rule[field]);
+                    assert!(
+                        values.iter().all(|v| !v.contains('*')),
+                        "{kind} {} has a wildcard in {field}: {rule:?}",
+                        name(role)
+                    );
+                }
+                assert!(
+                    rule["nonResourceURLs"].is_null(),
+                    "{kind} {} grants non-resource URLs",
+                    name(role)
+                );
+            }
+        }
+    }
+
+    let cluster_role = only(&objects, "ClusterRole")?;
+    let rules = cluster_role["rules"].as_sequence().context("no rules")?;
+    let grants = |group: &str, resource: &str, verb: &str| {
+        rules.iter().any(|r| {
+            strings(&r["apiGroups"]).contains(&group)
+                && strings(&r["resources"]).contains(&resource)
+                && strings(&r["verbs"]).contains(&verb)
+        })
+    };
+    let rbac = "rbac.authorization.k8s.io";
+    for resource in ["clusterroles", "clusterrolebindings"] {
+        for verb in ["create", "update", "patch", "escalate", "bind"] {
+            assert!(
+                !grants(rbac, resource, verb),
+                "the operator may {verb} {resource}"
+            );
+        }
+    }
+    for verb in ["escalate", "bind", "create"] {
+        assert!(
+            grants(rbac, "roles", verb),
+            "the operator may not {verb} roles"
+        );
+    }
+    assert!(!grants(rbac, "rolebindings", "escalate"));
+    for (group, resource, verb) in [
+        ("landlord.dev", "tenants", "watch"),
+        ("landlord.dev", "tenants/status", "patch"),
+        ("landlord.dev", "tenants/finalizers", "update"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        ("", "namespaces", "delete"),
+        ("", "secrets", "create"),
+        ("", "events", "create"),
+        ("events.k8s.io", "events", "patch"),
+        ("networking.k8s.io", "networkpolicies", "patch"),
+        ("apps", "statefulsets", "patch"),
+        ("policy", "poddisruptionbudgets", "patch"),
+        ("autoscaling", "horizontalpodautoscalers", "patch"),
+        ("gateway.networking.k8s.io", "httproutes", "patch"),
+        ("cert-manager.io", "certificates", "patch"),
+    ] {
+        assert!(
+            grants(group, resource, verb),
+            "ClusterRole lacks {verb} on {group}/{resource}"
+        );
+    }
+    // Users create and delete Landlord's resources; the operator only reads and updates them.
+    assert!(!grants("landlord.dev", "tenants", "delete"));
+    assert!(!grants("landlord.dev", "tenants", "create"));
+    // Pods are read, never written.
+    assert!(!grants("", "pods", "create"));
+    assert!(!grants("", "pods", "delete"));
+
+    let lease_role = only(&objects, "Role")?;
+    assert_eq!(
+        lease_role["metadata"]["namespace"].as_str(),
+        Some(NAMESPACE)
+    );
+    let lease_rules = lease_role["rules"].as_sequence().context("no rules")?;
+    assert!(
+        lease_rules
+            .iter()
+            .all(|r| strings(&r["apiGroups"]) == ["coordination.k8s.io"]
+                && strings(&r["resources"]) == ["leases"]),
+        "the namespaced Role grants more than leases: {lease_rules:?}"
+    );
+    let lease_verbs: Vec<&str> = lease_rules
+        .iter()
+        .flat_map(|r| strings(&r["verbs"]))
+        .collect();
+    for verb in ["get", "create", "update", "patch"] {
+        assert!(lease_verbs.contains(&verb), "lease Role lacks {verb}");
+    }
+
+    for (binding_kind, role_kind, role) in [
+        ("ClusterRoleBinding", "ClusterRole", cluster_role),
+        ("RoleBinding", "Role", lease_role),
+    ] {
+        let binding = only(&objects, binding_kind)?;
+        assert_eq!(binding["roleRef"]["kind"].as_str(), Some(role_kind));
+        assert_eq!(binding["roleRef"]["name"].as_str(), Some(name(role)));
+        let subjects = binding["subjects"].as_sequence().context("no subjects")?;
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0]["kind"].as_str(), Some("ServiceAccount"));
+        assert_eq!(subjects[0]["name"].as_str(), Some("landlord"));
+        assert_eq!(subjects[0]["namespace"].as_str(), Some(NAMESPACE));
+    }
+    Ok(())
+}
+
+#[test]
+fn metrics_service_and_disruption_budget_select_the_operator_pods() -> anyhow::Result<()> {
+    let objects = render(&[])?;
+    let deployment = only(&objects, "Deployment")?;
+    let pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        .as_mapping()
+        .context("pod template has no labels")?;
+    let selects_pods = |selector: &Value| {
+        selector
+            .as_mapping()
+            .is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| pod_labels.get(k) == Some(v)))
+    };
+
+    let service = only(&objects, "Service")?;
+    assert!(
+        selects_pods(&service["spec"]["selector"]),
+        "the metrics Service does not select the operator pods"
+    );
+    let ports = service["spec"]["ports"].as_sequence().context("no ports")?;
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["name"].as_str() == Some("http-metrics")
+                && p["port"].as_u64() == Some(8080)
+                && p["targetPort"].as_str() == Some("http-metrics")),
+        "no http-metrics port: {ports:?}"
+    );
+
+    let budget = only(&objects, "PodDisruptionBudget")?;
+    assert_eq!(budget["spec"]["minAvailable"].as_u64(), Some(1));
+    assert!(
+        selects_pods(&budget["spec"]["selector"]["matchLabels"]),
+        "the PodDisruptionBudget does not select the operator pods"
+    );
+    assert!(
+        of_kind(&objects, "ServiceMonitor").is_empty(),
+        "the ServiceMonitor must be off by default"
+    );
+    Ok(())
+}
+
+#[test]
+fn admission_policy_is_the_one_of_manifests_policies() -> anyhow::Result<()> {
+    let objects = render(&[])?;
+    let shipped = parse(&std::fs::read_to_string(
+        repo_root().join("manifests/policies/tenant-deletion-protection.yaml"),
+    )?)?;
+    for kind in [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ] {
+        let rendered = only(&objects, kind)?;
+        let original = only(&shipped, kind)?;
+        assert_eq!(name(rendered), name(original), "{kind} name");
+        assert_eq!(
+            rendered["spec"], original["spec"],
+            "the chart's {kind} differs from manifests/policies/tenant-deletion-protection.yaml"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn optional_objects_follow_their_values() -> anyhow::Result<()> {
+    let objects = render(&[
+        "admissionPolicy.enabled=false",
+        "serviceMonitor.enabled=true",
+        "replicaCount=1",
+    ])?;
+    assert!(of_kind(&objects, "ValidatingAdmissionPolicy").is_empty());
+    assert!(of_kind(&objects, "ValidatingAdmissionPolicyBinding").is_empty());
+    assert!(
+        of_kind(&objects, "PodDisruptionBudget").is_empty(),
+        "a PDB with minAvailable 1 over one replica would block every node drain"
+    );
+    let monitor = only(&objects, "ServiceMonitor")?;
+    let endpoints = monitor["spec"]["endpoints"]
+        .as_sequence()
+        .context("no endpoints")?;
+    assert_eq!(endpoints[0]["port"].as_str(), Some("http-metrics"));
+    Ok(())
+}
+
+#[test]
+fn values_outside_the_schema_are_rejected() -> anyhow::Result<()> {
+    for (set, names) in [
+        ("replicaCount=-1", "replicaCount"),
+        ("replicaCount=two", "replicaCount"),
+        ("replicaCas=2", "replicaCas"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        (
+            "operator.platformNamespace=Not_A_Namespace",
+            "platformNamespace",
+        ),
+        ("podAntiAffinity=strong", "podAntiAffinity"),
+        ("service.port=70000", "port"),
+    ] {
+        let output = run_helm(&["template", "landlord", CHART, "--set", set])?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "helm template accepted --set {set}"
+        );
+        assert!(
+            stderr.contains("schema") && stderr.contains(names),
+            "rejecting --set {set} should name {names} and the schema:\n{stderr}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn install_manifest_is_what_render_install_produces() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(unique_name("landlord-chart-test"));
+    std::fs::create_dir_all(&dir)?;
+    let fresh = dir.join("landlord.yaml");
+    let output = Command::new("bash")
+        .arg(repo_root().join("e2e/scripts/render-install.sh"))
+        .arg(&fresh)
+        .env("HELM", helm())
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "render-install.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let fresh_text = std::fs::read_to_string(&fresh)?;
+    std::fs::remove_dir_all(&dir)?;
+    let committed = std::fs::read_to_string(repo_root().join(INSTALL_MANIFEST))
+        .with_context(|| format!("reading {INSTALL_MANIFEST}"))?;
+    assert!(
+        committed == fresh_text,
+        "{INSTALL_MANIFEST} is out of date with {CHART}; regenerate it with \
+         `bash e2e/scripts/render-install.sh` and commit it"
+    );
+
+    // And it is a complete install: the namespace first, then the CRDs, then the chart.
+    let objects = parse(&committed)?;
+    assert_eq!(objects[0]["kind"].as_str(), Some("Namespace"));
+    assert_eq!(name(&objects[0]), NAMESPACE);
+    assert_eq!(
+        objects[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"].as_str(),
+        Some("restricted")
+    );
+    assert_eq!(of_kind(&objects, "CustomResourceDefinition").len(), 4);
+    only(&objects, "Deployment")?;
+    Ok(())
+}
+
+/// Deletes what a test applied, even when the test fails half-way.
+struct Applied<'a> {
+    cluster: &'a landlord_e2e::Cluster,
+    file: PathBuf,
+}
+
+impl Drop for Applied<'_> {
+    fn drop(&mut self) {
+        let file = self.file.to_string_lossy();
+        let _ =
+            self.cluster
+                .kubectl(&["delete", "-f", &file, "--ignore-not-found", "--wait=false"]);
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+#[test]
+fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow::Result<()> {
+    let cluster = cluster();
+    // The release name holds "landlord", so every name is the release name (unique per test
+    // run): cluster-scoped objects never collide with another install.
+    let release = unique_name("landlord-chart");
+    let namespace = release.clone();
+    let chart = render_with(&release, &namespace, &[])?;
+    let manifest = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n  labels:\n    \
+         landlord.dev/e2e: \"true\"\n    pod-security.kubernetes.io/enforce: restricted\n    \
+         pod-security.kubernetes.io/warn: restricted\n{chart}"
+    );
+    let file = std::env::temp_dir().join(format!("{release}.yaml"));
+    std::fs::write(&file, manifest)?;
+    let applied = Applied { cluster, file };
+    let file = applied.file.to_string_lossy().into_owned();
+
+    let output = cluster.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=landlord-e2e",
+        "-f",
+        &file,
+    ])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "kubectl apply failed:\n{stderr}");
+    assert!(
+        !stderr.contains("PodSecurity"),
+        "the Deployment violates the restricted Pod Security Standard:\n{stderr}"
+    );
+
+    // kwok plays the nodes: the pods are admitted (PSS enforce), scheduled and marked Ready.
+    cluster.kubectl_ok(&[
+        "-n",
+        &namespace,
+        "rollout",
+        "status",
+        &format!("deployment/{release}"),
+        "--timeout=120s",
+    ])?;
+    let ready = cluster.kubectl_ok(&[
+        "-n",
+        &namespace,
+        "get",
+        "deployment",
+        &release,
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ])?;
+    assert_eq!(ready.trim(), "2");
+
+    // What the API server's RBAC actually grants the operator's ServiceAccount.
+    let service_account = format!("system:serviceaccount:{namespace}:{release}");
+    let can = |args: &[&str]| -> anyhow::Result<bool> {
+        let mut full = vec!["auth", "can-i"];
+        full.extend_from_slice(args);
+        full.extend(["--as", &service_account]);
+        let output = cluster.kubectl(&full)?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim() == "yes")
+    };
+    for allowed in [
+        &["create", "namespaces"][..],
+        &["patch", "tenants.landlord.dev"],
+        &["update", "tenants.landlord.dev", "--subresource=status"],
+        &["create", "roles.rbac.authorization.k8s.io", "-n", "default"],
+        &[
+            "escalate",
+            "roles.rbac.authorization.k8s.io",
+            "-n",
+            "default",
+        ],
+        &["bind", "roles.rbac.authorization.k8s.io", "-n", "default"],
+        &["create", "secrets", "-n", "default"],
+        &["create", "leases.coordination.k8s.io", "-n", &namespace],
+        &[
+            "update",
+            "leases.coordination.k8s.io/landlord-leader",
+            "-n",
+            &namespace,
+        ],
+    ] {
+        assert!(can(allowed)?, "the operator cannot {allowed:?}");
+    }
+    for denied in [
+        &["*", "*"][..],
+        &["create", "clusterroles.rbac.authorization.k8s.io"],
+        &["escalate", "clusterroles.rbac.authorization.k8s.io"],
+        &["bind", "clusterroles.rbac.authorization.k8s.io"],
+        &["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+        &["delete", "tenants.landlord.dev"],
+        &["create", "pods", "-n", "default"],
+        &["create", "pods/exec", "-n", "default"],
+        &["create", "nodes"],
+        &["create", "leases.coordination.k8s.io", "-n", "default"],
+        &[
+            "update",
+            "leases.coordination.k8s.io/other",
+            "-n",
+            &namespace,
+        ],
+    ] {
+        assert!(!can(denied)?, "the operator can {denied:?}");
+    }
+    drop(applied);
+    Ok(())
+}
