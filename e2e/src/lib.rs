@@ -9,6 +9,8 @@ pub mod cluster;
 pub mod kubectl;
 pub mod manifests;
 pub mod names;
+pub mod operator;
+pub mod wait;
 
 pub use cluster::{Cluster, cluster};
 pub use names::{TestNamespace, unique_name};

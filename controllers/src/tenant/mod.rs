@@ -49,6 +49,9 @@ pub const CONTROLLER: &str = "tenant";
 const STATUS_MANAGER: &str = "landlord/tenant-status";
 /// How often a healthy Tenant is looked at again without any change (a read, not a write).
 const RESYNC: Duration = Duration::from_secs(600);
+/// How soon a Tenant blocked on something outside Landlord's watches (a squatted namespace,
+/// an external server) is looked at again.
+const RECHECK: Duration = Duration::from_secs(10);
 /// How soon a pending cleanup step is checked again.
 const CLEANUP_POLL: Duration = Duration::from_secs(2);
 
@@ -250,9 +253,10 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
             observations
         }
     };
+    let settled = observations.iter().all(Observation::is_true);
     let status = status::compute(tenant, &observations, &now());
     write_status(tenant, status, state).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(if settled { RESYNC } else { RECHECK }))
 }
 
 async fn cleanup(tenant: &Tenant, state: &State) -> Result<Action> {
