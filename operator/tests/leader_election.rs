@@ -1,0 +1,122 @@
+//! High availability: two operator processes share one Lease; only the leader reconciles,
+//! and when it dies (or stops gracefully) the standby takes over and provisions new Tenants.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, PostParams},
+};
+use landlord_crds::{Tenant, tenant::Phase};
+use landlord_e2e::{
+    Cluster, cluster,
+    manifests::install_crds,
+    operator::{self, Operator, Options},
+    unique_name, wait,
+};
+
+const LEASE_SECONDS: u64 = 6;
+/// Operators reconcile every Tenant in the cluster: one pair at a time, so the Tenants a test
+/// watches are provisioned by that test's operators only.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn tenant(name: &str) -> anyhow::Result<Tenant> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
+        "spec": {"tier": "shared"}
+    }))?)
+}
+
+async fn ready(client: &Client, name: &str) -> anyhow::Result<()> {
+    let api = Api::<Tenant>::all(client.clone());
+    wait::until(&format!("Tenant {name} Ready"), Duration::from_secs(60), || async {
+        Ok((api.get(name).await?.status.and_then(|s| s.phase) == Some(Phase::Ready)).then_some(()))
+    })
+    .await
+}
+
+async fn holder(client: &Client, lease: &str) -> anyhow::Result<Option<String>> {
+    let lease = Api::<Lease>::namespaced(client.clone(), operator::NAMESPACE).get_opt(lease).await?;
+    Ok(lease.and_then(|l| l.spec).and_then(|s| s.holder_identity).filter(|h| !h.is_empty()))
+}
+
+async fn pair(cluster: &Cluster, client: &Client, lease: &str) -> anyhow::Result<(Operator, Operator)> {
+    let kubeconfig = operator::service_account_kubeconfig(cluster, client).await?;
+    let options = Options {
+        binary: Path::new(env!("CARGO_BIN_EXE_landlord")),
+        kubeconfig: &kubeconfig,
+        lease_name: lease,
+        lease_duration_seconds: LEASE_SECONDS,
+    };
+    let first = Operator::start(cluster, &options).await?;
+    wait::until("first operator leads", Duration::from_secs(30), || async { Ok(first.is_leader().await.then_some(())) }).await?;
+    let second = Operator::start(cluster, &options).await?;
+    Ok((first, second))
+}
+
+/// Kills the leader (SIGKILL: no release) or stops it (SIGTERM: release) and returns how long
+/// the standby took to lead and to provision a new Tenant.
+async fn failover(graceful: bool) -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let cluster = cluster();
+    let client = cluster.client().await?;
+    install_crds(&client).await?;
+    let lease = unique_name("ha");
+    let (mut leader, standby) = pair(cluster, &client, &lease).await?;
+    assert_eq!(holder(&client, &lease).await?.as_deref(), Some(leader.identity.as_str()));
+
+    let before = unique_name("before");
+    Api::<Tenant>::all(client.clone()).create(&PostParams::default(), &tenant(&before)?).await?;
+    ready(&client, &before).await?;
+    assert!(!standby.is_leader().await, "the standby claims to lead");
+    assert_eq!(standby.metric("landlord_reconciles_total").await?, 0.0, "the standby reconciled");
+    assert!(leader.metric("landlord_reconciles_total").await? > 0.0, "the leader did not reconcile");
+
+    let stopped = Instant::now();
+    if graceful {
+        let status = leader.terminate()?;
+        assert!(status.success(), "graceful stop exited with {status}");
+    } else {
+        leader.kill();
+    }
+    wait::until("standby leads", Duration::from_secs(LEASE_SECONDS * 4), || async { Ok(standby.is_leader().await.then_some(())) }).await?;
+    let took_over = stopped.elapsed();
+    let after = unique_name("after");
+    Api::<Tenant>::all(client.clone()).create(&PostParams::default(), &tenant(&after)?).await?;
+    ready(&client, &after).await?;
+    let provisioned = stopped.elapsed();
+    assert_eq!(holder(&client, &lease).await?.as_deref(), Some(standby.identity.as_str()));
+    println!(
+        "failover ({}): standby leading after {:.1}s, new Tenant Ready {:.1}s after the leader stopped (lease {}s)",
+        if graceful { "SIGTERM, lease released" } else { "SIGKILL, lease expires" },
+        took_over.as_secs_f64(),
+        provisioned.as_secs_f64(),
+        LEASE_SECONDS
+    );
+    if graceful {
+        assert!(took_over < Duration::from_secs(LEASE_SECONDS), "a released lease should be taken at once, took {took_over:?}");
+    }
+    let tenants = Api::<Tenant>::all(client.clone());
+    for name in [&before, &after] {
+        tenants.delete(name, &DeleteParams::default()).await?;
+    }
+    for name in [&before, &after] {
+        wait::until("Tenant deleted", Duration::from_secs(60), || async { Ok(tenants.get_opt(name).await?.is_none().then_some(())) }).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn standby_takes_over_when_the_leader_is_killed() -> anyhow::Result<()> {
+    failover(false).await
+}
+
+#[tokio::test]
+async fn standby_takes_over_at_once_when_the_leader_stops_gracefully() -> anyhow::Result<()> {
+    failover(true).await
+}
