@@ -82,7 +82,8 @@ fn cluster_down_leaves_no_process_behind() -> anyhow::Result<()> {
     }
     run("down", &dir)?;
     let left: Vec<String> = stack_processes(&dir, &pg_dir).iter().map(|p| format!("{p}: {}", cmdline(*p))).collect();
-    let _ = std::fs::remove_dir_all(&dir);
+    // `clean` also removes the state directory and PostgreSQL's directory in /tmp.
+    let _ = run("clean", &dir);
     assert!(left.is_empty(), "processes left after down:\n{}", left.join("\n"));
     Ok(())
 }
