@@ -1,6 +1,7 @@
 //! The Helm chart (`charts/landlord`) and the static install manifest rendered from it:
 //! lint, what the chart renders, what its schema refuses, drift of
-//! `manifests/install/landlord.yaml`, and an install on the local control plane.
+//! `manifests/install/landlord.yaml`, and an install on the local control plane (Pod Security
+//! admission and RBAC as the API server enforces them).
 //!
 //! Helm is built from its Go module by `e2e/scripts/build-helm.sh` (cached by version).
 
@@ -11,6 +12,10 @@ use std::{
 };
 
 use anyhow::{Context, bail, ensure};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::{Api, api::PostParams};
 use landlord_e2e::{cluster, cluster::repo_root, unique_name};
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -18,6 +23,8 @@ use serde_yaml::Value;
 const CHART: &str = "charts/landlord";
 const INSTALL_MANIFEST: &str = "manifests/install/landlord.yaml";
 const NAMESPACE: &str = "landlord-system";
+const RBAC: &str = "rbac.authorization.k8s.io";
+const LEASES: &str = "coordination.k8s.io";
 
 /// The helm binary, built once per test process (a cached build returns at once).
 fn helm() -> &'static Path {
@@ -241,22 +248,21 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
                 && strings(&r["verbs"]).contains(&verb)
         })
     };
-    let rbac = "rbac.authorization.k8s.io";
     for resource in ["clusterroles", "clusterrolebindings"] {
         for verb in ["create", "update", "patch", "escalate", "bind"] {
             assert!(
-                !grants(rbac, resource, verb),
+                !grants(RBAC, resource, verb),
                 "the operator may {verb} {resource}"
             );
         }
     }
     for verb in ["escalate", "bind", "create"] {
         assert!(
-            grants(rbac, "roles", verb),
+            grants(RBAC, "roles", verb),
             "the operator may not {verb} roles"
         );
     }
-    assert!(!grants(rbac, "rolebindings", "escalate"));
+    assert!(!grants(RBAC, "rolebindings", "escalate"));
     for (group, resource, verb) in [
         ("landlord.dev", "tenants", "watch"),
         ("landlord.dev", "tenants/status", "patch"),
@@ -471,6 +477,34 @@ fn install_manifest_is_what_render_install_produces() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One request to authorize: `resource` may name a subresource (`tenants/status`).
+#[derive(Debug)]
+struct Access<'a> {
+    verb: &'a str,
+    group: &'a str,
+    resource: &'a str,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+impl<'a> Access<'a> {
+    fn new(
+        verb: &'a str,
+        group: &'a str,
+        resource: &'a str,
+        namespace: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Self {
+        Self {
+            verb,
+            group,
+            resource,
+            namespace,
+            name,
+        }
+    }
+}
+
 /// Deletes what a test applied, even when the test fails half-way.
 struct Applied<'a> {
     cluster: &'a landlord_e2e::Cluster,
@@ -539,57 +573,80 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
     ])?;
     assert_eq!(ready.trim(), "2");
 
-    // What the API server's RBAC actually grants the operator's ServiceAccount.
-    let service_account = format!("system:serviceaccount:{namespace}:{release}");
-    let can = |args: &[&str]| -> anyhow::Result<bool> {
-        let mut full = vec!["auth", "can-i"];
-        full.extend_from_slice(args);
-        full.extend(["--as", &service_account]);
-        let output = cluster.kubectl(&full)?;
-        Ok(String::from_utf8_lossy(&output.stdout).trim() == "yes")
+    // What the API server's RBAC actually grants the operator's ServiceAccount, asked with
+    // SubjectAccessReviews (they need neither discovery nor Landlord's CRDs).
+    let runtime = tokio::runtime::Runtime::new()?;
+    let reviews: Api<SubjectAccessReview> = Api::all(runtime.block_on(cluster.client())?);
+    let user = format!("system:serviceaccount:{namespace}:{release}");
+    let groups = vec![
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{namespace}"),
+        "system:authenticated".to_string(),
+    ];
+    let can = |access: &Access| -> anyhow::Result<bool> {
+        let (resource, subresource) = match access.resource.split_once('/') {
+            Some((resource, sub)) => (resource, Some(sub.to_string())),
+            None => (access.resource, None),
+        };
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.clone()),
+                groups: Some(groups.clone()),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(access.verb.to_string()),
+                    group: Some(access.group.to_string()),
+                    resource: Some(resource.to_string()),
+                    subresource,
+                    namespace: access.namespace.map(str::to_string),
+                    name: access.name.map(str::to_string),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = runtime.block_on(reviews.create(&PostParams::default(), &review))?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
     };
+    let ns = Some(namespace.as_str());
+    let other = Some("default");
     for allowed in [
-        &["create", "namespaces"][..],
-        &["patch", "tenants.landlord.dev"],
-        &["update", "tenants.landlord.dev", "--subresource=status"],
-        &["create", "roles.rbac.authorization.k8s.io", "-n", "default"],
-        &[
-            "escalate",
-            "roles.rbac.authorization.k8s.io",
-            "-n",
-            "default",
-        ],
-        &["bind", "roles.rbac.authorization.k8s.io", "-n", "default"],
-        &["create", "secrets", "-n", "default"],
-        &["create", "leases.coordination.k8s.io", "-n", &namespace],
-        &[
-            "update",
-            "leases.coordination.k8s.io/landlord-leader",
-            "-n",
-            &namespace,
-        ],
+        Access::new("create", "", "namespaces", None, None),
+        Access::new("patch", "landlord.dev", "tenants", None, None),
+        Access::new("update", "landlord.dev", "tenants/status", None, None),
+        Access::new("update", "landlord.dev", "tenants/finalizers", None, None),
+        Access::new("create", RBAC, "roles", other, None),
+        Access::new("escalate", RBAC, "roles", other, None),
+        Access::new("bind", RBAC, "roles", other, None),
+        Access::new("create", "", "secrets", other, None),
+        Access::new("create", "events.k8s.io", "events", other, None),
+        Access::new(
+            "patch",
+            "gateway.networking.k8s.io",
+            "httproutes",
+            other,
+            None,
+        ),
+        Access::new("create", LEASES, "leases", ns, None),
+        Access::new("update", LEASES, "leases", ns, Some("landlord-leader")),
     ] {
-        assert!(can(allowed)?, "the operator cannot {allowed:?}");
+        assert!(can(&allowed)?, "the operator may not {allowed:?}");
     }
     for denied in [
-        &["*", "*"][..],
-        &["create", "clusterroles.rbac.authorization.k8s.io"],
-        &["escalate", "clusterroles.rbac.authorization.k8s.io"],
-        &["bind", "clusterroles.rbac.authorization.k8s.io"],
-        &["create", "clusterrolebindings.rbac.authorization.k8s.io"],
-        &["delete", "tenants.landlord.dev"],
-        &["create", "pods", "-n", "default"],
-        &["create", "pods/exec", "-n", "default"],
-        &["create", "nodes"],
-        &["create", "leases.coordination.k8s.io", "-n", "default"],
-        &[
-            "update",
-            "leases.coordination.k8s.io/other",
-            "-n",
-            &namespace,
-        ],
+        Access::new("*", "*", "*", None, None),
+        Access::new("*", "*", "*", other, None),
+        Access::new("create", RBAC, "clusterroles", None, None),
+        Access::new("escalate", RBAC, "clusterroles", None, None),
+        Access::new("bind", RBAC, "clusterroles", None, None),
+        Access::new("create", RBAC, "clusterrolebindings", None, None),
+        Access::new("delete", "landlord.dev", "tenants", None, None),
+        Access::new("create", "", "pods", other, None),
+        Access::new("create", "", "pods/exec", other, None),
+        Access::new("create", "", "nodes", None, None),
+        Access::new("create", LEASES, "leases", other, None),
+        Access::new("update", LEASES, "leases", ns, Some("someone-elses")),
     ] {
-        assert!(!can(denied)?, "the operator can {denied:?}");
+        assert!(!can(&denied)?, "the operator may {denied:?}");
     }
     drop(applied);
     Ok(())
