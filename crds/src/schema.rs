@@ -15,7 +15,7 @@ pub fn quantity(_: &mut SchemaGenerator) -> Schema {
         "description": "A Kubernetes resource quantity, such as 500m, 2 or 1Gi. Must not be negative.",
         "x-kubernetes-int-or-string": true,
         "x-kubernetes-validations": [{
-            "rule": "isQuantity(string(self)) && quantity(string(self)).sign() >= 0",
+            "rule": "isQuantity(string(self)) && !quantity(string(self)).isLessThan(quantity('0'))",
             "message": "must be a non-negative Kubernetes quantity such as 500m, 2 or 1Gi"
         }]
     })

@@ -30,8 +30,7 @@ use crate::{
     printcolumn(name = "Tenants-Ready", type_ = "integer", json_path = ".status.tenantsReady"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
-        .message("metadata.name must be a lowercase DNS label of at most 50 characters (it names Deployments and Services)")
-        .field_path(".metadata.name"),
+        .message("metadata.name must be a lowercase DNS label of at most 50 characters (it names Deployments and Services)"),
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.path) || self.ports.size() > 0").message("spec.ports must declare at least one port when spec.path routes traffic to the service").field_path(".ports"))]

@@ -27,8 +27,7 @@ use crate::schema;
     printcolumn(name = "Namespace", type_ = "string", json_path = ".status.namespace", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.size() <= 56 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
-        .message("metadata.name must be a lowercase DNS label of at most 56 characters (it names the tenant-<name> namespace and the database role)")
-        .field_path(".metadata.name"),
+        .message("metadata.name must be a lowercase DNS label of at most 56 characters (it names the tenant-<name> namespace and the database role)"),
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
