@@ -36,8 +36,8 @@ async fn crds_install_and_kubectl_explain_shows_their_docs() -> anyhow::Result<(
         "explain tenants lacks the kind's docs:\n{root}"
     );
     for (path, text) in [
-        ("tenant.spec.quota.requests.cpu", "non-negative"),
-        ("services.spec.tiers", "Tiers the service runs for"),
+        ("tenant.spec.quota.requests.cpu", "Total CPU requests"),
+        ("lsvc.spec.tiers", "Tiers the service runs for"),
         ("domains.spec.hostname", "lowercase"),
         (
             "featureflagsets.spec.flags.variants",
@@ -143,14 +143,14 @@ async fn refusal_of(client: &kube::Client, case: &Case, namespace: &str) -> anyh
             anyhow::bail!("the original object was refused, so the update proves nothing: {e}");
         }
         let api = manifests::api_for(client, original, Some(namespace)).await?;
+        // A full replace, as `kubectl replace` sends it: fields left out of the update are
+        // removed, which is what the "removed" cases test.
+        let current = api.get(&original.name_any()).await?;
         let mut update = last.clone();
-        update.metadata.namespace = api.namespace().map(str::to_string);
+        update.metadata.namespace = current.metadata.namespace.clone();
+        update.metadata.resource_version = current.metadata.resource_version.clone();
         let answer = api
-            .patch(
-                &update.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&update),
-            )
+            .replace(&update.name_any(), &PostParams::default(), &update)
             .await;
         let _ = api
             .delete(&original.name_any(), &DeleteParams::default())
