@@ -13,39 +13,56 @@ use std::{
 
 use anyhow::Context;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use kube::{
-    Api, Client,
-    api::PostParams,
-    config::Kubeconfig,
-};
 use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::{Api, Client, api::PostParams, config::Kubeconfig};
 
 use crate::{Cluster, cluster::repo_root, manifests, unique_name};
 
 /// Namespace and name of the operator's ServiceAccount in the rendered chart.
 pub const NAMESPACE: &str = "landlord-system";
 pub const SERVICE_ACCOUNT: &str = "landlord";
+/// The Lease the chart's RBAC lets the operator use (its Role names this one Lease).
+pub const LEASE: &str = "landlord-leader";
 
 /// Kinds of the install manifest that give the operator its identity and rights.
-const RBAC_KINDS: &[&str] = &["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
+const RBAC_KINDS: &[&str] = &[
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
 
 /// Installs the chart's ServiceAccount and RBAC and writes a kubeconfig that authenticates
 /// as that ServiceAccount. Returns the kubeconfig's path.
-pub async fn service_account_kubeconfig(cluster: &Cluster, client: &Client) -> anyhow::Result<PathBuf> {
+pub async fn service_account_kubeconfig(
+    cluster: &Cluster,
+    client: &Client,
+) -> anyhow::Result<PathBuf> {
     let install = manifests::read_documents(&repo_root().join("manifests/install/landlord.yaml"))?;
     let rbac: Vec<_> = install
         .iter()
-        .filter(|o| o.types.as_ref().is_some_and(|t| RBAC_KINDS.contains(&t.kind.as_str())))
+        .filter(|o| {
+            o.types
+                .as_ref()
+                .is_some_and(|t| RBAC_KINDS.contains(&t.kind.as_str()))
+        })
         .collect();
     anyhow::ensure!(
-        rbac.iter().any(|o| o.types.as_ref().is_some_and(|t| t.kind == "ClusterRole")),
+        rbac.iter()
+            .any(|o| o.types.as_ref().is_some_and(|t| t.kind == "ClusterRole")),
         "manifests/install/landlord.yaml has no ClusterRole"
     );
     for object in rbac {
         manifests::apply(client, object, None).await?;
     }
     let request = TokenRequest {
-        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(6 * 3600), ..Default::default() },
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(6 * 3600),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let accounts = Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE);
@@ -59,7 +76,11 @@ pub async fn service_account_kubeconfig(cluster: &Cluster, client: &Client) -> a
 
     // Same server and CA as the admin kubeconfig, but only the ServiceAccount's token.
     let admin = Kubeconfig::read_from(cluster.var("KUBECONFIG"))?;
-    let cluster_entry = admin.clusters.first().context("admin kubeconfig without cluster")?.clone();
+    let cluster_entry = admin
+        .clusters
+        .first()
+        .context("admin kubeconfig without cluster")?
+        .clone();
     let name = cluster_entry.name.clone();
     let kubeconfig = serde_json::json!({
         "apiVersion": "v1",
@@ -95,14 +116,25 @@ impl Operator {
     pub async fn start(cluster: &Cluster, options: &Options<'_>) -> anyhow::Result<Self> {
         let identity = unique_name("operator");
         let probe_port = free_port()?;
-        let log = Path::new(cluster.var("LANDLORD_DEV_DIR")).join("logs").join(format!("{identity}.log"));
+        let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
+            .join("logs")
+            .join(format!("{identity}.log"));
         std::fs::create_dir_all(log.parent().context("log path has a parent")?)?;
         let child = Command::new(options.binary)
-            .args(["run", "--log-format", "json", "--lease-namespace", NAMESPACE])
+            .args([
+                "run",
+                "--log-format",
+                "json",
+                "--lease-namespace",
+                NAMESPACE,
+            ])
             .arg("--kubeconfig")
             .arg(options.kubeconfig)
             .args(["--lease-name", options.lease_name, "--identity", &identity])
-            .args(["--lease-duration-seconds", &options.lease_duration_seconds.to_string()])
+            .args([
+                "--lease-duration-seconds",
+                &options.lease_duration_seconds.to_string(),
+            ])
             .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
@@ -110,7 +142,12 @@ impl Operator {
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("starting {}", options.binary.display()))?;
-        let mut operator = Self { child, identity, probe_port, log };
+        let mut operator = Self {
+            child,
+            identity,
+            probe_port,
+            log,
+        };
         for _ in 0..150 {
             if let Ok(body) = operator.get("/readyz").await
                 && body.starts_with("ok")
@@ -118,22 +155,35 @@ impl Operator {
                 return Ok(operator);
             }
             if let Some(status) = operator.child.try_wait()? {
-                anyhow::bail!("the operator exited with {status}; log: {}", operator.log_text());
+                anyhow::bail!(
+                    "the operator exited with {status}; log: {}",
+                    operator.log_text()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        anyhow::bail!("the operator never became ready; log: {}", operator.log_text())
+        anyhow::bail!(
+            "the operator never became ready; log: {}",
+            operator.log_text()
+        )
     }
 
     /// GET on the operator's probe port; the body when the status is 200.
     pub async fn get(&self, path: &str) -> anyhow::Result<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.probe_port)).await?;
-        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await?;
         let mut response = String::new();
         stream.read_to_string(&mut response).await?;
-        let (head, body) = response.split_once("\r\n\r\n").context("malformed HTTP response")?;
-        anyhow::ensure!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("malformed HTTP response")?;
+        anyhow::ensure!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{path}: {head}"
+        );
         Ok(body.to_string())
     }
 
@@ -149,12 +199,16 @@ impl Operator {
 
     /// Whether this replica says it leads.
     pub async fn is_leader(&self) -> bool {
-        self.get("/readyz").await.is_ok_and(|b| b.contains("leader: true"))
+        self.get("/readyz")
+            .await
+            .is_ok_and(|b| b.contains("leader: true"))
     }
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status);
@@ -177,8 +231,12 @@ impl Operator {
 }
 
 impl Drop for Operator {
+    /// Stops the operator gracefully, so that it releases the Lease and the next test's
+    /// operator leads at once.
     fn drop(&mut self) {
-        self.kill();
+        if matches!(self.child.try_wait(), Ok(None)) && self.terminate().is_err() {
+            self.kill();
+        }
     }
 }
 

@@ -34,18 +34,34 @@ fn tenant(name: &str) -> anyhow::Result<Tenant> {
 
 async fn ready(client: &Client, name: &str) -> anyhow::Result<()> {
     let api = Api::<Tenant>::all(client.clone());
-    wait::until(&format!("Tenant {name} Ready"), Duration::from_secs(60), || async {
-        Ok((api.get(name).await?.status.and_then(|s| s.phase) == Some(Phase::Ready)).then_some(()))
-    })
+    wait::until(
+        &format!("Tenant {name} Ready"),
+        Duration::from_secs(60),
+        || async {
+            Ok(
+                (api.get(name).await?.status.and_then(|s| s.phase) == Some(Phase::Ready))
+                    .then_some(()),
+            )
+        },
+    )
     .await
 }
 
 async fn holder(client: &Client, lease: &str) -> anyhow::Result<Option<String>> {
-    let lease = Api::<Lease>::namespaced(client.clone(), operator::NAMESPACE).get_opt(lease).await?;
-    Ok(lease.and_then(|l| l.spec).and_then(|s| s.holder_identity).filter(|h| !h.is_empty()))
+    let lease = Api::<Lease>::namespaced(client.clone(), operator::NAMESPACE)
+        .get_opt(lease)
+        .await?;
+    Ok(lease
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty()))
 }
 
-async fn pair(cluster: &Cluster, client: &Client, lease: &str) -> anyhow::Result<(Operator, Operator)> {
+async fn pair(
+    cluster: &Cluster,
+    client: &Client,
+    lease: &str,
+) -> anyhow::Result<(Operator, Operator)> {
     let kubeconfig = operator::service_account_kubeconfig(cluster, client).await?;
     let options = Options {
         binary: Path::new(env!("CARGO_BIN_EXE_landlord")),
@@ -54,7 +70,10 @@ async fn pair(cluster: &Cluster, client: &Client, lease: &str) -> anyhow::Result
         lease_duration_seconds: LEASE_SECONDS,
     };
     let first = Operator::start(cluster, &options).await?;
-    wait::until("first operator leads", Duration::from_secs(30), || async { Ok(first.is_leader().await.then_some(())) }).await?;
+    wait::until("first operator leads", Duration::from_secs(30), || async {
+        Ok(first.is_leader().await.then_some(()))
+    })
+    .await?;
     let second = Operator::start(cluster, &options).await?;
     Ok((first, second))
 }
@@ -68,14 +87,26 @@ async fn failover(graceful: bool) -> anyhow::Result<()> {
     install_crds(&client).await?;
     let lease = unique_name("ha");
     let (mut leader, standby) = pair(cluster, &client, &lease).await?;
-    assert_eq!(holder(&client, &lease).await?.as_deref(), Some(leader.identity.as_str()));
+    assert_eq!(
+        holder(&client, &lease).await?.as_deref(),
+        Some(leader.identity.as_str())
+    );
 
     let before = unique_name("before");
-    Api::<Tenant>::all(client.clone()).create(&PostParams::default(), &tenant(&before)?).await?;
+    Api::<Tenant>::all(client.clone())
+        .create(&PostParams::default(), &tenant(&before)?)
+        .await?;
     ready(&client, &before).await?;
     assert!(!standby.is_leader().await, "the standby claims to lead");
-    assert_eq!(standby.metric("landlord_reconciles_total").await?, 0.0, "the standby reconciled");
-    assert!(leader.metric("landlord_reconciles_total").await? > 0.0, "the leader did not reconcile");
+    assert_eq!(
+        standby.metric("landlord_reconciles_total").await?,
+        0.0,
+        "the standby reconciled"
+    );
+    assert!(
+        leader.metric("landlord_reconciles_total").await? > 0.0,
+        "the leader did not reconcile"
+    );
 
     let stopped = Instant::now();
     if graceful {
@@ -84,29 +115,49 @@ async fn failover(graceful: bool) -> anyhow::Result<()> {
     } else {
         leader.kill();
     }
-    wait::until("standby leads", Duration::from_secs(LEASE_SECONDS * 4), || async { Ok(standby.is_leader().await.then_some(())) }).await?;
+    wait::until(
+        "standby leads",
+        Duration::from_secs(LEASE_SECONDS * 4),
+        || async { Ok(standby.is_leader().await.then_some(())) },
+    )
+    .await?;
     let took_over = stopped.elapsed();
     let after = unique_name("after");
-    Api::<Tenant>::all(client.clone()).create(&PostParams::default(), &tenant(&after)?).await?;
+    Api::<Tenant>::all(client.clone())
+        .create(&PostParams::default(), &tenant(&after)?)
+        .await?;
     ready(&client, &after).await?;
     let provisioned = stopped.elapsed();
-    assert_eq!(holder(&client, &lease).await?.as_deref(), Some(standby.identity.as_str()));
+    assert_eq!(
+        holder(&client, &lease).await?.as_deref(),
+        Some(standby.identity.as_str())
+    );
     println!(
         "failover ({}): standby leading after {:.1}s, new Tenant Ready {:.1}s after the leader stopped (lease {}s)",
-        if graceful { "SIGTERM, lease released" } else { "SIGKILL, lease expires" },
+        if graceful {
+            "SIGTERM, lease released"
+        } else {
+            "SIGKILL, lease expires"
+        },
         took_over.as_secs_f64(),
         provisioned.as_secs_f64(),
         LEASE_SECONDS
     );
     if graceful {
-        assert!(took_over < Duration::from_secs(LEASE_SECONDS), "a released lease should be taken at once, took {took_over:?}");
+        assert!(
+            took_over < Duration::from_secs(LEASE_SECONDS),
+            "a released lease should be taken at once, took {took_over:?}"
+        );
     }
     let tenants = Api::<Tenant>::all(client.clone());
     for name in [&before, &after] {
         tenants.delete(name, &DeleteParams::default()).await?;
     }
     for name in [&before, &after] {
-        wait::until("Tenant deleted", Duration::from_secs(60), || async { Ok(tenants.get_opt(name).await?.is_none().then_some(())) }).await?;
+        wait::until("Tenant deleted", Duration::from_secs(60), || async {
+            Ok(tenants.get_opt(name).await?.is_none().then_some(()))
+        })
+        .await?;
     }
     Ok(())
 }

@@ -42,13 +42,22 @@ async fn harness() -> anyhow::Result<Harness> {
     let client = cluster.client().await?;
     install_crds(&client).await?;
     let kubeconfig: PathBuf = operator::service_account_kubeconfig(cluster, &client).await?;
-    let lease = unique_name("lease");
     let operator = Operator::start(
         cluster,
-        &Options { binary: env!("CARGO_BIN_EXE_landlord").as_ref(), kubeconfig: &kubeconfig, lease_name: &lease, lease_duration_seconds: 15 },
+        &Options {
+            binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
+            kubeconfig: &kubeconfig,
+            lease_name: operator::LEASE,
+            lease_duration_seconds: 15,
+        },
     )
     .await?;
-    Ok(Harness { cluster, client, operator, _serial: serial })
+    Ok(Harness {
+        cluster,
+        client,
+        operator,
+        _serial: serial,
+    })
 }
 
 fn tenant(name: &str, spec: serde_json::Value) -> anyhow::Result<Tenant> {
@@ -61,24 +70,30 @@ fn tenant(name: &str, spec: serde_json::Value) -> anyhow::Result<Tenant> {
 }
 
 async fn wait_phase(api: &Api<Tenant>, name: &str, phase: Phase) -> anyhow::Result<Tenant> {
-    wait::until(&format!("Tenant {name} phase {phase:?}"), READY_TIMEOUT, || async {
-        let t = api.get(name).await?;
-        let current = t.status.as_ref().and_then(|s| s.phase);
-        if current == Some(phase) {
-            Ok(Some(t))
-        } else {
-            anyhow::bail!("phase is {current:?}, status {:?}", t.status)
-        }
-    })
+    wait::until(
+        &format!("Tenant {name} phase {phase:?}"),
+        READY_TIMEOUT,
+        || async {
+            let t = api.get(name).await?;
+            let current = t.status.as_ref().and_then(|s| s.phase);
+            if current == Some(phase) {
+                Ok(Some(t))
+            } else {
+                anyhow::bail!("phase is {current:?}, status {:?}", t.status)
+            }
+        },
+    )
     .await
 }
 
 async fn delete_tenant(client: &Client, name: &str) -> anyhow::Result<()> {
     let api = Api::<Tenant>::all(client.clone());
     api.delete(name, &DeleteParams::default()).await?;
-    wait::until(&format!("Tenant {name} deleted"), Duration::from_secs(90), || async {
-        Ok(api.get_opt(name).await?.is_none().then_some(()))
-    })
+    wait::until(
+        &format!("Tenant {name} deleted"),
+        Duration::from_secs(90),
+        || async { Ok(api.get_opt(name).await?.is_none().then_some(())) },
+    )
     .await
 }
 
@@ -101,7 +116,9 @@ async fn tenant_becomes_ready_with_every_child() -> anyhow::Result<()> {
         "network": {"allowedPeers": [{"direction": "Egress", "cidr": "10.20.0.0/16", "ports": [443]}]},
         "config": {"brandColor": "teal"}
     });
-    tenants.create(&PostParams::default(), &tenant(&name, spec)?).await?;
+    tenants
+        .create(&PostParams::default(), &tenant(&name, spec)?)
+        .await?;
     let ready = wait_phase(&tenants, &name, Phase::Ready).await?;
     let ns = format!("tenant-{name}");
 
@@ -109,42 +126,118 @@ async fn tenant_becomes_ready_with_every_child() -> anyhow::Result<()> {
     assert_eq!(status.namespace.as_deref(), Some(ns.as_str()));
     assert_eq!(status.observed_generation, ready.metadata.generation);
     for type_ in ["Ready", "NamespaceReady"] {
-        let c = conditions::find(&status.conditions, type_).with_context(|| format!("no {type_} condition"))?;
+        let c = conditions::find(&status.conditions, type_)
+            .with_context(|| format!("no {type_} condition"))?;
         assert_eq!(c.status, "True", "{type_}: {c:?}");
-        assert!(!c.reason.is_empty() && c.reason.chars().next().is_some_and(char::is_uppercase), "{type_} reason {:?}", c.reason);
+        assert!(
+            !c.reason.is_empty() && c.reason.chars().next().is_some_and(char::is_uppercase),
+            "{type_} reason {:?}",
+            c.reason
+        );
         assert_eq!(c.observed_generation, ready.metadata.generation);
     }
-    assert!(ready.finalizers().iter().any(|f| f == landlord_crds::CLEANUP_FINALIZER), "no cleanup finalizer");
+    assert!(
+        ready
+            .finalizers()
+            .iter()
+            .any(|f| f == landlord_crds::CLEANUP_FINALIZER),
+        "no cleanup finalizer"
+    );
 
     let namespace = Api::<Namespace>::all(h.client.clone()).get(&ns).await?;
-    assert_eq!(namespace.labels().get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("restricted"));
-    assert_eq!(namespace.owner_references()[0].uid, ready.uid().unwrap_or_default());
+    assert_eq!(
+        namespace
+            .labels()
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("restricted")
+    );
+    assert_eq!(
+        namespace.owner_references()[0].uid,
+        ready.uid().unwrap_or_default()
+    );
 
-    let quota = Api::<ResourceQuota>::namespaced(h.client.clone(), &ns).get("landlord-quota").await?;
+    let quota = Api::<ResourceQuota>::namespaced(h.client.clone(), &ns)
+        .get("landlord-quota")
+        .await?;
     let hard = quota.spec.and_then(|s| s.hard).unwrap_or_default();
-    for (key, value) in [("requests.cpu", "2"), ("limits.cpu", "4"), ("pods", "20"), ("services.nodeports", "0"), ("services.loadbalancers", "0"), ("requests.storage", "10Gi")] {
-        assert_eq!(hard.get(key).map(|q| q.0.as_str()), Some(value), "quota {key}");
+    for (key, value) in [
+        ("requests.cpu", "2"),
+        ("limits.cpu", "4"),
+        ("pods", "20"),
+        ("services.nodeports", "0"),
+        ("services.loadbalancers", "0"),
+        ("requests.storage", "10Gi"),
+    ] {
+        assert_eq!(
+            hard.get(key).map(|q| q.0.as_str()),
+            Some(value),
+            "quota {key}"
+        );
     }
-    Api::<LimitRange>::namespaced(h.client.clone(), &ns).get("landlord-limits").await?;
+    Api::<LimitRange>::namespaced(h.client.clone(), &ns)
+        .get("landlord-limits")
+        .await?;
     let roles = Api::<Role>::namespaced(h.client.clone(), &ns);
     roles.get("landlord-tenant-admin").await?;
     roles.get("landlord-tenant-viewer").await?;
-    let admin_binding = Api::<RoleBinding>::namespaced(h.client.clone(), &ns).get("landlord-tenant-admin").await?;
-    assert_eq!(admin_binding.subjects.unwrap_or_default()[0].name, h.cluster.user_name());
-    let policies = Api::<NetworkPolicy>::namespaced(h.client.clone(), &ns).list(&Default::default()).await?;
+    let admin_binding = Api::<RoleBinding>::namespaced(h.client.clone(), &ns)
+        .get("landlord-tenant-admin")
+        .await?;
+    assert_eq!(
+        admin_binding.subjects.unwrap_or_default()[0].name,
+        h.cluster.user_name()
+    );
+    let policies = Api::<NetworkPolicy>::namespaced(h.client.clone(), &ns)
+        .list(&Default::default())
+        .await?;
     let mut names: Vec<_> = policies.items.iter().map(|p| p.name_any()).collect();
     names.sort();
-    assert_eq!(names, ["landlord-allow-gateway", "landlord-allow-same-namespace", "landlord-allowed-peers", "landlord-default-deny", "landlord-egress"]);
+    assert_eq!(
+        names,
+        [
+            "landlord-allow-gateway",
+            "landlord-allow-same-namespace",
+            "landlord-allowed-peers",
+            "landlord-default-deny",
+            "landlord-egress"
+        ]
+    );
     let config_maps = Api::<ConfigMap>::namespaced(h.client.clone(), &ns);
-    let identity = config_maps.get("landlord-tenant").await?.data.unwrap_or_default();
+    let identity = config_maps
+        .get("landlord-tenant")
+        .await?
+        .data
+        .unwrap_or_default();
     assert_eq!(identity.get("plan").map(String::as_str), Some("enterprise"));
     assert_eq!(identity.get("tier").map(String::as_str), Some("dedicated"));
-    assert_eq!(config_maps.get("landlord-config").await?.data.unwrap_or_default().get("brandColor").map(String::as_str), Some("teal"));
+    assert_eq!(
+        config_maps
+            .get("landlord-config")
+            .await?
+            .data
+            .unwrap_or_default()
+            .get("brandColor")
+            .map(String::as_str),
+        Some("teal")
+    );
 
     let columns = h.cluster.kubectl_ok(&["get", "tenant", &name])?;
-    let header: Vec<_> = columns.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "TIER", "PLAN", "PHASE", "READY", "AGE"], "kubectl get columns");
-    assert!(columns.contains("dedicated") && columns.contains("Ready") && columns.contains("True"), "{columns}");
+    let header: Vec<_> = columns
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "TIER", "PLAN", "PHASE", "READY", "AGE"],
+        "kubectl get columns"
+    );
+    assert!(
+        columns.contains("dedicated") && columns.contains("Ready") && columns.contains("True"),
+        "{columns}"
+    );
 
     delete_tenant(&h.client, &name).await
 }
@@ -159,7 +252,12 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
     tenants
         .create(&PostParams::default(), &tenant(&mine, serde_json::json!({"tier": "dedicated", "admins": [{"kind": "User", "name": h.cluster.user_name()}]}))?)
         .await?;
-    tenants.create(&PostParams::default(), &tenant(&other, serde_json::json!({"tier": "shared"}))?).await?;
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant(&other, serde_json::json!({"tier": "shared"}))?,
+        )
+        .await?;
     wait_phase(&tenants, &mine, Phase::Ready).await?;
     wait_phase(&tenants, &other, Phase::Ready).await?;
     let ns = format!("tenant-{mine}");
@@ -178,15 +276,24 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
             }}
         }
     }))?;
-    Api::<Deployment>::namespaced(user.clone(), &ns).create(&PostParams::default(), &deployment).await.context("tenant admin creates a Deployment")?;
+    Api::<Deployment>::namespaced(user.clone(), &ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .context("tenant admin creates a Deployment")?;
 
-    let forbidden = |what: &str, result: Result<(), kube::Error>, code: u16, text: &str| match result {
-        Err(kube::Error::Api(s)) if s.code == code && s.message.contains(text) => Ok(()),
-        other => Err(anyhow::anyhow!("{what}: expected {code} containing {text:?}, got {other:?}")),
-    };
+    let forbidden =
+        |what: &str, result: Result<(), kube::Error>, code: u16, text: &str| match result {
+            Err(kube::Error::Api(s)) if s.code == code && s.message.contains(text) => Ok(()),
+            other => Err(anyhow::anyhow!(
+                "{what}: expected {code} containing {text:?}, got {other:?}"
+            )),
+        };
     forbidden(
         "reading another tenant's pods",
-        Api::<Pod>::namespaced(user.clone(), &other_ns).list(&Default::default()).await.map(|_| ()),
+        Api::<Pod>::namespaced(user.clone(), &other_ns)
+            .list(&Default::default())
+            .await
+            .map(|_| ()),
         403,
         "forbidden",
     )?;
@@ -194,7 +301,11 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
     forbidden(
         "editing the quota",
         Api::<ResourceQuota>::namespaced(user.clone(), &ns)
-            .patch("landlord-quota", &PatchParams::default(), &merge(serde_json::json!({"spec": {"hard": {"pods": "1000"}}})))
+            .patch(
+                "landlord-quota",
+                &PatchParams::default(),
+                &merge(serde_json::json!({"spec": {"hard": {"pods": "1000"}}})),
+            )
             .await
             .map(|_| ()),
         403,
@@ -202,21 +313,30 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
     )?;
     forbidden(
         "deleting a network policy",
-        Api::<NetworkPolicy>::namespaced(user.clone(), &ns).delete("landlord-default-deny", &DeleteParams::default()).await.map(|_| ()),
+        Api::<NetworkPolicy>::namespaced(user.clone(), &ns)
+            .delete("landlord-default-deny", &DeleteParams::default())
+            .await
+            .map(|_| ()),
         403,
         "forbidden",
     )?;
     forbidden(
         "editing a role binding",
         Api::<RoleBinding>::namespaced(user.clone(), &ns)
-            .patch("landlord-tenant-admin", &PatchParams::default(), &merge(serde_json::json!({"metadata": {"labels": {"x": "y"}}})))
+            .patch(
+                "landlord-tenant-admin",
+                &PatchParams::default(),
+                &merge(serde_json::json!({"metadata": {"labels": {"x": "y"}}})),
+            )
             .await
             .map(|_| ()),
         403,
         "forbidden",
     )?;
     let pod = |spec: serde_json::Value| -> anyhow::Result<Pod> {
-        Ok(serde_json::from_value(serde_json::json!({"metadata": {"name": unique_name("pod")}, "spec": spec}))?)
+        Ok(serde_json::from_value(
+            serde_json::json!({"metadata": {"name": unique_name("pod")}, "spec": spec}),
+        )?)
     };
     let pods = Api::<Pod>::namespaced(user.clone(), &ns);
     forbidden(
@@ -244,7 +364,10 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
     }))?;
     forbidden(
         "a NodePort Service",
-        Api::<Service>::namespaced(user.clone(), &ns).create(&PostParams::default(), &node_port).await.map(|_| ()),
+        Api::<Service>::namespaced(user.clone(), &ns)
+            .create(&PostParams::default(), &node_port)
+            .await
+            .map(|_| ()),
         403,
         "services.nodeports",
     )?;
@@ -258,34 +381,68 @@ async fn deleted_or_edited_children_are_restored() -> anyhow::Result<()> {
     let h = harness().await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let name = unique_name("drift");
-    tenants.create(&PostParams::default(), &tenant(&name, serde_json::json!({"tier": "shared", "quota": {"objects": {"pods": 7}}}))?).await?;
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant(
+                &name,
+                serde_json::json!({"tier": "shared", "quota": {"objects": {"pods": 7}}}),
+            )?,
+        )
+        .await?;
     wait_phase(&tenants, &name, Phase::Ready).await?;
     let ns = format!("tenant-{name}");
     let policies = Api::<NetworkPolicy>::namespaced(h.client.clone(), &ns);
     let quotas = Api::<ResourceQuota>::namespaced(h.client.clone(), &ns);
 
-    policies.delete("landlord-default-deny", &DeleteParams::default()).await?;
-    wait::until("deleted network policy restored", Duration::from_secs(15), || async {
-        Ok(policies.get_opt("landlord-default-deny").await?.map(|_| ()))
-    })
+    policies
+        .delete("landlord-default-deny", &DeleteParams::default())
+        .await?;
+    wait::until(
+        "deleted network policy restored",
+        Duration::from_secs(15),
+        || async { Ok(policies.get_opt("landlord-default-deny").await?.map(|_| ())) },
+    )
     .await?;
 
-    quotas.delete("landlord-quota", &DeleteParams::default()).await?;
-    wait::until("deleted quota restored", Duration::from_secs(15), || async { Ok(quotas.get_opt("landlord-quota").await?.map(|_| ())) }).await?;
+    quotas
+        .delete("landlord-quota", &DeleteParams::default())
+        .await?;
+    wait::until(
+        "deleted quota restored",
+        Duration::from_secs(15),
+        || async { Ok(quotas.get_opt("landlord-quota").await?.map(|_| ())) },
+    )
+    .await?;
 
     let edit = serde_json::json!({"spec": {"hard": {"pods": "500"}}});
-    quotas.patch("landlord-quota", &PatchParams::default(), &Patch::Merge(&edit)).await?;
+    quotas
+        .patch(
+            "landlord-quota",
+            &PatchParams::default(),
+            &Patch::Merge(&edit),
+        )
+        .await?;
     wait::until("edited quota restored", Duration::from_secs(15), || async {
-        let hard = quotas.get("landlord-quota").await?.spec.and_then(|s| s.hard).unwrap_or_default();
+        let hard = quotas
+            .get("landlord-quota")
+            .await?
+            .spec
+            .and_then(|s| s.hard)
+            .unwrap_or_default();
         Ok((hard.get("pods").map(|q| q.0.as_str()) == Some("7")).then_some(()))
     })
     .await?;
 
     let bindings = Api::<RoleBinding>::namespaced(h.client.clone(), &ns);
-    bindings.delete("landlord-tenant-admin", &DeleteParams::default()).await?;
-    wait::until("deleted role binding restored", Duration::from_secs(15), || async {
-        Ok(bindings.get_opt("landlord-tenant-admin").await?.map(|_| ()))
-    })
+    bindings
+        .delete("landlord-tenant-admin", &DeleteParams::default())
+        .await?;
+    wait::until(
+        "deleted role binding restored",
+        Duration::from_secs(15),
+        || async { Ok(bindings.get_opt("landlord-tenant-admin").await?.map(|_| ())) },
+    )
     .await?;
     delete_tenant(&h.client, &name).await
 }
@@ -294,7 +451,11 @@ async fn deleted_or_edited_children_are_restored() -> anyhow::Result<()> {
 /// renewals (leader election writes by design, tenant or no tenant).
 fn operator_writes(cluster: &Cluster, from_line: usize) -> anyhow::Result<(usize, Vec<String>)> {
     let text = std::fs::read_to_string(cluster.var("LANDLORD_AUDIT_LOG"))?;
-    let user = format!("system:serviceaccount:{}:{}", operator::NAMESPACE, operator::SERVICE_ACCOUNT);
+    let user = format!(
+        "system:serviceaccount:{}:{}",
+        operator::NAMESPACE,
+        operator::SERVICE_ACCOUNT
+    );
     let lines: Vec<&str> = text.lines().collect();
     let mut writes = Vec::new();
     for line in lines.iter().skip(from_line) {
@@ -303,10 +464,16 @@ fn operator_writes(cluster: &Cluster, from_line: usize) -> anyhow::Result<(usize
         let resource = entry["objectRef"]["resource"].as_str().unwrap_or_default();
         if entry["stage"] == "ResponseComplete"
             && entry["user"]["username"] == user.as_str()
-            && matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection")
+            && matches!(
+                verb,
+                "create" | "update" | "patch" | "delete" | "deletecollection"
+            )
             && resource != "leases"
         {
-            writes.push(format!("{verb} {resource} {}/{}", entry["objectRef"]["namespace"], entry["objectRef"]["name"]));
+            writes.push(format!(
+                "{verb} {resource} {}/{}",
+                entry["objectRef"]["namespace"], entry["objectRef"]["name"]
+            ));
         }
     }
     Ok((lines.len(), writes))
@@ -318,7 +485,9 @@ async fn ready_tenant_causes_no_writes_for_30_seconds() -> anyhow::Result<()> {
     let tenants = Api::<Tenant>::all(h.client.clone());
     let name = unique_name("quiet");
     let spec = serde_json::json!({"tier": "shared", "plan": "pro", "quota": {"requests": {"cpu": "1000m", "memory": "1024Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}}, "config": {"a": "b"}});
-    tenants.create(&PostParams::default(), &tenant(&name, spec)?).await?;
+    tenants
+        .create(&PostParams::default(), &tenant(&name, spec)?)
+        .await?;
     wait_phase(&tenants, &name, Phase::Ready).await?;
     // Let the watch events of the operator's own writes come back and be reconciled.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -326,18 +495,36 @@ async fn ready_tenant_causes_no_writes_for_30_seconds() -> anyhow::Result<()> {
     let reconciles_before = h.operator.metric("landlord_reconciles_total").await?;
     tokio::time::sleep(Duration::from_secs(30)).await;
     let (_, writes) = operator_writes(h.cluster, start)?;
-    assert!(writes.is_empty(), "the operator wrote {} times to an unchanged world:\n{}", writes.len(), writes.join("\n"));
+    assert!(
+        writes.is_empty(),
+        "the operator wrote {} times to an unchanged world:\n{}",
+        writes.len(),
+        writes.join("\n")
+    );
     // The check is only meaningful if the operator was looking: prove it was alive and
     // reconciling by touching the Tenant's labels (no spec change), which must not write either.
     let touch = serde_json::json!({"metadata": {"labels": {"touched": "yes"}}});
-    tenants.patch(&name, &PatchParams::default(), &Patch::Merge(&touch)).await?;
-    wait::until("a reconcile of the touched Tenant", Duration::from_secs(15), || async {
-        Ok((h.operator.metric("landlord_reconciles_total").await? > reconciles_before).then_some(()))
-    })
+    tenants
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&touch))
+        .await?;
+    wait::until(
+        "a reconcile of the touched Tenant",
+        Duration::from_secs(15),
+        || async {
+            Ok(
+                (h.operator.metric("landlord_reconciles_total").await? > reconciles_before)
+                    .then_some(()),
+            )
+        },
+    )
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, writes) = operator_writes(h.cluster, start)?;
-    assert!(writes.is_empty(), "a label-only change caused writes:\n{}", writes.join("\n"));
+    assert!(
+        writes.is_empty(),
+        "a label-only change caused writes:\n{}",
+        writes.join("\n")
+    );
     delete_tenant(&h.client, &name).await
 }
 
@@ -346,16 +533,42 @@ async fn suspend_and_resume() -> anyhow::Result<()> {
     let h = harness().await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let name = unique_name("sleepy");
-    tenants.create(&PostParams::default(), &tenant(&name, serde_json::json!({"tier": "dedicated"}))?).await?;
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant(&name, serde_json::json!({"tier": "dedicated"}))?,
+        )
+        .await?;
     wait_phase(&tenants, &name, Phase::Ready).await?;
     let set = |suspended: bool| serde_json::json!({"spec": {"suspended": suspended}});
-    tenants.patch(&name, &PatchParams::default(), &Patch::Merge(set(true))).await?;
+    tenants
+        .patch(&name, &PatchParams::default(), &Patch::Merge(set(true)))
+        .await?;
     let suspended = wait_phase(&tenants, &name, Phase::Suspended).await?;
-    let ready = conditions::find(&suspended.status.clone().unwrap_or_default().conditions, "Ready").cloned().context("Ready")?;
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Suspended"));
-    let identity = Api::<ConfigMap>::namespaced(h.client.clone(), &format!("tenant-{name}")).get("landlord-tenant").await?;
-    assert_eq!(identity.data.unwrap_or_default().get("suspended").map(String::as_str), Some("true"));
-    tenants.patch(&name, &PatchParams::default(), &Patch::Merge(set(false))).await?;
+    let ready = conditions::find(
+        &suspended.status.clone().unwrap_or_default().conditions,
+        "Ready",
+    )
+    .cloned()
+    .context("Ready")?;
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Suspended")
+    );
+    let identity = Api::<ConfigMap>::namespaced(h.client.clone(), &format!("tenant-{name}"))
+        .get("landlord-tenant")
+        .await?;
+    assert_eq!(
+        identity
+            .data
+            .unwrap_or_default()
+            .get("suspended")
+            .map(String::as_str),
+        Some("true")
+    );
+    tenants
+        .patch(&name, &PatchParams::default(), &Patch::Merge(set(false)))
+        .await?;
     wait_phase(&tenants, &name, Phase::Ready).await?;
     delete_tenant(&h.client, &name).await
 }
@@ -365,31 +578,63 @@ async fn deletion_removes_the_namespace_before_the_tenant() -> anyhow::Result<()
     let h = harness().await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let name = unique_name("gone");
-    tenants.create(&PostParams::default(), &tenant(&name, serde_json::json!({"tier": "shared"}))?).await?;
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant(&name, serde_json::json!({"tier": "shared"}))?,
+        )
+        .await?;
     wait_phase(&tenants, &name, Phase::Ready).await?;
     let ns = format!("tenant-{name}");
     // Content in the namespace keeps it terminating for a moment, so the order is visible.
     Api::<ConfigMap>::namespaced(h.client.clone(), &ns)
-        .create(&PostParams::default(), &ConfigMap { metadata: ObjectMeta { name: Some("data".into()), finalizers: Some(vec!["landlord.dev/e2e-hold".into()]), ..Default::default() }, ..Default::default() })
+        .create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("data".into()),
+                    finalizers: Some(vec!["landlord.dev/e2e-hold".into()]),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
         .await?;
     tenants.delete(&name, &DeleteParams::default()).await?;
     let terminating = wait_phase(&tenants, &name, Phase::Terminating).await?;
     assert!(terminating.metadata.deletion_timestamp.is_some());
     let namespaces = Api::<Namespace>::all(h.client.clone());
     wait::until("namespace terminating", Duration::from_secs(20), || async {
-        Ok(namespaces.get(&ns).await?.metadata.deletion_timestamp.map(|_| ()))
+        Ok(namespaces
+            .get(&ns)
+            .await?
+            .metadata
+            .deletion_timestamp
+            .map(|_| ()))
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(tenants.get_opt(&name).await?.is_some(), "the Tenant went away while its namespace was still terminating");
+    assert!(
+        tenants.get_opt(&name).await?.is_some(),
+        "the Tenant went away while its namespace was still terminating"
+    );
     let release = serde_json::json!({"metadata": {"finalizers": null}});
-    Api::<ConfigMap>::namespaced(h.client.clone(), &ns).patch("data", &PatchParams::default(), &Patch::Merge(&release)).await?;
-    wait::until("Tenant gone after its namespace", Duration::from_secs(90), || async {
-        let ns_gone = namespaces.get_opt(&ns).await?.is_none();
-        let tenant_gone = tenants.get_opt(&name).await?.is_none();
-        anyhow::ensure!(ns_gone || !tenant_gone, "the Tenant is gone but namespace {ns} is not");
-        Ok((ns_gone && tenant_gone).then_some(()))
-    })
+    Api::<ConfigMap>::namespaced(h.client.clone(), &ns)
+        .patch("data", &PatchParams::default(), &Patch::Merge(&release))
+        .await?;
+    wait::until(
+        "Tenant gone after its namespace",
+        Duration::from_secs(90),
+        || async {
+            let ns_gone = namespaces.get_opt(&ns).await?.is_none();
+            let tenant_gone = tenants.get_opt(&name).await?.is_none();
+            anyhow::ensure!(
+                ns_gone || !tenant_gone,
+                "the Tenant is gone but namespace {ns} is not"
+            );
+            Ok((ns_gone && tenant_gone).then_some(()))
+        },
+    )
     .await
 }
 
@@ -398,22 +643,48 @@ async fn release_annotation_frees_a_tenant_whose_cleanup_cannot_finish() -> anyh
     let h = harness().await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let name = unique_name("stuck");
-    tenants.create(&PostParams::default(), &tenant(&name, serde_json::json!({"tier": "shared"}))?).await?;
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant(&name, serde_json::json!({"tier": "shared"}))?,
+        )
+        .await?;
     wait_phase(&tenants, &name, Phase::Ready).await?;
     let ns = format!("tenant-{name}");
     let config_maps = Api::<ConfigMap>::namespaced(h.client.clone(), &ns);
     config_maps
-        .create(&PostParams::default(), &ConfigMap { metadata: ObjectMeta { name: Some("stuck".into()), finalizers: Some(vec!["landlord.dev/e2e-hold".into()]), ..Default::default() }, ..Default::default() })
+        .create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("stuck".into()),
+                    finalizers: Some(vec!["landlord.dev/e2e-hold".into()]),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
         .await?;
     tenants.delete(&name, &DeleteParams::default()).await?;
     wait_phase(&tenants, &name, Phase::Terminating).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(tenants.get_opt(&name).await?.is_some(), "cleanup should be stuck on the namespace");
-    let annotate = serde_json::json!({"metadata": {"annotations": {"landlord.dev/release": "true"}}});
-    tenants.patch(&name, &PatchParams::default(), &Patch::Merge(&annotate)).await?;
-    wait::until("released Tenant gone", Duration::from_secs(30), || async { Ok(tenants.get_opt(&name).await?.is_none().then_some(())) }).await?;
+    assert!(
+        tenants.get_opt(&name).await?.is_some(),
+        "cleanup should be stuck on the namespace"
+    );
+    let annotate =
+        serde_json::json!({"metadata": {"annotations": {"landlord.dev/release": "true"}}});
+    tenants
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&annotate))
+        .await?;
+    wait::until("released Tenant gone", Duration::from_secs(30), || async {
+        Ok(tenants.get_opt(&name).await?.is_none().then_some(()))
+    })
+    .await?;
     let unblock = serde_json::json!({"metadata": {"finalizers": null}});
-    config_maps.patch("stuck", &PatchParams::default(), &Patch::Merge(&unblock)).await?;
+    config_maps
+        .patch("stuck", &PatchParams::default(), &Patch::Merge(&unblock))
+        .await?;
     Ok(())
 }
 
@@ -425,20 +696,57 @@ async fn pre_existing_namespace_is_a_conflict_until_adopted() -> anyhow::Result<
     let name = unique_name("squat");
     let ns = format!("tenant-{name}");
     namespaces
-        .create(&PostParams::default(), &Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() })
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
         .await?;
-    tenants.create(&PostParams::default(), &tenant(&name, serde_json::json!({"tier": "shared"}))?).await?;
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant(&name, serde_json::json!({"tier": "shared"}))?,
+        )
+        .await?;
     let failed = wait_phase(&tenants, &name, Phase::Failed).await?;
     let status = failed.status.clone().unwrap_or_default();
-    let condition = conditions::find(&status.conditions, "NamespaceReady").cloned().context("NamespaceReady")?;
-    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("False", "NamespaceConflict"));
-    assert!(condition.message.contains(&ns) && condition.message.contains("landlord.dev/adopt"), "{}", condition.message);
-    let ready = conditions::find(&status.conditions, "Ready").cloned().context("Ready")?;
-    assert!(ready.message.contains("NamespaceReady"), "Ready must name the blocking part: {}", ready.message);
-    assert!(Api::<ResourceQuota>::namespaced(h.client.clone(), &ns).get_opt("landlord-quota").await?.is_none(), "a squatted namespace was modified");
+    let condition = conditions::find(&status.conditions, "NamespaceReady")
+        .cloned()
+        .context("NamespaceReady")?;
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "NamespaceConflict")
+    );
+    assert!(
+        condition.message.contains(&ns) && condition.message.contains("landlord.dev/adopt"),
+        "{}",
+        condition.message
+    );
+    let ready = conditions::find(&status.conditions, "Ready")
+        .cloned()
+        .context("Ready")?;
+    assert!(
+        ready.message.contains("NamespaceReady"),
+        "Ready must name the blocking part: {}",
+        ready.message
+    );
+    assert!(
+        Api::<ResourceQuota>::namespaced(h.client.clone(), &ns)
+            .get_opt("landlord-quota")
+            .await?
+            .is_none(),
+        "a squatted namespace was modified"
+    );
 
     let adopt = serde_json::json!({"metadata": {"annotations": {"landlord.dev/adopt": name}}});
-    namespaces.patch(&ns, &PatchParams::default(), &Patch::Merge(&adopt)).await?;
+    namespaces
+        .patch(&ns, &PatchParams::default(), &Patch::Merge(&adopt))
+        .await?;
     wait_phase(&tenants, &name, Phase::Ready).await?;
     let adopted = namespaces.get(&ns).await?;
     assert_eq!(adopted.labels().get("landlord.dev/tenant"), Some(&name));
