@@ -239,11 +239,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     // Graceful: let in-flight reconciles finish, then hand the lease over at once.
-    if tokio::time::timeout(Duration::from_secs(20), controllers)
+    // A reconcile still running after the grace period is aborted before the lease is
+    // released, so two leaders never write at once; reconciles are idempotent.
+    let mut controllers = controllers;
+    if tokio::time::timeout(Duration::from_secs(20), &mut controllers)
         .await
         .is_err()
     {
-        warn!("controllers did not stop within 20s");
+        warn!("controllers did not stop within 20s; aborting them");
+        controllers.abort();
+        let _ = controllers.await;
     }
     if let Some(elector) = elector.as_mut() {
         elector.release().await;

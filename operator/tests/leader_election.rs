@@ -85,10 +85,10 @@ async fn failover(graceful: bool) -> anyhow::Result<()> {
     let cluster = cluster();
     let client = cluster.client().await?;
     install_crds(&client).await?;
-    let lease = unique_name("ha");
-    let (mut leader, standby) = pair(cluster, &client, &lease).await?;
+    let lease = operator::LEASE;
+    let (mut leader, standby) = pair(cluster, &client, lease).await?;
     assert_eq!(
-        holder(&client, &lease).await?.as_deref(),
+        holder(&client, lease).await?.as_deref(),
         Some(leader.identity.as_str())
     );
 
@@ -129,7 +129,7 @@ async fn failover(graceful: bool) -> anyhow::Result<()> {
     ready(&client, &after).await?;
     let provisioned = stopped.elapsed();
     assert_eq!(
-        holder(&client, &lease).await?.as_deref(),
+        holder(&client, lease).await?.as_deref(),
         Some(standby.identity.as_str())
     );
     println!(

@@ -31,7 +31,7 @@ use kube::{
         controller::Action,
         events::{Event, EventType},
         finalizer::{Event as Finalizer, finalizer},
-        reflector::{self, Store},
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
@@ -118,6 +118,10 @@ impl Stores {
 pub struct State {
     pub ctx: Arc<Context>,
     pub stores: Stores,
+    /// Set once every child cache has been listed. Reconciles wait on this cell rather than
+    /// on the stores themselves: a store's readiness wakes only one waiter, so concurrent
+    /// reconciles waiting on it directly would hang.
+    stores_ready: tokio::sync::OnceCell<()>,
 }
 
 /// A label-selected, managed-fields-free cache of one child kind and the stream that fills it
@@ -141,6 +145,15 @@ where
     (reader, stream)
 }
 
+/// The Tenant a child belongs to, by its `landlord.dev/tenant` label. (kube's `owns` maps an
+/// ownerReference into the child's namespace, which is wrong for the cluster-scoped Tenant.)
+fn tenant_of<K: Resource>(child: K) -> Option<ObjectRef<Tenant>> {
+    child
+        .labels()
+        .get(labels::TENANT)
+        .map(|name| ObjectRef::new(name))
+}
+
 /// Runs the Tenant controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
@@ -161,16 +174,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         config_maps,
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    let state = Arc::new(State { ctx, stores });
+    let state = Arc::new(State {
+        ctx,
+        stores,
+        stores_ready: tokio::sync::OnceCell::new(),
+    });
     Controller::new(Api::<Tenant>::all(client), watcher::Config::default())
         .with_config(config)
-        .owns_stream(namespace_events)
-        .owns_stream(role_events)
-        .owns_stream(role_binding_events)
-        .owns_stream(quota_events)
-        .owns_stream(limit_range_events)
-        .owns_stream(network_policy_events)
-        .owns_stream(config_map_events)
+        .watches_stream(namespace_events, tenant_of)
+        .watches_stream(role_events, tenant_of)
+        .watches_stream(role_binding_events, tenant_of)
+        .watches_stream(quota_events, tenant_of)
+        .watches_stream(limit_range_events, tenant_of)
+        .watches_stream(network_policy_events, tenant_of)
+        .watches_stream(config_map_events, tenant_of)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move {
@@ -191,7 +208,10 @@ async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {
             .duration
             .with_label_values(&[CONTROLLER])
             .start_timer();
-        state.stores.wait_until_ready().await;
+        state
+            .stores_ready
+            .get_or_init(|| state.stores.wait_until_ready())
+            .await;
         let api = Api::<Tenant>::all(state.ctx.client.clone());
         let result = finalizer(&api, CLEANUP_FINALIZER, tenant, |event| async {
             match event {
