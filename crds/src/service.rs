@@ -33,7 +33,7 @@ use crate::{
         .message("metadata.name must be a lowercase DNS label of at most 50 characters (it names Deployments and Services)"),
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.path) || self.ports.size() > 0").message("spec.ports must declare at least one port when spec.path routes traffic to the service").field_path(".ports"))]
+#[x_kube(validation = Rule::new("!has(self.path) || (has(self.ports) && self.ports.size() > 0)").message("spec.ports must declare at least one port when spec.path routes traffic to the service").field_path(".ports"))]
 pub struct ServiceSpec {
     /// Container image, e.g. `registry.example.com/shop/api:1.4.2`.
     #[schemars(length(min = 1, max = 512))]
@@ -143,9 +143,9 @@ pub enum Protocol {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.cpu) || !has(self.limits.cpu) || quantity(string(self.limits.cpu)).compareTo(quantity(string(self.requests.cpu))) >= 0")
+    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.cpu) || !has(self.limits.cpu) || !isQuantity(string(self.limits.cpu)) || !isQuantity(string(self.requests.cpu)) || quantity(string(self.limits.cpu)).compareTo(quantity(string(self.requests.cpu))) >= 0")
         .message("spec.resources.limits.cpu must be at least spec.resources.requests.cpu").field_path(".limits.cpu"),
-    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.memory) || !has(self.limits.memory) || quantity(string(self.limits.memory)).compareTo(quantity(string(self.requests.memory))) >= 0")
+    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.memory) || !has(self.limits.memory) || !isQuantity(string(self.limits.memory)) || !isQuantity(string(self.requests.memory)) || quantity(string(self.limits.memory)).compareTo(quantity(string(self.requests.memory))) >= 0")
         .message("spec.resources.limits.memory must be at least spec.resources.requests.memory").field_path(".limits.memory"),
 )]
 pub struct ContainerResources {

@@ -172,13 +172,13 @@ pub enum SubjectKind {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.cpu) || !has(self.limits.cpu) || quantity(string(self.limits.cpu)).compareTo(quantity(string(self.requests.cpu))) >= 0")
+    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.cpu) || !has(self.limits.cpu) || !isQuantity(string(self.limits.cpu)) || !isQuantity(string(self.requests.cpu)) || quantity(string(self.limits.cpu)).compareTo(quantity(string(self.requests.cpu))) >= 0")
         .message("spec.quota.limits.cpu must be at least spec.quota.requests.cpu").field_path(".limits.cpu"),
-    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.memory) || !has(self.limits.memory) || quantity(string(self.limits.memory)).compareTo(quantity(string(self.requests.memory))) >= 0")
+    validation = Rule::new("!has(self.requests) || !has(self.limits) || !has(self.requests.memory) || !has(self.limits.memory) || !isQuantity(string(self.limits.memory)) || !isQuantity(string(self.requests.memory)) || quantity(string(self.limits.memory)).compareTo(quantity(string(self.requests.memory))) >= 0")
         .message("spec.quota.limits.memory must be at least spec.quota.requests.memory").field_path(".limits.memory"),
-    validation = Rule::new("!has(self.containerDefaults) || !has(self.containerDefaults.limit) || !has(self.limits) || !has(self.containerDefaults.limit.cpu) || !has(self.limits.cpu) || quantity(string(self.limits.cpu)).compareTo(quantity(string(self.containerDefaults.limit.cpu))) >= 0")
+    validation = Rule::new("!has(self.containerDefaults) || !has(self.containerDefaults.limit) || !has(self.limits) || !has(self.containerDefaults.limit.cpu) || !has(self.limits.cpu) || !isQuantity(string(self.limits.cpu)) || !isQuantity(string(self.containerDefaults.limit.cpu)) || quantity(string(self.limits.cpu)).compareTo(quantity(string(self.containerDefaults.limit.cpu))) >= 0")
         .message("spec.quota.containerDefaults.limit.cpu must not exceed spec.quota.limits.cpu").field_path(".containerDefaults.limit.cpu"),
-    validation = Rule::new("!has(self.containerDefaults) || !has(self.containerDefaults.limit) || !has(self.limits) || !has(self.containerDefaults.limit.memory) || !has(self.limits.memory) || quantity(string(self.limits.memory)).compareTo(quantity(string(self.containerDefaults.limit.memory))) >= 0")
+    validation = Rule::new("!has(self.containerDefaults) || !has(self.containerDefaults.limit) || !has(self.limits) || !has(self.containerDefaults.limit.memory) || !has(self.limits.memory) || !isQuantity(string(self.limits.memory)) || !isQuantity(string(self.containerDefaults.limit.memory)) || quantity(string(self.limits.memory)).compareTo(quantity(string(self.containerDefaults.limit.memory))) >= 0")
         .message("spec.quota.containerDefaults.limit.memory must not exceed spec.quota.limits.memory").field_path(".containerDefaults.limit.memory"),
 )]
 pub struct Quota {
