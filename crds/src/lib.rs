@@ -4,6 +4,10 @@
 //! validation rules, the condition vocabulary, and the CRD generator. Nothing here is async
 //! or talks to a cluster, so every other crate (and every test) can depend on it cheaply.
 
+// kube's `#[kube(printcolumn(...))]` repeats `type_ = ...` in each column, which clippy
+// mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod conditions;
 pub mod domain;
 pub mod flags;

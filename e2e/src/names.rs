@@ -21,7 +21,7 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap_or_default();
     let seed = nanos as u64
         ^ (u64::from(std::process::id()) << 32)
-        ^ u64::from(COUNTER.fetch_add(1, Ordering::Relaxed)) * 0x9E37_79B9;
+        ^ (u64::from(COUNTER.fetch_add(1, Ordering::Relaxed)) * 0x9E37_79B9);
     let mut n = seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
     let mut suffix = String::new();
     for _ in 0..6 {
