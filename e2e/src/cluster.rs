@@ -46,11 +46,17 @@ impl Cluster {
         let dir = std::env::var("LANDLORD_DEV_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join("target/landlord-dev"));
+        Self::up_in(&dir)
+    }
+
+    /// Brings up (or finds) the stack whose state lives in `dir`: a second, independent
+    /// stack for tests that must not share the default one.
+    pub fn up_in(dir: &Path) -> anyhow::Result<Self> {
         let script = repo_root().join("e2e/cluster");
         let output = Command::new("bash")
             .arg(&script)
             .arg("up")
-            .env("LANDLORD_DEV_DIR", &dir)
+            .env("LANDLORD_DEV_DIR", dir)
             .output()
             .with_context(|| format!("running {}", script.display()))?;
         if !output.status.success() {
@@ -62,6 +68,17 @@ impl Cluster {
             );
         }
         Self::from_env_file(&dir.join("env"))
+    }
+
+    /// Stops this stack and deletes its state (`e2e/cluster clean`).
+    pub fn clean(&self) -> anyhow::Result<()> {
+        let status = Command::new("bash")
+            .arg(repo_root().join("e2e/cluster"))
+            .arg("clean")
+            .env("LANDLORD_DEV_DIR", self.var("LANDLORD_DEV_DIR"))
+            .status()?;
+        anyhow::ensure!(status.success(), "e2e/cluster clean failed: {status}");
+        Ok(())
     }
 
     /// Reads the `export NAME=value` lines the cluster script writes.

@@ -114,6 +114,34 @@ pub struct Options<'a> {
 impl Operator {
     /// Starts the operator and waits until its /readyz answers.
     pub async fn start(cluster: &Cluster, options: &Options<'_>) -> anyhow::Result<Self> {
+        let mut operator = Self::start_unready(cluster, options)?;
+        for _ in 0..150 {
+            if let Ok(body) = operator.get("/readyz").await
+                && body.starts_with("ok")
+            {
+                return Ok(operator);
+            }
+            if let Some(status) = operator.child.try_wait()? {
+                anyhow::bail!(
+                    "the operator exited with {status}; log: {}",
+                    operator.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        anyhow::bail!(
+            "the operator never became ready; log: {}",
+            operator.log_text()
+        )
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Starts the operator without waiting for anything.
+    pub fn start_unready(cluster: &Cluster, options: &Options<'_>) -> anyhow::Result<Self> {
         let identity = unique_name("operator");
         let probe_port = free_port()?;
         let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
@@ -142,30 +170,12 @@ impl Operator {
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("starting {}", options.binary.display()))?;
-        let mut operator = Self {
+        Ok(Self {
             child,
             identity,
             probe_port,
             log,
-        };
-        for _ in 0..150 {
-            if let Ok(body) = operator.get("/readyz").await
-                && body.starts_with("ok")
-            {
-                return Ok(operator);
-            }
-            if let Some(status) = operator.child.try_wait()? {
-                anyhow::bail!(
-                    "the operator exited with {status}; log: {}",
-                    operator.log_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        anyhow::bail!(
-            "the operator never became ready; log: {}",
-            operator.log_text()
-        )
+        })
     }
 
     /// GET on the operator's probe port; the body when the status is 200.

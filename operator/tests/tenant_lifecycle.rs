@@ -222,6 +222,15 @@ async fn tenant_becomes_ready_with_every_child() -> anyhow::Result<()> {
         Some("teal")
     );
 
+    // Structured logs: every line of a reconcile carries the tenant's name.
+    let log = h.operator.log_text();
+    let tagged = format!("\"tenant\":\"{name}\"");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('{') && l.contains(&tagged)),
+        "no JSON log line carries {tagged}"
+    );
+
     let columns = h.cluster.kubectl_ok(&["get", "tenant", &name])?;
     let header: Vec<_> = columns
         .lines()

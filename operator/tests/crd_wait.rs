@@ -1,0 +1,84 @@
+//! The operator waits for its CRDs (reporting not ready) instead of crash-looping, and starts
+//! reconciling once they are installed. Runs on a stack of its own, which starts without the
+//! CRDs.
+
+use std::{path::Path, time::Duration};
+
+use kube::{Api, api::PostParams};
+use landlord_crds::{Tenant, tenant::Phase};
+use landlord_e2e::{
+    Cluster,
+    cluster::repo_root,
+    manifests::install_crds,
+    operator::{self, Operator, Options},
+    unique_name, wait,
+};
+
+#[tokio::test]
+async fn operator_waits_for_its_crds_then_reconciles() -> anyhow::Result<()> {
+    let cluster = Cluster::up_in(
+        &repo_root()
+            .join("target")
+            .join(unique_name("landlord-dev-nocrd")),
+    )?;
+    let result = scenario(&cluster).await;
+    cluster.clean()?;
+    result
+}
+
+async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
+    let client = cluster.client().await?;
+    let kubeconfig = operator::service_account_kubeconfig(cluster, &client).await?;
+    let binary = Path::new(env!("CARGO_BIN_EXE_landlord"));
+    let options = Options {
+        binary,
+        kubeconfig: &kubeconfig,
+        lease_name: operator::LEASE,
+        lease_duration_seconds: 6,
+    };
+    let mut operator = Operator::start_unready(cluster, &options)?;
+
+    // Without CRDs: alive, not ready, and still running a while later.
+    wait::until(
+        "operator answers /healthz",
+        Duration::from_secs(20),
+        || async { Ok(operator.get("/healthz").await.ok()) },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(operator.get("/readyz").await.is_err(), "ready without CRDs");
+    assert!(
+        operator.running(),
+        "the operator exited without its CRDs: {}",
+        operator.log_text()
+    );
+    assert!(
+        operator
+            .log_text()
+            .contains("waiting for the Landlord CRDs"),
+        "log: {}",
+        operator.log_text()
+    );
+
+    install_crds(&client).await?;
+    wait::until(
+        "operator ready once the CRDs exist",
+        Duration::from_secs(30),
+        || async { Ok(operator.get("/readyz").await.ok()) },
+    )
+    .await?;
+    let name = unique_name("late");
+    let tenant: Tenant = serde_json::from_value(serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": name}, "spec": {"tier": "shared"}
+    }))?;
+    let tenants = Api::<Tenant>::all(client.clone());
+    tenants.create(&PostParams::default(), &tenant).await?;
+    wait::until("Tenant Ready", Duration::from_secs(60), || async {
+        Ok(
+            (tenants.get(&name).await?.status.and_then(|s| s.phase) == Some(Phase::Ready))
+                .then_some(()),
+        )
+    })
+    .await
+}
