@@ -86,6 +86,21 @@ async fn wait_phase(api: &Api<Tenant>, name: &str, phase: Phase) -> anyhow::Resu
     .await
 }
 
+/// Creates a Tenant named `<prefix>-<random>` and waits until it is Ready.
+async fn ready_tenant(
+    h: &Harness,
+    prefix: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<(Api<Tenant>, String)> {
+    let tenants = Api::<Tenant>::all(h.client.clone());
+    let name = unique_name(prefix);
+    tenants
+        .create(&PostParams::default(), &tenant(&name, spec)?)
+        .await?;
+    wait_phase(&tenants, &name, Phase::Ready).await?;
+    Ok((tenants, name))
+}
+
 async fn delete_tenant(client: &Client, name: &str) -> anyhow::Result<()> {
     let api = Api::<Tenant>::all(client.clone());
     api.delete(name, &DeleteParams::default()).await?;
@@ -540,15 +555,8 @@ async fn ready_tenant_causes_no_writes_for_30_seconds() -> anyhow::Result<()> {
 #[tokio::test]
 async fn suspend_and_resume() -> anyhow::Result<()> {
     let h = harness().await?;
-    let tenants = Api::<Tenant>::all(h.client.clone());
-    let name = unique_name("sleepy");
-    tenants
-        .create(
-            &PostParams::default(),
-            &tenant(&name, serde_json::json!({"tier": "dedicated"}))?,
-        )
-        .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
+    let (tenants, name) =
+        ready_tenant(&h, "sleepy", serde_json::json!({"tier": "dedicated"})).await?;
     let set = |suspended: bool| serde_json::json!({"spec": {"suspended": suspended}});
     tenants
         .patch(&name, &PatchParams::default(), &Patch::Merge(set(true)))
@@ -585,15 +593,7 @@ async fn suspend_and_resume() -> anyhow::Result<()> {
 #[tokio::test]
 async fn deletion_removes_the_namespace_before_the_tenant() -> anyhow::Result<()> {
     let h = harness().await?;
-    let tenants = Api::<Tenant>::all(h.client.clone());
-    let name = unique_name("gone");
-    tenants
-        .create(
-            &PostParams::default(),
-            &tenant(&name, serde_json::json!({"tier": "shared"}))?,
-        )
-        .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
+    let (tenants, name) = ready_tenant(&h, "gone", serde_json::json!({"tier": "shared"})).await?;
     let ns = format!("tenant-{name}");
     // Content in the namespace keeps it terminating for a moment, so the order is visible.
     Api::<ConfigMap>::namespaced(h.client.clone(), &ns)
@@ -650,15 +650,7 @@ async fn deletion_removes_the_namespace_before_the_tenant() -> anyhow::Result<()
 #[tokio::test]
 async fn release_annotation_frees_a_tenant_whose_cleanup_cannot_finish() -> anyhow::Result<()> {
     let h = harness().await?;
-    let tenants = Api::<Tenant>::all(h.client.clone());
-    let name = unique_name("stuck");
-    tenants
-        .create(
-            &PostParams::default(),
-            &tenant(&name, serde_json::json!({"tier": "shared"}))?,
-        )
-        .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
+    let (tenants, name) = ready_tenant(&h, "stuck", serde_json::json!({"tier": "shared"})).await?;
     let ns = format!("tenant-{name}");
     let config_maps = Api::<ConfigMap>::namespaced(h.client.clone(), &ns);
     config_maps
