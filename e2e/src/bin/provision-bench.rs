@@ -1351,7 +1351,7 @@ fn report(env: &Env, m: &Machine, l: &LandlordResult, f: Option<&FloorResult>) -
     );
     let _ = writeln!(
         out,
-        "- operator: {} (profile {}, built {}), --concurrency {}, as {}; work tree at {}",
+        "- operator: {} (profile {}, built {}), --concurrency {}, as {}; repository HEAD at run time: {}",
         m.operator, m.profile, m.built, env.c, env.sa_user, m.commit
     );
     let _ = writeln!(out, "- N = {} tenants per phase, C = {}\n", env.n, env.c);
