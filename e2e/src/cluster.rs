@@ -52,33 +52,13 @@ impl Cluster {
     /// Brings up (or finds) the stack whose state lives in `dir`: a second, independent
     /// stack for tests that must not share the default one.
     pub fn up_in(dir: &Path) -> anyhow::Result<Self> {
-        let script = repo_root().join("e2e/cluster");
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .env("LANDLORD_DEV_DIR", dir)
-            .output()
-            .with_context(|| format!("running {}", script.display()))?;
-        if !output.status.success() {
-            bail!(
-                "`e2e/cluster up` failed ({}):\n{}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        run_script(dir, "up")?;
         Self::from_env_file(&dir.join("env"))
     }
 
     /// Stops this stack and deletes its state (`e2e/cluster clean`).
     pub fn clean(&self) -> anyhow::Result<()> {
-        let status = Command::new("bash")
-            .arg(repo_root().join("e2e/cluster"))
-            .arg("clean")
-            .env("LANDLORD_DEV_DIR", self.var("LANDLORD_DEV_DIR"))
-            .status()?;
-        anyhow::ensure!(status.success(), "e2e/cluster clean failed: {status}");
-        Ok(())
+        run_script(Path::new(self.var("LANDLORD_DEV_DIR")), "clean")
     }
 
     /// Reads the `export NAME=value` lines the cluster script writes.
@@ -116,6 +96,27 @@ impl Cluster {
     pub fn user_name(&self) -> &'static str {
         "landlord-dev-user"
     }
+}
+
+/// Runs `e2e/cluster <command>` for the stack whose state lives in `dir`; on failure the
+/// error carries the script's own report (which component failed, where its log is).
+pub fn run_script(dir: &Path, command: &str) -> anyhow::Result<()> {
+    let script = repo_root().join("e2e/cluster");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(command)
+        .env("LANDLORD_DEV_DIR", dir)
+        .output()
+        .with_context(|| format!("running {} {command}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`e2e/cluster {command}` failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// A client for a kubeconfig file.

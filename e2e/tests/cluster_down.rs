@@ -1,23 +1,12 @@
 //! `e2e/cluster down` leaves no process behind. Runs a second, independent stack in its own
 //! state directory so the shared one keeps serving the other tests.
 
-use std::{collections::BTreeSet, path::Path, process::Command};
+use std::{collections::BTreeSet, path::Path};
 
 use landlord_e2e::{cluster::repo_root, unique_name};
 
 fn run(command: &str, dir: &Path) -> anyhow::Result<()> {
-    let output = Command::new("bash")
-        .arg(repo_root().join("e2e/cluster"))
-        .arg(command)
-        .env("LANDLORD_DEV_DIR", dir)
-        .output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "e2e/cluster {command} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
+    landlord_e2e::cluster::run_script(dir, command)
 }
 
 /// Parent pid of every live process (zombies count as gone).

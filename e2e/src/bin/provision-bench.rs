@@ -137,7 +137,7 @@ async fn main() -> ExitCode {
         );
     } else {
         progress("stopping the benchmark's stack (e2e/cluster down)");
-        if let Err(e) = cluster_script(&dev_dir, "down") {
+        if let Err(e) = landlord_e2e::cluster::run_script(&dev_dir, "down") {
             eprintln!("provision-bench: stopping the stack failed: {e:#}");
             return ExitCode::FAILURE;
         }
@@ -150,28 +150,6 @@ async fn main() -> ExitCode {
 
 fn progress(message: impl AsRef<str>) {
     eprintln!("[bench] {}", message.as_ref());
-}
-
-/// Runs `e2e/cluster <command>` for the benchmark's state dir. (Not `Cluster::ensure_up`:
-/// that reads `LANDLORD_DEV_DIR` from this process's environment, which may point at the
-/// tests' stack.)
-fn cluster_script(dev_dir: &Path, command: &str) -> anyhow::Result<()> {
-    let script = repo_root().join("e2e/cluster");
-    let output = Command::new("bash")
-        .arg(&script)
-        .arg(command)
-        .env("LANDLORD_DEV_DIR", dev_dir)
-        .output()
-        .with_context(|| format!("running {} {command}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "`e2e/cluster {command}` failed ({}):\n{}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }
 
 /// What both phases share.
@@ -208,7 +186,8 @@ async fn run(args: &Args, dev_dir: &Path) -> anyhow::Result<()> {
     ));
     let started = Instant::now();
     let cluster_dir = dev_dir.to_path_buf();
-    tokio::task::spawn_blocking(move || cluster_script(&cluster_dir, "up")).await??;
+    tokio::task::spawn_blocking(move || landlord_e2e::cluster::run_script(&cluster_dir, "up"))
+        .await??;
     let cluster = Cluster::from_env_file(&dev_dir.join("env"))?;
     progress(format!("stack up in {:.1?}", started.elapsed()));
     let var = |name: &str| -> anyhow::Result<PathBuf> {
