@@ -66,7 +66,16 @@ impl Part {
     pub const PROVISION_ORDER: &'static [Part] = &[Part::Namespace];
     pub const CLEANUP_ORDER: &'static [Part] = &[Part::Namespace];
 
-    async fn provision(self, tenant: &Tenant, state: &State) -> Result<Observation> {
+    /// Provisions the part and reports its condition. A part that owns status fields
+    /// (`status.database`, `status.topics`, `status.endpoints`) writes them into `draft`,
+    /// which starts as the Tenant's current status.
+    async fn provision(
+        self,
+        tenant: &Tenant,
+        state: &State,
+        draft: &mut TenantStatus,
+    ) -> Result<Observation> {
+        let _ = &draft; // the namespace part owns no status field
         match self {
             Part::Namespace => namespace::provision(tenant, &state.ctx, &state.stores).await,
         }
@@ -257,16 +266,18 @@ fn now() -> Time {
 }
 
 async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
+    let mut draft = tenant.status.clone().unwrap_or_default();
     let observations = match validate::validate(tenant, &state.ctx.config) {
         Err(invalid) => vec![invalid],
         Ok(()) => {
             let mut observations = Vec::with_capacity(Part::PROVISION_ORDER.len());
             for part in Part::PROVISION_ORDER {
-                let observation = part.provision(tenant, state).await?;
+                let observation = part.provision(tenant, state, &mut draft).await?;
                 let blocked = !observation.is_true();
                 observations.push(observation);
-                // Later parts build on earlier ones (a database needs the namespace).
-                if blocked {
+                // Every other part lives in (or hands credentials to) the namespace; the
+                // others are independent, so one blocked part does not hold back the rest.
+                if blocked && *part == Part::Namespace {
                     break;
                 }
             }
@@ -274,7 +285,7 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
         }
     };
     let settled = observations.iter().all(Observation::is_true);
-    let status = status::compute(tenant, &observations, &now());
+    let status = status::compute(tenant, draft, &observations, &now());
     write_status(tenant, status, state).await?;
     Ok(Action::requeue(if settled { RESYNC } else { RECHECK }))
 }

@@ -13,14 +13,20 @@ use landlord_crds::{
 const NEEDS_ACTION: &[&str] = &["InvalidSpec", "NamespaceConflict"];
 
 /// The status a Tenant should have, given the observations of its parts (in provisioning
-/// order). Everything not derived from the observations is kept from the current status.
-pub fn compute(tenant: &Tenant, observations: &[Observation], now: &Time) -> TenantStatus {
+/// order) and the `draft` the parts filled in (their own fields, such as `database`, on top
+/// of the current status). Conditions, phase and the generation are derived here.
+pub fn compute(
+    tenant: &Tenant,
+    draft: TenantStatus,
+    observations: &[Observation],
+    now: &Time,
+) -> TenantStatus {
     let current = tenant.status.clone().unwrap_or_default();
     let generation = tenant.metadata.generation;
     let mut status = TenantStatus {
         observed_generation: generation,
         namespace: Some(tenant.namespace_name()),
-        ..current.clone()
+        ..draft
     };
     for observation in observations {
         conditions::set(&mut status.conditions, observation, generation, now);
@@ -77,7 +83,7 @@ pub fn compute(tenant: &Tenant, observations: &[Observation], now: &Time) -> Ten
 
 /// The status during deletion: everything kept, Ready False and phase Terminating.
 pub fn terminating(tenant: &Tenant, now: &Time) -> TenantStatus {
-    compute(tenant, &[], now)
+    compute(tenant, tenant.status.clone().unwrap_or_default(), &[], now)
 }
 
 /// Whether the Tenant is, by its current status, ready (for events on transitions).
@@ -98,6 +104,10 @@ mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
     use landlord_crds::conditions::tenant::NAMESPACE_READY;
+
+    fn roll(t: &Tenant, observations: &[Observation], now: &Time) -> TenantStatus {
+        compute(t, t.status.clone().unwrap_or_default(), observations, now)
+    }
 
     fn at(s: i64) -> Time {
         Time(Timestamp::from_second(s).expect("timestamp"))
@@ -134,7 +144,7 @@ mod tests {
 
     #[test]
     fn all_parts_ready_rolls_up_to_ready() {
-        let s = compute(&tenant(false), &[ns_ready(true)], &at(1));
+        let s = roll(&tenant(false), &[ns_ready(true)], &at(1));
         assert_eq!(s.phase, Some(Phase::Ready));
         assert!(conditions::is_true(&s.conditions, READY));
         assert_eq!(s.observed_generation, Some(3));
@@ -148,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_blocking_part_names_itself_in_ready() {
-        let s = compute(&tenant(false), &[ns_ready(false)], &at(1));
+        let s = roll(&tenant(false), &[ns_ready(false)], &at(1));
         let ready = conditions::find(&s.conditions, READY).expect("Ready");
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -160,7 +170,7 @@ mod tests {
 
     #[test]
     fn suspended_tenant_is_suspended_not_ready() {
-        let s = compute(&tenant(true), &[ns_ready(true)], &at(1));
+        let s = roll(&tenant(true), &[ns_ready(true)], &at(1));
         assert_eq!(s.phase, Some(Phase::Suspended));
         assert_eq!(
             conditions::find(&s.conditions, READY).map(|c| c.reason.as_str()),
@@ -171,16 +181,16 @@ mod tests {
     #[test]
     fn recomputing_an_unchanged_world_gives_the_same_status() {
         let mut t = tenant(false);
-        t.status = Some(compute(&t, &[ns_ready(true)], &at(1)));
-        let again = compute(&t, &[ns_ready(true)], &at(99));
+        t.status = Some(roll(&t, &[ns_ready(true)], &at(1)));
+        let again = roll(&t, &[ns_ready(true)], &at(99));
         assert_eq!(t.status, Some(again));
     }
 
     #[test]
     fn a_ready_tenant_that_loses_a_part_is_degraded() {
         let mut t = tenant(false);
-        t.status = Some(compute(&t, &[ns_ready(true)], &at(1)));
-        let degraded = compute(
+        t.status = Some(roll(&t, &[ns_ready(true)], &at(1)));
+        let degraded = roll(
             &t,
             &[Observation::new(
                 NAMESPACE_READY,
