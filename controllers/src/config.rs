@@ -1,6 +1,8 @@
 //! Operator configuration that the controllers read (the operator binary fills it from its
 //! flags and environment).
 
+use crate::database::DatabaseConfig;
+
 /// What the controllers need to know about the platform they run in.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -17,6 +19,8 @@ pub struct Config {
     pub default_limit_memory: String,
     /// Reconciles run at once per controller.
     pub concurrency: u16,
+    /// Shared PostgreSQL servers, the extension allowlist and dedicated-server defaults.
+    pub database: DatabaseConfig,
 }
 
 impl Default for Config {
@@ -30,6 +34,7 @@ impl Default for Config {
             default_limit_cpu: "1".into(),
             default_limit_memory: "512Mi".into(),
             concurrency: 16,
+            database: DatabaseConfig::default(),
         }
     }
 }

@@ -6,7 +6,7 @@ use kube::{
     runtime::events::{Recorder, Reporter},
 };
 
-use crate::{backoff::Backoff, config::Config, metrics::Metrics};
+use crate::{backoff::Backoff, config::Config, database, metrics::Metrics};
 
 /// Shared state of the controllers.
 pub struct Context {
@@ -17,6 +17,8 @@ pub struct Context {
     /// One recorder for the Tenant controller, shared by all its reconciles so that events
     /// aggregate instead of piling up.
     pub tenant_recorder: Recorder,
+    /// Pools to the shared PostgreSQL servers, and placements in flight.
+    pub databases: database::Servers,
 }
 
 impl Context {
@@ -31,6 +33,7 @@ impl Context {
             config,
             metrics,
             backoff: Backoff::default(),
+            databases: database::Servers::default(),
         }
     }
 }

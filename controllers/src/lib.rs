@@ -8,6 +8,7 @@ pub mod apply;
 pub mod backoff;
 pub mod config;
 pub mod context;
+pub mod database;
 pub mod drift;
 pub mod labels;
 pub mod metrics;

@@ -11,6 +11,10 @@ pub struct Metrics {
     pub duration: HistogramVec,
     pub writes: IntCounterVec,
     pub tenants: IntGaugeVec,
+    /// Time from the start of a reconcile to a newly created database, by tier.
+    pub database_provision: HistogramVec,
+    /// Database provisioning failures, by condition reason.
+    pub database_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -48,6 +52,23 @@ impl Metrics {
             Opts::new("landlord_tenants", "Tenants by phase"),
             &["phase"],
         )?;
+        let database_provision = HistogramVec::new(
+            HistogramOpts::new(
+                "landlord_database_provision_seconds",
+                "Time to create a tenant's database, by tier",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["tier"],
+        )?;
+        let database_errors = IntCounterVec::new(
+            Opts::new(
+                "landlord_database_errors_total",
+                "Failed database provisioning steps, by condition reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(database_provision.clone()))?;
+        registry.register(Box::new(database_errors.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -59,6 +80,8 @@ impl Metrics {
             duration,
             writes,
             tenants,
+            database_provision,
+            database_errors,
         })
     }
 }

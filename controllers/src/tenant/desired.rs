@@ -65,14 +65,7 @@ pub struct NamespaceStack {
 /// Builds the namespace stack of a tenant. `owner` is the Tenant's controller reference
 /// (it needs the Tenant's uid, which only the API server assigns).
 pub fn namespace_stack(tenant: &Tenant, owner: &OwnerReference, config: &Config) -> NamespaceStack {
-    let ns = tenant.namespace_name();
-    let meta = |name: &str| ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(ns.clone()),
-        labels: Some(labels::tenant_labels(&tenant.name_any())),
-        owner_references: Some(vec![owner.clone()]),
-        ..Default::default()
-    };
+    let meta = |name: &str| child_meta(tenant, owner, name);
     NamespaceStack {
         namespace: namespace(tenant, owner),
         roles: vec![
@@ -117,6 +110,18 @@ pub fn namespace_stack(tenant: &Tenant, owner: &OwnerReference, config: &Config)
                 ..Default::default()
             },
         ],
+    }
+}
+
+/// Metadata of a child object in the tenant's namespace: its name, the tenant's labels and
+/// the controller reference to the Tenant.
+pub fn child_meta(tenant: &Tenant, owner: &OwnerReference, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(tenant.namespace_name()),
+        labels: Some(labels::tenant_labels(&tenant.name_any())),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
     }
 }
 

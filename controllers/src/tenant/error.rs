@@ -26,6 +26,12 @@ pub enum Error {
     /// A cleanup step is still running (a namespace terminating, ...); checked again shortly.
     #[error("cleanup waits for {0}")]
     CleanupPending(String),
+    /// A database cleanup step failed (server unreachable, refused, not configured).
+    #[error("database cleanup: {0}")]
+    DatabaseCleanup(String),
+    /// Something that should not happen (no randomness from the operating system).
+    #[error("internal: {0}")]
+    Internal(String),
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -51,7 +57,8 @@ impl Error {
                 kube::Error::Api(_) => "ApiError",
                 _ => "ApiUnreachable",
             },
-            Error::Encode { .. } | Error::MissingUid => "Internal",
+            Error::Encode { .. } | Error::MissingUid | Error::Internal(_) => "Internal",
+            Error::DatabaseCleanup(_) => "DatabaseCleanup",
             Error::CleanupPending(_) => "CleanupPending",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)

@@ -5,6 +5,7 @@
 //! written only when it changed). Deletion runs the parts' cleanup in dependency order
 //! behind the `landlord.dev/cleanup` finalizer.
 
+pub mod database;
 pub mod desired;
 pub mod error;
 pub mod namespace;
@@ -16,7 +17,8 @@ use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 use futures::{Stream, StreamExt};
 use k8s_openapi::{
     api::{
-        core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota},
+        apps::v1::StatefulSet,
+        core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota, Secret, Service},
         networking::v1::NetworkPolicy,
         rbac::v1::{Role, RoleBinding},
     },
@@ -26,6 +28,7 @@ use k8s_openapi::{
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
+    core::NamespaceResourceScope,
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -36,17 +39,23 @@ use kube::{
     },
 };
 use landlord_crds::{CLEANUP_FINALIZER, Tenant, TenantStatus, conditions::Observation};
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 use tracing::{Instrument, info, info_span, warn};
 
 pub use error::Error;
 use error::Result;
 
-use crate::{Context, labels};
+use crate::{
+    Context,
+    apply::{self, EnsureError, Outcome},
+    labels,
+};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "tenant";
 const STATUS_MANAGER: &str = "landlord/tenant-status";
+/// Field manager of every child object the Tenant controller applies.
+pub const MANAGER: &str = "landlord/tenant";
 /// How often a healthy Tenant is looked at again without any change (a read, not a write).
 const RESYNC: Duration = Duration::from_secs(600);
 /// How soon a Tenant blocked on something outside Landlord's watches (a squatted namespace,
@@ -60,11 +69,12 @@ const CLEANUP_POLL: Duration = Duration::from_secs(2);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     Namespace,
+    Database,
 }
 
 impl Part {
-    pub const PROVISION_ORDER: &'static [Part] = &[Part::Namespace];
-    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Namespace];
+    pub const PROVISION_ORDER: &'static [Part] = &[Part::Namespace, Part::Database];
+    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Database, Part::Namespace];
 
     /// Provisions the part and reports its condition. A part that owns status fields
     /// (`status.database`, `status.topics`, `status.endpoints`) writes them into `draft`,
@@ -75,15 +85,16 @@ impl Part {
         state: &State,
         draft: &mut TenantStatus,
     ) -> Result<Observation> {
-        let _ = &draft; // the namespace part owns no status field
         match self {
             Part::Namespace => namespace::provision(tenant, &state.ctx, &state.stores).await,
+            Part::Database => database::provision(tenant, state, draft).await,
         }
     }
 
     async fn cleanup(self, tenant: &Tenant, state: &State) -> Result<()> {
         match self {
             Part::Namespace => namespace::cleanup(tenant, &state.ctx).await,
+            Part::Database => database::cleanup(tenant, state).await,
         }
     }
 }
@@ -97,6 +108,9 @@ pub struct Stores {
     pub limit_ranges: Store<LimitRange>,
     pub network_policies: Store<NetworkPolicy>,
     pub config_maps: Store<ConfigMap>,
+    pub secrets: Store<Secret>,
+    pub services: Store<Service>,
+    pub stateful_sets: Store<StatefulSet>,
 }
 
 impl Stores {
@@ -109,6 +123,9 @@ impl Stores {
             limit_ranges,
             network_policies,
             config_maps,
+            secrets,
+            services,
+            stateful_sets,
         } = self;
         // Errors only when the writer is gone, i.e. the controller is shutting down.
         let _ = futures::join!(
@@ -119,6 +136,9 @@ impl Stores {
             limit_ranges.wait_until_ready(),
             network_policies.wait_until_ready(),
             config_maps.wait_until_ready(),
+            secrets.wait_until_ready(),
+            services.wait_until_ready(),
+            stateful_sets.wait_until_ready(),
         );
     }
 }
@@ -127,6 +147,8 @@ impl Stores {
 pub struct State {
     pub ctx: Arc<Context>,
     pub stores: Stores,
+    /// Every Tenant, from the controller's own cache (for placement by load).
+    pub tenants: Store<Tenant>,
     /// Set once every child cache has been listed. Reconciles wait on this cell rather than
     /// on the stores themselves: a store's readiness wakes only one waiter, so concurrent
     /// reconciles waiting on it directly would hang.
@@ -173,6 +195,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (limit_ranges, limit_range_events) = owned::<LimitRange>(&client);
     let (network_policies, network_policy_events) = owned::<NetworkPolicy>(&client);
     let (config_maps, config_map_events) = owned::<ConfigMap>(&client);
+    let (secrets, secret_events) = owned::<Secret>(&client);
+    let (services, service_events) = owned::<Service>(&client);
+    let (stateful_sets, stateful_set_events) = owned::<StatefulSet>(&client);
     let stores = Stores {
         namespaces,
         roles,
@@ -181,14 +206,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         limit_ranges,
         network_policies,
         config_maps,
+        secrets,
+        services,
+        stateful_sets,
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+    let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
     let state = Arc::new(State {
         ctx,
         stores,
+        tenants: controller.store(),
         stores_ready: tokio::sync::OnceCell::new(),
     });
-    Controller::new(Api::<Tenant>::all(client), watcher::Config::default())
+    controller
         .with_config(config)
         .watches_stream(namespace_events, tenant_of)
         .watches_stream(role_events, tenant_of)
@@ -197,6 +227,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .watches_stream(limit_range_events, tenant_of)
         .watches_stream(network_policy_events, tenant_of)
         .watches_stream(config_map_events, tenant_of)
+        .watches_stream(secret_events, tenant_of)
+        .watches_stream(service_events, tenant_of)
+        .watches_stream(stateful_set_events, tenant_of)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move {
@@ -284,7 +317,10 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
             observations
         }
     };
-    let settled = observations.iter().all(Observation::is_true);
+    // Settled, or blocked only on what a person must fix: no point looking again soon.
+    let settled = observations
+        .iter()
+        .all(|o| o.is_true() || status::needs_action(&o.reason));
     let status = status::compute(tenant, draft, &observations, &now());
     write_status(tenant, status, state).await?;
     Ok(Action::requeue(if settled { RESYNC } else { RECHECK }))
@@ -381,6 +417,67 @@ async fn write_status(tenant: &Tenant, status: TenantStatus, state: &State) -> R
         }
     }
     Ok(())
+}
+
+/// Applies one namespaced child of a Tenant through the one write path (`apply::ensure`,
+/// field manager `landlord/tenant`), comparing with its cached live copy. Returns 1 when it
+/// wrote.
+pub async fn ensure_child<K>(store: &Store<K>, desired: &K, ctx: &Context) -> Result<u32>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let ns = desired.namespace().unwrap_or_default();
+    ensure_with(
+        Api::namespaced(ctx.client.clone(), &ns),
+        store,
+        desired,
+        ctx,
+    )
+    .await
+}
+
+/// [`ensure_child`] through a given API (cluster-scoped children, such as the namespace).
+pub async fn ensure_with<K>(
+    api: Api<K>,
+    store: &Store<K>,
+    desired: &K,
+    ctx: &Context,
+) -> Result<u32>
+where
+    K: Resource<DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let name = desired.name_any();
+    let mut key = ObjectRef::new(&name);
+    if let Some(ns) = desired.namespace() {
+        key = key.within(&ns);
+    }
+    let live = store.get(&key);
+    match apply::ensure(&api, live.as_deref(), desired, MANAGER, &ctx.metrics).await {
+        Ok(Outcome::Applied) => Ok(1),
+        Ok(Outcome::Unchanged) => Ok(0),
+        Err(EnsureError::Encode(source)) => Err(Error::Encode {
+            what: "child object",
+            source,
+        }),
+        Err(EnsureError::Kube(source)) => Err(Error::Kube {
+            action: format!("applying {} {name}", K::kind(&())),
+            source,
+        }),
+    }
 }
 
 async fn publish(state: &State, tenant: &Tenant, type_: EventType, reason: &str, note: &str) {

@@ -3,34 +3,24 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::{
-    core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota},
-    networking::v1::NetworkPolicy,
-    rbac::v1::{Role, RoleBinding},
-};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, Preconditions},
-    runtime::reflector::{ObjectRef, Store},
+    runtime::reflector::ObjectRef,
 };
 use landlord_crds::{
     Tenant,
     conditions::{Observation, Status, tenant::NAMESPACE_READY},
 };
-use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    Stores,
+    MANAGER, Stores,
     desired::{self, NamespaceStack},
+    ensure_child, ensure_with,
     error::{Error, Result},
 };
-use crate::{
-    Context,
-    apply::{self, EnsureError, Outcome},
-    labels,
-};
-
-const MANAGER: &str = "landlord/tenant";
+use crate::{Context, labels};
 
 /// Provisions the namespace stack and reports `NamespaceReady`.
 pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Result<Observation> {
@@ -69,64 +59,27 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
         network_policies,
         config_maps,
     } = desired::namespace_stack(tenant, &owner, &ctx.config);
-    let client = &ctx.client;
     let mut written = 0;
-    written += ensure(
-        &Api::all(client.clone()),
+    written += ensure_with(
+        Api::all(ctx.client.clone()),
         &stores.namespaces,
         &namespace,
         ctx,
     )
     .await?;
     for role in &roles {
-        written += ensure::<Role>(
-            &Api::namespaced(client.clone(), &ns_name),
-            &stores.roles,
-            role,
-            ctx,
-        )
-        .await?;
+        written += ensure_child(&stores.roles, role, ctx).await?;
     }
     for binding in &role_bindings {
-        written += ensure::<RoleBinding>(
-            &Api::namespaced(client.clone(), &ns_name),
-            &stores.role_bindings,
-            binding,
-            ctx,
-        )
-        .await?;
+        written += ensure_child(&stores.role_bindings, binding, ctx).await?;
     }
-    written += ensure::<ResourceQuota>(
-        &Api::namespaced(client.clone(), &ns_name),
-        &stores.quotas,
-        &quota,
-        ctx,
-    )
-    .await?;
-    written += ensure::<LimitRange>(
-        &Api::namespaced(client.clone(), &ns_name),
-        &stores.limit_ranges,
-        &limit_range,
-        ctx,
-    )
-    .await?;
+    written += ensure_child(&stores.quotas, &quota, ctx).await?;
+    written += ensure_child(&stores.limit_ranges, &limit_range, ctx).await?;
     for policy in &network_policies {
-        written += ensure::<NetworkPolicy>(
-            &Api::namespaced(client.clone(), &ns_name),
-            &stores.network_policies,
-            policy,
-            ctx,
-        )
-        .await?;
+        written += ensure_child(&stores.network_policies, policy, ctx).await?;
     }
     for config_map in &config_maps {
-        written += ensure::<ConfigMap>(
-            &Api::namespaced(client.clone(), &ns_name),
-            &stores.config_maps,
-            config_map,
-            ctx,
-        )
-        .await?;
+        written += ensure_child(&stores.config_maps, config_map, ctx).await?;
     }
     if written > 0 {
         tracing::info!(namespace = %ns_name, written, "applied namespace stack");
@@ -159,36 +112,6 @@ fn ownership_conflict(tenant: &Tenant, uid: &str, ns: &Namespace) -> Option<Obse
             ),
         )
     })
-}
-
-async fn ensure<K>(api: &Api<K>, store: &Store<K>, desired: &K, ctx: &Context) -> Result<u32>
-where
-    K: Resource<DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let mut key = ObjectRef::new(&desired.name_any());
-    if let Some(ns) = desired.namespace() {
-        key = key.within(&ns);
-    }
-    let live = store.get(&key);
-    match apply::ensure(api, live.as_deref(), desired, MANAGER, &ctx.metrics).await {
-        Ok(Outcome::Applied) => Ok(1),
-        Ok(Outcome::Unchanged) => Ok(0),
-        Err(EnsureError::Encode(source)) => Err(Error::Encode {
-            what: "child object",
-            source,
-        }),
-        Err(EnsureError::Kube(source)) => Err(Error::Kube {
-            action: format!("applying {} {}", K::kind(&()), desired.name_any()),
-            source,
-        }),
-    }
 }
 
 /// Last cleanup step: deletes the tenant's namespace (if it is the tenant's) and waits until

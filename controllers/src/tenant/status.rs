@@ -12,6 +12,11 @@ use landlord_crds::{
 /// Reasons of conditions that only a change by a person can clear: the phase is Failed.
 const NEEDS_ACTION: &[&str] = &["InvalidSpec", "NamespaceConflict"];
 
+/// Whether a condition reason needs a person to act (no retry can clear it).
+pub fn needs_action(reason: &str) -> bool {
+    NEEDS_ACTION.contains(&reason) || crate::database::failure::NEEDS_ACTION.contains(&reason)
+}
+
 /// The status a Tenant should have, given the observations of its parts (in provisioning
 /// order) and the `draft` the parts filled in (their own fields, such as `database`, on top
 /// of the current status). Conditions, phase and the generation are derived here.
@@ -43,7 +48,7 @@ pub fn compute(
             Phase::Terminating,
         )
     } else if let Some(blocking) = blocking {
-        let phase = if NEEDS_ACTION.contains(&blocking.reason.as_str()) {
+        let phase = if needs_action(&blocking.reason) {
             Phase::Failed
         } else if matches!(current.phase, Some(Phase::Ready | Phase::Degraded)) {
             Phase::Degraded

@@ -1,0 +1,645 @@
+//! The database part of a tenant: a role and database on a shared server, or a dedicated
+//! server in the tenant's namespace; the credentials Secret either way; `DatabaseReady`.
+//!
+//! Failures of the PostgreSQL server are conditions, not errors: the Tenant reports them and
+//! is looked at again shortly, so it recovers by itself when the server is back. Failures
+//! only a person can fix (a name conflict, an extension off the allowlist) wait for a change.
+
+use std::{sync::Arc, time::Instant};
+
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{PersistentVolume, PersistentVolumeClaim, Secret},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+    runtime::reflector::ObjectRef,
+};
+use landlord_crds::{
+    Tenant, TenantStatus,
+    conditions::{Observation, Status, tenant::DATABASE_READY},
+    tenant::{DatabaseSpec, DatabaseStatus, DeletionPolicy, Tier},
+};
+use tracing::{info, warn};
+
+use super::{
+    State, desired,
+    error::{Error, Result},
+};
+use crate::{
+    database::{
+        config::ServerConfig,
+        desired::{self as db_desired, Endpoint, ROTATE_PASSWORD, ROTATION, names, secret_text},
+        failure::Failure,
+        identifier::{Names, ownership_marker},
+        placement, scram, sql,
+    },
+    labels,
+};
+
+/// On a Tenant: `"true"` takes over a role and database of the same name that Landlord made
+/// for an earlier Tenant (kept by `deletionPolicy: Retain`).
+pub const ADOPT_DATABASE: &str = "landlord.dev/adopt-database";
+
+fn ready(reason: &str, message: impl Into<String>) -> Observation {
+    Observation::new(DATABASE_READY, Status::True, reason, message)
+}
+
+fn not_ready(failure: Failure) -> Observation {
+    Observation::new(
+        DATABASE_READY,
+        Status::False,
+        failure.reason,
+        failure.message,
+    )
+}
+
+/// Provisions the tenant's database and reports `DatabaseReady`; fills `status.database`.
+pub async fn provision(
+    tenant: &Tenant,
+    state: &State,
+    draft: &mut TenantStatus,
+) -> Result<Observation> {
+    let Some(spec) = tenant.spec.database.as_ref().filter(|d| d.enabled) else {
+        // A recorded placement is kept: the data (if any) still lives there.
+        return Ok(ready(
+            "Disabled",
+            "the tenant has no database (spec.database is absent or disabled)",
+        ));
+    };
+    let started = Instant::now();
+    let outcome = match tenant.spec.tier {
+        Tier::Shared => shared(tenant, spec, state, draft).await?,
+        Tier::Dedicated => dedicated(tenant, state, draft).await?,
+    };
+    let metrics = &state.ctx.metrics;
+    Ok(match outcome {
+        Ok(Provisioned {
+            observation,
+            created,
+        }) => {
+            if created {
+                metrics
+                    .database_provision
+                    .with_label_values(&[tenant.spec.tier.as_str()])
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            observation
+        }
+        Err(failure) => {
+            metrics
+                .database_errors
+                .with_label_values(&[failure.reason])
+                .inc();
+            not_ready(failure)
+        }
+    })
+}
+
+struct Provisioned {
+    observation: Observation,
+    /// Whether this reconcile created the role and database (for the latency metric).
+    created: bool,
+}
+
+type Step<T> = Result<Result<T, Failure>>;
+
+fn names_of(tenant: &Tenant) -> Result<Names, Failure> {
+    Names::for_tenant(&tenant.name_any()).map_err(|e| Failure::new("InvalidName", e.to_string()))
+}
+
+fn check_extensions(spec: &DatabaseSpec, allowed: &[String]) -> Result<(), Failure> {
+    let refused: Vec<&str> = spec
+        .extensions
+        .iter()
+        .filter(|e| !allowed.contains(e))
+        .map(String::as_str)
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        "ExtensionNotAllowed",
+        format!(
+            "spec.database.extensions: {} not in the operator's allowlist ({})",
+            refused.join(", "),
+            allowed.join(", ")
+        ),
+    ))
+}
+
+/// Places the database (or finds its recorded place) and records it in `draft`.
+async fn place(
+    tenant: &Tenant,
+    spec: &DatabaseSpec,
+    state: &State,
+) -> Result<ServerConfig, Failure> {
+    let ctx = &state.ctx;
+    let servers = &ctx.config.database.servers;
+    let name = tenant.name_any();
+    let recorded = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.database.as_ref())
+        .and_then(|d| d.server.clone());
+    let _placing = ctx.databases.placement_lock.lock().await;
+    let others = state.tenants.state().into_iter().filter_map(|t| {
+        let server = t.status.as_ref()?.database.as_ref()?.server.clone()?;
+        Some((t.name_any(), server))
+    });
+    let loads = ctx.databases.loads(others, &name);
+    let chosen = placement::place(servers, recorded.as_deref(), spec.server.as_deref(), &loads)
+        .map_err(|r| Failure::new(r.reason(), r.message(servers)))?;
+    ctx.databases.reserve(&name, &chosen);
+    servers
+        .iter()
+        .find(|s| s.name == chosen)
+        .cloned()
+        .ok_or_else(|| Failure::new("ServerNotFound", format!("server {chosen} vanished")))
+}
+
+fn live_secret(state: &State, tenant: &Tenant, name: &str) -> Option<Arc<Secret>> {
+    state
+        .stores
+        .secrets
+        .get(&ObjectRef::new(name).within(&tenant.namespace_name()))
+}
+
+async fn shared(
+    tenant: &Tenant,
+    spec: &DatabaseSpec,
+    state: &State,
+    draft: &mut TenantStatus,
+) -> Step<Provisioned> {
+    let ctx = &state.ctx;
+    let config = &ctx.config.database;
+    let names = match names_of(tenant) {
+        Ok(n) => n,
+        Err(f) => return Ok(Err(f)),
+    };
+    if let Err(f) = check_extensions(spec, &config.extensions) {
+        return Ok(Err(f));
+    }
+    let server = match place(tenant, spec, state).await {
+        Ok(s) => s,
+        Err(f) => return Ok(Err(f)),
+    };
+    let endpoint = Endpoint {
+        host: server.host.clone(),
+        port: server.port,
+        ssl_mode: server.ssl_mode.clone(),
+    };
+    let previous_secret = draft.database.as_ref().and_then(|d| d.secret.clone());
+    draft.database = Some(DatabaseStatus {
+        server: Some(server.name.clone()),
+        host: Some(endpoint.host.clone()),
+        port: Some(i32::from(endpoint.port)),
+        name: Some(names.database.clone()),
+        secret: previous_secret,
+    });
+    let handle = match ctx.databases.connect(&server, &ctx.client).await {
+        Ok(h) => h,
+        Err(f) => return Ok(Err(f)),
+    };
+    let fail = |doing: String, e: sqlx::Error| {
+        let failure = Failure::from_sqlx(&server.name, &doing, &e);
+        if failure.reason == "AuthenticationFailed" {
+            ctx.databases.forget(&server.name);
+        }
+        failure
+    };
+    let pool = &handle.pool;
+    let uid = tenant.uid().ok_or(Error::MissingUid)?;
+    let marker = ownership_marker(&tenant.name_any(), &uid);
+    let adopt = tenant
+        .annotations()
+        .get(ADOPT_DATABASE)
+        .is_some_and(|v| v == "true");
+    let can_login = !tenant.spec.suspended;
+    let limit = tenant
+        .spec
+        .quota
+        .as_ref()
+        .and_then(|q| q.database_connections)
+        .unwrap_or(config.default_connection_limit);
+
+    // The password lives in the Secret; a new one is made only when there is none or the
+    // rotation annotation changed. PostgreSQL gets it first, the Secret after: a crash in
+    // between leaves a role whose password the next reconcile simply sets again.
+    let rotation = tenant
+        .annotations()
+        .get(ROTATE_PASSWORD)
+        .cloned()
+        .unwrap_or_default();
+    let kept = live_secret(state, tenant, names::SECRET)
+        .filter(|s| s.annotations().get(ROTATION) == Some(&rotation))
+        .and_then(|s| secret_text(&s, "password"));
+    let (password, fresh) = match kept {
+        Some(p) => (p, false),
+        None => (scram::generate_password().map_err(internal)?, true),
+    };
+    let verifier = if fresh {
+        Some(scram::verifier(&password).map_err(internal)?)
+    } else {
+        None
+    };
+
+    let role = match sql::role(pool, &names).await {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(fail(format!("reading role {}", names.role), e))),
+    };
+    let mut created = false;
+    match role {
+        None => {
+            let verifier = match &verifier {
+                Some(v) => v.clone(),
+                // The Secret outlived the role (dropped by hand): set its password again.
+                None => scram::verifier(&password).map_err(internal)?,
+            };
+            if let Err(e) =
+                sql::create_role(pool, &names, &verifier, can_login, limit, &marker).await
+            {
+                return Ok(Err(fail(format!("creating role {}", names.role), e)));
+            }
+            created = true;
+        }
+        Some(role) => {
+            if role.comment.as_deref() != Some(marker.as_str()) {
+                if !adopt {
+                    return Ok(Err(conflict(&names.role, "role", role.comment.as_deref())));
+                }
+                if let Err(e) = sql::mark(pool, &names, &marker, false).await {
+                    return Ok(Err(fail(format!("adopting role {}", names.role), e)));
+                }
+                info!(role = %names.role, "adopted an existing role");
+            }
+            if (fresh || role.can_login != can_login || role.connection_limit != limit)
+                && let Err(e) =
+                    sql::alter_role(pool, &names, can_login, limit, verifier.as_deref()).await
+            {
+                return Ok(Err(fail(format!("altering role {}", names.role), e)));
+            }
+            if role.can_login && !can_login {
+                match sql::terminate_sessions(pool, &names).await {
+                    Ok(n) => info!(role = %names.role, sessions = n, "login disabled"),
+                    Err(e) => return Ok(Err(fail("ending sessions".into(), e))),
+                }
+            }
+        }
+    }
+
+    match sql::database(pool, &names).await {
+        Err(e) => return Ok(Err(fail(format!("reading database {}", names.database), e))),
+        Ok(None) => {
+            let _serialised = handle.create_lock.lock().await;
+            if let Err(e) = sql::create_database(pool, &names, &marker).await {
+                return Ok(Err(fail(
+                    format!("creating database {}", names.database),
+                    e,
+                )));
+            }
+            created = true;
+        }
+        Ok(Some(db)) if db.owner != names.role => {
+            return Ok(Err(Failure::new(
+                "NameConflict",
+                format!(
+                    "database {} already exists on server {}, owned by {} rather than the tenant's role",
+                    names.database, server.name, db.owner
+                ),
+            )));
+        }
+        Ok(Some(db)) => {
+            if adopt && let Err(e) = sql::mark(pool, &names, &marker, true).await {
+                return Ok(Err(fail(
+                    format!("adopting database {}", names.database),
+                    e,
+                )));
+            }
+            if db.public_access
+                && let Err(e) = sql::revoke_public(pool, &names).await
+            {
+                return Ok(Err(fail("revoking CONNECT from PUBLIC".into(), e)));
+            }
+        }
+    }
+
+    if !spec.extensions.is_empty() {
+        match sql::ensure_extensions(&handle.admin, &names, &spec.extensions).await {
+            Ok(added) if !added.is_empty() => info!(extensions = ?added, "created extensions"),
+            Ok(_) => {}
+            Err(e) => {
+                let mut failure = fail("creating extensions".into(), e);
+                if failure.reason == "DatabaseError" || failure.reason == "PermissionDenied" {
+                    failure.reason = "ExtensionFailed";
+                }
+                return Ok(Err(failure));
+            }
+        }
+    }
+
+    let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
+    let secret = db_desired::credentials(tenant, &owner, &names, &endpoint, &password, &rotation);
+    super::ensure_child(&state.stores.secrets, &secret, ctx).await?;
+    if fresh && !created {
+        info!(role = %names.role, "database password set");
+    }
+    if let Some(status) = draft.database.as_mut() {
+        status.secret = Some(names::SECRET.into());
+    }
+    Ok(Ok(Provisioned {
+        observation: if can_login {
+            ready(
+                "Provisioned",
+                format!("database {} on server {}", names.database, server.name),
+            )
+        } else {
+            ready(
+                "Suspended",
+                format!(
+                    "login of role {} is disabled while the tenant is suspended",
+                    names.role
+                ),
+            )
+        },
+        created,
+    }))
+}
+
+fn internal(e: scram::NoRandomness) -> Error {
+    Error::Internal(e.to_string())
+}
+
+fn conflict(what: &str, kind: &str, comment: Option<&str>) -> Failure {
+    let owner = match comment {
+        Some(c) if c.starts_with("landlord.dev ") => {
+            format!("made by Landlord for another Tenant ({c})")
+        }
+        _ => "not made by Landlord".to_string(),
+    };
+    Failure::new(
+        "NameConflict",
+        format!(
+            "{kind} {what} already exists, {owner}; annotate the Tenant {ADOPT_DATABASE}=true to take it over"
+        ),
+    )
+}
+
+async fn dedicated(tenant: &Tenant, state: &State, draft: &mut TenantStatus) -> Step<Provisioned> {
+    let ctx = &state.ctx;
+    let names = match names_of(tenant) {
+        Ok(n) => n,
+        Err(f) => return Ok(Err(f)),
+    };
+    let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
+    // Secrets are generated once and kept: the server only reads them when it initialises
+    // its data directory.
+    let server_secret = live_secret(state, tenant, names::SERVER_SECRET);
+    let kept = |key: &str| server_secret.as_ref().and_then(|s| secret_text(s, key));
+    let superuser = match kept("password") {
+        Some(p) => p,
+        None => scram::generate_password().map_err(internal)?,
+    };
+    let (role_password, verifier) = match (kept("role-password"), kept("role-verifier")) {
+        (Some(p), Some(v)) => (p, v),
+        _ => {
+            let p = scram::generate_password().map_err(internal)?;
+            let v = scram::verifier(&p).map_err(internal)?;
+            (p, v)
+        }
+    };
+    let mut server = db_desired::dedicated(
+        tenant,
+        &owner,
+        &names,
+        &ctx.config.database,
+        &superuser,
+        &verifier,
+    );
+    if let Some(data) = server.server_secret.data.as_mut() {
+        data.insert(
+            "role-password".into(),
+            k8s_openapi::ByteString(role_password.clone().into_bytes()),
+        );
+    }
+    let ns = tenant.namespace_name();
+    let live_set = state
+        .stores
+        .stateful_sets
+        .get(&ObjectRef::new(names::SERVER).within(&ns));
+    // Volume claim templates are immutable: keep the live one (the PVC is resized, if ever,
+    // on its own).
+    if let (Some(live), Some(spec)) = (live_set.as_ref(), server.stateful_set.spec.as_mut())
+        && let Some(templates) = live
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_claim_templates.clone())
+    {
+        spec.volume_claim_templates = Some(templates);
+    }
+    let endpoint = db_desired::dedicated_endpoint(tenant);
+    let credentials =
+        db_desired::credentials(tenant, &owner, &names, &endpoint, &role_password, "");
+    super::ensure_child(&state.stores.secrets, &server.server_secret, ctx).await?;
+    super::ensure_child(&state.stores.secrets, &credentials, ctx).await?;
+    super::ensure_child(&state.stores.config_maps, &server.init, ctx).await?;
+    super::ensure_child(&state.stores.services, &server.service, ctx).await?;
+    let applied =
+        super::ensure_child(&state.stores.stateful_sets, &server.stateful_set, ctx).await?;
+    draft.database = Some(DatabaseStatus {
+        server: None,
+        host: Some(endpoint.host.clone()),
+        port: Some(i32::from(endpoint.port)),
+        name: Some(names.database.clone()),
+        secret: Some(names::SECRET.into()),
+    });
+    let created = live_set.is_none() && applied > 0;
+    Ok(Ok(Provisioned {
+        observation: match stateful_set_readiness(tenant, live_set.as_deref()) {
+            Ok(observation) => observation,
+            Err(failure) => return Ok(Err(failure)),
+        },
+        created,
+    }))
+}
+
+/// `DatabaseReady` of a dedicated server, from its StatefulSet.
+pub fn stateful_set_readiness(
+    tenant: &Tenant,
+    live: Option<&StatefulSet>,
+) -> Result<Observation, Failure> {
+    let what = format!("StatefulSet {}", names::SERVER);
+    let Some(live) = live else {
+        return Err(Failure::new(
+            "ServerStarting",
+            format!("{what} was just created"),
+        ));
+    };
+    if tenant.spec.suspended {
+        return Ok(ready(
+            "Suspended",
+            format!("{what} is scaled to zero while the tenant is suspended; its volume is kept"),
+        ));
+    }
+    let status = live.status.clone().unwrap_or_default();
+    let generation = live.metadata.generation.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Err(Failure::new(
+            "ServerStarting",
+            format!("{what}: the StatefulSet controller has not seen the latest spec yet"),
+        ));
+    }
+    let ready_replicas = status.ready_replicas.unwrap_or(0);
+    if ready_replicas < 1 {
+        return Err(Failure::new(
+            "ServerNotReady",
+            format!("{what}: {ready_replicas}/1 pods ready"),
+        ));
+    }
+    if status.update_revision.is_some() && status.current_revision != status.update_revision {
+        return Err(Failure::new(
+            "RolloutInProgress",
+            format!("{what}: rolling out a new revision"),
+        ));
+    }
+    Ok(ready(
+        "Provisioned",
+        format!(
+            "dedicated server {} is ready",
+            db_desired::dedicated_endpoint(tenant).host
+        ),
+    ))
+}
+
+/// Cleanup by `spec.database.deletionPolicy`: `Retain` disables the role's login (shared)
+/// or keeps the volume (dedicated); `Delete` drops the database and role (shared) or lets
+/// the volume go with the namespace (dedicated).
+pub async fn cleanup(tenant: &Tenant, state: &State) -> Result<()> {
+    let name = tenant.name_any();
+    let Some(spec) = tenant.spec.database.as_ref() else {
+        return Ok(());
+    };
+    let result = match tenant.spec.tier {
+        Tier::Shared => cleanup_shared(tenant, spec, state).await,
+        Tier::Dedicated => cleanup_dedicated(tenant, spec, state).await,
+    };
+    if result.is_ok() {
+        state.ctx.databases.release(&name);
+    }
+    result
+}
+
+async fn cleanup_shared(tenant: &Tenant, spec: &DatabaseSpec, state: &State) -> Result<()> {
+    let ctx = &state.ctx;
+    let Some(server_name) = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.database.as_ref())
+        .and_then(|d| d.server.clone())
+    else {
+        return Ok(()); // never placed: nothing exists
+    };
+    let Ok(names) = Names::for_tenant(&tenant.name_any()) else {
+        return Ok(()); // no identifier, so nothing was ever created
+    };
+    let Some(server) = ctx
+        .config
+        .database
+        .servers
+        .iter()
+        .find(|s| s.name == server_name)
+    else {
+        return Err(Error::DatabaseCleanup(format!(
+            "server {server_name} is no longer configured; restore it, or release the Tenant with {}=true",
+            labels::RELEASE
+        )));
+    };
+    let failed = |f: Failure| Error::DatabaseCleanup(f.message);
+    let handle = ctx
+        .databases
+        .connect(server, &ctx.client)
+        .await
+        .map_err(failed)?;
+    let sql_failed = |doing: &str, e: sqlx::Error| {
+        Error::DatabaseCleanup(Failure::from_sqlx(&server.name, doing, &e).message)
+    };
+    let pool = &handle.pool;
+    let uid = tenant.uid().unwrap_or_default();
+    let marker = ownership_marker(&tenant.name_any(), &uid);
+    let role = sql::role(pool, &names)
+        .await
+        .map_err(|e| sql_failed("reading the role", e))?;
+    let ours = role
+        .as_ref()
+        .is_some_and(|r| r.comment.as_deref() == Some(marker.as_str()));
+    match spec.deletion_policy {
+        DeletionPolicy::Delete => {
+            if role.is_some() && !ours {
+                warn!(role = %names.role, "role is not this Tenant's; left alone");
+                return Ok(());
+            }
+            // Also when the role is already gone: a database may be left from a cleanup
+            // that stopped halfway, and it is only dropped if its owner was ours.
+            if role.is_some() {
+                sql::drop_all(pool, &names)
+                    .await
+                    .map_err(|e| sql_failed("dropping the database and role", e))?;
+                info!(database = %names.database, "database and role dropped (deletionPolicy Delete)");
+            }
+        }
+        DeletionPolicy::Retain => {
+            if let Some(role) = role.filter(|_| ours) {
+                if role.can_login {
+                    sql::alter_role(pool, &names, false, role.connection_limit, None)
+                        .await
+                        .map_err(|e| sql_failed("disabling login", e))?;
+                }
+                sql::terminate_sessions(pool, &names)
+                    .await
+                    .map_err(|e| sql_failed("ending sessions", e))?;
+                info!(database = %names.database, "database retained, login disabled (deletionPolicy Retain)");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn cleanup_dedicated(tenant: &Tenant, spec: &DatabaseSpec, state: &State) -> Result<()> {
+    if spec.deletion_policy == DeletionPolicy::Delete {
+        return Ok(()); // the volume goes with the namespace
+    }
+    // Retain: the claim goes with the namespace, so its volume must not.
+    let client = &state.ctx.client;
+    let ns = tenant.namespace_name();
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels(&format!("{}={}", labels::TENANT, tenant.name_any())))
+        .await
+        .map_err(Error::kube(format!("listing volume claims in {ns}")))?;
+    let volumes = Api::<PersistentVolume>::all(client.clone());
+    for claim in claims {
+        let Some(volume) = claim.spec.as_ref().and_then(|s| s.volume_name.clone()) else {
+            continue;
+        };
+        let patch = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {
+                "name": volume,
+                "labels": { labels::TENANT: tenant.name_any() },
+                "annotations": { "landlord.dev/retained-from": format!("{ns}/{}", claim.name_any()) },
+            },
+            "spec": { "persistentVolumeReclaimPolicy": "Retain" },
+        });
+        volumes
+            .patch(
+                &volume,
+                &PatchParams::apply("landlord/tenant-retain").force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(Error::kube(format!("retaining volume {volume}")))?;
+        info!(volume = %volume, "volume retained (deletionPolicy Retain)");
+    }
+    Ok(())
+}
