@@ -10,6 +10,7 @@ pub mod kubectl;
 pub mod manifests;
 pub mod names;
 pub mod operator;
+pub mod postgres;
 pub mod wait;
 
 pub use cluster::{Cluster, cluster};

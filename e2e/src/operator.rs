@@ -109,6 +109,8 @@ pub struct Options<'a> {
     pub kubeconfig: &'a Path,
     pub lease_name: &'a str,
     pub lease_duration_seconds: u64,
+    /// More flags of `landlord run`, e.g. `--database-servers <file>`.
+    pub args: &'a [String],
 }
 
 impl Operator {
@@ -164,6 +166,7 @@ impl Operator {
                 &options.lease_duration_seconds.to_string(),
             ])
             .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
+            .args(options.args)
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -15,7 +15,14 @@ use kube::{
     Api, Client,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use landlord_controllers::{Config, Context, metrics::Metrics};
+use landlord_controllers::{
+    Config, Context,
+    database::{
+        DatabaseConfig,
+        config::{DEFAULT_EXTENSIONS, parse_servers},
+    },
+    metrics::Metrics,
+};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -87,6 +94,39 @@ pub struct RunArgs {
     /// Reconciles that run at once per controller.
     #[arg(long, env = "LANDLORD_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+
+    /// YAML file listing the shared PostgreSQL servers of the shared tier: a list of
+    /// `{name, host, port, adminSecret: {namespace, name}, capacity, sslMode}`. The admin
+    /// Secret holds `username` and `password` (and optionally `database`); the admin needs
+    /// CREATEROLE and CREATEDB. Without it, shared-tier tenants with a database report
+    /// `NoDatabaseServers`.
+    #[arg(long, env = "LANDLORD_DATABASE_SERVERS")]
+    pub database_servers: Option<PathBuf>,
+
+    /// PostgreSQL extensions tenants may request (comma-separated).
+    #[arg(long, env = "LANDLORD_DATABASE_EXTENSIONS", value_delimiter = ',', default_values_t = DEFAULT_EXTENSIONS.iter().map(|e| e.to_string()))]
+    pub database_extensions: Vec<String>,
+
+    /// Connection limit of a tenant's database role when `spec.quota.databaseConnections`
+    /// sets none.
+    #[arg(long, env = "LANDLORD_DATABASE_CONNECTION_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(i32).range(1..=10000))]
+    pub database_connection_limit: i32,
+
+    /// Image repository of dedicated-tier PostgreSQL servers; the tag is the major version.
+    #[arg(
+        long,
+        env = "LANDLORD_POSTGRES_IMAGE",
+        default_value = "docker.io/library/postgres"
+    )]
+    pub postgres_image: String,
+
+    /// PostgreSQL major version of dedicated servers whose spec names none.
+    #[arg(long, env = "LANDLORD_POSTGRES_VERSION", default_value = "16")]
+    pub postgres_version: String,
+
+    /// Volume size of dedicated servers whose spec names none.
+    #[arg(long, env = "LANDLORD_POSTGRES_STORAGE", default_value = "10Gi")]
+    pub postgres_storage: String,
 }
 
 impl RunArgs {
@@ -99,14 +139,39 @@ impl RunArgs {
         })
     }
 
-    fn controller_config(&self) -> Config {
-        Config {
+    fn controller_config(&self) -> anyhow::Result<Config> {
+        let servers = match &self.database_servers {
+            Some(path) => {
+                let yaml = std::fs::read_to_string(path)
+                    .with_context(|| format!("--database-servers: reading {}", path.display()))?;
+                parse_servers(&yaml)
+                    .with_context(|| format!("--database-servers: {}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        if let Some(bad) = self.database_extensions.iter().find(|e| {
+            e.is_empty()
+                || !e
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            anyhow::bail!("--database-extensions: {bad:?} is not an extension name");
+        }
+        Ok(Config {
             platform_namespace: self.platform_namespace.clone(),
             gateway_namespace: self.gateway_namespace.clone(),
             dns_namespace: self.dns_namespace.clone(),
             concurrency: self.concurrency,
+            database: DatabaseConfig {
+                servers,
+                extensions: self.database_extensions.clone(),
+                default_connection_limit: self.database_connection_limit,
+                postgres_image: self.postgres_image.clone(),
+                default_version: self.postgres_version.clone(),
+                default_storage: self.postgres_storage.clone(),
+            },
             ..Config::default()
-        }
+        })
     }
 }
 
@@ -168,6 +233,8 @@ async fn wait_for_crds(client: &Client) {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Configuration errors stop the operator before it connects anywhere.
+    let config = args.controller_config()?;
     let client = client(&args).await?;
     let registry = prometheus::Registry::new();
     let metrics = Metrics::new(&registry)?;
@@ -212,7 +279,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let ctx = Arc::new(Context::new(
         client.clone(),
-        args.controller_config(),
+        config,
         metrics,
         Some(identity.clone()),
     ));

@@ -35,6 +35,7 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
         kubeconfig: &kubeconfig,
         lease_name: operator::LEASE,
         lease_duration_seconds: 6,
+        args: &[],
     };
     let mut operator = Operator::start_unready(cluster, &options)?;
 

@@ -68,6 +68,7 @@ async fn pair(
         kubeconfig: &kubeconfig,
         lease_name: lease,
         lease_duration_seconds: LEASE_SECONDS,
+        args: &[],
     };
     let first = Operator::start(cluster, &options).await?;
     wait::until("first operator leads", Duration::from_secs(30), || async {

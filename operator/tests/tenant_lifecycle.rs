@@ -49,6 +49,7 @@ async fn harness() -> anyhow::Result<Harness> {
             kubeconfig: &kubeconfig,
             lease_name: operator::LEASE,
             lease_duration_seconds: 15,
+            args: &[],
         },
     )
     .await?;

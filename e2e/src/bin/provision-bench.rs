@@ -554,6 +554,7 @@ async fn landlord_phase(
                 kubeconfig,
                 lease_name: LEASE,
                 lease_duration_seconds: 15,
+                args: &[],
             },
         ),
     )
@@ -865,7 +866,8 @@ async fn floor_tenant(
         "Provisioned",
         format!("namespace {ns} and its policies are in place"),
     );
-    let status = status::compute(&tenant, &[observation], &Time(Timestamp::now()));
+    let draft = tenant.status.clone().unwrap_or_default();
+    let status = status::compute(&tenant, draft, &[observation], &Time(Timestamp::now()));
     let patch = serde_json::json!({
         "apiVersion": "landlord.dev/v1alpha1",
         "kind": "Tenant",

@@ -1,0 +1,186 @@
+//! Extra PostgreSQL servers that single tests own: started, stopped and restarted at will
+//! (the stack's own server is shared by every test and must stay up). Initialised by the
+//! same script as the stack's server, so they log every statement the same way.
+
+use std::{
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context;
+use sqlx::{Connection, Executor, PgConnection, postgres::PgConnectOptions};
+
+use crate::{cluster::repo_root, unique_name};
+
+/// A PostgreSQL server of one test; stopped and deleted when dropped.
+pub struct PgServer {
+    bin: PathBuf,
+    pub dir: PathBuf,
+    pub port: u16,
+    password: String,
+    child: Option<Child>,
+}
+
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL is not installed (apt-get install postgresql)")?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("initdb").exists())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop().context("no PostgreSQL bin directory with initdb")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl PgServer {
+    /// Initialises and starts a new server on a free loopback port.
+    pub async fn start(label: &str) -> anyhow::Result<Self> {
+        let bin = bin_dir()?;
+        // Under /tmp: the postgres user may not traverse the work tree's parents.
+        let dir = std::env::temp_dir().join(unique_name(&format!("landlord-pg-{label}")));
+        let port = free_port()?;
+        let password = unique_name("pw");
+        let mut init = Command::new(repo_root().join("e2e/scripts/postgres-init.sh"))
+            .arg(&bin)
+            .arg(&dir)
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running postgres-init.sh")?;
+        if let Some(mut stdin) = init.stdin.take() {
+            use std::io::Write;
+            writeln!(stdin, "{password}")?;
+        }
+        let out = init.wait_with_output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "postgres-init.sh failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut server = Self {
+            bin,
+            dir,
+            port,
+            password,
+            child: None,
+        };
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    /// Starts the (stopped) server again on its data and port, and waits until it answers.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "the server is running");
+        let mut command = if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+                .arg(self.bin.join("postgres"));
+            c
+        } else {
+            Command::new(self.bin.join("postgres"))
+        };
+        let child = command
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("starting postgres")?;
+        self.child = Some(child);
+        for _ in 0..150 {
+            if self.connect_admin().await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("postgres in {} never accepted connections", self.dir.display())
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended) and waits until it is gone.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // postgres exec'd in place of setpriv, so the pid is the postmaster's.
+            let status = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()?;
+            anyhow::ensure!(status.success(), "kill -INT postgres failed");
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Connection options of the superuser `landlord_admin`.
+    pub fn admin_options(&self) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username("landlord_admin")
+            .password(&self.password)
+            .database("postgres")
+    }
+
+    pub async fn connect_admin(&self) -> anyhow::Result<PgConnection> {
+        Ok(PgConnection::connect_with(&self.admin_options()).await?)
+    }
+
+    /// Creates a login role with CREATEROLE and CREATEDB but no superuser: what a managed
+    /// PostgreSQL service gives its customers, and what Landlord is documented to need.
+    pub async fn create_provisioner(&self, name: &str, password: &str) -> anyhow::Result<()> {
+        let mut conn = self.connect_admin().await?;
+        conn.execute(
+            format!("CREATE ROLE \"{name}\" LOGIN CREATEROLE CREATEDB PASSWORD '{password}'")
+                .as_str(),
+        )
+        .await?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// The statement log (log_statement = all).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("log/postgresql.log")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
