@@ -15,6 +15,8 @@ pub struct Metrics {
     pub database_provision: HistogramVec,
     /// Database provisioning failures, by condition reason.
     pub database_errors: IntCounterVec,
+    /// 1 when a shared database server answered its last probe, by server name.
+    pub database_server_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -67,6 +69,14 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let database_server_up = IntGaugeVec::new(
+            Opts::new(
+                "landlord_database_server_up",
+                "Whether a shared database server answered its last probe",
+            ),
+            &["server"],
+        )?;
+        registry.register(Box::new(database_server_up.clone()))?;
         registry.register(Box::new(database_provision.clone()))?;
         registry.register(Box::new(database_errors.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
@@ -82,6 +92,7 @@ impl Metrics {
             tenants,
             database_provision,
             database_errors,
+            database_server_up,
         })
     }
 }

@@ -36,7 +36,8 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    dirs.pop().context("no PostgreSQL bin directory with initdb")
+    dirs.pop()
+        .context("no PostgreSQL bin directory with initdb")
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -98,8 +99,13 @@ impl PgServer {
         anyhow::ensure!(self.child.is_none(), "the server is running");
         let mut command = if is_root() {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
-                .arg(self.bin.join("postgres"));
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(self.bin.join("postgres"));
             c
         } else {
             Command::new(self.bin.join("postgres"))
@@ -121,7 +127,10 @@ impl PgServer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::bail!("postgres in {} never accepted connections", self.dir.display())
+        anyhow::bail!(
+            "postgres in {} never accepted connections",
+            self.dir.display()
+        )
     }
 
     /// Stops the server (fast shutdown: sessions are ended) and waits until it is gone.

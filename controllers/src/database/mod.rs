@@ -9,6 +9,7 @@
 pub mod config;
 pub mod desired;
 pub mod failure;
+pub mod health;
 pub mod identifier;
 pub mod placement;
 pub mod scram;

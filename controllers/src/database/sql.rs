@@ -79,9 +79,11 @@ pub async fn create_role(
 ) -> Result<(), sqlx::Error> {
     let role = quote_ident(&names.role);
     let mut tx = pool.begin().await?;
+    // INHERIT (the default) is needed: a database owner reaches the `public` schema through
+    // the implicit `pg_database_owner` membership.
     tx.execute(
         format!(
-            "CREATE ROLE {role} {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION \
+            "CREATE ROLE {role} {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION \
              NOBYPASSRLS CONNECTION LIMIT {connection_limit} PASSWORD {}",
             login(can_login),
             literal(verifier)?

@@ -61,6 +61,8 @@ const RESYNC: Duration = Duration::from_secs(600);
 /// How soon a Tenant blocked on something outside Landlord's watches (a squatted namespace,
 /// an external server) is looked at again.
 const RECHECK: Duration = Duration::from_secs(10);
+/// How often the shared database servers are probed.
+const DATABASE_PROBE: Duration = Duration::from_secs(5);
 /// How soon a pending cleanup step is checked again.
 const CLEANUP_POLL: Duration = Duration::from_secs(2);
 
@@ -212,6 +214,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
+    // Server outages and recoveries reconcile the tenants placed on the server at once.
+    let (trigger, triggered) = futures::channel::mpsc::channel(1024);
+    let health = tokio::spawn(crate::database::health::watch(
+        ctx.clone(),
+        controller.store(),
+        trigger,
+        DATABASE_PROBE,
+    ));
     let state = Arc::new(State {
         ctx,
         stores,
@@ -220,6 +230,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     });
     controller
         .with_config(config)
+        .reconcile_on(triggered)
         .watches_stream(namespace_events, tenant_of)
         .watches_stream(role_events, tenant_of)
         .watches_stream(role_binding_events, tenant_of)
@@ -238,6 +249,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .await;
+    health.abort();
 }
 
 async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {

@@ -1,0 +1,865 @@
+//! Tenant databases end to end: the real operator binary (as the chart's ServiceAccount),
+//! real PostgreSQL servers that each test starts for itself (so it can stop and restart
+//! them), and the local control plane.
+//!
+//! The servers' admin is a non-superuser with CREATEROLE and CREATEDB, as on managed
+//! PostgreSQL services. Tests run one at a time, each with an operator of its own.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use k8s_openapi::{
+    ByteString,
+    api::{
+        apps::v1::StatefulSet,
+        core::v1::{Event, PersistentVolumeClaim, Secret, Service},
+    },
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use landlord_crds::{Tenant, conditions, tenant::Phase};
+use landlord_e2e::{
+    Cluster, cluster,
+    manifests::install_crds,
+    operator::{self, Operator, Options},
+    postgres::PgServer,
+    unique_name, wait,
+};
+use sqlx::{Connection, Executor, PgConnection, Row};
+use tokio::sync::{Mutex, MutexGuard};
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+const TIMEOUT: Duration = Duration::from_secs(90);
+const PROVISIONER: &str = "landlord_provisioner";
+
+struct Harness {
+    cluster: &'static Cluster,
+    client: Client,
+    operator: Operator,
+    kubeconfig: PathBuf,
+    args: Vec<String>,
+    /// (server name in the operator's configuration, the server)
+    servers: Vec<(String, PgServer)>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Starts one PostgreSQL server per `(name, capacity)`, registers them with a fresh operator.
+async fn harness(servers: &[(&str, u32)]) -> anyhow::Result<Harness> {
+    let serial = SERIAL.lock().await;
+    let cluster = cluster();
+    let client = cluster.client().await?;
+    install_crds(&client).await?;
+    let kubeconfig = operator::service_account_kubeconfig(cluster, &client).await?;
+    let secrets = Api::<Secret>::namespaced(client.clone(), operator::NAMESPACE);
+    let mut started = Vec::new();
+    let mut yaml = String::new();
+    for (name, capacity) in servers {
+        let server = PgServer::start(name).await?;
+        let password = unique_name("admin-pw");
+        server.create_provisioner(PROVISIONER, &password).await?;
+        let secret_name = unique_name(&format!("pg-{name}"));
+        secrets
+            .create(
+                &PostParams::default(),
+                &Secret {
+                    metadata: ObjectMeta {
+                        name: Some(secret_name.clone()),
+                        ..Default::default()
+                    },
+                    string_data: Some(BTreeMap::from([
+                        ("username".to_string(), PROVISIONER.to_string()),
+                        ("password".to_string(), password),
+                    ])),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        yaml.push_str(&format!(
+            "- name: {name}\n  host: 127.0.0.1\n  port: {}\n  capacity: {capacity}\n  sslMode: disable\n  adminSecret: {{namespace: {}, name: {secret_name}}}\n",
+            server.port,
+            operator::NAMESPACE
+        ));
+        started.push((name.to_string(), server));
+    }
+    let file = PathBuf::from(cluster.var("LANDLORD_DEV_DIR"))
+        .join(format!("{}.yaml", unique_name("db-servers")));
+    std::fs::write(&file, yaml)?;
+    let args = vec![
+        "--database-servers".to_string(),
+        file.display().to_string(),
+        "--database-extensions".to_string(),
+        "citext,pg_trgm,pgcrypto".to_string(),
+        "--postgres-image".to_string(),
+        "registry.example/postgres".to_string(),
+    ];
+    let operator = start_operator(cluster, &kubeconfig, &args).await?;
+    Ok(Harness {
+        cluster,
+        client,
+        operator,
+        kubeconfig,
+        args,
+        servers: started,
+        _serial: serial,
+    })
+}
+
+async fn start_operator(
+    cluster: &Cluster,
+    kubeconfig: &std::path::Path,
+    args: &[String],
+) -> anyhow::Result<Operator> {
+    Operator::start(
+        cluster,
+        &Options {
+            binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
+            kubeconfig,
+            lease_name: operator::LEASE,
+            lease_duration_seconds: 15,
+            args,
+        },
+    )
+    .await
+}
+
+impl Harness {
+    fn server(&self, name: &str) -> anyhow::Result<&PgServer> {
+        self.servers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+            .with_context(|| format!("no server {name}"))
+    }
+
+    fn tenants(&self) -> Api<Tenant> {
+        Api::all(self.client.clone())
+    }
+
+    async fn create(&self, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
+        self.tenants()
+            .create(&PostParams::default(), &tenant(name, spec)?)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the tenants and waits until they are gone (their cleanup needs the servers).
+    async fn delete(&self, names: &[&str]) -> anyhow::Result<()> {
+        let api = self.tenants();
+        for name in names {
+            api.delete(name, &DeleteParams::default()).await?;
+        }
+        for name in names {
+            wait::until(&format!("Tenant {name} deleted"), TIMEOUT, || async {
+                Ok(api.get_opt(name).await?.is_none().then_some(()))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn tenant(name: &str, spec: serde_json::Value) -> anyhow::Result<Tenant> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1",
+        "kind": "Tenant",
+        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
+        "spec": spec,
+    }))?)
+}
+
+fn shared(extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = serde_json::json!({"tier": "shared", "database": {"deletionPolicy": "Delete"}});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    spec
+}
+
+/// Waits until `condition` of the Tenant has `status` (and `reason`, when given).
+async fn wait_condition(
+    api: &Api<Tenant>,
+    name: &str,
+    condition: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<Tenant> {
+    wait::until(
+        &format!("Tenant {name} {condition}={status} {reason:?}"),
+        TIMEOUT,
+        || async {
+            let t = api.get(name).await?;
+            let c = t
+                .status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, condition).cloned());
+            match c {
+                Some(c) if c.status == status && reason.is_none_or(|r| r == c.reason) => {
+                    Ok(Some(t))
+                }
+                other => anyhow::bail!("{condition} is {other:?}"),
+            }
+        },
+    )
+    .await
+}
+
+async fn wait_ready(api: &Api<Tenant>, name: &str) -> anyhow::Result<Tenant> {
+    wait_condition(api, name, "Ready", "True", None).await
+}
+
+async fn credentials(client: &Client, tenant: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let secret = Api::<Secret>::namespaced(client.clone(), &format!("tenant-{tenant}"))
+        .get("landlord-database")
+        .await?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, ByteString(v))| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect())
+}
+
+async fn connect(uri: &str) -> Result<PgConnection, sqlx::Error> {
+    PgConnection::connect(uri).await
+}
+
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
+
+/// Role and database of a tenant as the server has them: (roles, databases, can login).
+async fn server_objects(
+    server: &PgServer,
+    tenant: &str,
+) -> anyhow::Result<(i64, i64, Option<bool>)> {
+    let ident = format!("t_{}", tenant.replace('-', "_"));
+    let mut conn = server.connect_admin().await?;
+    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname = $1")
+        .bind(&ident)
+        .fetch_one(&mut conn)
+        .await?;
+    let databases: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&ident)
+        .fetch_one(&mut conn)
+        .await?;
+    let login: Option<bool> =
+        sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
+            .bind(&ident)
+            .fetch_optional(&mut conn)
+            .await?;
+    Ok((roles, databases, login))
+}
+
+#[tokio::test]
+async fn a_shared_tenant_gets_an_isolated_database_and_no_password_leaks() -> anyhow::Result<()> {
+    let h = harness(&[("main", 50)]).await?;
+    let api = h.tenants();
+    let (a, b) = (unique_name("db-a"), unique_name("db-b"));
+    h.create(
+        &a,
+        shared(serde_json::json!({
+            "database": {"extensions": ["citext", "pg_trgm"], "deletionPolicy": "Delete"},
+            "quota": {"databaseConnections": 7}
+        })),
+    )
+    .await?;
+    h.create(&b, shared(serde_json::json!({}))).await?;
+    let ready = wait_ready(&api, &a).await?;
+    wait_ready(&api, &b).await?;
+
+    let status = ready
+        .status
+        .clone()
+        .context("status")?
+        .database
+        .context("status.database")?;
+    let ident_a = format!("t_{}", a.replace('-', "_"));
+    assert_eq!(status.server.as_deref(), Some("main"));
+    assert_eq!(status.name.as_deref(), Some(ident_a.as_str()));
+    assert_eq!(status.secret.as_deref(), Some("landlord-database"));
+    let database_ready = conditions::find(
+        &ready.status.clone().context("status")?.conditions,
+        "DatabaseReady",
+    )
+    .cloned()
+    .context("DatabaseReady")?;
+    assert_eq!(
+        (
+            database_ready.status.as_str(),
+            database_ready.reason.as_str()
+        ),
+        ("True", "Provisioned")
+    );
+
+    let creds_a = credentials(&h.client, &a).await?;
+    let creds_b = credentials(&h.client, &b).await?;
+    for key in ["host", "port", "dbname", "user", "password", "uri"] {
+        assert!(
+            creds_a.get(key).is_some_and(|v| !v.is_empty()),
+            "Secret key {key}"
+        );
+    }
+    assert_eq!(creds_a["user"], ident_a);
+    assert_eq!(creds_a["port"], h.server("main")?.port.to_string());
+
+    // The Secret connects to the tenant's own database, which has its extensions.
+    let mut conn_a = connect(&creds_a["uri"])
+        .await
+        .context("tenant A connects with its Secret")?;
+    conn_a
+        .execute("CREATE TABLE secrets (v text); INSERT INTO secrets VALUES ('a-only')")
+        .await?;
+    let extensions: Vec<String> =
+        sqlx::query_scalar("SELECT extname::text FROM pg_extension ORDER BY 1")
+            .fetch_all(&mut conn_a)
+            .await?;
+    assert!(
+        extensions.contains(&"citext".to_string()) && extensions.contains(&"pg_trgm".to_string()),
+        "{extensions:?}"
+    );
+    let limit: i32 =
+        sqlx::query_scalar("SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut conn_a)
+            .await?;
+    assert_eq!(
+        limit, 7,
+        "connection limit from spec.quota.databaseConnections"
+    );
+
+    // A's role may not create roles or databases.
+    for statement in ["CREATE ROLE intruder", "CREATE DATABASE intruder"] {
+        let err = conn_a.execute(statement).await.expect_err(statement);
+        assert_eq!(
+            sqlstate(&err).as_deref(),
+            Some("42501"),
+            "{statement}: {err}"
+        );
+    }
+    // B cannot connect to A's database (CONNECT revoked from PUBLIC), so cannot read its tables.
+    let b_into_a = creds_b["uri"].replace(
+        &format!("/{}?", creds_b["dbname"]),
+        &format!("/{}?", creds_a["dbname"]),
+    );
+    let err = connect(&b_into_a)
+        .await
+        .expect_err("B connects to A's database");
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    // Nor can A reach B's.
+    let a_into_b = creds_a["uri"].replace(
+        &format!("/{}?", creds_a["dbname"]),
+        &format!("/{}?", creds_b["dbname"]),
+    );
+    assert!(
+        connect(&a_into_b).await.is_err(),
+        "A connects to B's database"
+    );
+
+    // Rotation: a new password works, the old one no longer does.
+    let old = creds_a["password"].clone();
+    conn_a.close().await?;
+    api.patch(
+        &a,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/rotate-database-password": "1"}}})),
+    )
+    .await?;
+    let rotated = wait::until("password rotated", TIMEOUT, || async {
+        let creds = credentials(&h.client, &a).await?;
+        Ok((creds["password"] != old).then_some(creds))
+    })
+    .await?;
+    connect(&rotated["uri"])
+        .await
+        .context("the rotated password connects")?
+        .close()
+        .await?;
+    let err = connect(&creds_a["uri"])
+        .await
+        .expect_err("the old password still works");
+    assert_eq!(sqlstate(&err).as_deref(), Some("28P01"), "{err}");
+
+    // No generated password anywhere it must not be.
+    let passwords = [
+        old.as_str(),
+        rotated["password"].as_str(),
+        creds_b["password"].as_str(),
+    ];
+    let pg_log = h.server("main")?.log_text();
+    assert!(pg_log.contains("CREATE ROLE"), "the statement log is on");
+    assert!(pg_log.contains("SCRAM-SHA-256$"), "roles get verifiers");
+    let operator_log = h.operator.log_text();
+    let mut events = String::new();
+    for ns in [
+        format!("tenant-{a}"),
+        format!("tenant-{b}"),
+        "default".to_string(),
+    ] {
+        for e in Api::<Event>::namespaced(h.client.clone(), &ns)
+            .list(&ListParams::default())
+            .await?
+        {
+            events.push_str(&serde_json::to_string(&e)?);
+        }
+    }
+    let statuses = serde_json::to_string(&(api.get(&a).await?.status, api.get(&b).await?.status))?;
+    let metrics = h.operator.get("/metrics").await?;
+    for password in passwords {
+        assert!(
+            !pg_log.contains(password),
+            "a password is in the PostgreSQL log"
+        );
+        assert!(
+            !operator_log.contains(password),
+            "a password is in the operator log"
+        );
+        assert!(!events.contains(password), "a password is in an event");
+        assert!(!statuses.contains(password), "a password is in a status");
+        assert!(!metrics.contains(password), "a password is in the metrics");
+    }
+
+    h.delete(&[&a, &b]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tenants_spread_by_load_explicit_placement_is_honoured_and_capacity_holds()
+-> anyhow::Result<()> {
+    let h = harness(&[("east", 3), ("west", 3)]).await?;
+    let api = h.tenants();
+    let names: Vec<String> = (0..4).map(|_| unique_name("spread")).collect();
+    for name in &names {
+        h.create(name, shared(serde_json::json!({}))).await?;
+    }
+    let mut per_server: BTreeMap<String, u32> = BTreeMap::new();
+    for name in &names {
+        let t = wait_ready(&api, name).await?;
+        let server = t
+            .status
+            .and_then(|s| s.database)
+            .and_then(|d| d.server)
+            .context("placement")?;
+        *per_server.entry(server).or_default() += 1;
+    }
+    assert_eq!(
+        per_server,
+        BTreeMap::from([("east".into(), 2), ("west".into(), 2)]),
+        "spread by load"
+    );
+
+    // An explicit choice wins over load: east gets a third even though loads are equal.
+    let pinned = unique_name("pinned");
+    h.create(
+        &pinned,
+        shared(serde_json::json!({"database": {"server": "east", "deletionPolicy": "Delete"}})),
+    )
+    .await?;
+    let t = wait_ready(&api, &pinned).await?;
+    assert_eq!(
+        t.status
+            .and_then(|s| s.database)
+            .and_then(|d| d.server)
+            .as_deref(),
+        Some("east")
+    );
+    assert_eq!(server_objects(h.server("east")?, &pinned).await?.0, 1);
+
+    // East is now full (3/3): a fourth explicit request is refused with a reason.
+    let overflow = unique_name("overflow");
+    h.create(
+        &overflow,
+        shared(serde_json::json!({"database": {"server": "east", "deletionPolicy": "Delete"}})),
+    )
+    .await?;
+    let t = wait_condition(
+        &api,
+        &overflow,
+        "DatabaseReady",
+        "False",
+        Some("CapacityFull"),
+    )
+    .await?;
+    let ready = t
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, "Ready"))
+        .cloned()
+        .context("Ready")?;
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains("east"), "{}", ready.message);
+    assert_eq!(
+        server_objects(h.server("east")?, &overflow).await?,
+        (0, 0, None),
+        "nothing made on a full server"
+    );
+
+    let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+    all.extend([pinned.as_str(), overflow.as_str()]);
+    h.delete(&all).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_server_outage_is_reported_and_tenants_recover_by_themselves() -> anyhow::Result<()> {
+    let mut h = harness(&[("flaky", 10)]).await?;
+    let api = h.tenants();
+    let name = unique_name("outage");
+    h.create(&name, shared(serde_json::json!({}))).await?;
+    wait_ready(&api, &name).await?;
+
+    h.servers[0].1.stop()?;
+    let t = wait_condition(
+        &api,
+        &name,
+        "DatabaseReady",
+        "False",
+        Some("ServerUnreachable"),
+    )
+    .await?;
+    let status = t.status.context("status")?;
+    let ready = conditions::find(&status.conditions, "Ready").context("Ready")?;
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ServerUnreachable")
+    );
+    assert!(
+        ready.message.contains("flaky"),
+        "names the server: {}",
+        ready.message
+    );
+    assert_eq!(status.phase, Some(Phase::Degraded));
+    assert_eq!(
+        h.operator
+            .metric("landlord_database_server_up{server=\"flaky\"}")
+            .await?,
+        0.0
+    );
+
+    h.servers[0].1.start_again().await?;
+    let t = wait_ready(&api, &name).await?;
+    assert_eq!(t.status.and_then(|s| s.phase), Some(Phase::Ready));
+    connect(&credentials(&h.client, &name).await?["uri"])
+        .await?
+        .close()
+        .await?;
+
+    h.delete(&[&name]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn retain_keeps_the_data_delete_drops_it_and_a_namesake_adopts_only_when_asked()
+-> anyhow::Result<()> {
+    let h = harness(&[("keep", 10)]).await?;
+    let api = h.tenants();
+    let server = h.server("keep")?;
+    let (kept, dropped) = (unique_name("kept"), unique_name("dropped"));
+    h.create(
+        &kept,
+        shared(serde_json::json!({"database": {"deletionPolicy": "Retain"}})),
+    )
+    .await?;
+    h.create(
+        &dropped,
+        shared(serde_json::json!({"database": {"deletionPolicy": "Delete"}})),
+    )
+    .await?;
+    wait_ready(&api, &kept).await?;
+    wait_ready(&api, &dropped).await?;
+    let mut conn = connect(&credentials(&h.client, &kept).await?["uri"]).await?;
+    conn.execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (42)")
+        .await?;
+    conn.close().await?;
+
+    h.delete(&[&kept, &dropped]).await?;
+    assert_eq!(
+        server_objects(server, &kept).await?,
+        (1, 1, Some(false)),
+        "Retain: data kept, login off"
+    );
+    assert_eq!(
+        server_objects(server, &dropped).await?,
+        (0, 0, None),
+        "Delete: no database, no orphan role"
+    );
+
+    // A new Tenant of the same name does not silently inherit the data...
+    h.create(
+        &kept,
+        shared(serde_json::json!({"database": {"deletionPolicy": "Delete"}})),
+    )
+    .await?;
+    let t = wait_condition(&api, &kept, "DatabaseReady", "False", Some("NameConflict")).await?;
+    assert_eq!(t.status.and_then(|s| s.phase), Some(Phase::Failed));
+    // ...until it asks to adopt it; then the retained rows are there, with a new password.
+    api.patch(
+        &kept,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/adopt-database": "true"}}})),
+    )
+    .await?;
+    wait_ready(&api, &kept).await?;
+    let mut conn = connect(&credentials(&h.client, &kept).await?["uri"]).await?;
+    let id: i32 = sqlx::query("SELECT id FROM orders")
+        .fetch_one(&mut conn)
+        .await?
+        .try_get(0)?;
+    assert_eq!(id, 42);
+    conn.close().await?;
+
+    h.delete(&[&kept]).await?;
+    assert_eq!(server_objects(server, &kept).await?, (0, 0, None));
+    Ok(())
+}
+
+#[tokio::test]
+async fn applying_twice_or_killing_the_operator_midway_leaves_one_role_and_one_database()
+-> anyhow::Result<()> {
+    let mut h = harness(&[("solo", 100)]).await?;
+    let api = h.tenants();
+    let names: Vec<String> = (0..6).map(|_| unique_name("crash")).collect();
+    let params = PatchParams::apply("e2e-test").force();
+    for name in &names {
+        api.patch(
+            name,
+            &params,
+            &Patch::Apply(&tenant(name, shared(serde_json::json!({})))?),
+        )
+        .await?;
+    }
+    // Kill the operator as soon as the first database exists, while the rest are in flight.
+    let server = h.server("solo")?;
+    wait::until("a first database", TIMEOUT, || async {
+        let mut conn = server.connect_admin().await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 't\\_crash\\_%'",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        Ok((n > 0).then_some(()))
+    })
+    .await?;
+    h.operator.kill();
+    // The same manifests again, then a new operator.
+    for name in &names {
+        api.patch(
+            name,
+            &params,
+            &Patch::Apply(&tenant(name, shared(serde_json::json!({})))?),
+        )
+        .await?;
+    }
+    h.operator = start_operator(h.cluster, &h.kubeconfig, &h.args).await?;
+    for name in &names {
+        wait_ready(&api, name).await?;
+        connect(&credentials(&h.client, name).await?["uri"])
+            .await?
+            .close()
+            .await?;
+        assert_eq!(
+            server_objects(h.server("solo")?, name).await?,
+            (1, 1, Some(true)),
+            "{name}"
+        );
+    }
+    let mut conn = h.server("solo")?.connect_admin().await?;
+    let (roles, databases): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_roles WHERE rolname LIKE 't\\_%'), \
+         (SELECT count(*) FROM pg_database WHERE datname LIKE 't\\_%')",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    assert_eq!(
+        (roles, databases),
+        (6, 6),
+        "exactly one role and one database per tenant"
+    );
+    conn.close().await?;
+
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    h.delete(&all).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::Result<()> {
+    let h = harness(&[("strict", 10)]).await?;
+    let api = h.tenants();
+    let ext = unique_name("badext");
+    h.create(&ext, shared(serde_json::json!({"database": {"extensions": ["plpython3u"], "deletionPolicy": "Delete"}}))).await?;
+    let t = wait_condition(
+        &api,
+        &ext,
+        "DatabaseReady",
+        "False",
+        Some("ExtensionNotAllowed"),
+    )
+    .await?;
+    let c = t
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, "DatabaseReady"))
+        .cloned()
+        .context("condition")?;
+    assert!(
+        c.message
+            .starts_with("spec.database.extensions: plpython3u"),
+        "{}",
+        c.message
+    );
+    assert_eq!(t.status.and_then(|s| s.phase), Some(Phase::Failed));
+    assert_eq!(
+        server_objects(h.server("strict")?, &ext).await?,
+        (0, 0, None)
+    );
+
+    // A role of that name made outside Landlord: never taken over.
+    let squat = unique_name("squat");
+    let mut conn = h.server("strict")?.connect_admin().await?;
+    conn.execute(format!("CREATE ROLE t_{}", squat.replace('-', "_")).as_str())
+        .await?;
+    conn.close().await?;
+    h.create(&squat, shared(serde_json::json!({}))).await?;
+    let t = wait_condition(&api, &squat, "DatabaseReady", "False", Some("NameConflict")).await?;
+    let c = t
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, "DatabaseReady"))
+        .cloned()
+        .context("condition")?;
+    assert!(c.message.contains("not made by Landlord"), "{}", c.message);
+
+    // Settled: no retry storm. Over 15 seconds at most a couple of reconciles happen (the
+    // initial ones may still be finishing), where a 10s recheck loop would add more per
+    // tenant and an error backoff many more.
+    let before = h
+        .operator
+        .metric("landlord_reconciles_total{controller=\"tenant\"}")
+        .await?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let after = h
+        .operator
+        .metric("landlord_reconciles_total{controller=\"tenant\"}")
+        .await?;
+    assert!(
+        after - before <= 2.0,
+        "{} reconciles in 15s",
+        after - before
+    );
+
+    h.delete(&[&ext, &squat]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dedicated_tenant_gets_its_own_server() -> anyhow::Result<()> {
+    let h = harness(&[]).await?;
+    let api = h.tenants();
+    let name = unique_name("ded");
+    h.create(
+        &name,
+        serde_json::json!({
+            "tier": "dedicated",
+            "database": {"version": "15", "storage": "3Gi", "deletionPolicy": "Retain"}
+        }),
+    )
+    .await?;
+    let t = wait_condition(&api, &name, "DatabaseReady", "True", Some("Provisioned")).await?;
+    let ns = format!("tenant-{name}");
+    // DatabaseReady is True only once the StatefulSet reports a ready pod.
+    let set = Api::<StatefulSet>::namespaced(h.client.clone(), &ns)
+        .get("landlord-postgres")
+        .await?;
+    assert!(
+        set.status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0)
+            >= 1,
+        "{:?}",
+        set.status
+    );
+    let spec = set.spec.context("spec")?;
+    let pod = spec.template.spec.context("pod spec")?;
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.example/postgres:15")
+    );
+    let security = pod.containers[0]
+        .security_context
+        .clone()
+        .context("securityContext")?;
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        pod.security_context.and_then(|s| s.run_as_non_root),
+        Some(true)
+    );
+    let claim = Api::<PersistentVolumeClaim>::namespaced(h.client.clone(), &ns)
+        .get("data-landlord-postgres-0")
+        .await?;
+    let requested = claim
+        .spec
+        .and_then(|s| s.resources)
+        .and_then(|r| r.requests)
+        .unwrap_or_default();
+    assert_eq!(requested.get("storage").map(|q| q.0.as_str()), Some("3Gi"));
+    Api::<Service>::namespaced(h.client.clone(), &ns)
+        .get("landlord-postgres")
+        .await?;
+    let creds = credentials(&h.client, &name).await?;
+    assert_eq!(creds["host"], format!("landlord-postgres.{ns}.svc"));
+    let database = t
+        .status
+        .and_then(|s| s.database)
+        .context("status.database")?;
+    assert_eq!(database.server, None);
+    assert_eq!(database.secret.as_deref(), Some("landlord-database"));
+    // The pod was admitted under the namespace's `restricted` Pod Security Standard.
+    wait::until("a postgres pod", TIMEOUT, || async {
+        let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(h.client.clone(), &ns)
+            .list(&ListParams::default().labels("app.kubernetes.io/name=postgres"))
+            .await?;
+        Ok((!pods.items.is_empty()).then_some(()))
+    })
+    .await?;
+
+    // Suspending stops the server; DatabaseReady says so and the volume stays.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"suspended": true}})),
+    )
+    .await?;
+    wait_condition(&api, &name, "DatabaseReady", "True", Some("Suspended")).await?;
+    let set = Api::<StatefulSet>::namespaced(h.client.clone(), &ns)
+        .get("landlord-postgres")
+        .await?;
+    assert_eq!(set.spec.and_then(|s| s.replicas), Some(0));
+
+    // Retain: the volume outlives the namespace.
+    let volume = Api::<PersistentVolumeClaim>::namespaced(h.client.clone(), &ns)
+        .get("data-landlord-postgres-0")
+        .await?
+        .spec
+        .and_then(|s| s.volume_name)
+        .context("the claim is bound")?;
+    h.delete(&[&name]).await?;
+    let pv = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(h.client.clone())
+        .get(&volume)
+        .await?;
+    assert_eq!(
+        pv.spec
+            .as_ref()
+            .and_then(|s| s.persistent_volume_reclaim_policy.clone())
+            .as_deref(),
+        Some("Retain")
+    );
+    assert_eq!(pv.labels().get("landlord.dev/tenant"), Some(&name));
+    Ok(())
+}
