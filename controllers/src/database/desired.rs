@@ -132,6 +132,10 @@ CREATE ROLE :"role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'verifie
 CREATE DATABASE :"role" OWNER :"role";
 REVOKE ALL ON DATABASE :"role" FROM PUBLIC;
 SQL
+for extension in $LANDLORD_EXTENSIONS; do
+  psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$LANDLORD_ROLE" \
+    -c "CREATE EXTENSION IF NOT EXISTS \"$extension\""
+done
 "#;
 
 fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
@@ -271,6 +275,8 @@ pub fn dedicated(
             env("POSTGRES_INITDB_ARGS", "--auth=scram-sha-256"),
             env("PGDATA", "/var/lib/postgresql/data/pgdata"),
             env("LANDLORD_ROLE", &names.role),
+            // Checked against the allowlist before the server is built.
+            env("LANDLORD_EXTENSIONS", &database.extensions.join(" ")),
             secret_env(
                 "LANDLORD_ROLE_VERIFIER",
                 names::SERVER_SECRET,

@@ -71,7 +71,7 @@ pub async fn provision(
     let started = Instant::now();
     let outcome = match tenant.spec.tier {
         Tier::Shared => shared(tenant, spec, state, draft).await?,
-        Tier::Dedicated => dedicated(tenant, state, draft).await?,
+        Tier::Dedicated => dedicated(tenant, spec, state, draft).await?,
     };
     let metrics = &state.ctx.metrics;
     Ok(match outcome {
@@ -386,12 +386,21 @@ fn conflict(what: &str, kind: &str, comment: Option<&str>) -> Failure {
     )
 }
 
-async fn dedicated(tenant: &Tenant, state: &State, draft: &mut TenantStatus) -> Step<Provisioned> {
+async fn dedicated(
+    tenant: &Tenant,
+    spec: &DatabaseSpec,
+    state: &State,
+    draft: &mut TenantStatus,
+) -> Step<Provisioned> {
     let ctx = &state.ctx;
     let names = match names_of(tenant) {
         Ok(n) => n,
         Err(f) => return Ok(Err(f)),
     };
+    // Extensions are created when the server first initialises its data directory.
+    if let Err(f) = check_extensions(spec, &ctx.config.database.extensions) {
+        return Ok(Err(f));
+    }
     let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
     // Secrets are generated once and kept: the server only reads them when it initialises
     // its data directory.
