@@ -54,12 +54,20 @@ use kube::{
 };
 use landlord_controllers::{
     Config as ControllerConfig,
+    database::{
+        desired::{self as db_desired, Endpoint},
+        identifier::{Names, ownership_marker},
+        scram, sql,
+    },
     labels::MANAGED_SELECTOR,
     tenant::{desired, status},
 };
 use landlord_crds::{
     Tenant,
-    conditions::{Observation, Status, tenant::NAMESPACE_READY},
+    conditions::{
+        Observation, Status,
+        tenant::{DATABASE_READY, NAMESPACE_READY},
+    },
     tenant::Phase,
 };
 use landlord_e2e::{
@@ -117,6 +125,11 @@ struct Args {
     /// Skip phase 2 (the floor).
     #[arg(long)]
     skip_floor: bool,
+    /// Leave out the database step (by default every tenant gets a database on the stack's
+    /// PostgreSQL server, and the floor issues the same CREATE ROLE / CREATE DATABASE
+    /// statements directly).
+    #[arg(long)]
+    no_database: bool,
 }
 
 #[tokio::main]
@@ -165,6 +178,78 @@ struct Env {
     n: usize,
     c: usize,
     timeout: Duration,
+    /// The database step, unless `--no-database`.
+    database: Option<BenchDatabase>,
+}
+
+/// The stack's PostgreSQL server as the shared server `bench` of both phases.
+struct BenchDatabase {
+    /// The operator's `--database-servers` file.
+    servers_file: PathBuf,
+    /// The floor's admin connections (the same admin the operator uses).
+    pool: sqlx::PgPool,
+    host: String,
+    port: u16,
+    /// The floor serialises CREATE DATABASE as the operator does (one server).
+    create_lock: tokio::sync::Mutex<()>,
+}
+
+impl BenchDatabase {
+    /// Registers the stack's server: its admin credentials in a Secret, a servers file.
+    async fn register(
+        cluster: &Cluster,
+        admin: &Client,
+        dir: &Path,
+        c: usize,
+    ) -> anyhow::Result<Self> {
+        let url = cluster.var("LANDLORD_POSTGRES_URL");
+        let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+        let (user, password, port) = {
+            let parsed = url
+                .strip_prefix("postgres://")
+                .and_then(|rest| rest.split_once('@'))
+                .context("LANDLORD_POSTGRES_URL is not postgres://user:password@host:port/db")?;
+            let (user, password) = parsed.0.split_once(':').context("no password in the URL")?;
+            let port = parsed
+                .1
+                .split(['/', ':'])
+                .nth(1)
+                .context("no port in the URL")?
+                .parse::<u16>()?;
+            (user.to_string(), password.to_string(), port)
+        };
+        let secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "landlord-bench-postgres", "namespace": operator::NAMESPACE},
+            "stringData": {"username": user, "password": password},
+        });
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), operator::NAMESPACE)
+            .patch(
+                "landlord-bench-postgres",
+                &PatchParams::apply(FLOOR_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
+            .await?;
+        let servers_file = dir.join("bench-database-servers.yaml");
+        std::fs::write(
+            &servers_file,
+            format!(
+                "- name: bench\n  host: 127.0.0.1\n  port: {port}\n  capacity: 100000\n  sslMode: disable\n  adminSecret: {{namespace: {}, name: landlord-bench-postgres}}\n",
+                operator::NAMESPACE
+            ),
+        )?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(u32::try_from(c).unwrap_or(16).max(1))
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            servers_file,
+            pool,
+            host: "127.0.0.1".into(),
+            port,
+            create_lock: tokio::sync::Mutex::new(()),
+        })
+    }
 }
 
 async fn run(args: &Args, dev_dir: &Path) -> anyhow::Result<()> {
@@ -225,6 +310,21 @@ async fn run(args: &Args, dev_dir: &Path) -> anyhow::Result<()> {
         n: args.tenants as usize,
         c: usize::from(args.concurrency),
         timeout: Duration::from_secs(args.timeout_secs),
+        database: None,
+    };
+    let env = if args.no_database {
+        env
+    } else {
+        let database = bounded(
+            "registering the stack's PostgreSQL server",
+            CALL_TIMEOUT,
+            BenchDatabase::register(&cluster, &env.admin, &env.stack_dir, env.c),
+        )
+        .await?;
+        Env {
+            database: Some(database),
+            ..env
+        }
     };
     let machine = Machine::read(&binary, &cluster);
     if args.warmup > 0 {
@@ -258,8 +358,8 @@ async fn bounded<T>(
 
 /// A shared-tier tenant whose children are all non-trivial: admins and viewers, a quota with
 /// object counts and container defaults, an allowed peer, white-label config.
-fn bench_tenant(name: &str, label: &str) -> anyhow::Result<Tenant> {
-    Ok(serde_json::from_value(serde_json::json!({
+fn bench_tenant(name: &str, label: &str, database: bool) -> anyhow::Result<Tenant> {
+    let mut tenant: Tenant = serde_json::from_value(serde_json::json!({
         "apiVersion": "landlord.dev/v1alpha1",
         "kind": "Tenant",
         "metadata": {"name": name, "labels": {BENCH_LABEL: label}},
@@ -281,7 +381,14 @@ fn bench_tenant(name: &str, label: &str) -> anyhow::Result<Tenant> {
             "network": {"allowedPeers": [{"direction": "Egress", "cidr": "10.20.0.0/16", "ports": [443]}]},
             "config": {"brandColor": "teal", "logoUrl": "https://cdn.example/logo.svg", "locale": "en-GB"}
         },
-    }))?)
+    }))?;
+    if database {
+        tenant.spec.database = Some(landlord_crds::tenant::DatabaseSpec {
+            deletion_policy: landlord_crds::tenant::DeletionPolicy::Delete,
+            ..Default::default()
+        });
+    }
+    Ok(tenant)
 }
 
 fn tenant_names(prefix: &str, n: usize) -> Vec<String> {
@@ -441,7 +548,7 @@ async fn create_tenants(
             let api = api.clone();
             let queue = queue.clone();
             async move {
-                let tenant = bench_tenant(&name, label)?;
+                let tenant = bench_tenant(&name, label, env.database.is_some())?;
                 let created = Created {
                     at: Instant::now(),
                     wall: Timestamp::now(),
@@ -544,6 +651,16 @@ async fn landlord_phase(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
     }
+    let database_args: Vec<String> = env
+        .database
+        .iter()
+        .flat_map(|d| {
+            [
+                "--database-servers".to_string(),
+                d.servers_file.display().to_string(),
+            ]
+        })
+        .collect();
     let mut operator = bounded(
         "starting the operator",
         CALL_TIMEOUT,
@@ -554,7 +671,7 @@ async fn landlord_phase(
                 kubeconfig,
                 lease_name: LEASE,
                 lease_duration_seconds: 15,
-                args: &[],
+                args: &database_args,
             },
         ),
     )
@@ -799,7 +916,7 @@ async fn floor_provision(
             bounded(
                 &format!("floor writes of tenant {name}"),
                 CALL_TIMEOUT * 2,
-                floor_tenant(&env.service_account, tenant, config),
+                floor_tenant(&env.service_account, tenant, config, env.database.as_ref()),
             )
             .await
         }
@@ -829,6 +946,7 @@ async fn floor_tenant(
     client: &Client,
     tenant: Tenant,
     config: &ControllerConfig,
+    database: Option<&BenchDatabase>,
 ) -> anyhow::Result<(u32, Duration)> {
     let start = Instant::now();
     let name = tenant.name_any();
@@ -860,14 +978,55 @@ async fn floor_tenant(
         writes += 1;
     }
     // The status the operator writes for a provisioned namespace stack, by its own function.
-    let observation = Observation::new(
+    let mut observations = vec![Observation::new(
         NAMESPACE_READY,
         Status::True,
         "Provisioned",
         format!("namespace {ns} and its policies are in place"),
-    );
-    let draft = tenant.status.clone().unwrap_or_default();
-    let status = status::compute(&tenant, draft, &[observation], &Time(Timestamp::now()));
+    )];
+    let mut draft = tenant.status.clone().unwrap_or_default();
+    if let Some(db) = database {
+        // The operator's statements, issued directly: role (with its verifier, marker and
+        // the admin's membership) in one transaction, then the database, serialised.
+        let names = Names::for_tenant(&name)?;
+        let marker = ownership_marker(&name, &owner.uid);
+        let password = scram::generate_password()?;
+        sql::create_role(
+            &db.pool,
+            &names,
+            &scram::verifier(&password)?,
+            true,
+            20,
+            &marker,
+        )
+        .await?;
+        {
+            let _serialised = db.create_lock.lock().await;
+            sql::create_database(&db.pool, &names, &marker).await?;
+        }
+        let endpoint = Endpoint {
+            host: db.host.clone(),
+            port: db.port,
+            ssl_mode: "disable".into(),
+        };
+        let secret = db_desired::credentials(&tenant, &owner, &names, &endpoint, &password, "");
+        apply(&Api::namespaced(here(), &ns), &secret).await?;
+        writes += 1;
+        draft.database = Some(landlord_crds::tenant::DatabaseStatus {
+            server: Some("bench".into()),
+            host: Some(endpoint.host),
+            port: Some(i32::from(endpoint.port)),
+            name: Some(names.database.clone()),
+            secret: Some(db_desired::names::SECRET.into()),
+        });
+        observations.push(Observation::new(
+            DATABASE_READY,
+            Status::True,
+            "Provisioned",
+            format!("database {} on server bench", names.database),
+        ));
+    }
+    let status = status::compute(&tenant, draft, &observations, &Time(Timestamp::now()));
     let patch = serde_json::json!({
         "apiVersion": "landlord.dev/v1alpha1",
         "kind": "Tenant",
@@ -905,6 +1064,17 @@ where
 /// ServiceAccount), then delete each Tenant (as the admin; it has no finalizer) once its
 /// namespace is gone. Returns the ServiceAccount's writes.
 async fn floor_delete(env: &Env, names: &[String]) -> anyhow::Result<usize> {
+    if let Some(db) = &env.database {
+        // deletionPolicy Delete, as in phase 1: database and role dropped first.
+        stream::iter(names)
+            .map(|name| async move {
+                sql::drop_all(&db.pool, &Names::for_tenant(name)?).await?;
+                anyhow::Ok(())
+            })
+            .buffer_unordered(env.c)
+            .try_collect::<Vec<()>>()
+            .await?;
+    }
     let namespaces = Api::<Namespace>::all(env.service_account.clone());
     let ns_names: Vec<String> = names.iter().map(|n| format!("tenant-{n}")).collect();
     delete_all(&namespaces, &ns_names, env.c).await?;
@@ -1334,6 +1504,15 @@ fn report(env: &Env, m: &Machine, l: &LandlordResult, f: Option<&FloorResult>) -
         out,
         "- operator: {} (profile {}, built {}), --concurrency {}, as {}; repository HEAD at run time: {}",
         m.operator, m.profile, m.built, env.c, env.sa_user, m.commit
+    );
+    let _ = writeln!(
+        out,
+        "- database step: {}",
+        if env.database.is_some() {
+            "on: every tenant gets a role and database on the stack's PostgreSQL (deletionPolicy Delete); the floor issues the same CREATE ROLE / CREATE DATABASE statements directly, CREATE DATABASE serialised, plus the credentials Secret"
+        } else {
+            "off (--no-database)"
+        }
     );
     let _ = writeln!(out, "- N = {} tenants per phase, C = {}\n", env.n, env.c);
 
