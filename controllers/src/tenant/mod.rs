@@ -332,7 +332,7 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
     // Settled, or blocked only on what a person must fix: no point looking again soon.
     let settled = observations
         .iter()
-        .all(|o| o.is_true() || status::needs_action(&o.reason));
+        .all(|o| o.is_true() || status::waits_for_tenant_change(&o.reason));
     let status = status::compute(tenant, draft, &observations, &now());
     write_status(tenant, status, state).await?;
     Ok(Action::requeue(if settled { RESYNC } else { RECHECK }))

@@ -17,6 +17,14 @@ pub fn needs_action(reason: &str) -> bool {
     NEEDS_ACTION.contains(&reason) || crate::database::failure::NEEDS_ACTION.contains(&reason)
 }
 
+/// Whether only a change of the Tenant itself (or of the operator's configuration, which
+/// restarts it) can clear the reason: the Tenant is then not looked at again soon. A
+/// `NamespaceConflict` is not one of them: it clears when the namespace is annotated, which
+/// no watch of Landlord's sees (the namespace is not Landlord's yet).
+pub fn waits_for_tenant_change(reason: &str) -> bool {
+    reason == "InvalidSpec" || crate::database::failure::NEEDS_ACTION.contains(&reason)
+}
+
 /// The status a Tenant should have, given the observations of its parts (in provisioning
 /// order) and the `draft` the parts filled in (their own fields, such as `database`, on top
 /// of the current status). Conditions, phase and the generation are derived here.
