@@ -212,10 +212,7 @@ fn unavailable(why: &str) -> Reply {
 fn etag_of(body: &Value) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(body.to_string().as_bytes());
-    let hex: String = digest[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")
 }
 
