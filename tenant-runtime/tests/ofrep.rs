@@ -2,6 +2,11 @@
 //! SDK, `@openfeature/ofrep-web-provider` on the web SDK) against the real `tenant-runtime`
 //! binary, which watches ConfigMaps on the local control plane. The flags are written
 //! directly in the contract's format (the flags controller is not under test here).
+//!
+//! The runtime runs with the rights Landlord gives it, not as the admin: the dedicated
+//! instance with the ServiceAccount, Role and RoleBinding the operator builds
+//! (`landlord_controllers::tenant::runtime::dedicated`), the pooled one with the chart's
+//! ClusterRole for the pool. So these tests also prove that RBAC is enough.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,12 +15,22 @@ use std::{
 };
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::{
-    Api, Client,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+use k8s_openapi::api::{
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::{ConfigMap, Namespace, ServiceAccount},
+    rbac::v1::{Role, RoleBinding},
 };
-use landlord_e2e::{cluster, cluster::repo_root, unique_name, wait};
+use kube::{
+    Api, Client, Resource,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    config::Kubeconfig,
+};
+use landlord_controllers::{
+    Config,
+    tenant::runtime::{self, RuntimeStack},
+};
+use landlord_crds::Tenant;
+use landlord_e2e::{cluster, cluster::repo_root, manifests, unique_name, wait};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines},
@@ -98,7 +113,8 @@ struct Runtime {
 }
 
 impl Runtime {
-    async fn start(args: &[&str]) -> anyhow::Result<Self> {
+    /// Starts the binary with `kubeconfig` (a ServiceAccount's token) and waits for /readyz.
+    async fn start(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let cluster = cluster();
         let port = free_port()?;
         let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
@@ -107,7 +123,8 @@ impl Runtime {
         std::fs::create_dir_all(log.parent().context("log dir")?)?;
         let child = Command::new(env!("CARGO_BIN_EXE_tenant-runtime"))
             .args(args)
-            .args(["--kubeconfig", cluster.var("KUBECONFIG")])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--log-format", "json"])
             .stdin(Stdio::null())
@@ -262,6 +279,132 @@ async fn http(
     })
 }
 
+/// Applies an object as the operator would (server-side apply), without ownerReferences:
+/// the Tenant they would point at does not exist in these tests.
+async fn apply_as_operator<K>(client: &Client, namespace: &str, mut object: K) -> anyhow::Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    object.meta_mut().owner_references = None;
+    let name = object.meta().name.clone().context("name")?;
+    Api::<K>::namespaced(client.clone(), namespace)
+        .patch(
+            &name,
+            &PatchParams::apply("landlord/tenant-runtime").force(),
+            &Patch::Apply(&object),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A kubeconfig that authenticates as a ServiceAccount (a fresh token), for the runtime.
+async fn service_account_kubeconfig(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for {namespace}/{name}"))?
+        .status
+        .context("token request without status")?
+        .token;
+    let cluster = cluster();
+    let admin = Kubeconfig::read_from(cluster.var("KUBECONFIG"))?;
+    let entry = admin
+        .clusters
+        .first()
+        .context("admin kubeconfig without cluster")?
+        .clone();
+    let cluster_name = entry.name.clone();
+    let kubeconfig = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [entry],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": cluster_name, "user": name}}],
+        "current-context": name,
+    });
+    let path =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kubeconfig-{namespace}-{name}"));
+    std::fs::write(&path, serde_json::to_string(&kubeconfig)?)?;
+    Ok(path)
+}
+
+/// The dedicated runtime's ServiceAccount, Role and RoleBinding, as the operator builds
+/// them for `tenant`; returns a kubeconfig of that ServiceAccount.
+async fn dedicated_identity(client: &Client, tenant: &str) -> anyhow::Result<PathBuf> {
+    let object: Tenant = serde_json::from_value(json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": tenant, "uid": "00000000-0000-0000-0000-000000000000"},
+        "spec": {"tier": "dedicated"},
+    }))?;
+    let owner = object
+        .controller_owner_ref(&())
+        .context("owner reference")?;
+    let RuntimeStack {
+        service_account,
+        role,
+        role_binding,
+        ..
+    } = runtime::dedicated(&object, &owner, &Config::default());
+    let ns = object.namespace_name();
+    apply_as_operator(client, &ns, service_account).await?;
+    apply_as_operator::<Role>(client, &ns, role.context("a dedicated runtime has a Role")?).await?;
+    apply_as_operator::<RoleBinding>(client, &ns, role_binding.context("and a RoleBinding")?)
+        .await?;
+    service_account_kubeconfig(client, &ns, runtime::NAME).await
+}
+
+/// The pool's ServiceAccount in the platform namespace (the operator creates it) and the
+/// chart's ClusterRole and binding for it; returns a kubeconfig of that ServiceAccount.
+async fn pooled_identity(client: &Client) -> anyhow::Result<PathBuf> {
+    let platform = Config::default().platform_namespace;
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": platform}}))?;
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let RuntimeStack {
+        service_account, ..
+    } = runtime::pooled(&Config::default());
+    apply_as_operator(client, &platform, service_account).await?;
+    let install = manifests::read_documents(&repo_root().join("manifests/install/landlord.yaml"))?;
+    let mut applied = 0;
+    for object in install.iter().filter(|o| {
+        o.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/component"))
+            .map(String::as_str)
+            == Some("runtime")
+    }) {
+        manifests::apply(client, object, None).await?;
+        applied += 1;
+    }
+    anyhow::ensure!(
+        applied == 2,
+        "the install manifest has {applied} runtime RBAC objects, not 2"
+    );
+    service_account_kubeconfig(client, &platform, runtime::NAME).await
+}
+
 fn labels(tenant: &str) -> Value {
     json!({"app.kubernetes.io/managed-by": "landlord", "landlord.dev/tenant": tenant})
 }
@@ -377,7 +520,8 @@ async fn an_official_provider_evaluates_a_dedicated_tenants_flags_and_sees_a_cha
         .await?;
         write_config_map(&client, &ns, "landlord-config", &tenant, json!({"brandColor": "teal"})).await?;
 
-        let runtime = Runtime::start(&["--tenant", &tenant, "--namespace", &ns]).await?;
+        let kubeconfig = dedicated_identity(&client, &tenant).await?;
+        let runtime = Runtime::start(&kubeconfig, &["--tenant", &tenant, "--namespace", &ns]).await?;
         let mut provider = Provider::start(&runtime.url(), None).await?;
         let answer = provider.evaluate(&requests()).await?;
         for side in ["server", "web"] {
@@ -489,7 +633,8 @@ async fn the_pooled_runtime_serves_the_tenant_the_header_names() -> anyhow::Resu
             )
             .await?;
         }
-        let runtime = Runtime::start(&[]).await?;
+        let kubeconfig = pooled_identity(&client).await?;
+        let runtime = Runtime::start(&kubeconfig, &[]).await?;
         let request = [("banner", "string", json!("none"))];
         let mut a = Provider::start(&runtime.url(), Some(&alpha)).await?;
         let mut b = Provider::start(&runtime.url(), Some(&beta)).await?;
