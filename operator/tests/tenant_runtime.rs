@@ -37,6 +37,7 @@ async fn start_operator(client: &Client) -> anyhow::Result<Operator> {
             kubeconfig: &kubeconfig,
             lease_name: operator::LEASE,
             lease_duration_seconds: 15,
+            args: &[],
         },
     )
     .await

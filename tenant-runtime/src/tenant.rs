@@ -225,8 +225,8 @@ impl TenantLayer {
         headers: &HeaderMap,
         authority: Option<&str>,
     ) -> Result<Tenant, Rejection> {
-        let from_header = self.from_header(headers)?;
-        let from_host = self.from_host(headers, authority)?;
+        let from_header = self.tenant_in_header(headers)?;
+        let from_host = self.tenant_of_host(headers, authority)?;
         let named = match (from_header, from_host) {
             (Some(header), Some(host)) if header != host => {
                 return Err(Rejection::ConflictingTenants { header, host });
@@ -255,7 +255,7 @@ impl TenantLayer {
         }
     }
 
-    fn from_header(&self, headers: &HeaderMap) -> Result<Option<Tenant>, Rejection> {
+    fn tenant_in_header(&self, headers: &HeaderMap) -> Result<Option<Tenant>, Rejection> {
         let mut values = headers.get_all(&self.header).iter();
         let Some(value) = values.next() else {
             return Ok(None);
@@ -275,7 +275,7 @@ impl TenantLayer {
         Tenant::parse(name.trim()).map(Some).map_err(|_| invalid())
     }
 
-    fn from_host(
+    fn tenant_of_host(
         &self,
         headers: &HeaderMap,
         authority: Option<&str>,
