@@ -21,6 +21,8 @@ pub struct Config {
     pub concurrency: u16,
     /// Shared PostgreSQL servers, the extension allowlist and dedicated-server defaults.
     pub database: DatabaseConfig,
+    /// Image of tenant-runtime (the OFREP flag server) that Landlord deploys.
+    pub runtime_image: String,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             default_limit_memory: "512Mi".into(),
             concurrency: 16,
             database: DatabaseConfig::default(),
+            runtime_image: "ghcr.io/landlord-dev/tenant-runtime:0.1.0".into(),
         }
     }
 }

@@ -16,6 +16,8 @@ pub mod tenant {
     pub const SERVICES_READY: &str = "ServicesReady";
     pub const DOMAINS_READY: &str = "DomainsReady";
     pub const FLAGS_READY: &str = "FlagsReady";
+    /// The tenant-runtime (OFREP flags, tenant context) that serves the tenant is in place.
+    pub const RUNTIME_READY: &str = "RuntimeReady";
 }
 
 /// Condition types reported on a Domain.

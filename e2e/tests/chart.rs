@@ -101,6 +101,24 @@ fn only<'a>(objects: &'a [Value], kind: &str) -> anyhow::Result<&'a Value> {
     }
 }
 
+/// The one object of a kind with this `app.kubernetes.io/component` label.
+fn only_of<'a>(objects: &'a [Value], kind: &str, component: &str) -> anyhow::Result<&'a Value> {
+    match of_kind(objects, kind)
+        .into_iter()
+        .filter(|o| {
+            o["metadata"]["labels"]["app.kubernetes.io/component"].as_str() == Some(component)
+        })
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [object] => Ok(object),
+        found => bail!(
+            "expected one {kind} of component {component}, rendered {}",
+            found.len()
+        ),
+    }
+}
+
 fn strings(value: &Value) -> Vec<&str> {
     value
         .as_sequence()
@@ -239,7 +257,7 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
         }
     }
 
-    let cluster_role = only(&objects, "ClusterRole")?;
+    let cluster_role = only_of(&objects, "ClusterRole", "operator")?;
     let rules = cluster_role["rules"].as_sequence().context("no rules")?;
     let grants = |group: &str, resource: &str, verb: &str| {
         rules.iter().any(|r| {
@@ -316,7 +334,7 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
         ("ClusterRoleBinding", "ClusterRole", cluster_role),
         ("RoleBinding", "Role", lease_role),
     ] {
-        let binding = only(&objects, binding_kind)?;
+        let binding = only_of(&objects, binding_kind, "operator")?;
         assert_eq!(binding["roleRef"]["kind"].as_str(), Some(role_kind));
         assert_eq!(binding["roleRef"]["name"].as_str(), Some(name(role)));
         let subjects = binding["subjects"].as_sequence().context("no subjects")?;
@@ -325,6 +343,26 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
         assert_eq!(subjects[0]["name"].as_str(), Some("landlord"));
         assert_eq!(subjects[0]["namespace"].as_str(), Some(NAMESPACE));
     }
+
+    // The pooled tenant-runtime only reads ConfigMaps and Namespaces, as its own
+    // ServiceAccount in the platform namespace.
+    let runtime_role = only_of(&objects, "ClusterRole", "runtime")?;
+    for rule in runtime_role["rules"].as_sequence().context("no rules")? {
+        assert_eq!(strings(&rule["apiGroups"]), [""]);
+        assert_eq!(strings(&rule["resources"]), ["configmaps", "namespaces"]);
+        assert_eq!(strings(&rule["verbs"]), ["get", "list", "watch"]);
+    }
+    let runtime_binding = only_of(&objects, "ClusterRoleBinding", "runtime")?;
+    assert_eq!(
+        runtime_binding["roleRef"]["name"].as_str(),
+        Some(name(runtime_role))
+    );
+    let subjects = runtime_binding["subjects"]
+        .as_sequence()
+        .context("no subjects")?;
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0]["name"].as_str(), Some("landlord-runtime"));
+    assert_eq!(subjects[0]["namespace"].as_str(), Some("landlord-platform"));
     Ok(())
 }
 

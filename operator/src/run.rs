@@ -127,6 +127,15 @@ pub struct RunArgs {
     /// Volume size of dedicated servers whose spec names none.
     #[arg(long, env = "LANDLORD_POSTGRES_STORAGE", default_value = "10Gi")]
     pub postgres_storage: String,
+
+    /// Image of tenant-runtime (the OFREP flag server) deployed per dedicated tenant and once,
+    /// pooled, in the platform namespace.
+    #[arg(
+        long,
+        env = "LANDLORD_RUNTIME_IMAGE",
+        default_value = "ghcr.io/landlord-dev/tenant-runtime:0.1.0"
+    )]
+    pub runtime_image: String,
 }
 
 impl RunArgs {
@@ -170,6 +179,7 @@ impl RunArgs {
                 default_version: self.postgres_version.clone(),
                 default_storage: self.postgres_storage.clone(),
             },
+            runtime_image: self.runtime_image.clone(),
             ..Config::default()
         })
     }
@@ -284,6 +294,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(identity.clone()),
     ));
     let controllers = tokio::spawn(landlord_controllers::tenant::run(
+        ctx.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    tokio::spawn(landlord_controllers::tenant::runtime::run_pool(
         ctx,
         stopped(stop_rx.clone()),
     ));

@@ -67,3 +67,10 @@ The operator image reference.
 {{- define "landlord.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
+
+{{/*
+The tenant-runtime image reference.
+*/}}
+{{- define "landlord.runtimeImage" -}}
+{{- printf "%s:%s" .Values.runtime.image.repository (.Values.runtime.image.tag | default .Chart.AppVersion) }}
+{{- end }}

@@ -9,6 +9,7 @@ pub mod database;
 pub mod desired;
 pub mod error;
 pub mod namespace;
+pub mod runtime;
 pub mod status;
 pub mod validate;
 
@@ -17,8 +18,10 @@ use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 use futures::{Stream, StreamExt};
 use k8s_openapi::{
     api::{
-        apps::v1::StatefulSet,
-        core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota, Secret, Service},
+        apps::v1::{Deployment, StatefulSet},
+        core::v1::{
+            ConfigMap, LimitRange, Namespace, ResourceQuota, Secret, Service, ServiceAccount,
+        },
         networking::v1::NetworkPolicy,
         rbac::v1::{Role, RoleBinding},
     },
@@ -72,10 +75,13 @@ const CLEANUP_POLL: Duration = Duration::from_secs(2);
 pub enum Part {
     Namespace,
     Database,
+    /// The dedicated tenant's tenant-runtime (flags and context for its services).
+    Runtime,
 }
 
 impl Part {
-    pub const PROVISION_ORDER: &'static [Part] = &[Part::Namespace, Part::Database];
+    pub const PROVISION_ORDER: &'static [Part] = &[Part::Namespace, Part::Database, Part::Runtime];
+    // The runtime's objects live in the namespace and go with it.
     pub const CLEANUP_ORDER: &'static [Part] = &[Part::Database, Part::Namespace];
 
     /// Provisions the part and reports its condition. A part that owns status fields
@@ -90,6 +96,7 @@ impl Part {
         match self {
             Part::Namespace => namespace::provision(tenant, &state.ctx, &state.stores).await,
             Part::Database => database::provision(tenant, state, draft).await,
+            Part::Runtime => runtime::provision(tenant, &state.ctx, &state.stores).await,
         }
     }
 
@@ -97,6 +104,7 @@ impl Part {
         match self {
             Part::Namespace => namespace::cleanup(tenant, &state.ctx).await,
             Part::Database => database::cleanup(tenant, state).await,
+            Part::Runtime => Ok(()),
         }
     }
 }
@@ -113,6 +121,8 @@ pub struct Stores {
     pub secrets: Store<Secret>,
     pub services: Store<Service>,
     pub stateful_sets: Store<StatefulSet>,
+    pub service_accounts: Store<ServiceAccount>,
+    pub deployments: Store<Deployment>,
 }
 
 impl Stores {
@@ -128,6 +138,8 @@ impl Stores {
             secrets,
             services,
             stateful_sets,
+            service_accounts,
+            deployments,
         } = self;
         // Errors only when the writer is gone, i.e. the controller is shutting down.
         let _ = futures::join!(
@@ -141,6 +153,8 @@ impl Stores {
             secrets.wait_until_ready(),
             services.wait_until_ready(),
             stateful_sets.wait_until_ready(),
+            service_accounts.wait_until_ready(),
+            deployments.wait_until_ready(),
         );
     }
 }
@@ -200,6 +214,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (secrets, secret_events) = owned::<Secret>(&client);
     let (services, service_events) = owned::<Service>(&client);
     let (stateful_sets, stateful_set_events) = owned::<StatefulSet>(&client);
+    let (service_accounts, service_account_events) = owned::<ServiceAccount>(&client);
+    let (deployments, deployment_events) = owned::<Deployment>(&client);
     let stores = Stores {
         namespaces,
         roles,
@@ -211,6 +227,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         secrets,
         services,
         stateful_sets,
+        service_accounts,
+        deployments,
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
@@ -241,6 +259,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .watches_stream(secret_events, tenant_of)
         .watches_stream(service_events, tenant_of)
         .watches_stream(stateful_set_events, tenant_of)
+        .watches_stream(service_account_events, tenant_of)
+        .watches_stream(deployment_events, tenant_of)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move {

@@ -1,0 +1,666 @@
+//! `tenant-runtime`, where the tenant's services reach it: the OFREP flag server and tenant
+//! context. A dedicated tenant gets its own instance in its namespace (ServiceAccount, a Role
+//! that reads the namespace's ConfigMaps, Deployment, Service `landlord-runtime:8080`);
+//! shared tenants are served by one pooled instance in the platform namespace, whose
+//! cluster-wide read rights come from the chart (ClusterRole `landlord-runtime`).
+//!
+//! The services part hands [`flags_url`] to every container as `LANDLORD_FLAGS_URL`.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
+        core::v1::{
+            Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
+            ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+            ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount,
+            ServicePort, ServiceSpec,
+        },
+        rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
+    },
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+        util::intstr::IntOrString,
+    },
+};
+use kube::{Api, Resource, ResourceExt, runtime::reflector::ObjectRef};
+use landlord_crds::{
+    Tenant,
+    conditions::{Observation, Status, tenant::RUNTIME_READY},
+    tenant::Tier,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::{info, warn};
+
+use super::{
+    Stores, desired,
+    error::{Error, Result},
+};
+use crate::{
+    Context,
+    apply::{self, EnsureError, Outcome},
+    config::Config,
+    labels,
+};
+
+/// Name of every object of a runtime instance (Deployment, Service, ServiceAccount, Role).
+pub const NAME: &str = "landlord-runtime";
+/// Port of the OFREP API, `/v1/tenant`, the probes and `/metrics`.
+pub const PORT: i32 = 8080;
+/// `landlord.dev/component` of the runtime's objects.
+pub const COMPONENT: &str = "runtime";
+const MANAGER: &str = "landlord/tenant-runtime";
+const POOL_MANAGER: &str = "landlord/runtime-pool";
+/// How often the pooled instance is checked for drift.
+const POOL_RESYNC: Duration = Duration::from_secs(60);
+
+/// The base URL of the OFREP server a tenant's services use (`LANDLORD_FLAGS_URL`).
+pub fn flags_url(tenant: &Tenant, config: &Config) -> String {
+    let namespace = match tenant.spec.tier {
+        Tier::Dedicated => tenant.namespace_name(),
+        Tier::Shared => config.platform_namespace.clone(),
+    };
+    format!("http://{NAME}.{namespace}.svc:{PORT}")
+}
+
+/// The objects of one runtime instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuntimeStack {
+    pub service_account: ServiceAccount,
+    /// Reads the tenant namespace's ConfigMaps (dedicated only; the pool's rights are a
+    /// ClusterRole in the chart).
+    pub role: Option<Role>,
+    pub role_binding: Option<RoleBinding>,
+    pub deployment: Deployment,
+    pub service: Service,
+}
+
+fn selector() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), NAME.to_string()),
+        ("landlord.dev/component".to_string(), COMPONENT.to_string()),
+    ])
+}
+
+/// The dedicated instance of a tenant, in its namespace.
+pub fn dedicated(tenant: &Tenant, owner: &OwnerReference, config: &Config) -> RuntimeStack {
+    let ns = tenant.namespace_name();
+    let mut object_labels = labels::tenant_labels(&tenant.name_any());
+    object_labels.extend(selector());
+    let meta = ObjectMeta {
+        name: Some(NAME.into()),
+        namespace: Some(ns.clone()),
+        labels: Some(object_labels.clone()),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    };
+    let replicas = if tenant.spec.suspended { 0 } else { 1 };
+    let args = vec![
+        "--tenant".to_string(),
+        tenant.name_any(),
+        "--log-format=json".to_string(),
+    ];
+    let resources = resources("10m", "32Mi", "200m", "64Mi");
+    RuntimeStack {
+        service_account: service_account(meta.clone()),
+        role: Some(Role {
+            metadata: meta.clone(),
+            // Watching needs list and watch on the collection; ConfigMaps cannot be narrowed
+            // by label in RBAC, so the Role covers the namespace's ConfigMaps, read-only.
+            rules: Some(vec![PolicyRule {
+                api_groups: Some(vec![String::new()]),
+                resources: Some(vec!["configmaps".into()]),
+                verbs: vec!["get".into(), "list".into(), "watch".into()],
+                ..Default::default()
+            }]),
+        }),
+        role_binding: Some(RoleBinding {
+            metadata: meta.clone(),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: NAME.into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: NAME.into(),
+                namespace: Some(ns),
+                ..Default::default()
+            }]),
+        }),
+        deployment: deployment(
+            meta.clone(),
+            object_labels,
+            &config.runtime_image,
+            args,
+            replicas,
+            resources,
+        ),
+        service: service(meta),
+    }
+}
+
+/// The pooled instance for every shared-tier tenant, in the platform namespace.
+pub fn pooled(config: &Config) -> RuntimeStack {
+    let mut object_labels = BTreeMap::from([(
+        labels::MANAGED_BY_KEY.to_string(),
+        labels::MANAGED_BY.to_string(),
+    )]);
+    object_labels.extend(selector());
+    let meta = ObjectMeta {
+        name: Some(NAME.into()),
+        namespace: Some(config.platform_namespace.clone()),
+        labels: Some(object_labels.clone()),
+        ..Default::default()
+    };
+    // Memory grows with the number of shared tenants (their ConfigMaps are cached).
+    let resources = resources("50m", "64Mi", "1", "512Mi");
+    RuntimeStack {
+        service_account: service_account(meta.clone()),
+        role: None,
+        role_binding: None,
+        deployment: deployment(
+            meta.clone(),
+            object_labels,
+            &config.runtime_image,
+            vec!["--log-format=json".to_string()],
+            2,
+            resources,
+        ),
+        service: service(meta),
+    }
+}
+
+fn service_account(metadata: ObjectMeta) -> ServiceAccount {
+    ServiceAccount {
+        metadata,
+        ..Default::default()
+    }
+}
+
+fn resources(cpu: &str, memory: &str, cpu_limit: &str, memory_limit: &str) -> ResourceRequirements {
+    let pair = |cpu: &str, memory: &str| {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(pair(cpu, memory)),
+        limits: Some(pair(cpu_limit, memory_limit)),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        ..Default::default()
+    }
+}
+
+fn deployment(
+    metadata: ObjectMeta,
+    pod_labels: BTreeMap<String, String>,
+    image: &str,
+    args: Vec<String>,
+    replicas: i32,
+    resources: ResourceRequirements,
+) -> Deployment {
+    Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector()),
+                ..Default::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                ..Default::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(NAME.into()),
+                    // The restricted Pod Security Standard.
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    containers: vec![Container {
+                        name: "tenant-runtime".into(),
+                        image: Some(image.into()),
+                        args: Some(args),
+                        env: Some(vec![EnvVar {
+                            name: "POD_NAMESPACE".into(),
+                            value_from: Some(EnvVarSource {
+                                field_ref: Some(ObjectFieldSelector {
+                                    field_path: "metadata.namespace".into(),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }]),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("http".into()),
+                            container_port: PORT,
+                            protocol: Some("TCP".into()),
+                            ..Default::default()
+                        }]),
+                        readiness_probe: Some(http_probe("/readyz", 5)),
+                        liveness_probe: Some(http_probe("/healthz", 10)),
+                        resources: Some(resources),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            read_only_root_filesystem: Some(true),
+                            run_as_non_root: Some(true),
+                            capabilities: Some(Capabilities {
+                                drop: Some(vec!["ALL".into()]),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn service(metadata: ObjectMeta) -> Service {
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            selector: Some(selector()),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: PORT,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Whether a Deployment has rolled out its current spec and is Available.
+pub fn available(deployment: &Deployment) -> bool {
+    let generation = deployment.metadata.generation;
+    deployment.status.as_ref().is_some_and(|status| {
+        status.observed_generation >= generation
+            && status
+                .conditions
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+    })
+}
+
+/// Provisions a dedicated tenant's runtime and reports `RuntimeReady`; a shared tenant is
+/// served by the pool and gets nothing in its namespace.
+pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Result<Observation> {
+    if tenant.spec.tier == Tier::Shared {
+        return Ok(Observation::new(
+            RUNTIME_READY,
+            Status::True,
+            "Pooled",
+            format!(
+                "served by the pooled tenant-runtime at {}",
+                flags_url(tenant, &ctx.config)
+            ),
+        ));
+    }
+    let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
+    let RuntimeStack {
+        service_account,
+        role,
+        role_binding,
+        deployment,
+        service,
+    } = dedicated(tenant, &owner, &ctx.config);
+    let ns = tenant.namespace_name();
+    let client = &ctx.client;
+    ensure(
+        &Api::namespaced(client.clone(), &ns),
+        stores
+            .service_accounts
+            .get(&key(&service_account))
+            .as_deref(),
+        &service_account,
+        ctx,
+    )
+    .await?;
+    if let Some(role) = &role {
+        ensure(
+            &Api::namespaced(client.clone(), &ns),
+            stores.roles.get(&key(role)).as_deref(),
+            role,
+            ctx,
+        )
+        .await?;
+    }
+    if let Some(binding) = &role_binding {
+        ensure(
+            &Api::namespaced(client.clone(), &ns),
+            stores.role_bindings.get(&key(binding)).as_deref(),
+            binding,
+            ctx,
+        )
+        .await?;
+    }
+    ensure(
+        &Api::namespaced(client.clone(), &ns),
+        stores.services.get(&key(&service)).as_deref(),
+        &service,
+        ctx,
+    )
+    .await?;
+    let live = stores.deployments.get(&key(&deployment));
+    ensure(
+        &Api::namespaced(client.clone(), &ns),
+        live.as_deref(),
+        &deployment,
+        ctx,
+    )
+    .await?;
+    Ok(match live.as_deref().filter(|d| available(d)) {
+        Some(_) => Observation::new(
+            RUNTIME_READY,
+            Status::True,
+            "Available",
+            format!("Deployment {NAME} in {ns} is available"),
+        ),
+        None => Observation::new(
+            RUNTIME_READY,
+            Status::False,
+            "RuntimeProgressing",
+            format!("Deployment {NAME} in {ns} is not available yet"),
+        ),
+    })
+}
+
+fn key<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef<K> {
+    let mut key = ObjectRef::new(&object.name_any());
+    if let Some(ns) = object.namespace() {
+        key = key.within(&ns);
+    }
+    key
+}
+
+async fn ensure<K>(api: &Api<K>, live: Option<&K>, desired: &K, ctx: &Context) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
+{
+    match apply::ensure(api, live, desired, MANAGER, &ctx.metrics).await {
+        Ok(Outcome::Applied) => {
+            info!(kind = %K::kind(&()), name = %desired.name_any(), "applied tenant-runtime object");
+            Ok(())
+        }
+        Ok(Outcome::Unchanged) => Ok(()),
+        Err(EnsureError::Encode(source)) => Err(Error::Encode {
+            what: "tenant-runtime object",
+            source,
+        }),
+        Err(EnsureError::Kube(source)) => Err(Error::Kube {
+            action: format!("applying {} {}", K::kind(&()), desired.name_any()),
+            source,
+        }),
+    }
+}
+
+/// Keeps the pooled instance in the platform namespace in place (checked at start and every
+/// minute, written only on drift) until `shutdown` resolves. Waits while the platform
+/// namespace does not exist.
+pub async fn run_pool(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        if let Err(e) = ensure_pool(&ctx).await {
+            warn!(error = %e, category = e.category(), "keeping the pooled tenant-runtime in place failed");
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(POOL_RESYNC) => {}
+        }
+    }
+}
+
+async fn ensure_pool(ctx: &Context) -> Result<()> {
+    let ns = &ctx.config.platform_namespace;
+    let exists = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(ns)
+        .await
+        .map_err(Error::kube(format!("reading namespace {ns}")))?
+        .is_some();
+    if !exists {
+        info!(namespace = %ns, "platform namespace missing; the pooled tenant-runtime waits for it");
+        return Ok(());
+    }
+    let RuntimeStack {
+        service_account,
+        role: _,
+        role_binding: _,
+        deployment,
+        service,
+    } = pooled(&ctx.config);
+    pool_ensure(ctx, &service_account).await?;
+    pool_ensure(ctx, &service).await?;
+    pool_ensure(ctx, &deployment).await?;
+    Ok(())
+}
+
+async fn pool_ensure<K>(ctx: &Context, desired: &K) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let ns = &ctx.config.platform_namespace;
+    let api = Api::<K>::namespaced(ctx.client.clone(), ns);
+    let name = desired.name_any();
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube(format!("reading {} {ns}/{name}", K::kind(&()))))?;
+    match apply::ensure(&api, live.as_ref(), desired, POOL_MANAGER, &ctx.metrics).await {
+        Ok(Outcome::Applied) => {
+            info!(kind = %K::kind(&()), namespace = %ns, "applied the pooled tenant-runtime");
+            Ok(())
+        }
+        Ok(Outcome::Unchanged) => Ok(()),
+        Err(EnsureError::Encode(source)) => Err(Error::Encode {
+            what: "pooled tenant-runtime object",
+            source,
+        }),
+        Err(EnsureError::Kube(source)) => Err(Error::Kube {
+            action: format!("applying {} {ns}/{name}", K::kind(&())),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn tenant(tier: &str, suspended: bool) -> Tenant {
+        let mut t: Tenant = serde_json::from_value(serde_json::json!({
+            "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": "acme", "uid": "uid-1"},
+            "spec": {"tier": tier, "suspended": suspended}
+        }))
+        .unwrap();
+        t.metadata.uid = Some("uid-1".into());
+        t
+    }
+
+    fn config() -> Config {
+        Config {
+            runtime_image: "registry.example/tenant-runtime:1.2.3".into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_flags_url_points_at_the_tenants_own_or_the_pooled_instance() {
+        assert_eq!(
+            flags_url(&tenant("dedicated", false), &config()),
+            "http://landlord-runtime.tenant-acme.svc:8080"
+        );
+        assert_eq!(
+            flags_url(&tenant("shared", false), &config()),
+            "http://landlord-runtime.landlord-platform.svc:8080"
+        );
+    }
+
+    #[test]
+    fn a_dedicated_instance_runs_restricted_for_its_tenant_with_read_only_rights() {
+        let t = tenant("dedicated", false);
+        let owner = desired::owner_reference(&t).unwrap();
+        let stack = dedicated(&t, &owner, &config());
+        let d = &stack.deployment;
+        assert_eq!(d.metadata.namespace.as_deref(), Some("tenant-acme"));
+        assert_eq!(
+            d.metadata.owner_references.as_ref().unwrap()[0].uid,
+            "uid-1"
+        );
+        assert_eq!(d.metadata.labels.as_ref().unwrap()[labels::TENANT], "acme");
+        let spec = d.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some(NAME));
+        assert_eq!(
+            pod.security_context.as_ref().unwrap().run_as_non_root,
+            Some(true)
+        );
+        let container = &pod.containers[0];
+        assert_eq!(
+            container.image.as_deref(),
+            Some("registry.example/tenant-runtime:1.2.3")
+        );
+        assert_eq!(
+            container.args.as_deref().unwrap()[..2],
+            ["--tenant".to_string(), "acme".to_string()]
+        );
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            security.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..])
+        );
+        assert!(container.resources.as_ref().unwrap().limits.is_some());
+        // The pod template's labels match the selector.
+        let pod_labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap();
+        for (k, v) in spec.selector.match_labels.as_ref().unwrap() {
+            assert_eq!(pod_labels.get(k), Some(v));
+        }
+
+        let rules = stack.role.unwrap().rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["configmaps".to_string()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+        let binding = stack.role_binding.unwrap();
+        assert_eq!(
+            binding.subjects.unwrap()[0].namespace.as_deref(),
+            Some("tenant-acme")
+        );
+
+        let ports = stack.service.spec.unwrap().ports.unwrap();
+        assert_eq!(
+            (ports[0].name.as_deref(), ports[0].port),
+            (Some("http"), 8080)
+        );
+    }
+
+    #[test]
+    fn a_suspended_tenants_runtime_scales_to_zero() {
+        let t = tenant("dedicated", true);
+        let owner = desired::owner_reference(&t).unwrap();
+        let stack = dedicated(&t, &owner, &config());
+        assert_eq!(stack.deployment.spec.unwrap().replicas, Some(0));
+    }
+
+    #[test]
+    fn the_pool_lives_in_the_platform_namespace_without_a_tenant() {
+        let stack = pooled(&config());
+        assert_eq!(
+            stack.deployment.metadata.namespace.as_deref(),
+            Some("landlord-platform")
+        );
+        assert!(stack.role.is_none());
+        assert!(
+            !stack
+                .deployment
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .contains_key(labels::TENANT)
+        );
+        let args = stack
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
+            .args
+            .clone()
+            .unwrap();
+        assert!(!args.iter().any(|a| a == "--tenant"));
+    }
+
+    #[test]
+    fn availability_needs_the_current_generation_and_the_available_condition() {
+        let deployment = |generation: i64, observed: i64, available: &str| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": NAME, "generation": generation},
+                "status": {"observedGeneration": observed, "conditions": [
+                    {"type": "Available", "status": available}]}
+            }))
+            .unwrap()
+        };
+        assert!(available(&deployment(2, 2, "True")));
+        assert!(!available(&deployment(3, 2, "True")));
+        assert!(!available(&deployment(2, 2, "False")));
+    }
+}

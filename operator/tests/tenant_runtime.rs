@@ -1,0 +1,194 @@
+//! tenant-runtime deployed by the real operator (as the chart's ServiceAccount): its own
+//! instance for a dedicated tenant, nothing for a shared one, and one pooled instance in the
+//! platform namespace. kwok runs the pods, so the Deployments become Available.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Namespace, Service, ServiceAccount},
+    rbac::v1::{Role, RoleBinding},
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, PostParams},
+};
+use landlord_controllers::tenant::runtime::{self, NAME};
+use landlord_crds::{Tenant, conditions, tenant::Phase};
+use landlord_e2e::{
+    cluster,
+    manifests::install_crds,
+    operator::{self, Operator, Options},
+    unique_name, wait,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+const PLATFORM_NAMESPACE: &str = "landlord-platform";
+
+async fn start_operator(client: &Client) -> anyhow::Result<Operator> {
+    let cluster = cluster();
+    install_crds(client).await?;
+    let kubeconfig = operator::service_account_kubeconfig(cluster, client).await?;
+    Operator::start(
+        cluster,
+        &Options {
+            binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
+            kubeconfig: &kubeconfig,
+            lease_name: operator::LEASE,
+            lease_duration_seconds: 15,
+            args: &[],
+        },
+    )
+    .await
+}
+
+async fn ensure_platform_namespace(client: &Client) -> anyhow::Result<()> {
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": PLATFORM_NAMESPACE}}))?;
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn ready_tenant(client: &Client, prefix: &str, tier: &str) -> anyhow::Result<Tenant> {
+    let name = unique_name(prefix);
+    let tenant: Tenant = serde_json::from_value(serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1",
+        "kind": "Tenant",
+        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
+        // A quota with limits: the runtime pod must declare its resources to be admitted.
+        "spec": {"tier": tier, "plan": "pro", "quota": {"limits": {"cpu": "2", "memory": "2Gi"}}},
+    }))?;
+    let api = Api::<Tenant>::all(client.clone());
+    api.create(&PostParams::default(), &tenant).await?;
+    wait::until(&format!("Tenant {name} Ready"), TIMEOUT, || async {
+        let t = api.get(&name).await?;
+        let phase = t.status.as_ref().and_then(|s| s.phase);
+        if phase == Some(Phase::Ready) {
+            Ok(Some(t))
+        } else {
+            anyhow::bail!("phase {phase:?}, status {:?}", t.status)
+        }
+    })
+    .await
+}
+
+async fn delete_tenant(client: &Client, name: &str) -> anyhow::Result<()> {
+    let api = Api::<Tenant>::all(client.clone());
+    api.delete(name, &DeleteParams::default()).await?;
+    wait::until(&format!("Tenant {name} deleted"), TIMEOUT, || async {
+        Ok(api.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await
+}
+
+fn runtime_condition(tenant: &Tenant) -> anyhow::Result<(String, String)> {
+    let status = tenant.status.as_ref().context("no status")?;
+    let c = conditions::find(&status.conditions, "RuntimeReady").context("no RuntimeReady")?;
+    Ok((c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test]
+async fn a_dedicated_tenant_gets_its_runtime_a_shared_tenant_uses_the_pool() -> anyhow::Result<()> {
+    let client = cluster().client().await?;
+    ensure_platform_namespace(&client).await?;
+    let _operator = start_operator(&client).await?;
+
+    let dedicated = ready_tenant(&client, "rtded", "dedicated").await?;
+    let name = dedicated.metadata.name.clone().context("name")?;
+    let ns = dedicated.namespace_name();
+    // Ready implies RuntimeReady, which waits for the Deployment to be Available.
+    assert_eq!(
+        runtime_condition(&dedicated)?,
+        ("True".to_string(), "Available".to_string())
+    );
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get(NAME)
+        .await?;
+    assert!(runtime::available(&deployment), "{:?}", deployment.status);
+    let pod = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .context("pod spec")?;
+    assert_eq!(pod.service_account_name.as_deref(), Some(NAME));
+    assert_eq!(
+        pod.containers[0].args.as_deref().map(|a| a[..2].to_vec()),
+        Some(vec!["--tenant".to_string(), name.clone()])
+    );
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("ghcr.io/landlord-dev/tenant-runtime:0.1.0")
+    );
+    let service = Api::<Service>::namespaced(client.clone(), &ns)
+        .get(NAME)
+        .await?;
+    let port = &service.spec.and_then(|s| s.ports).context("ports")?[0];
+    assert_eq!((port.name.as_deref(), port.port), (Some("http"), 8080));
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .get(NAME)
+        .await?;
+    let role = Api::<Role>::namespaced(client.clone(), &ns)
+        .get(NAME)
+        .await?;
+    let rules = role.rules.context("rules")?;
+    assert!(
+        rules.iter().all(|r| r.verbs == ["get", "list", "watch"]
+            && r.resources.as_deref() == Some(&["configmaps".to_string()][..])),
+        "the runtime's Role grants more than reading ConfigMaps: {rules:?}"
+    );
+    Api::<RoleBinding>::namespaced(client.clone(), &ns)
+        .get(NAME)
+        .await?;
+
+    // Drift: a deleted runtime Deployment comes back.
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .delete(NAME, &DeleteParams::default())
+        .await?;
+    wait::until("the runtime Deployment to come back", TIMEOUT, || async {
+        let d = Api::<Deployment>::namespaced(client.clone(), &ns)
+            .get_opt(NAME)
+            .await?;
+        Ok(d.filter(|d| d.metadata.deletion_timestamp.is_none())
+            .filter(runtime::available)
+            .map(|_| ()))
+    })
+    .await?;
+
+    let shared = ready_tenant(&client, "rtshr", "shared").await?;
+    assert_eq!(
+        runtime_condition(&shared)?,
+        ("True".to_string(), "Pooled".to_string())
+    );
+    let none = Api::<Deployment>::namespaced(client.clone(), &shared.namespace_name())
+        .get_opt(NAME)
+        .await?;
+    assert!(none.is_none(), "a shared tenant got its own runtime");
+
+    // The pool, in the platform namespace, for every shared tenant.
+    let pool = wait::until("the pooled runtime to be Available", TIMEOUT, || async {
+        let d = Api::<Deployment>::namespaced(client.clone(), PLATFORM_NAMESPACE)
+            .get_opt(NAME)
+            .await?;
+        Ok(d.filter(runtime::available))
+    })
+    .await?;
+    let args = pool
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers[0].args.clone().unwrap_or_default())
+        .unwrap_or_default();
+    assert!(!args.iter().any(|a| a == "--tenant"), "{args:?}");
+    Api::<Service>::namespaced(client.clone(), PLATFORM_NAMESPACE)
+        .get(NAME)
+        .await?;
+
+    delete_tenant(&client, &name).await?;
+    delete_tenant(&client, shared.metadata.name.as_deref().unwrap_or_default()).await?;
+    Ok(())
+}
