@@ -23,6 +23,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Image of tenant-runtime (the OFREP flag server) that Landlord deploys.
     pub runtime_image: String,
+    /// The NATS server of the tenants' topics; None when the operator runs without one
+    /// (tenants with topics then report `NatsNotConfigured`).
+    pub nats: Option<crate::nats::NatsConfig>,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             concurrency: 16,
             database: DatabaseConfig::default(),
             runtime_image: "ghcr.io/landlord-dev/tenant-runtime:0.1.0".into(),
+            nats: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use kube::{
     runtime::events::{Recorder, Reporter},
 };
 
-use crate::{backoff::Backoff, config::Config, database, metrics::Metrics};
+use crate::{backoff::Backoff, config::Config, database, metrics::Metrics, nats::Nats};
 
 /// Shared state of the controllers.
 pub struct Context {
@@ -19,6 +19,8 @@ pub struct Context {
     pub tenant_recorder: Recorder,
     /// Pools to the shared PostgreSQL servers, and placements in flight.
     pub databases: database::Servers,
+    /// The NATS provisioner, when a server is configured; it connects on first use.
+    pub nats: Option<Nats>,
 }
 
 impl Context {
@@ -29,6 +31,7 @@ impl Context {
         };
         Self {
             tenant_recorder: Recorder::new(client.clone(), reporter),
+            nats: config.nats.clone().map(Nats::new),
             client,
             config,
             metrics,

@@ -12,6 +12,7 @@ pub mod database;
 pub mod drift;
 pub mod labels;
 pub mod metrics;
+pub mod nats;
 pub mod quantity;
 pub mod tenant;
 

@@ -22,6 +22,7 @@ use landlord_controllers::{
         config::{DEFAULT_EXTENSIONS, parse_servers},
     },
     metrics::Metrics,
+    nats::NatsConfig,
 };
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -136,6 +137,30 @@ pub struct RunArgs {
         default_value = "ghcr.io/landlord-dev/tenant-runtime:0.1.0"
     )]
     pub runtime_image: String,
+    /// NATS server (in operator/JWT mode) of the tenants' topics, e.g.
+    /// nats://nats.nats.svc:4222; also the URL handed to the tenants. Without it, tenants
+    /// with topics report NatsNotConfigured.
+    #[arg(long, env = "LANDLORD_NATS_URL", requires_all = ["nats_signing_key_file", "nats_system_creds_file"])]
+    pub nats_url: Option<String>,
+
+    /// File holding the NATS operator signing key's seed (SO...); it signs the tenants'
+    /// accounts.
+    #[arg(long, env = "LANDLORD_NATS_SIGNING_KEY_FILE", value_name = "FILE")]
+    pub nats_signing_key_file: Option<PathBuf>,
+
+    /// `.creds` file of a NATS system-account user; it pushes and deletes the tenants'
+    /// accounts.
+    #[arg(long, env = "LANDLORD_NATS_SYSTEM_CREDS_FILE", value_name = "FILE")]
+    pub nats_system_creds_file: Option<PathBuf>,
+
+    /// Namespace the NATS server runs in: tenants with topics may send to it (NetworkPolicy
+    /// landlord-egress). Leave unset when NATS runs outside the cluster.
+    #[arg(long, env = "LANDLORD_NATS_NAMESPACE")]
+    pub nats_namespace: Option<String>,
+
+    /// Size in bytes of a topic's stream when its spec sets no maxBytes.
+    #[arg(long, env = "LANDLORD_NATS_DEFAULT_TOPIC_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(1024..))]
+    pub nats_default_topic_bytes: i64,
 }
 
 impl RunArgs {
@@ -146,6 +171,32 @@ impl RunArgs {
                 .unwrap_or_else(|_| "landlord".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+
+    /// The NATS settings, with the key material read from its files (never logged).
+    fn nats_config(&self) -> anyhow::Result<Option<NatsConfig>> {
+        let Some(url) = &self.nats_url else {
+            return Ok(None);
+        };
+        let (Some(seed_file), Some(creds_file)) =
+            (&self.nats_signing_key_file, &self.nats_system_creds_file)
+        else {
+            anyhow::bail!("--nats-url needs --nats-signing-key-file and --nats-system-creds-file");
+        };
+        let seed = std::fs::read_to_string(seed_file)
+            .with_context(|| format!("--nats-signing-key-file: reading {}", seed_file.display()))?;
+        let signing_key = NatsConfig::signing_key_from_seed(&seed)
+            .map_err(|e| anyhow::anyhow!("--nats-signing-key-file {}: {e}", seed_file.display()))?;
+        let system_creds = std::fs::read_to_string(creds_file).with_context(|| {
+            format!("--nats-system-creds-file: reading {}", creds_file.display())
+        })?;
+        Ok(Some(NatsConfig {
+            url: url.clone(),
+            signing_key: Arc::new(signing_key),
+            system_creds: system_creds.into(),
+            namespace: self.nats_namespace.clone(),
+            default_topic_bytes: self.nats_default_topic_bytes,
+        }))
     }
 
     fn controller_config(&self) -> anyhow::Result<Config> {
@@ -180,6 +231,7 @@ impl RunArgs {
                 default_storage: self.postgres_storage.clone(),
             },
             runtime_image: self.runtime_image.clone(),
+            nats: self.nats_config()?,
             ..Config::default()
         })
     }

@@ -467,17 +467,34 @@ fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
 }
 
 /// The network walls: deny everything, then allow same-namespace traffic, ingress from the
-/// platform gateway, egress to DNS (everything, in `IngressOnly` mode), and the spec's peers.
+/// platform gateway, egress to DNS and (for a tenant with topics) NATS — everything, in
+/// `IngressOnly` mode — and the spec's peers.
 fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, NetworkPolicySpec)> {
     let network = tenant.spec.network.clone().unwrap_or_default();
     let egress = match network.isolation {
-        Isolation::Strict => vec![NetworkPolicyEgressRule {
-            to: Some(vec![NetworkPolicyPeer {
-                namespace_selector: Some(name_selector(&config.dns_namespace)),
-                ..Default::default()
-            }]),
-            ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
-        }],
+        Isolation::Strict => {
+            let mut rules = vec![NetworkPolicyEgressRule {
+                to: Some(vec![NetworkPolicyPeer {
+                    namespace_selector: Some(name_selector(&config.dns_namespace)),
+                    ..Default::default()
+                }]),
+                ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
+            }];
+            // NATS, for a tenant with topics, when the server runs in a known namespace.
+            if let Some(nats) = &config.nats
+                && let Some(namespace) = &nats.namespace
+                && !tenant.spec.topics.is_empty()
+            {
+                rules.push(NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(name_selector(namespace)),
+                        ..Default::default()
+                    }]),
+                    ports: Some(vec![port("TCP", nats.port())]),
+                });
+            }
+            rules
+        }
         Isolation::IngressOnly => vec![NetworkPolicyEgressRule::default()],
     };
     let peer = |p: &NetworkPeer| NetworkPolicyPeer {
@@ -782,6 +799,50 @@ spec:
         assert_eq!(
             ports,
             [Some(IntOrString::Int(53)), Some(IntOrString::Int(53))]
+        );
+    }
+
+    #[test]
+    fn a_tenant_with_topics_may_reach_nats_on_its_port_only() {
+        let nats = crate::nats::NatsConfig {
+            url: "nats://nats.nats-system.svc:4333".into(),
+            signing_key: std::sync::Arc::new(nkeys::KeyPair::new(nkeys::KeyPairType::Operator)),
+            system_creds: "".into(),
+            namespace: Some("nats-system".into()),
+            default_topic_bytes: 1024,
+        };
+        let config = Config {
+            nats: Some(nats),
+            ..Config::default()
+        };
+        let egress = |yaml: &str| {
+            let t = tenant(yaml);
+            let owner = owner_reference(&t).expect("uid");
+            namespace_stack(&t, &owner, &config).network_policies[3]
+                .spec
+                .clone()
+                .and_then(|s| s.egress)
+                .unwrap_or_default()
+        };
+        assert_eq!(egress(ACME).len(), 1, "no topics, no NATS");
+        let with_topics = format!("{ACME}  topics: [{{name: orders}}]\n");
+        let rules = egress(&with_topics);
+        assert_eq!(rules.len(), 2);
+        let nats_rule = &rules[1];
+        assert_eq!(
+            nats_rule.ports.clone().unwrap_or_default()[0].port,
+            Some(IntOrString::Int(4333))
+        );
+        let selector = nats_rule.to.clone().unwrap_or_default()[0]
+            .namespace_selector
+            .clone()
+            .and_then(|s| s.match_labels)
+            .unwrap_or_default();
+        assert_eq!(
+            selector
+                .get("kubernetes.io/metadata.name")
+                .map(String::as_str),
+            Some("nats-system")
         );
     }
 

@@ -32,6 +32,13 @@ pub enum Error {
     /// Something that should not happen (no randomness from the operating system).
     #[error("internal: {0}")]
     Internal(String),
+    /// NATS refused or failed a request (topics cleanup, key derivation).
+    #[error("{action}: {source}")]
+    Nats {
+        action: String,
+        #[source]
+        source: crate::nats::NatsError,
+    },
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -60,6 +67,7 @@ impl Error {
             Error::Encode { .. } | Error::MissingUid | Error::Internal(_) => "Internal",
             Error::DatabaseCleanup(_) => "DatabaseCleanup",
             Error::CleanupPending(_) => "CleanupPending",
+            Error::Nats { source, .. } => source.reason(),
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),

@@ -11,6 +11,7 @@ pub mod error;
 pub mod namespace;
 pub mod runtime;
 pub mod status;
+pub mod topics;
 pub mod validate;
 
 use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
@@ -75,14 +76,16 @@ const CLEANUP_POLL: Duration = Duration::from_secs(2);
 pub enum Part {
     Namespace,
     Database,
+    Topics,
     /// The dedicated tenant's tenant-runtime (flags and context for its services).
     Runtime,
 }
 
 impl Part {
-    pub const PROVISION_ORDER: &'static [Part] = &[Part::Namespace, Part::Database, Part::Runtime];
+    pub const PROVISION_ORDER: &'static [Part] =
+        &[Part::Namespace, Part::Database, Part::Topics, Part::Runtime];
     // The runtime's objects live in the namespace and go with it.
-    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Database, Part::Namespace];
+    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Topics, Part::Database, Part::Namespace];
 
     /// Provisions the part and reports its condition. A part that owns status fields
     /// (`status.database`, `status.topics`, `status.endpoints`) writes them into `draft`,
@@ -96,6 +99,7 @@ impl Part {
         match self {
             Part::Namespace => namespace::provision(tenant, &state.ctx, &state.stores).await,
             Part::Database => database::provision(tenant, state, draft).await,
+            Part::Topics => topics::provision(tenant, state, draft).await,
             Part::Runtime => runtime::provision(tenant, &state.ctx, &state.stores).await,
         }
     }
@@ -104,6 +108,7 @@ impl Part {
         match self {
             Part::Namespace => namespace::cleanup(tenant, &state.ctx).await,
             Part::Database => database::cleanup(tenant, state).await,
+            Part::Topics => topics::cleanup(tenant, state).await,
             Part::Runtime => Ok(()),
         }
     }

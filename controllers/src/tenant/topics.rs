@@ -1,0 +1,871 @@
+//! The topics part of a tenant: a NATS account of its own (so that NATS itself keeps tenants
+//! apart), one JetStream stream per topic under `tenant.<name>.<topic>`, and a user whose
+//! `.creds` land in Secret `landlord-nats` in the tenant namespace.
+//!
+//! desired (pure: account and user claims, stream configs, status) → apply (account JWT
+//! pushed only when the server's differs, streams created/updated/deleted only on drift, the
+//! Secret applied only on drift) → `TopicsReady`. A tenant without topics never touches NATS.
+//!
+//! Keys: the account and the tenant's user have keys derived from the operator signing key
+//! and the Tenant's uid, so nothing per tenant is stored and a recreated Tenant (new uid)
+//! starts from a clean account. Suspension revokes the tenant's user in the account JWT (the
+//! server drops its connections); resuming lifts the revocation, and the same creds work
+//! again. Landlord manages streams as a short-lived user it signs with the account's key.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use async_nats::jetstream::{
+    self,
+    stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType},
+};
+use futures::TryStreamExt;
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use kube::{
+    Api, ResourceExt,
+    api::DeleteParams,
+    runtime::reflector::{ObjectRef, Store},
+};
+use landlord_crds::{
+    Tenant, TenantStatus,
+    conditions::{Observation, Status, tenant::TOPICS_READY},
+    tenant::{Retention, TopicSpec, TopicStatus},
+};
+use nkeys::{KeyPair, KeyPairType};
+use tracing::{info, warn};
+
+use super::{
+    State, desired,
+    error::{Error, Result},
+};
+use crate::{
+    Context,
+    apply::{self, EnsureError, Outcome},
+    labels,
+    nats::{
+        Nats, NatsConfig, NatsError,
+        jwt::{self, Claims, JwtError, NO_LIMIT, Permission, Permissions},
+        now,
+    },
+};
+
+const MANAGER: &str = "landlord/tenant-topics";
+/// Secret in the tenant namespace with the tenant's NATS URL and `.creds`.
+pub const SECRET: &str = "landlord-nats";
+/// How long the user Landlord manages streams with stays valid.
+const ADMIN_LIFETIME_SECONDS: i64 = 300;
+/// Revocation time of a suspended tenant's user: every JWT of that user, past and future, is
+/// refused until the revocation is lifted.
+const REVOKED_UNTIL_RESUMED: i64 = i64::MAX;
+
+/// The subject a topic's messages are published on (`LANDLORD_TOPIC_<NAME>_SUBJECT`).
+pub fn subject(tenant: &str, topic: &str) -> String {
+    format!("tenant.{tenant}.{topic}")
+}
+
+/// Every subject a tenant may use.
+fn tenant_subjects(tenant: &str) -> String {
+    format!("tenant.{tenant}.>")
+}
+
+/// A topic's stream name: the topic's name, which the schema restricts to `[a-z0-9_-]`.
+/// Streams live in the tenant's own account, so names never clash between tenants.
+pub fn stream_name(topic: &str) -> Option<String> {
+    let valid = !topic.is_empty()
+        && topic.len() <= 64
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    valid.then(|| topic.to_string())
+}
+
+/// `24h`, `7d`, `30m`, `90s` as a duration; None when malformed or too long for NATS
+/// (nanoseconds in an i64).
+pub fn parse_max_age(text: &str) -> Option<Duration> {
+    let split = text.len().checked_sub(1)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    let seconds = number.checked_mul(unit)?;
+    (seconds <= i64::MAX as u64 / 1_000_000_000).then(|| Duration::from_secs(seconds))
+}
+
+/// The stream of one topic, from its spec.
+pub fn stream_config(
+    tenant: &str,
+    topic: &TopicSpec,
+    default_bytes: i64,
+) -> Result<StreamConfig, String> {
+    let name = stream_name(&topic.name).ok_or_else(|| {
+        format!(
+            "spec.topics[{}].name is not a valid stream name",
+            topic.name
+        )
+    })?;
+    let max_age = match &topic.max_age {
+        Some(text) => parse_max_age(text).ok_or_else(|| {
+            format!(
+                "spec.topics[{}].maxAge: {text} is not a duration NATS can hold",
+                topic.name
+            )
+        })?,
+        None => Duration::ZERO,
+    };
+    let subject = subject(tenant, &topic.name);
+    Ok(StreamConfig {
+        name,
+        subjects: vec![subject.clone(), format!("{subject}.>")],
+        retention: match topic.retention {
+            Retention::Limits => RetentionPolicy::Limits,
+            Retention::Interest => RetentionPolicy::Interest,
+            Retention::WorkQueue => RetentionPolicy::WorkQueue,
+        },
+        max_age,
+        max_bytes: topic.max_bytes.unwrap_or(default_bytes),
+        max_messages: topic.max_messages.unwrap_or(NO_LIMIT),
+        max_messages_per_subject: NO_LIMIT,
+        max_consumers: -1,
+        discard: DiscardPolicy::Old,
+        storage: StorageType::File,
+        num_replicas: 1,
+        ..Default::default()
+    })
+}
+
+/// Whether a live stream differs from the desired one in a field Landlord sets.
+pub fn stream_drifted(live: &StreamConfig, desired: &StreamConfig) -> bool {
+    let mut live_subjects = live.subjects.clone();
+    let mut desired_subjects = desired.subjects.clone();
+    live_subjects.sort();
+    desired_subjects.sort();
+    live_subjects != desired_subjects
+        || live.retention != desired.retention
+        || live.max_age != desired.max_age
+        || live.max_bytes != desired.max_bytes
+        || live.max_messages != desired.max_messages
+        || live.discard != desired.discard
+        || live.storage != desired.storage
+}
+
+/// The live config with Landlord's fields set as desired (fields the server filled in, such
+/// as the duplicate window, are kept).
+fn updated(live: &StreamConfig, desired: &StreamConfig) -> StreamConfig {
+    StreamConfig {
+        subjects: desired.subjects.clone(),
+        retention: desired.retention,
+        max_age: desired.max_age,
+        max_bytes: desired.max_bytes,
+        max_messages: desired.max_messages,
+        discard: desired.discard,
+        storage: desired.storage,
+        ..live.clone()
+    }
+}
+
+/// The tenant's account: JetStream with room for exactly its streams (their sizes summed,
+/// one stream per topic, every stream must set a size), no memory storage, no imports or
+/// exports; when suspended, the tenant's user revoked.
+pub fn account_claims(
+    tenant: &str,
+    account: &str,
+    user: &str,
+    stream_bytes: &[i64],
+    suspended: bool,
+) -> Claims<jwt::Account> {
+    let disk: i64 = stream_bytes
+        .iter()
+        .map(|b| (*b).max(0))
+        .fold(0i64, i64::saturating_add);
+    let nats = jwt::Account {
+        limits: jwt::AccountLimits {
+            subs: NO_LIMIT,
+            data: NO_LIMIT,
+            payload: NO_LIMIT,
+            imports: 0,
+            exports: 0,
+            wildcards: false,
+            conn: NO_LIMIT,
+            leaf: 0,
+            mem_storage: 0,
+            // An account with no storage at all would have JetStream off; keep it on while
+            // its last streams are removed.
+            disk_storage: disk.max(1),
+            streams: stream_bytes.len() as i64,
+            consumer: NO_LIMIT,
+            max_bytes_required: true,
+        },
+        revocations: if suspended {
+            BTreeMap::from([(user.to_string(), REVOKED_UNTIL_RESUMED)])
+        } else {
+            BTreeMap::new()
+        },
+        default_permissions: Permissions::default(),
+        kind: "account".into(),
+        version: 2,
+    };
+    Claims::new(account, format!("tenant-{tenant}"), nats)
+}
+
+/// The tenant's user: its own subjects, and the JetStream API to read streams and run
+/// consumers — not to create, change, purge or delete streams, which Landlord owns.
+pub fn user_claims(tenant: &str, user: &str) -> Claims<jwt::User> {
+    let publish = Permission {
+        allow: [
+            tenant_subjects(tenant).as_str(),
+            "_INBOX.>",
+            "$JS.API.INFO",
+            "$JS.API.STREAM.NAMES",
+            "$JS.API.STREAM.LIST",
+            "$JS.API.STREAM.INFO.*",
+            "$JS.API.STREAM.MSG.GET.*",
+            "$JS.API.CONSUMER.>",
+            "$JS.ACK.>",
+            "$JS.FC.>",
+        ]
+        .map(String::from)
+        .to_vec(),
+        deny: vec![],
+    };
+    let subscribe = Permission {
+        allow: vec![tenant_subjects(tenant), "_INBOX.>".into()],
+        deny: vec![],
+    };
+    Claims::new(user, tenant, jwt::User::new(publish, subscribe))
+}
+
+/// The keys of a tenant's account and user.
+struct Keys {
+    account: KeyPair,
+    user: KeyPair,
+}
+
+impl Keys {
+    fn of(tenant: &Tenant, config: &NatsConfig) -> Result<Self, JwtError> {
+        let uid = tenant.uid().unwrap_or_default();
+        Ok(Self {
+            account: jwt::derive_key(
+                &config.signing_key,
+                KeyPairType::Account,
+                &format!("tenant/{uid}/account"),
+            )?,
+            user: jwt::derive_key(
+                &config.signing_key,
+                KeyPairType::User,
+                &format!("tenant/{uid}/user"),
+            )?,
+        })
+    }
+
+    /// `.creds` of a fresh user with every right in the account, valid for a few minutes.
+    fn admin_creds(&self) -> Result<String, JwtError> {
+        let admin = KeyPair::new(KeyPairType::User);
+        let mut claims = Claims::new(
+            admin.public_key(),
+            "landlord",
+            jwt::User::new(Permission::default(), Permission::default()),
+        );
+        let issued = now();
+        claims.exp = Some(issued + ADMIN_LIFETIME_SECONDS);
+        let token = claims.encode(&self.account, issued)?;
+        let seed = admin.seed().map_err(|e| JwtError::Key(e.to_string()))?;
+        Ok(jwt::format_creds(&token, &seed))
+    }
+}
+
+/// Everything the topics part wants, built from the spec.
+struct Plan {
+    streams: Vec<StreamConfig>,
+    statuses: Vec<TopicStatus>,
+}
+
+fn plan(tenant: &Tenant, config: &NatsConfig) -> Result<Plan, String> {
+    let name = tenant.name_any();
+    let mut streams = Vec::with_capacity(tenant.spec.topics.len());
+    let mut statuses = Vec::with_capacity(tenant.spec.topics.len());
+    for topic in &tenant.spec.topics {
+        let stream = stream_config(&name, topic, config.default_topic_bytes)?;
+        statuses.push(TopicStatus {
+            name: topic.name.clone(),
+            stream: Some(stream.name.clone()),
+            subject: Some(subject(&name, &topic.name)),
+        });
+        streams.push(stream);
+    }
+    Ok(Plan { streams, statuses })
+}
+
+fn observation(status: Status, reason: &str, message: impl Into<String>) -> Observation {
+    Observation::new(TOPICS_READY, status, reason, message)
+}
+
+/// Provisions the tenant's topics and reports `TopicsReady`; fills `status.topics`.
+pub async fn provision(
+    tenant: &Tenant,
+    state: &State,
+    draft: &mut TenantStatus,
+) -> Result<Observation> {
+    let ctx = &state.ctx;
+    let had_topics = !draft.topics.is_empty();
+    if tenant.spec.topics.is_empty() && !had_topics {
+        return Ok(observation(
+            Status::True,
+            "NoTopics",
+            "the tenant has no topics",
+        ));
+    }
+    let Some(nats) = ctx.nats.as_ref() else {
+        if tenant.spec.topics.is_empty() {
+            draft.topics.clear();
+            return Ok(observation(
+                Status::True,
+                "NoTopics",
+                "the tenant has no topics",
+            ));
+        }
+        return Ok(observation(
+            Status::False,
+            "NatsNotConfigured",
+            "spec.topics is set but the operator has no NATS server configured (--nats-url)",
+        ));
+    };
+    let plan = match plan(tenant, nats.config()) {
+        Ok(plan) => plan,
+        Err(message) => return Ok(observation(Status::False, "InvalidTopic", message)),
+    };
+    let keys = Keys::of(tenant, nats.config()).map_err(|e| Error::Nats {
+        action: "deriving the tenant's NATS keys".into(),
+        source: e.into(),
+    })?;
+
+    if tenant.spec.topics.is_empty() {
+        // The last topic went: remove streams, account and creds.
+        if let Err(e) = teardown(tenant, nats, &keys).await {
+            return Ok(failed(&e));
+        }
+        delete_secret(tenant, ctx, &state.stores.secrets).await?;
+        draft.topics.clear();
+        return Ok(observation(
+            Status::True,
+            "NoTopics",
+            "the tenant has no topics",
+        ));
+    }
+
+    if let Err(e) = sync(tenant, nats, &keys, &plan).await {
+        return Ok(failed(&e));
+    }
+    ensure_secret(tenant, ctx, &state.stores.secrets, &keys).await?;
+    draft.topics = plan.statuses;
+    let names: Vec<&str> = tenant.spec.topics.iter().map(|t| t.name.as_str()).collect();
+    Ok(if tenant.spec.suspended {
+        observation(
+            Status::True,
+            "Suspended",
+            format!(
+                "access to topics {} is revoked while the tenant is suspended",
+                names.join(", ")
+            ),
+        )
+    } else {
+        observation(
+            Status::True,
+            "Provisioned",
+            format!("topics {} are provisioned on NATS", names.join(", ")),
+        )
+    })
+}
+
+fn failed(error: &NatsError) -> Observation {
+    warn!(reason = error.reason(), error = %error, "topics not provisioned");
+    observation(Status::False, error.reason(), error.to_string())
+}
+
+/// Brings the account and the streams to the plan.
+async fn sync(tenant: &Tenant, nats: &Nats, keys: &Keys, plan: &Plan) -> Result<(), NatsError> {
+    let name = tenant.name_any();
+    let account = keys.account.public_key();
+    let user = keys.user.public_key();
+    let suspended = tenant.spec.suspended;
+    let desired_bytes: Vec<i64> = plan.streams.iter().map(|s| s.max_bytes).collect();
+    let desired = account_claims(&name, &account, &user, &desired_bytes, suspended);
+    let signer = &nats.config().signing_key;
+
+    let mut live = nats.live_account(&account).await?;
+    if live.is_none() {
+        // New (or not loaded since the server started): its streams are not yet there, so
+        // the final claims are also the ones to create the streams under.
+        push(nats, &desired, signer).await?;
+        live = Some(desired.clone());
+    }
+    let admin = keys.admin_creds()?;
+    let client = nats
+        .connect_as(&admin, "Landlord's user of the tenant's account")
+        .await?;
+    let js = jetstream::new(client);
+    let live_streams = list_streams(&js).await?;
+
+    // While streams grow, shrink, come and go, the account must have room for the larger
+    // of the old and the new: that first, then the streams, then exactly the plan.
+    let mut interim_bytes: BTreeMap<&str, i64> = live_streams
+        .iter()
+        .map(|s| (s.name.as_str(), s.max_bytes))
+        .collect();
+    for stream in &plan.streams {
+        let bytes = interim_bytes.entry(stream.name.as_str()).or_default();
+        *bytes = (*bytes).max(stream.max_bytes);
+    }
+    let interim_bytes: Vec<i64> = interim_bytes.into_values().collect();
+    let interim = account_claims(&name, &account, &user, &interim_bytes, suspended);
+    let mut applied = live;
+    if !applied
+        .as_ref()
+        .is_some_and(|l| same_account(l, &interim, signer))
+    {
+        push(nats, &interim, signer).await?;
+        applied = Some(interim);
+    }
+
+    let wanted: BTreeSet<&str> = plan.streams.iter().map(|s| s.name.as_str()).collect();
+    for stream in live_streams
+        .iter()
+        .filter(|s| !wanted.contains(s.name.as_str()))
+    {
+        js.delete_stream(&stream.name)
+            .await
+            .map_err(|e| jetstream_error(nats, &format!("deleting stream {}", stream.name), e))?;
+        info!(stream = %stream.name, "deleted stream of a removed topic");
+    }
+    for stream in &plan.streams {
+        match live_streams.iter().find(|s| s.name == stream.name) {
+            None => {
+                js.create_stream(stream.clone()).await.map_err(|e| {
+                    jetstream_error(nats, &format!("creating stream {}", stream.name), e)
+                })?;
+                info!(stream = %stream.name, "created stream");
+            }
+            Some(live) if stream_drifted(live, stream) => {
+                js.update_stream(updated(live, stream)).await.map_err(|e| {
+                    jetstream_error(nats, &format!("updating stream {}", stream.name), e)
+                })?;
+                info!(stream = %stream.name, "updated stream");
+            }
+            Some(_) => {}
+        }
+    }
+    if !applied.is_some_and(|l| same_account(&l, &desired, signer)) {
+        push(nats, &desired, signer).await?;
+    }
+    Ok(())
+}
+
+/// Same claims, and issued by the signing key Landlord uses now.
+fn same_account(
+    live: &Claims<jwt::Account>,
+    desired: &Claims<jwt::Account>,
+    signer: &KeyPair,
+) -> bool {
+    let mut desired = desired.clone();
+    desired.iss = signer.public_key();
+    live.same_as(&desired)
+}
+
+async fn push(
+    nats: &Nats,
+    claims: &Claims<jwt::Account>,
+    signer: &KeyPair,
+) -> Result<(), NatsError> {
+    let token = claims.clone().encode(signer, now())?;
+    nats.push_account(token).await?;
+    info!(account = %claims.sub, "pushed account to the NATS resolver");
+    Ok(())
+}
+
+async fn list_streams(js: &jetstream::Context) -> Result<Vec<StreamConfig>, NatsError> {
+    let names: Vec<String> = js
+        .stream_names()
+        .try_collect()
+        .await
+        .map_err(|e| NatsError::Protocol(format!("listing streams: {e}")))?;
+    let mut streams = Vec::with_capacity(names.len());
+    for name in names {
+        let stream = js
+            .get_stream(&name)
+            .await
+            .map_err(|e| NatsError::Protocol(format!("reading stream {name}: {e}")))?;
+        streams.push(stream.cached_info().config.clone());
+    }
+    Ok(streams)
+}
+
+/// A JetStream API failure: the server's own error code decides the reason.
+fn jetstream_error<K>(nats: &Nats, what: &str, error: async_nats::error::Error<K>) -> NatsError
+where
+    K: Clone + std::fmt::Debug + std::fmt::Display + PartialEq + JetStreamKind,
+{
+    match error.kind().jetstream() {
+        Some(e) => NatsError::JetStream {
+            what: what.to_string(),
+            code: e.error_code().0,
+            description: e.to_string(),
+        },
+        None => NatsError::unreachable(&nats.config().url, format!("{what}: {error}")),
+    }
+}
+
+/// The server's error inside an async-nats error kind, if the server answered with one.
+trait JetStreamKind {
+    fn jetstream(self) -> Option<jetstream::Error>;
+}
+
+impl JetStreamKind for jetstream::context::CreateStreamErrorKind {
+    fn jetstream(self) -> Option<jetstream::Error> {
+        match self {
+            Self::JetStream(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl JetStreamKind for jetstream::context::GetStreamErrorKind {
+    fn jetstream(self) -> Option<jetstream::Error> {
+        match self {
+            Self::JetStream(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Removes the tenant's streams and its account. Idempotent: an account the server does not
+/// know has no streams left.
+async fn teardown(tenant: &Tenant, nats: &Nats, keys: &Keys) -> Result<(), NatsError> {
+    let account = keys.account.public_key();
+    let admin = keys.admin_creds()?;
+    match nats
+        .connect_as(&admin, "Landlord's user of the tenant's account")
+        .await
+    {
+        Ok(client) => {
+            let js = jetstream::new(client);
+            for stream in list_streams(&js).await? {
+                js.delete_stream(&stream.name).await.map_err(|e| {
+                    jetstream_error(nats, &format!("deleting stream {}", stream.name), e)
+                })?;
+                info!(stream = %stream.name, "deleted stream");
+            }
+        }
+        // The server does not know the account: nothing of it is left but (maybe) its JWT.
+        Err(NatsError::Authentication { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    nats.delete_accounts(vec![account.clone()]).await?;
+    info!(account = %account, name = %tenant.name_any(), "deleted the tenant's NATS account");
+    Ok(())
+}
+
+/// The Secret with the tenant's `.creds`. The creds already there are kept as long as they
+/// are this tenant's user with the right permissions (so an unchanged tenant causes no
+/// write); otherwise a new user JWT is issued.
+fn desired_secret(
+    tenant: &Tenant,
+    owner: OwnerReference,
+    url: &str,
+    keys: &Keys,
+    live: Option<&Secret>,
+) -> Result<Secret, JwtError> {
+    let name = tenant.name_any();
+    let wanted = user_claims(&name, &keys.user.public_key());
+    let seed = keys.user.seed().map_err(|e| JwtError::Key(e.to_string()))?;
+    let current = live
+        .and_then(|s| s.data.as_ref()?.get("creds"))
+        .and_then(|c| std::str::from_utf8(&c.0).ok())
+        .filter(|creds| {
+            jwt::parse_creds(creds).is_some_and(|(token, live_seed)| {
+                live_seed == seed
+                    && Claims::<jwt::User>::decode(&token).is_ok_and(|claims| {
+                        claims.iss == keys.account.public_key()
+                            && claims.same_as(&Claims {
+                                iss: claims.iss.clone(),
+                                ..wanted.clone()
+                            })
+                    })
+            })
+        })
+        .map(str::to_string);
+    let creds = match current {
+        Some(creds) => creds,
+        None => jwt::format_creds(&wanted.encode(&keys.account, now())?, &seed),
+    };
+    let mut labels = labels::tenant_labels(&name);
+    labels.insert("landlord.dev/component".into(), "nats".into());
+    Ok(Secret {
+        metadata: ObjectMeta {
+            name: Some(SECRET.into()),
+            namespace: Some(tenant.namespace_name()),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([
+            ("url".to_string(), ByteString(url.as_bytes().to_vec())),
+            ("creds".to_string(), ByteString(creds.into_bytes())),
+        ])),
+        ..Default::default()
+    })
+}
+
+async fn ensure_secret(
+    tenant: &Tenant,
+    ctx: &Context,
+    secrets: &Store<Secret>,
+    keys: &Keys,
+) -> Result<()> {
+    let namespace = tenant.namespace_name();
+    let live = secrets.get(&ObjectRef::new(SECRET).within(&namespace));
+    let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
+    let url = ctx
+        .nats
+        .as_ref()
+        .map(|n| n.config().url.as_str())
+        .unwrap_or("");
+    let secret =
+        desired_secret(tenant, owner, url, keys, live.as_deref()).map_err(|e| Error::Nats {
+            action: "issuing the tenant's NATS user".into(),
+            source: e.into(),
+        })?;
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    match apply::ensure(&api, live.as_deref(), &secret, MANAGER, &ctx.metrics).await {
+        Ok(Outcome::Applied) => {
+            info!(namespace = %namespace, secret = SECRET, "applied the tenant's NATS creds");
+            Ok(())
+        }
+        Ok(Outcome::Unchanged) => Ok(()),
+        Err(EnsureError::Encode(source)) => Err(Error::Encode {
+            what: "Secret",
+            source,
+        }),
+        Err(EnsureError::Kube(source)) => Err(Error::Kube {
+            action: format!("applying Secret {SECRET}"),
+            source,
+        }),
+    }
+}
+
+async fn delete_secret(tenant: &Tenant, ctx: &Context, secrets: &Store<Secret>) -> Result<()> {
+    let namespace = tenant.namespace_name();
+    if secrets
+        .get(&ObjectRef::new(SECRET).within(&namespace))
+        .is_none()
+    {
+        return Ok(());
+    }
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    match api.delete(SECRET, &DeleteParams::default()).await {
+        Ok(_) => {
+            ctx.metrics
+                .writes
+                .with_label_values(&[MANAGER, "Secret"])
+                .inc();
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            action: format!("deleting Secret {SECRET}"),
+            source,
+        }),
+    }
+}
+
+/// Removes the tenant's streams and account when the Tenant is deleted. A tenant that never
+/// had topics needs no NATS.
+pub async fn cleanup(tenant: &Tenant, state: &State) -> Result<()> {
+    let had_topics = !tenant.spec.topics.is_empty()
+        || tenant.status.as_ref().is_some_and(|s| !s.topics.is_empty());
+    if !had_topics {
+        return Ok(());
+    }
+    let Some(nats) = state.ctx.nats.as_ref() else {
+        warn!("the tenant has topics but no NATS server is configured: nothing to remove");
+        return Ok(());
+    };
+    let keys = Keys::of(tenant, nats.config()).map_err(|e| Error::Nats {
+        action: "deriving the tenant's NATS keys".into(),
+        source: e.into(),
+    })?;
+    teardown(tenant, nats, &keys)
+        .await
+        .map_err(|source| Error::Nats {
+            action: "removing the tenant's streams and NATS account".into(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(yaml: &str) -> TopicSpec {
+        serde_yaml::from_str(yaml).expect("fixture")
+    }
+
+    #[test]
+    fn a_topic_becomes_a_stream_with_the_spec_limits() {
+        let t = topic(
+            "{name: orders, retention: WorkQueue, maxAge: 7d, maxBytes: 2048, maxMessages: 10}",
+        );
+        let s = stream_config("acme", &t, 1 << 30).expect("valid");
+        assert_eq!(s.name, "orders");
+        assert_eq!(s.subjects, ["tenant.acme.orders", "tenant.acme.orders.>"]);
+        assert_eq!(s.retention, RetentionPolicy::WorkQueue);
+        assert_eq!(s.max_age, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.max_bytes, 2048);
+        assert_eq!(s.max_messages, 10);
+        assert_eq!(s.storage, StorageType::File);
+        assert_eq!(s.num_replicas, 1);
+    }
+
+    #[test]
+    fn unset_limits_take_the_platform_default_size_and_no_other_limit() {
+        let s = stream_config("acme", &topic("{name: events}"), 4096).expect("valid");
+        assert_eq!(s.retention, RetentionPolicy::Limits);
+        assert_eq!(s.max_age, Duration::ZERO);
+        assert_eq!(s.max_bytes, 4096);
+        assert_eq!(s.max_messages, -1);
+    }
+
+    #[test]
+    fn max_age_parses_units_and_refuses_what_nats_cannot_hold() {
+        assert_eq!(parse_max_age("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_max_age("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_max_age("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_max_age("1w"), None);
+        assert_eq!(parse_max_age("h"), None);
+        assert_eq!(parse_max_age(""), None);
+        assert_eq!(parse_max_age("99999999999999d"), None);
+        let err = stream_config("acme", &topic("{name: x, maxAge: 99999999999999d}"), 1)
+            .expect_err("too long");
+        assert!(err.starts_with("spec.topics[x].maxAge"), "{err}");
+    }
+
+    #[test]
+    fn stream_names_are_only_safe_topic_names() {
+        assert_eq!(
+            stream_name("order_events-2").as_deref(),
+            Some("order_events-2")
+        );
+        for bad in ["", "a.b", "a*", ">", "a b", "A", "a/b"] {
+            assert_eq!(stream_name(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn drift_is_only_in_fields_landlord_sets() {
+        let desired =
+            stream_config("acme", &topic("{name: orders, maxBytes: 2048}"), 1).expect("valid");
+        let mut live = desired.clone();
+        live.duplicate_window = Duration::from_secs(120);
+        live.subjects.reverse();
+        assert!(!stream_drifted(&live, &desired));
+        live.max_bytes = 4096;
+        assert!(stream_drifted(&live, &desired));
+        let fixed = updated(&live, &desired);
+        assert!(!stream_drifted(&fixed, &desired));
+        assert_eq!(fixed.duplicate_window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn the_account_has_room_for_exactly_its_streams() {
+        let claims = account_claims("acme", "AACC", "UUSR", &[2048, 4096], false);
+        assert_eq!(claims.sub, "AACC");
+        assert_eq!(claims.name, "tenant-acme");
+        let limits = &claims.nats.limits;
+        assert_eq!(limits.disk_storage, 6144);
+        assert_eq!(limits.streams, 2);
+        assert_eq!(limits.mem_storage, 0);
+        assert!(limits.max_bytes_required);
+        assert_eq!((limits.imports, limits.exports), (0, 0));
+        assert_eq!(limits.conn, NO_LIMIT);
+        assert!(claims.nats.revocations.is_empty());
+        assert_eq!(claims.nats.kind, "account");
+    }
+
+    #[test]
+    fn suspension_revokes_the_tenant_user_for_good_and_resuming_lifts_it() {
+        let suspended = account_claims("acme", "AACC", "UUSR", &[2048], true);
+        assert_eq!(
+            suspended.nats.revocations.get("UUSR"),
+            Some(&REVOKED_UNTIL_RESUMED)
+        );
+        let resumed = account_claims("acme", "AACC", "UUSR", &[2048], false);
+        assert!(resumed.nats.revocations.is_empty());
+        assert!(!suspended.same_as(&resumed));
+    }
+
+    #[test]
+    fn the_user_reaches_only_its_subjects_and_cannot_manage_streams() {
+        let claims = user_claims("acme", "UUSR");
+        let publish = &claims.nats.publish.allow;
+        assert!(publish.contains(&"tenant.acme.>".to_string()));
+        assert!(
+            publish
+                .iter()
+                .all(|s| !s.starts_with("tenant.") || s == "tenant.acme.>")
+        );
+        assert!(
+            publish.iter().all(|s| !s.contains("STREAM.CREATE")
+                && !s.contains("STREAM.DELETE")
+                && s != "$JS.API.>"
+                && s != ">"),
+            "{publish:?}"
+        );
+        assert_eq!(claims.nats.subscribe.allow, ["tenant.acme.>", "_INBOX.>"]);
+    }
+
+    #[test]
+    fn kept_creds_are_only_the_tenants_own() {
+        let signing = KeyPair::new_from_raw(KeyPairType::Operator, [9; 32]).expect("key");
+        let config = NatsConfig {
+            url: "nats://n:4222".into(),
+            signing_key: signing.into(),
+            system_creds: "".into(),
+            namespace: None,
+            default_topic_bytes: 1,
+        };
+        let mut tenant: Tenant = serde_yaml::from_str(
+            "{apiVersion: landlord.dev/v1alpha1, kind: Tenant, metadata: {name: acme, uid: u1}, spec: {tier: shared}}",
+        )
+        .expect("fixture");
+        let keys = Keys::of(&tenant, &config).expect("keys");
+        let owner = desired::owner_reference(&tenant).expect("owner");
+        let first =
+            desired_secret(&tenant, owner.clone(), &config.url, &keys, None).expect("secret");
+        // Unchanged: the live creds are kept, byte for byte.
+        let again = desired_secret(&tenant, owner.clone(), &config.url, &keys, Some(&first))
+            .expect("secret");
+        assert_eq!(first, again);
+        let creds =
+            String::from_utf8(first.data.as_ref().expect("data")["creds"].0.clone()).expect("utf8");
+        let (token, _) = jwt::parse_creds(&creds).expect("creds");
+        let user = Claims::<jwt::User>::decode(&token).expect("jwt");
+        assert_eq!(user.iss, keys.account.public_key());
+        assert_eq!(user.sub, keys.user.public_key());
+        // Another tenant's creds in this Secret are replaced.
+        tenant.metadata.uid = Some("u2".into());
+        let other_keys = Keys::of(&tenant, &config).expect("keys");
+        let replaced =
+            desired_secret(&tenant, owner, &config.url, &other_keys, Some(&first)).expect("secret");
+        assert_ne!(replaced.data, first.data);
+    }
+}
