@@ -167,6 +167,12 @@ impl Operator {
             ])
             .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
             .args(options.args)
+            // The local stack's NATS, unless the test points the operator elsewhere.
+            .args(if options.args.iter().any(|a| a == "--nats-url") {
+                Vec::new()
+            } else {
+                nats_args(cluster)
+            })
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -251,6 +257,24 @@ impl Drop for Operator {
             self.kill();
         }
     }
+}
+
+/// The flags that point the operator at the local stack's NATS server (operator mode: its
+/// URL, the operator signing key and the system account's creds).
+pub fn nats_args(cluster: &Cluster) -> Vec<String> {
+    let vars = cluster.vars();
+    [
+        ("--nats-url", "LANDLORD_NATS_URL"),
+        ("--nats-signing-key-file", "LANDLORD_NATS_SIGNING_KEY_FILE"),
+        (
+            "--nats-system-creds-file",
+            "LANDLORD_NATS_SYSTEM_CREDS_FILE",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(flag, var)| Some([flag.to_string(), vars.get(var)?.clone()]))
+    .flatten()
+    .collect()
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -450,6 +450,68 @@ fn optional_objects_follow_their_values() -> anyhow::Result<()> {
 }
 
 #[test]
+fn nats_key_material_reaches_the_operator_from_a_secret() -> anyhow::Result<()> {
+    assert!(
+        render(&[])?.iter().all(|o| !strings(
+            &o["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
+        .iter()
+        .any(|a| a.starts_with("--nats"))),
+        "no NATS flags without nats.url"
+    );
+    let objects = render(&[
+        "nats.url=nats://nats.nats.svc:4222",
+        "nats.namespace=nats",
+        "nats.existingSecret=landlord-nats-keys",
+    ])?;
+    assert!(
+        of_kind(&objects, "Secret").is_empty(),
+        "existingSecret is used as is"
+    );
+    let pod = &only(&objects, "Deployment")?["spec"]["template"]["spec"];
+    let args = strings(&pod["containers"][0]["args"]);
+    for expected in [
+        "--nats-url=nats://nats.nats.svc:4222",
+        "--nats-signing-key-file=/etc/landlord-nats/signing-key",
+        "--nats-system-creds-file=/etc/landlord-nats/system.creds",
+        "--nats-namespace=nats",
+    ] {
+        assert!(args.contains(&expected), "{expected} missing from {args:?}");
+    }
+    let volume = pod["volumes"]
+        .as_sequence()
+        .context("volumes")?
+        .iter()
+        .find(|v| v["name"].as_str() == Some("nats"))
+        .context("no nats volume")?;
+    assert_eq!(
+        volume["secret"]["secretName"].as_str(),
+        Some("landlord-nats-keys")
+    );
+
+    let objects = render(&[
+        "nats.url=nats://nats:4222",
+        "nats.signingKey=SOAAAA",
+        "nats.systemCreds=creds",
+    ])?;
+    let secret = only(&objects, "Secret")?;
+    assert_eq!(secret["stringData"]["signing-key"].as_str(), Some("SOAAAA"));
+    let output = run_helm(&[
+        "template",
+        "landlord",
+        CHART,
+        "--set",
+        "nats.url=nats://n:4222",
+    ])?;
+    assert!(
+        !output.status.success()
+            && String::from_utf8_lossy(&output.stderr).contains("nats.existingSecret"),
+        "nats.url without key material must fail naming what is missing"
+    );
+    Ok(())
+}
+
+#[test]
 fn values_outside_the_schema_are_rejected() -> anyhow::Result<()> {
     for (set, names) in [
         ("replicaCount=-1", "replicaCount"),

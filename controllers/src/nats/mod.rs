@@ -86,6 +86,10 @@ pub enum NatsError {
         code: u64,
         description: String,
     },
+    #[error(
+        "NATS has no JetStream for the tenant's account: the server could not reserve {bytes} bytes of storage for streams {streams}"
+    )]
+    Storage { bytes: i64, streams: String },
     #[error("unexpected answer from NATS: {0}")]
     Protocol(String),
     #[error(transparent)]
@@ -100,6 +104,7 @@ impl NatsError {
             NatsError::Authentication { .. } => "AuthenticationFailed",
             NatsError::AccountRejected(_) | NatsError::Jwt(_) => "AccountRejected",
             NatsError::JetStream { code, .. } if is_limit(*code) => "StreamLimitRejected",
+            NatsError::Storage { .. } => "StreamLimitRejected",
             NatsError::JetStream { .. } => "StreamRejected",
         }
     }

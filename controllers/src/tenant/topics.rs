@@ -17,9 +17,12 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::{
-    self,
-    stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType},
+use async_nats::{
+    RequestErrorKind,
+    jetstream::{
+        self,
+        stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType},
+    },
 };
 use futures::TryStreamExt;
 use k8s_openapi::{
@@ -61,8 +64,9 @@ pub const SECRET: &str = "landlord-nats";
 /// How long the user Landlord manages streams with stays valid.
 const ADMIN_LIFETIME_SECONDS: i64 = 300;
 /// Revocation time of a suspended tenant's user: every JWT of that user, past and future, is
-/// refused until the revocation is lifted.
-const REVOKED_UNTIL_RESUMED: i64 = i64::MAX;
+/// refused until the revocation is lifted. 9999-12-31T23:59:59Z, the last instant the
+/// server's monitoring can still print.
+const REVOKED_UNTIL_RESUMED: i64 = 253_402_300_799;
 
 /// The subject a topic's messages are published on (`LANDLORD_TOPIC_<NAME>_SUBJECT`).
 pub fn subject(tenant: &str, topic: &str) -> String {
@@ -403,16 +407,46 @@ async fn sync(tenant: &Tenant, nats: &Nats, keys: &Keys, plan: &Plan) -> Result<
     let signer = &nats.config().signing_key;
 
     let mut live = nats.live_account(&account).await?;
+    let mut pushed = false;
     if live.is_none() {
         // New (or not loaded since the server started): its streams are not yet there, so
         // the final claims are also the ones to create the streams under.
         push(nats, &desired, signer).await?;
         live = Some(desired.clone());
+        pushed = true;
     }
     let admin = keys.admin_creds()?;
-    let client = nats
-        .connect_as(&admin, "Landlord's user of the tenant's account")
-        .await?;
+    let who = "Landlord's user of the tenant's account";
+    let client = match nats.connect_as(&admin, who).await {
+        Ok(client) => client,
+        // The server holds the account in memory but no longer in its resolver (deleted
+        // when the tenant's last topic went): push it again, once.
+        Err(_) if !pushed => {
+            push(nats, &desired, signer).await?;
+            live = Some(desired.clone());
+            nats.connect_as(&admin, who).await?
+        }
+        Err(e) => return Err(e),
+    };
+    // An account whose storage the server cannot reserve gets no JetStream at all; the
+    // claims of the current spec are pushed (the spec may just have asked for less).
+    if !jetstream_enabled(nats, &client).await? {
+        if !live
+            .as_ref()
+            .is_some_and(|l| same_account(l, &desired, signer))
+        {
+            push(nats, &desired, signer).await?;
+        }
+        return Err(NatsError::Storage {
+            bytes: desired.nats.limits.disk_storage,
+            streams: plan
+                .streams
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let js = jetstream::new(client);
     let live_streams = list_streams(&js).await?;
 
@@ -492,6 +526,32 @@ async fn push(
     Ok(())
 }
 
+/// Whether the account connected as has JetStream. (Asked with a raw request: async-nats'
+/// typed account info expects fields NATS 2.9 does not send.)
+async fn jetstream_enabled(nats: &Nats, client: &async_nats::Client) -> Result<bool, NatsError> {
+    let reply = match client.request("$JS.API.INFO", "".into()).await {
+        Ok(reply) => reply,
+        Err(e) if e.kind() == RequestErrorKind::NoResponders => return Ok(false),
+        Err(e) => {
+            return Err(NatsError::unreachable(
+                &nats.config().url,
+                format!("JetStream account info: {e}"),
+            ));
+        }
+    };
+    let info: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|e| NatsError::Protocol(format!("JetStream account info: {e}")))?;
+    match info.get("error") {
+        None => Ok(true),
+        // 10039: JetStream not enabled for the account.
+        Some(error) if error["err_code"] == 10039 => Ok(false),
+        Some(error) => Err(NatsError::Protocol(format!(
+            "JetStream account info: {}",
+            error["description"].as_str().unwrap_or("error")
+        ))),
+    }
+}
+
 async fn list_streams(js: &jetstream::Context) -> Result<Vec<StreamConfig>, NatsError> {
     let names: Vec<String> = js
         .stream_names()
@@ -556,6 +616,9 @@ async fn teardown(tenant: &Tenant, nats: &Nats, keys: &Keys) -> Result<(), NatsE
         .connect_as(&admin, "Landlord's user of the tenant's account")
         .await
     {
+        // Without JetStream (never enabled: the server could not reserve its storage) the
+        // account has no streams.
+        Ok(client) if !jetstream_enabled(nats, &client).await? => {}
         Ok(client) => {
             let js = jetstream::new(client);
             for stream in list_streams(&js).await? {

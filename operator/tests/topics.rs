@@ -1,0 +1,693 @@
+//! Topics on NATS JetStream end to end: the real operator binary against the local control
+//! plane and the local NATS server in operator (JWT) mode. The tenants' own credentials, read
+//! from their `landlord-nats` Secrets, are used the way a tenant's service would use them, so
+//! what is allowed and refused is decided by the real server.
+//!
+//! Tests in this file share the cluster-wide Tenant watch, so they run one at a time.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context;
+use async_nats::{
+    Client, ConnectOptions,
+    jetstream::{self, consumer::pull, stream::RetentionPolicy},
+};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use landlord_controllers::nats::jwt::{self, Claims};
+use landlord_crds::{Tenant, conditions, tenant::Phase};
+use landlord_e2e::{
+    Cluster, cluster,
+    manifests::install_crds,
+    operator::{self, Operator, Options},
+    unique_name, wait,
+};
+use tokio::sync::{Mutex, MutexGuard, mpsc};
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Harness {
+    cluster: &'static Cluster,
+    client: kube::Client,
+    operator: Operator,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// An operator of its own, with `args` (the local stack's NATS unless they name another).
+async fn harness_with(args: Vec<String>) -> anyhow::Result<Harness> {
+    let serial = SERIAL.lock().await;
+    let cluster = cluster();
+    let client = cluster.client().await?;
+    install_crds(&client).await?;
+    let kubeconfig: PathBuf = operator::service_account_kubeconfig(cluster, &client).await?;
+    let options = Options {
+        binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
+        kubeconfig: &kubeconfig,
+        lease_name: operator::LEASE,
+        lease_duration_seconds: 15,
+        args: &args,
+    };
+    let operator = Operator::start(cluster, &options).await?;
+    Ok(Harness {
+        cluster,
+        client,
+        operator,
+        _serial: serial,
+    })
+}
+
+async fn harness() -> anyhow::Result<Harness> {
+    harness_with(Vec::new()).await
+}
+
+impl Harness {
+    fn tenants(&self) -> Api<Tenant> {
+        Api::all(self.client.clone())
+    }
+
+    async fn create(&self, prefix: &str, spec: serde_json::Value) -> anyhow::Result<String> {
+        let name = unique_name(prefix);
+        let tenant: Tenant = serde_json::from_value(serde_json::json!({
+            "apiVersion": "landlord.dev/v1alpha1",
+            "kind": "Tenant",
+            "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
+            "spec": spec,
+        }))?;
+        self.tenants()
+            .create(&PostParams::default(), &tenant)
+            .await?;
+        Ok(name)
+    }
+
+    async fn wait_phase(&self, name: &str, phase: Phase) -> anyhow::Result<Tenant> {
+        let api = self.tenants();
+        wait::until(
+            &format!("Tenant {name} phase {phase:?}"),
+            TIMEOUT,
+            || async {
+                let t = api.get(name).await?;
+                let current = t.status.as_ref().and_then(|s| s.phase);
+                if current == Some(phase) {
+                    Ok(Some(t))
+                } else {
+                    anyhow::bail!("phase is {current:?}, status {:?}", t.status)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
+        self.tenants()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": spec})),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        let api = self.tenants();
+        api.delete(name, &DeleteParams::default()).await?;
+        wait::until(
+            &format!("Tenant {name} deleted"),
+            Duration::from_secs(90),
+            || async { Ok(api.get_opt(name).await?.is_none().then_some(())) },
+        )
+        .await
+    }
+
+    /// The URL and `.creds` a tenant's services get, from Secret `landlord-nats`.
+    async fn tenant_creds(&self, name: &str) -> anyhow::Result<TenantCreds> {
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), &format!("tenant-{name}"));
+        let secret = wait::until(
+            &format!("Secret landlord-nats of {name}"),
+            TIMEOUT,
+            || async { Ok(secrets.get_opt("landlord-nats").await?) },
+        )
+        .await?;
+        let data = secret.data.context("Secret without data")?;
+        let text = |key: &str| -> anyhow::Result<String> {
+            Ok(String::from_utf8(
+                data.get(key)
+                    .with_context(|| format!("Secret without {key}"))?
+                    .0
+                    .clone(),
+            )?)
+        };
+        let creds = text("creds")?;
+        let (token, _) = jwt::parse_creds(&creds).context("creds file without JWT")?;
+        let account = Claims::<jwt::User>::decode(&token)?.iss;
+        Ok(TenantCreds {
+            url: text("url")?,
+            creds,
+            account,
+        })
+    }
+}
+
+struct TenantCreds {
+    url: String,
+    creds: String,
+    /// Public key of the tenant's NATS account (the issuer of its user JWT).
+    account: String,
+}
+
+/// A NATS connection as a tenant, with the server's error messages to this client.
+struct Connection {
+    client: Client,
+    errors: mpsc::UnboundedReceiver<String>,
+}
+
+async fn connect(creds: &TenantCreds) -> Result<Connection, async_nats::ConnectError> {
+    let (tx, errors) = mpsc::unbounded_channel();
+    let client = ConnectOptions::with_credentials(&creds.creds)
+        .expect("creds parse")
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event.to_string());
+            }
+        })
+        .connection_timeout(Duration::from_secs(5))
+        .request_timeout(Some(Duration::from_secs(3)))
+        .max_reconnects(1)
+        .connect(creds.url.as_str())
+        .await?;
+    Ok(Connection { client, errors })
+}
+
+impl Connection {
+    /// Waits for the server to report an error containing `needle` to this client.
+    async fn server_error(&mut self, needle: &str) -> anyhow::Result<String> {
+        let needle = needle.to_lowercase();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.errors.recv())
+                .await
+                .with_context(|| format!("no server error containing {needle:?}"))?
+                .context("event channel closed")?;
+            if event.to_lowercase().contains(&needle) {
+                return Ok(event);
+            }
+        }
+    }
+}
+
+/// Publishes through JetStream and returns the stream that stored the message.
+async fn publish(js: &jetstream::Context, subject: &str, body: &str) -> anyhow::Result<String> {
+    let ack = js
+        .publish(subject.to_string(), body.to_string().into())
+        .await?
+        .await?;
+    Ok(ack.stream)
+}
+
+/// Reads the next message of a stream through a durable pull consumer.
+async fn consume_one(js: &jetstream::Context, stream: &str) -> anyhow::Result<String> {
+    let stream = js.get_stream(stream).await?;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("e2e-reader".into()),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(3))
+        .messages()
+        .await?;
+    let message = messages
+        .next()
+        .await
+        .context("no message in the stream")?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(String::from_utf8(message.payload.to_vec())?)
+}
+
+async fn stream_names(js: &jetstream::Context) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = js.stream_names().try_collect().await?;
+    names.sort();
+    Ok(names)
+}
+
+/// The accounts the server's resolver holds, asked as the system account.
+async fn resolver_accounts(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
+    let creds = std::fs::read_to_string(cluster.var("LANDLORD_NATS_SYSTEM_CREDS_FILE"))?;
+    let system = ConnectOptions::with_credentials(&creds)?
+        .connect(cluster.var("LANDLORD_NATS_URL"))
+        .await?;
+    let reply = system.request("$SYS.REQ.CLAIMS.LIST", "".into()).await?;
+    let response: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+    Ok(serde_json::from_value(response["data"].clone())?)
+}
+
+/// The directory where the server keeps an account's JetStream data, if any.
+fn jetstream_dir(cluster: &Cluster, account: &str) -> Option<PathBuf> {
+    fn find(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if entry.file_name() == name {
+                    return Some(path);
+                }
+                if depth > 0
+                    && let Some(found) = find(&path, name, depth - 1)
+                {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+    let root = Path::new(cluster.var("LANDLORD_DEV_DIR")).join("nats/jetstream");
+    find(&root, account, 2)
+}
+
+fn topics_condition(t: &Tenant) -> Option<(String, String, String)> {
+    let c = conditions::find(&t.status.as_ref()?.conditions, "TopicsReady")?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test]
+async fn tenants_reach_only_their_own_subjects_and_streams() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let a = h
+        .create(
+            "topics-a",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}, {"name": "events"}]}),
+        )
+        .await?;
+    let b = h
+        .create(
+            "topics-b",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}, {"name": "invoices"}]}),
+        )
+        .await?;
+    let ready_a = h.wait_phase(&a, Phase::Ready).await?;
+    h.wait_phase(&b, Phase::Ready).await?;
+
+    let status = ready_a.status.context("status")?;
+    let topics: Vec<_> = status
+        .topics
+        .iter()
+        .map(|t| (t.name.as_str(), t.stream.as_deref(), t.subject.clone()))
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            ("orders", Some("orders"), Some(format!("tenant.{a}.orders"))),
+            ("events", Some("events"), Some(format!("tenant.{a}.events"))),
+        ]
+    );
+    assert_eq!(
+        topics_condition(&h.tenants().get(&a).await?).map(|c| (c.0, c.1)),
+        Some(("True".into(), "Provisioned".into()))
+    );
+
+    let creds_a = h.tenant_creds(&a).await?;
+    let creds_b = h.tenant_creds(&b).await?;
+    assert_eq!(creds_a.url, h.cluster.var("LANDLORD_NATS_URL"));
+    assert_ne!(
+        creds_a.account, creds_b.account,
+        "each tenant has its own account"
+    );
+    let mut conn_a = connect(&creds_a).await?;
+    let conn_b = connect(&creds_b).await?;
+    let js_a = jetstream::new(conn_a.client.clone());
+    let js_b = jetstream::new(conn_b.client.clone());
+
+    // A publishes and consumes on its own subjects.
+    assert_eq!(
+        publish(&js_a, &format!("tenant.{a}.orders"), "a-1").await?,
+        "orders"
+    );
+    assert_eq!(
+        publish(&js_a, &format!("tenant.{a}.orders.eu"), "a-2").await?,
+        "orders"
+    );
+    assert_eq!(consume_one(&js_a, "orders").await?, "a-1");
+    let mut core = conn_a
+        .client
+        .subscribe(format!("tenant.{a}.events.live"))
+        .await?;
+    conn_a
+        .client
+        .publish(format!("tenant.{a}.events.live"), "hello".into())
+        .await?;
+    let got = tokio::time::timeout(Duration::from_secs(5), core.next())
+        .await?
+        .context("no core message")?;
+    assert_eq!(&got.payload[..], b"hello");
+
+    // Each tenant sees only its own streams, even where the topic names are the same.
+    assert_eq!(stream_names(&js_a).await?, ["events", "orders"]);
+    assert_eq!(stream_names(&js_b).await?, ["invoices", "orders"]);
+    assert_eq!(
+        publish(&js_b, &format!("tenant.{b}.orders"), "b-1").await?,
+        "orders"
+    );
+    let orders_a = js_a
+        .get_stream("orders")
+        .await?
+        .cached_info()
+        .state
+        .messages;
+    let orders_b = js_b
+        .get_stream("orders")
+        .await?
+        .cached_info()
+        .state
+        .messages;
+    assert_eq!(
+        (orders_a, orders_b),
+        (2, 1),
+        "messages never cross accounts"
+    );
+
+    // The server refuses A on B's subjects ...
+    conn_a
+        .client
+        .publish(format!("tenant.{b}.orders"), "intruder".into())
+        .await?;
+    conn_a.client.flush().await?;
+    conn_a
+        .server_error(&format!(
+            "Permissions Violation for Publish to \"tenant.{b}.orders\""
+        ))
+        .await?;
+    let _sub = conn_a.client.subscribe(format!("tenant.{b}.>")).await?;
+    conn_a.client.flush().await?;
+    conn_a
+        .server_error(&format!(
+            "Permissions Violation for Subscription to \"tenant.{b}.>\""
+        ))
+        .await?;
+    assert_eq!(
+        js_b.get_stream("orders")
+            .await?
+            .cached_info()
+            .state
+            .messages,
+        1,
+        "the refused publish never reached B"
+    );
+    // ... and on B's streams: invisible from A's account, and A cannot make streams at all.
+    let missing = js_a.get_stream("invoices").await;
+    assert!(
+        missing
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("stream not found")),
+        "A reached B's stream: {:?}",
+        missing.map(|s| s.cached_info().config.name.clone())
+    );
+    let created = js_a
+        .create_stream(jetstream::stream::Config {
+            name: "invoices".into(),
+            subjects: vec![format!("tenant.{b}.invoices")],
+            ..Default::default()
+        })
+        .await;
+    assert!(created.is_err(), "A created a stream");
+    conn_a
+        .server_error("Permissions Violation for Publish to \"$JS.API.STREAM.CREATE.invoices\"")
+        .await?;
+    // B's own creds keep working.
+    assert_eq!(consume_one(&js_b, "orders").await?, "b-1");
+
+    h.delete(&a).await?;
+    h.delete(&b).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn streams_follow_the_spec_and_go_with_the_tenant() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let name = h
+        .create(
+            "topics-spec",
+            serde_json::json!({"tier": "shared", "topics": [
+                {"name": "orders", "retention": "Interest", "maxAge": "1h", "maxBytes": 65536, "maxMessages": 100}
+            ]}),
+        )
+        .await?;
+    h.wait_phase(&name, Phase::Ready).await?;
+    let creds = h.tenant_creds(&name).await?;
+    let conn = connect(&creds).await?;
+    let js = jetstream::new(conn.client.clone());
+    let config = js.get_stream("orders").await?.cached_info().config.clone();
+    assert_eq!(config.retention, RetentionPolicy::Interest);
+    assert_eq!(config.max_age, Duration::from_secs(3600));
+    assert_eq!(config.max_bytes, 65536);
+    assert_eq!(config.max_messages, 100);
+    let mut subjects = config.subjects.clone();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            format!("tenant.{name}.orders"),
+            format!("tenant.{name}.orders.>")
+        ]
+    );
+
+    // A changed limit is applied to the stream; a new topic gets a stream; a removed topic's
+    // stream goes.
+    h.patch_spec(
+        &name,
+        serde_json::json!({"topics": [
+            {"name": "orders", "retention": "Interest", "maxAge": "2h", "maxBytes": 131072, "maxMessages": 100},
+            {"name": "audit", "maxBytes": 4096}
+        ]}),
+    )
+    .await?;
+    wait::until("orders grown and audit created", TIMEOUT, || async {
+        let orders = js.get_stream("orders").await?.cached_info().config.clone();
+        let audit = js.get_stream("audit").await;
+        Ok((orders.max_bytes == 131072
+            && orders.max_age == Duration::from_secs(7200)
+            && audit.is_ok_and(|s| s.cached_info().config.max_bytes == 4096))
+        .then_some(()))
+    })
+    .await?;
+    h.patch_spec(
+        &name,
+        serde_json::json!({"topics": [
+            {"name": "orders", "retention": "Interest", "maxAge": "2h", "maxBytes": 131072, "maxMessages": 100}
+        ]}),
+    )
+    .await?;
+    wait::until("audit removed", TIMEOUT, || async {
+        let names = stream_names(&js).await?;
+        let t = h.tenants().get(&name).await?;
+        let status_topics: Vec<String> = t
+            .status
+            .map(|s| s.topics.into_iter().map(|t| t.name).collect())
+            .unwrap_or_default();
+        Ok((names == ["orders"] && status_topics == ["orders"]).then_some(()))
+    })
+    .await?;
+
+    // Deleting the Tenant removes its streams (their data on disk) and its account.
+    let data = jetstream_dir(h.cluster, &creds.account)
+        .context("the account's JetStream data is on disk")?;
+    assert!(data.join("streams/orders").exists(), "{}", data.display());
+    assert!(resolver_accounts(h.cluster).await?.contains(&creds.account));
+    drop(js);
+    drop(conn);
+    h.delete(&name).await?;
+    assert!(
+        !data.join("streams/orders").exists(),
+        "the stream's data outlived the Tenant"
+    );
+    assert!(
+        !resolver_accounts(h.cluster).await?.contains(&creds.account),
+        "the account outlived the Tenant"
+    );
+    let refused = connect(&creds).await;
+    assert!(refused.is_err(), "the deleted tenant's creds still connect");
+    Ok(())
+}
+
+#[tokio::test]
+async fn suspend_cuts_access_and_resume_restores_it() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let name = h
+        .create(
+            "topics-suspend",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}]}),
+        )
+        .await?;
+    h.wait_phase(&name, Phase::Ready).await?;
+    let creds = h.tenant_creds(&name).await?;
+    let mut live = connect(&creds).await?;
+    let js = jetstream::new(live.client.clone());
+    publish(&js, &format!("tenant.{name}.orders"), "before").await?;
+
+    h.patch_spec(&name, serde_json::json!({"suspended": true}))
+        .await?;
+    let suspended = h.wait_phase(&name, Phase::Suspended).await?;
+    assert_eq!(
+        topics_condition(&suspended).map(|c| c.1),
+        Some("Suspended".to_string())
+    );
+    // The server drops the connected client and refuses new connections with the same creds.
+    live.server_error("revoked").await?;
+    wait::until("the suspended tenant's creds refused", TIMEOUT, || async {
+        Ok(connect(&creds).await.is_err().then_some(()))
+    })
+    .await?;
+
+    h.patch_spec(&name, serde_json::json!({"suspended": false}))
+        .await?;
+    h.wait_phase(&name, Phase::Ready).await?;
+    let after = h.tenant_creds(&name).await?;
+    assert_eq!(after.creds, creds.creds, "resuming needs no new creds");
+    let conn = wait::until("the resumed tenant connects", TIMEOUT, || async {
+        Ok(connect(&creds).await.ok())
+    })
+    .await?;
+    let js = jetstream::new(conn.client.clone());
+    publish(&js, &format!("tenant.{name}.orders"), "after").await?;
+    assert_eq!(
+        js.get_stream("orders").await?.cached_info().state.messages,
+        2,
+        "the stream kept its messages through the suspension"
+    );
+    h.delete(&name).await?;
+    Ok(())
+}
+
+/// Lines of `/metrics` for writes by the topics part.
+async fn topic_writes(operator: &Operator) -> anyhow::Result<f64> {
+    let text = operator.get("/metrics").await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("landlord_api_writes_total") && l.contains("tenant-topics"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+#[tokio::test]
+async fn an_unchanged_tenant_with_topics_causes_no_writes() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let name = h
+        .create(
+            "topics-quiet",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "orders", "maxBytes": 8192}]}),
+        )
+        .await?;
+    h.wait_phase(&name, Phase::Ready).await?;
+    h.tenant_creds(&name).await?;
+    let writes = topic_writes(&h.operator).await?;
+    let pushes = h.operator.log_text().matches("pushed account").count();
+    let reconciles = h.operator.metric("landlord_reconciles_total").await?;
+    // Wake the reconcile without changing the spec, three times over.
+    for i in 0..3 {
+        h.tenants()
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    serde_json::json!({"metadata": {"annotations": {"e2e/poke": i.to_string()}}}),
+                ),
+            )
+            .await?;
+        let seen = reconciles + f64::from(i) + 1.0;
+        wait::until("a reconcile of the poked tenant", TIMEOUT, || async {
+            Ok((h.operator.metric("landlord_reconciles_total").await? >= seen).then_some(()))
+        })
+        .await?;
+    }
+    assert_eq!(topic_writes(&h.operator).await?, writes, "Secret rewritten");
+    assert_eq!(
+        h.operator.log_text().matches("pushed account").count(),
+        pushes,
+        "account JWT pushed again"
+    );
+    assert_eq!(
+        h.operator.log_text().matches("created stream").count(),
+        1,
+        "stream created again"
+    );
+    h.delete(&name).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_topic_larger_than_the_server_allows_is_reported() -> anyhow::Result<()> {
+    let h = harness().await?;
+    // The local server keeps at most 4 GB of streams.
+    let name = h
+        .create(
+            "topics-huge",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "firehose", "maxBytes": 1099511627776_i64}]}),
+        )
+        .await?;
+    let condition = wait::until("TopicsReady False", TIMEOUT, || async {
+        let t = h.tenants().get(&name).await?;
+        Ok(topics_condition(&t).filter(|c| c.0 == "False"))
+    })
+    .await?;
+    assert_eq!(condition.1, "StreamLimitRejected", "{condition:?}");
+    assert!(condition.2.contains("firehose"), "{condition:?}");
+    h.delete(&name).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tenants_without_topics_do_not_need_nats() -> anyhow::Result<()> {
+    // Nothing listens on port 1: NATS is unreachable for this operator.
+    let cluster = cluster();
+    let mut extra = operator::nats_args(cluster);
+    let url = extra
+        .iter()
+        .position(|a| a == "--nats-url")
+        .context("NATS flags")?;
+    extra[url + 1] = "nats://127.0.0.1:1".into();
+    let h = harness_with(extra).await?;
+    let plain = h
+        .create("topics-none", serde_json::json!({"tier": "shared"}))
+        .await?;
+    let ready = h.wait_phase(&plain, Phase::Ready).await?;
+    assert_eq!(
+        topics_condition(&ready).map(|c| (c.0, c.1)),
+        Some(("True".into(), "NoTopics".into()))
+    );
+    let with = h
+        .create(
+            "topics-unreachable",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}]}),
+        )
+        .await?;
+    let condition = wait::until("TopicsReady False", TIMEOUT, || async {
+        let t = h.tenants().get(&with).await?;
+        Ok(topics_condition(&t).filter(|c| c.0 == "False"))
+    })
+    .await?;
+    assert_eq!(condition.1, "NatsUnreachable", "{condition:?}");
+    h.delete(&plain).await?;
+    // Its cleanup cannot reach NATS either: release it.
+    h.tenants()
+        .patch(
+            &with,
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"metadata": {"annotations": {"landlord.dev/release": "true"}}}),
+            ),
+        )
+        .await?;
+    h.delete(&with).await?;
+    Ok(())
+}
