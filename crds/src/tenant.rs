@@ -395,7 +395,8 @@ pub enum DeletionPolicy {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicSpec {
-    /// Name of the topic; the stream's subjects are `tenant.<tenant>.<name>.>`.
+    /// Name of the topic and of its stream, which captures the subjects
+    /// `tenant.<tenant>.<name>` and `tenant.<tenant>.<name>.>`.
     #[schemars(
         length(min = 1, max = 64),
         regex(pattern = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
@@ -408,7 +409,8 @@ pub struct TopicSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16), regex(pattern = r"^[0-9]+(s|m|h|d)$"))]
     pub max_age: Option<String>,
-    /// Maximum size of the stream in bytes.
+    /// Maximum size of the stream in bytes; the platform's default when unset. The tenant's
+    /// NATS account reserves the sum over its topics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024, max = 1099511627776_i64))]
     pub max_bytes: Option<i64>,
