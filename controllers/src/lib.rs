@@ -13,6 +13,7 @@ pub mod drift;
 pub mod labels;
 pub mod metrics;
 pub mod nats;
+pub mod pod_security;
 pub mod quantity;
 pub mod tenant;
 

@@ -207,6 +207,19 @@ async fn wait_condition(
     .await
 }
 
+/// The Tenant's condition of `type_`.
+fn condition(
+    tenant: &Tenant,
+    type_: &str,
+) -> anyhow::Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    tenant
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, type_))
+        .cloned()
+        .with_context(|| format!("Tenant {} has no {type_} condition", tenant.name_any()))
+}
+
 async fn wait_ready(api: &Api<Tenant>, name: &str) -> anyhow::Result<Tenant> {
     wait_condition(api, name, "Ready", "True", None).await
 }
@@ -283,12 +296,7 @@ async fn a_shared_tenant_gets_an_isolated_database_and_no_password_leaks() -> an
     assert_eq!(status.server.as_deref(), Some("main"));
     assert_eq!(status.name.as_deref(), Some(ident_a.as_str()));
     assert_eq!(status.secret.as_deref(), Some("landlord-database"));
-    let database_ready = conditions::find(
-        &ready.status.clone().context("status")?.conditions,
-        "DatabaseReady",
-    )
-    .cloned()
-    .context("DatabaseReady")?;
+    let database_ready = condition(&ready, "DatabaseReady")?;
     assert_eq!(
         (
             database_ready.status.as_str(),
@@ -484,12 +492,7 @@ async fn tenants_spread_by_load_explicit_placement_is_honoured_and_capacity_hold
         Some("CapacityFull"),
     )
     .await?;
-    let ready = t
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, "Ready"))
-        .cloned()
-        .context("Ready")?;
+    let ready = condition(&t, "Ready")?;
     assert_eq!(ready.status, "False");
     assert!(ready.message.contains("east"), "{}", ready.message);
     assert_eq!(
@@ -700,12 +703,7 @@ async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::
         Some("ExtensionNotAllowed"),
     )
     .await?;
-    let c = t
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, "DatabaseReady"))
-        .cloned()
-        .context("condition")?;
+    let c = condition(&t, "DatabaseReady")?;
     assert!(
         c.message
             .starts_with("spec.database.extensions: plpython3u"),
@@ -726,12 +724,7 @@ async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::
     conn.close().await?;
     h.create(&squat, shared(serde_json::json!({}))).await?;
     let t = wait_condition(&api, &squat, "DatabaseReady", "False", Some("NameConflict")).await?;
-    let c = t
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, "DatabaseReady"))
-        .cloned()
-        .context("condition")?;
+    let c = condition(&t, "DatabaseReady")?;
     assert!(c.message.contains("not made by Landlord"), "{}", c.message);
 
     // Settled: no retry storm. Over 15 seconds at most a couple of reconciles happen (the

@@ -8,11 +8,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{StatefulSet, StatefulSetSpec},
         core::v1::{
-            Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
-            EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, PersistentVolumeClaim,
-            PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-            SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service, ServicePort,
-            ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+            ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+            EnvVar, EnvVarSource, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret, SecretKeySelector,
+            Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
         },
     },
     apimachinery::pkg::{
@@ -165,28 +164,8 @@ fn env(name: &str, value: &str) -> EnvVar {
 /// `postgres` user; the data volume is made group-writable through fsGroup).
 fn pod_security() -> PodSecurityContext {
     PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(999),
-        run_as_group: Some(999),
         fs_group: Some(999),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn container_security() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
-        ..Default::default()
+        ..crate::pod_security::pod(999)
     }
 }
 
@@ -296,7 +275,7 @@ pub fn dedicated(
             period_seconds: Some(5),
             ..Default::default()
         }),
-        security_context: Some(container_security()),
+        security_context: Some(crate::pod_security::container()),
         volume_mounts: Some(vec![
             mount(names::VOLUME, "/var/lib/postgresql/data"),
             mount("run", "/var/run/postgresql"),

@@ -12,10 +12,9 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
         core::v1::{
-            Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
-            ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-            ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount,
-            ServicePort, ServiceSpec,
+            Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
+            ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
+            ServiceAccount, ServicePort, ServiceSpec,
         },
         rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
     },
@@ -234,16 +233,7 @@ fn deployment(
                 spec: Some(PodSpec {
                     service_account_name: Some(NAME.into()),
                     // The restricted Pod Security Standard.
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(65532),
-                        run_as_group: Some(65532),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(crate::pod_security::pod(65532)),
                     containers: vec![Container {
                         name: "tenant-runtime".into(),
                         image: Some(image.into()),
@@ -268,16 +258,7 @@ fn deployment(
                         readiness_probe: Some(http_probe("/readyz", 5)),
                         liveness_probe: Some(http_probe("/healthz", 10)),
                         resources: Some(resources),
-                        security_context: Some(SecurityContext {
-                            allow_privilege_escalation: Some(false),
-                            read_only_root_filesystem: Some(true),
-                            run_as_non_root: Some(true),
-                            capabilities: Some(Capabilities {
-                                drop: Some(vec!["ALL".into()]),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }),
+                        security_context: Some(crate::pod_security::container()),
                         ..Default::default()
                     }],
                     ..Default::default()
