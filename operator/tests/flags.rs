@@ -35,6 +35,7 @@ const PROPAGATION: Duration = Duration::from_secs(20);
 const PLATFORM: &str = "landlord-platform";
 
 struct Harness {
+    cluster: &'static Cluster,
     client: Client,
     _operator: Operator,
     _serial: MutexGuard<'static, ()>,
@@ -42,7 +43,7 @@ struct Harness {
 
 async fn harness() -> anyhow::Result<Harness> {
     let serial = SERIAL.lock().await;
-    let cluster: &Cluster = cluster();
+    let cluster: &'static Cluster = cluster();
     let client = cluster.client().await?;
     install_crds(&client).await?;
     let namespaces = Api::<Namespace>::all(client.clone());
@@ -72,6 +73,7 @@ async fn harness() -> anyhow::Result<Harness> {
     )
     .await?;
     Ok(Harness {
+        cluster,
         client,
         _operator: operator,
         _serial: serial,
@@ -290,7 +292,10 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
         &json!({"type": "boolean", "value": true, "variant": "on",
                 "reason": "TARGETING_MATCH", "source": platform_id})
     );
-    assert_eq!(flag(&doc, "recommendation-sample-rate")["value"], json!(1.0));
+    assert_eq!(
+        flag(&doc, "recommendation-sample-rate")["value"],
+        json!(1.0)
+    );
     // Targeting by label: segment=wholesale.
     assert_eq!(flag(&doc, "max-cart-items")["value"], json!(500));
     // No rule matches: the default variant.
@@ -306,7 +311,10 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
                 "reason": "STATIC", "source": own_id})
     );
     assert_eq!(flag(&doc, "holiday-banner")["source"], json!(own_id));
-    assert_eq!(flag(&doc, "loyalty-points-multiplier")["type"], json!("float"));
+    assert_eq!(
+        flag(&doc, "loyalty-points-multiplier")["type"],
+        json!("float")
+    );
     // ...but not a locked one.
     assert_eq!(flag(&doc, "payments-enabled")["value"], json!(true));
     assert_eq!(flag(&doc, "payments-enabled")["source"], json!(platform_id));
@@ -342,18 +350,30 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     }
     assert_eq!(status.phase, Some(Phase::Ready));
     assert!(conditions::is_true(&status.conditions, "Ready"));
-    set_when(&h.client, &own_ns, &own_name, "locked override reported", |s| {
-        condition(s, "Ready").is_some_and(|(st, reason, msg)| {
-            st == "False" && reason == "LockedFlagOverride" && msg.contains("payments-enabled")
-        }) && s.tenants == 1
-    })
+    set_when(
+        &h.client,
+        &own_ns,
+        &own_name,
+        "locked override reported",
+        |s| {
+            condition(s, "Ready").is_some_and(|(st, reason, msg)| {
+                st == "False" && reason == "LockedFlagOverride" && msg.contains("payments-enabled")
+            }) && s.tenants == 1
+        },
+    )
     .await?;
-    set_when(&h.client, PLATFORM, &platform_name, "applies to 2 tenants", |s| {
-        s.tenants == 2
-            && s.flags == 6
-            && condition(s, "Ready").is_some_and(|c| c.0 == "True")
-            && condition(s, "Conflict").is_some_and(|c| c.0 == "False")
-    })
+    set_when(
+        &h.client,
+        PLATFORM,
+        &platform_name,
+        "applies to 2 tenants",
+        |s| {
+            s.tenants == 2
+                && s.flags == 6
+                && condition(s, "Ready").is_some_and(|c| c.0 == "True")
+                && condition(s, "Conflict").is_some_and(|c| c.0 == "False")
+        },
+    )
     .await?;
 
     // Editing the platform set reaches the ConfigMap within seconds.
@@ -401,14 +421,48 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
         d["flags"] == json!({})
     })
     .await?;
-    set_when(&h.client, PLATFORM, &platform_name, "applies to 1 tenant", |s| {
-        s.tenants == 1
-    })
+    set_when(
+        &h.client,
+        PLATFORM,
+        &platform_name,
+        "applies to 1 tenant",
+        |s| s.tenants == 1,
+    )
     .await?;
 
     delete_set(&h.client, PLATFORM, &platform_name).await?;
     delete_tenant(&h.client, &shared).await?;
     delete_tenant(&h.client, &dedicated).await
+}
+
+/// The operator's writes in the API server's audit log from line `from_line` on, leaving out
+/// its Lease renewals; and the log's current length.
+fn operator_writes(cluster: &Cluster, from_line: usize) -> anyhow::Result<(usize, Vec<String>)> {
+    let text = std::fs::read_to_string(cluster.var("LANDLORD_AUDIT_LOG"))?;
+    let user = format!(
+        "system:serviceaccount:{}:{}",
+        operator::NAMESPACE,
+        operator::SERVICE_ACCOUNT
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let mut writes = Vec::new();
+    for line in lines.iter().skip(from_line) {
+        let entry: Value = serde_json::from_str(line)?;
+        let verb = entry["verb"].as_str().unwrap_or_default();
+        if entry["stage"] == "ResponseComplete"
+            && entry["user"]["username"] == user.as_str()
+            && matches!(verb, "create" | "update" | "patch" | "delete")
+            && entry["objectRef"]["resource"] != "leases"
+        {
+            writes.push(format!(
+                "{verb} {} {}/{}",
+                entry["objectRef"]["resource"],
+                entry["objectRef"]["namespace"],
+                entry["objectRef"]["name"]
+            ));
+        }
+    }
+    Ok((lines.len(), writes))
 }
 
 fn typed_flag(name: &str, type_: &str, value: Value) -> Value {
@@ -450,11 +504,17 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
 
     // Both sets name each other in their Conflict condition; only the ignored one is not Ready.
     for (name, other, ready) in [(&high, &low_id, "True"), (&low, &high_id, "False")] {
-        set_when(&h.client, PLATFORM, name, "Conflict naming the other set", |s| {
-            condition(s, "Conflict").is_some_and(|(st, reason, msg)| {
-                st == "True" && reason == "TypeConflict" && msg.contains(other.as_str())
-            }) && condition(s, "Ready").is_some_and(|c| c.0 == ready)
-        })
+        set_when(
+            &h.client,
+            PLATFORM,
+            name,
+            "Conflict naming the other set",
+            |s| {
+                condition(s, "Conflict").is_some_and(|(st, reason, msg)| {
+                    st == "True" && reason == "TypeConflict" && msg.contains(other.as_str())
+                }) && condition(s, "Ready").is_some_and(|c| c.0 == ready)
+            },
+        )
         .await?;
     }
 
@@ -482,6 +542,17 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     );
     assert_eq!(status.phase, Some(Phase::Ready));
 
+    // A reported conflict is a steady state: no status or ConfigMap rewritten over and over.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (start, _) = operator_writes(h.cluster, 0)?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (_, writes) = operator_writes(h.cluster, start)?;
+    assert!(
+        writes.is_empty(),
+        "the operator kept writing while the conflict stood:\n{}",
+        writes.join("\n")
+    );
+
     // Fixing the conflict clears it everywhere.
     delete_set(&h.client, PLATFORM, &low).await?;
     set_when(&h.client, PLATFORM, &high, "conflict cleared", |s| {
@@ -489,6 +560,53 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     })
     .await?;
     tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| c.status == "True").await?;
+
+    // A tenant's own set that gives the flag another type: reported on that set (naming the
+    // platform set) and on the Tenant, while the platform set, shared by every tenant, stays
+    // clean; the platform's type is served.
+    let own_ns = format!("tenant-{tenant}");
+    create_set(
+        &h.client,
+        flag_set(
+            &own_ns,
+            "mine",
+            json!({"flags": [typed_flag("beta", "integer", json!(1))]}),
+        )?,
+    )
+    .await?;
+    set_when(
+        &h.client,
+        &own_ns,
+        "mine",
+        "Conflict naming the platform set",
+        |s| {
+            condition(s, "Conflict")
+                .is_some_and(|(st, _, msg)| st == "True" && msg.contains(high_id.as_str()))
+                && condition(s, "Ready")
+                    .is_some_and(|(st, reason, _)| st == "False" && reason == "FlagConflict")
+        },
+    )
+    .await?;
+    tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| {
+        c.reason == "FlagConflict" && c.message.contains(&format!("{own_ns}/mine"))
+    })
+    .await?;
+    let high_set = Api::<FeatureFlagSet>::namespaced(h.client.clone(), PLATFORM)
+        .get(&high)
+        .await?;
+    assert_eq!(
+        high_set
+            .status
+            .as_ref()
+            .and_then(|s| condition(s, "Conflict"))
+            .map(|c| c.0),
+        Some("False")
+    );
+    let doc = flags_when(&h.client, &tenant, "platform type served", |d| {
+        flag(d, "beta")["type"] == json!("boolean")
+    })
+    .await?;
+    assert_eq!(flag(&doc, "beta")["source"], json!(high_id));
 
     delete_set(&h.client, PLATFORM, &high).await?;
     delete_tenant(&h.client, &tenant).await

@@ -327,7 +327,7 @@ async fn reconcile(set: Arc<FeatureFlagSet>, state: Arc<State>) -> Result<Action
                 resolve_for(tenant, &sets, config)
                     .problems
                     .into_iter()
-                    .filter(|p| p.involves(&id)),
+                    .filter(|p| status::concerns(p, &id, &scope, &config.platform_namespace)),
             );
         }
         let now = Time(Timestamp::now());

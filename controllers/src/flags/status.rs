@@ -94,6 +94,25 @@ pub fn compute(
     status
 }
 
+/// Whether a problem found while resolving some tenant's flags belongs on the set `id`. It
+/// must name the set; and a platform set only hears of problems among platform sets: a
+/// tenant's set that collides with it is that tenant's to fix (its own set and the Tenant
+/// say so), and must not mark a set shared by every tenant.
+pub fn concerns(problem: &Problem, id: &str, scope: &Scope, platform_namespace: &str) -> bool {
+    let platform_set = |set: &str| {
+        set.split_once('/')
+            .is_some_and(|(namespace, _)| namespace == platform_namespace)
+    };
+    problem.involves(id)
+        && match (scope, problem) {
+            (Scope::Platform, Problem::TypeConflict { kept, ignored, .. }) => {
+                platform_set(kept) && platform_set(ignored)
+            }
+            (Scope::Platform, Problem::LockedOverride { .. }) => false,
+            _ => true,
+        }
+}
+
 fn listed(problems: &[&Problem]) -> String {
     let mut parts: Vec<String> = problems.iter().take(SHOWN).map(|p| p.to_string()).collect();
     if problems.len() > SHOWN {
@@ -202,6 +221,49 @@ mod tests {
         assert_eq!((s, reason), ("False", "LockedFlagOverride"));
         assert!(message.contains("pay") && message.contains("landlord-platform/a"));
         assert_eq!(condition(&status, CONFLICT).0, "False");
+    }
+
+    #[test]
+    fn a_tenant_set_colliding_with_a_platform_set_concerns_only_the_tenant_set() {
+        let tenant_conflict = Problem::TypeConflict {
+            flag: "beta".into(),
+            kept: "landlord-platform/a".into(),
+            kept_type: FlagType::Boolean,
+            ignored: "tenant-acme/mine".into(),
+            ignored_type: FlagType::String,
+        };
+        let locked = Problem::LockedOverride {
+            flag: "pay".into(),
+            locked_by: "landlord-platform/a".into(),
+            ignored: "tenant-acme/mine".into(),
+        };
+        let tenant = Scope::Tenant("acme".into());
+        for problem in [&tenant_conflict, &locked] {
+            assert!(!concerns(
+                problem,
+                "landlord-platform/a",
+                &Scope::Platform,
+                "landlord-platform"
+            ));
+            assert!(concerns(
+                problem,
+                "tenant-acme/mine",
+                &tenant,
+                "landlord-platform"
+            ));
+        }
+        assert!(concerns(
+            &conflict(),
+            "landlord-platform/a",
+            &Scope::Platform,
+            "landlord-platform"
+        ));
+        assert!(!concerns(
+            &conflict(),
+            "landlord-platform/c",
+            &Scope::Platform,
+            "landlord-platform"
+        ));
     }
 
     #[test]
