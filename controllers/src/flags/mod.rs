@@ -54,6 +54,23 @@ pub fn resolve_for(tenant: &Tenant, sets: &[Arc<FeatureFlagSet>], config: &Confi
     )
 }
 
+/// The problems of a tenant's flags that concern the keys of the set `of`.
+fn problems_for(
+    tenant: &Tenant,
+    sets: &[Arc<FeatureFlagSet>],
+    of: &FeatureFlagSet,
+    config: &Config,
+) -> Vec<resolve::Problem> {
+    let keys: HashSet<&str> = of.spec.flags.iter().map(|f| f.name.as_str()).collect();
+    resolve::resolve_keys(
+        &TenantFacts::of(tenant),
+        in_namespace(sets, &config.platform_namespace),
+        in_namespace(sets, &tenant.namespace_name()),
+        |key| keys.contains(key),
+    )
+    .problems
+}
+
 fn in_namespace<'a>(
     sets: &'a [Arc<FeatureFlagSet>],
     namespace: &str,
@@ -324,8 +341,7 @@ async fn reconcile(set: Arc<FeatureFlagSet>, state: Arc<State>) -> Result<Action
         let mut problems = Vec::new();
         for tenant in &applies_to {
             problems.extend(
-                resolve_for(tenant, &sets, config)
-                    .problems
+                problems_for(tenant, &sets, &set, config)
                     .into_iter()
                     .filter(|p| status::concerns(p, &id, &scope, &config.platform_namespace)),
             );

@@ -298,6 +298,17 @@ pub fn resolve<'a>(
     platform: impl IntoIterator<Item = &'a FeatureFlagSet>,
     own: impl IntoIterator<Item = &'a FeatureFlagSet>,
 ) -> Resolution {
+    resolve_keys(tenant, platform, own, |_| true)
+}
+
+/// [`resolve`] restricted to the flag keys `wanted` accepts: the other keys are neither
+/// served nor checked. (A set's status needs only its own keys, for each of its tenants.)
+pub fn resolve_keys<'a>(
+    tenant: &TenantFacts,
+    platform: impl IntoIterator<Item = &'a FeatureFlagSet>,
+    own: impl IntoIterator<Item = &'a FeatureFlagSet>,
+    wanted: impl Fn(&str) -> bool,
+) -> Resolution {
     let platform = ordered(platform.into_iter().filter(|s| selects(s, tenant)));
     let own = ordered(own);
     let mut problems = Vec::new();
@@ -305,7 +316,7 @@ pub fn resolve<'a>(
     let mut from_platform: BTreeMap<&str, Winner> = BTreeMap::new();
     for set in &platform {
         let id = set_id(set);
-        for flag in &set.spec.flags {
+        for flag in set.spec.flags.iter().filter(|f| wanted(&f.name)) {
             match from_platform.get_mut(flag.name.as_str()) {
                 None => {
                     from_platform.insert(
@@ -332,7 +343,7 @@ pub fn resolve<'a>(
     let mut from_tenant: BTreeMap<&str, Winner> = BTreeMap::new();
     for set in &own {
         let id = set_id(set);
-        for flag in &set.spec.flags {
+        for flag in set.spec.flags.iter().filter(|f| wanted(&f.name)) {
             let key = flag.name.as_str();
             if let Some(platform_winner) = from_platform.get(key) {
                 if let Some(locked_by) = &platform_winner.locked_by {
@@ -820,6 +831,20 @@ mod tests {
         assert!(r.flags.is_empty());
         assert_eq!(r.problems.len(), 2);
         assert!(r.problems.iter().all(|p| p.reason() == "InvalidFlag"));
+    }
+
+    #[test]
+    fn resolving_some_keys_gives_the_same_answer_for_those_keys() {
+        let a = platform("a", 20, json!([boolean("beta", true), string("s", "x")]));
+        let b = platform("b", 10, json!([string("beta", "yes"), string("t", "y")]));
+        let t = own("mine", json!([string("s", "z"), string("u", "w")]));
+        let facts = acme(Tier::Shared, None);
+        let all = resolve(&facts, [&a, &b], [&t]);
+        let some = resolve_keys(&facts, [&a, &b], [&t], |k| k == "beta" || k == "s");
+        assert_eq!(some.flags.keys().collect::<Vec<_>>(), ["beta", "s"]);
+        assert_eq!(some.flags["beta"], all.flags["beta"]);
+        assert_eq!(some.flags["s"], all.flags["s"]);
+        assert_eq!(some.problems, all.problems);
     }
 
     #[test]
