@@ -2,8 +2,8 @@
 //! namespace, resolved by the real operator binary (as the chart's ServiceAccount) into the
 //! tenant's `landlord-flags` ConfigMap, with `FlagsReady` on the Tenant and status on the sets.
 //!
-//! The platform sets of these tests select only their own tenants (by a label unique to the
-//! test), so they never change the flags of other tests' tenants; they are deleted at the end.
+//! Each test's operator has a platform namespace of its own (`--platform-namespace`), so its
+//! platform sets never change the flags of other tests' tenants.
 
 use std::{
     path::PathBuf,
@@ -11,14 +11,14 @@ use std::{
 };
 
 use anyhow::Context;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use landlord_crds::{FeatureFlagSet, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    Cluster, cluster,
+    Cluster, TestNamespace, cluster,
     cluster::repo_root,
     manifests::install_crds,
     operator::{self, Operator, Options},
@@ -32,11 +32,12 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// How soon a change of a set must show in the ConfigMap (the operator reacts to watch
 /// events; this bound only keeps a broken test from hanging).
 const PROPAGATION: Duration = Duration::from_secs(20);
-const PLATFORM: &str = "landlord-platform";
 
 struct Harness {
     cluster: &'static Cluster,
     client: Client,
+    /// The operator's platform namespace.
+    platform: TestNamespace,
     _operator: Operator,
     _serial: MutexGuard<'static, ()>,
 }
@@ -46,21 +47,7 @@ async fn harness() -> anyhow::Result<Harness> {
     let cluster: &'static Cluster = cluster();
     let client = cluster.client().await?;
     install_crds(&client).await?;
-    let namespaces = Api::<Namespace>::all(client.clone());
-    if namespaces.get_opt(PLATFORM).await?.is_none() {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(PLATFORM.into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        match namespaces.create(&PostParams::default(), &ns).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let platform = TestNamespace::new(&client, "platform").await?;
     let kubeconfig: PathBuf = operator::service_account_kubeconfig(cluster, &client).await?;
     let operator = Operator::start(
         cluster,
@@ -69,12 +56,14 @@ async fn harness() -> anyhow::Result<Harness> {
             kubeconfig: &kubeconfig,
             lease_name: operator::LEASE,
             lease_duration_seconds: 15,
+            args: &["--platform-namespace".to_string(), platform.name.clone()],
         },
     )
     .await?;
     Ok(Harness {
         cluster,
         client,
+        platform,
         _operator: operator,
         _serial: serial,
     })
@@ -237,6 +226,7 @@ fn flag<'a>(doc: &'a Value, key: &str) -> &'a Value {
 #[tokio::test]
 async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Result<()> {
     let h = harness().await?;
+    let platform = h.platform.name.clone();
     let group = unique_name("g");
     let shared = unique_name("flags-shared");
     let dedicated = unique_name("flags-dedicated");
@@ -255,16 +245,18 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     )
     .await?;
 
-    // The platform example, selecting only this test's tenants.
-    let mut platform = example("flags-platform.yaml")?;
+    // The platform example in this operator's platform namespace, selecting this test's
+    // tenants by label.
+    let mut shop = example("flags-platform.yaml")?;
     let platform_name = unique_name("shop-defaults");
-    platform.metadata.name = Some(platform_name.clone());
-    platform.spec.selector = Some(landlord_crds::flags::TenantSelector {
+    shop.metadata.name = Some(platform_name.clone());
+    shop.metadata.namespace = Some(platform.clone());
+    shop.spec.selector = Some(landlord_crds::flags::TenantSelector {
         match_labels: [("e2e-flags".to_string(), group.clone())].into(),
         ..Default::default()
     });
-    create_set(&h.client, platform).await?;
-    let platform_id = format!("{PLATFORM}/{platform_name}");
+    create_set(&h.client, shop).await?;
+    let platform_id = format!("{platform}/{platform_name}");
 
     // The tenant example in the shared tenant's namespace, plus an override of the locked
     // payments-enabled flag.
@@ -364,7 +356,7 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     .await?;
     set_when(
         &h.client,
-        PLATFORM,
+        &platform,
         &platform_name,
         "applies to 2 tenants",
         |s| {
@@ -377,7 +369,7 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     .await?;
 
     // Editing the platform set reaches the ConfigMap within seconds.
-    let sets = Api::<FeatureFlagSet>::namespaced(h.client.clone(), PLATFORM);
+    let sets = Api::<FeatureFlagSet>::namespaced(h.client.clone(), &platform);
     let mut edited = sets.get(&platform_name).await?;
     for f in &mut edited.spec.flags {
         if f.name == "max-cart-items"
@@ -423,16 +415,17 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     .await?;
     set_when(
         &h.client,
-        PLATFORM,
+        &platform,
         &platform_name,
         "applies to 1 tenant",
         |s| s.tenants == 1,
     )
     .await?;
 
-    delete_set(&h.client, PLATFORM, &platform_name).await?;
+    delete_set(&h.client, &platform, &platform_name).await?;
     delete_tenant(&h.client, &shared).await?;
-    delete_tenant(&h.client, &dedicated).await
+    delete_tenant(&h.client, &dedicated).await?;
+    h.platform.cleanup().await
 }
 
 /// The operator's writes in the API server's audit log from line `from_line` on, leaving out
@@ -473,6 +466,7 @@ fn typed_flag(name: &str, type_: &str, value: Value) -> Value {
 async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
 -> anyhow::Result<()> {
     let h = harness().await?;
+    let platform = h.platform.name.clone();
     let group = unique_name("g");
     let tenant = unique_name("flags-conflict");
     ready_tenant(&h.client, &tenant, json!({"tier": "shared"}), &group).await?;
@@ -482,7 +476,7 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     create_set(
         &h.client,
         flag_set(
-            PLATFORM,
+            &platform,
             &high,
             json!({"priority": 200, "selector": selector,
                    "flags": [typed_flag("beta", "boolean", json!(true))]}),
@@ -492,7 +486,7 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     create_set(
         &h.client,
         flag_set(
-            PLATFORM,
+            &platform,
             &low,
             json!({"priority": 100, "selector": selector,
                    "flags": [typed_flag("beta", "string", json!("on")),
@@ -500,13 +494,13 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
         )?,
     )
     .await?;
-    let (high_id, low_id) = (format!("{PLATFORM}/{high}"), format!("{PLATFORM}/{low}"));
+    let (high_id, low_id) = (format!("{platform}/{high}"), format!("{platform}/{low}"));
 
     // Both sets name each other in their Conflict condition; only the ignored one is not Ready.
     for (name, other, ready) in [(&high, &low_id, "True"), (&low, &high_id, "False")] {
         set_when(
             &h.client,
-            PLATFORM,
+            &platform,
             name,
             "Conflict naming the other set",
             |s| {
@@ -554,8 +548,8 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     );
 
     // Fixing the conflict clears it everywhere.
-    delete_set(&h.client, PLATFORM, &low).await?;
-    set_when(&h.client, PLATFORM, &high, "conflict cleared", |s| {
+    delete_set(&h.client, &platform, &low).await?;
+    set_when(&h.client, &platform, &high, "conflict cleared", |s| {
         condition(s, "Conflict").is_some_and(|c| c.0 == "False")
     })
     .await?;
@@ -591,7 +585,7 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
         c.reason == "FlagConflict" && c.message.contains(&format!("{own_ns}/mine"))
     })
     .await?;
-    let high_set = Api::<FeatureFlagSet>::namespaced(h.client.clone(), PLATFORM)
+    let high_set = Api::<FeatureFlagSet>::namespaced(h.client.clone(), &platform)
         .get(&high)
         .await?;
     assert_eq!(
@@ -608,6 +602,7 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     .await?;
     assert_eq!(flag(&doc, "beta")["source"], json!(high_id));
 
-    delete_set(&h.client, PLATFORM, &high).await?;
-    delete_tenant(&h.client, &tenant).await
+    delete_set(&h.client, &platform, &high).await?;
+    delete_tenant(&h.client, &tenant).await?;
+    h.platform.cleanup().await
 }

@@ -32,6 +32,7 @@ use landlord_crds::{
 };
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// What targeting sees of a tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,8 +227,8 @@ impl Resolution {
     /// equal flags give an equal revision, whatever order the sets were listed in.
     pub fn revision(&self) -> String {
         let value = serde_json::to_value(&self.flags).unwrap_or(Value::Null);
-        let digest = ring::digest::digest(&ring::digest::SHA256, canonical(&value).as_bytes());
-        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        let digest = Sha256::digest(canonical(&value).as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -860,15 +861,9 @@ mod tests {
         let three = resolve(&acme(Tier::Shared, None), [&changed, &b], []);
         assert_ne!(one.revision(), three.revision());
         // The revision is the SHA-256 of the canonical JSON of the flags object.
-        let expected = ring::digest::digest(
-            &ring::digest::SHA256,
-            canonical(&serde_json::to_value(&one.flags).expect("json")).as_bytes(),
-        );
-        let hex: String = expected
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let expected =
+            Sha256::digest(canonical(&serde_json::to_value(&one.flags).expect("json")).as_bytes());
+        let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(one.revision(), hex);
     }
 
