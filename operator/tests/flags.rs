@@ -392,6 +392,31 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     );
     assert_ne!(doc["revision"], json!(revision));
 
+    // tenant-runtime reads the document as written and serves it over OFREP.
+    let data = Api::<ConfigMap>::namespaced(h.client.clone(), &own_ns)
+        .get("landlord-flags")
+        .await?
+        .data;
+    let served = tenant_runtime::flags::FlagsDocument::from_data(&shared, data.as_ref())?;
+    assert!(
+        served
+            .flags
+            .values()
+            .all(tenant_runtime::flags::Flag::well_typed)
+    );
+    assert_eq!(served.flags.len(), 8);
+    let reply = tenant_runtime::ofrep::evaluate(
+        tenant_runtime::ofrep::Flags::Document(&served),
+        "max-cart-items",
+        br#"{"context": {}}"#,
+    );
+    assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
+    let body = reply.body.context("OFREP body")?;
+    assert_eq!(
+        (&body["value"], &body["variant"], &body["reason"]),
+        (&json!(750), &json!("large"), &json!("TARGETING_MATCH"))
+    );
+
     // Deleting the tenant's set brings back the platform's values and clears the warning.
     delete_set(&h.client, &own_ns, &own_name).await?;
     let doc = flags_when(&h.client, &shared, "tenant set gone", |d| {
