@@ -382,10 +382,11 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
             observations
         }
     };
-    // Settled, or blocked only on what a person must fix: no point looking again soon.
-    let settled = observations
-        .iter()
-        .all(|o| o.is_true() || status::waits_for_tenant_change(&o.reason));
+    // Settled, or blocked only on what a person must fix, or warned about objects whose
+    // changes are watched (FeatureFlagSets): no point looking again soon.
+    let settled = observations.iter().all(|o| {
+        o.is_true() || status::waits_for_tenant_change(&o.reason) || status::is_warning(&o.reason)
+    });
     let status = status::compute(tenant, draft, &observations, &now());
     write_status(tenant, status, state).await?;
     Ok(Action::requeue(if settled { RESYNC } else { RECHECK }))

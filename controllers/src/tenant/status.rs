@@ -16,6 +16,12 @@ const NEEDS_ACTION: &[&str] = &["InvalidSpec", "NamespaceConflict"];
 /// override a locked flag; the flags are still served). Visible, but Ready stays True.
 const WARNINGS: &[&str] = &["FlagConflict", "LockedFlagOverride", "InvalidFlag"];
 
+/// Whether a condition reason is a warning that does not hold the tenant back (a change of
+/// the objects at fault triggers a reconcile; nothing to poll for).
+pub fn is_warning(reason: &str) -> bool {
+    WARNINGS.contains(&reason)
+}
+
 /// Whether a condition reason needs a person to act (no retry can clear it).
 pub fn needs_action(reason: &str) -> bool {
     NEEDS_ACTION.contains(&reason) || crate::database::failure::NEEDS_ACTION.contains(&reason)
@@ -50,10 +56,10 @@ pub fn compute(
     }
     let blocking = observations
         .iter()
-        .find(|o| !o.is_true() && !WARNINGS.contains(&o.reason.as_str()));
+        .find(|o| !o.is_true() && !is_warning(&o.reason));
     let warnings: Vec<String> = observations
         .iter()
-        .filter(|o| !o.is_true() && WARNINGS.contains(&o.reason.as_str()))
+        .filter(|o| !o.is_true() && is_warning(&o.reason))
         .map(|o| format!("{} is {}", o.type_, o.reason))
         .collect();
     let (ready, phase) = if tenant.meta().deletion_timestamp.is_some() {
