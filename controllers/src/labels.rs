@@ -8,6 +8,8 @@ pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "landlord";
 /// The tenant an object belongs to.
 pub const TENANT: &str = "landlord.dev/tenant";
+/// Which part of a tenant's stack an object belongs to (e.g. `flags`).
+pub const COMPONENT: &str = "landlord.dev/component";
 /// On a pre-existing namespace: the name of the Tenant allowed to adopt it.
 pub const ADOPT: &str = "landlord.dev/adopt";
 /// On a Tenant: `"true"` releases it from its finalizer even when external cleanup cannot

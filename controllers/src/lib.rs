@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod database;
 pub mod drift;
+pub mod flags;
 pub mod labels;
 pub mod metrics;
 pub mod nats;

@@ -38,11 +38,13 @@ use crate::{schema, tenant::Tier};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureFlagSetSpec {
-    /// Platform sets only: which tenants the set applies to. Empty selects every tenant.
-    /// Ignored on a set in a tenant's namespace.
+    /// Platform sets only: which tenants the set applies to. Empty or absent selects every
+    /// tenant. Ignored on a set in a tenant's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<TenantSelector>,
-    /// Among platform sets, a higher priority wins for a flag defined in several sets.
+    /// A higher priority wins for a flag defined in several sets (platform sets among
+    /// themselves, a tenant's own sets among themselves); equal priorities go by name. A
+    /// tenant's own sets override platform flags that are not locked.
     #[serde(default)]
     #[schemars(range(min = 0, max = 1000))]
     pub priority: i32,
@@ -110,13 +112,27 @@ pub struct Flag {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub rules: Vec<TargetingRule>,
-    /// Platform sets only: a locked flag cannot be overridden by a tenant's own set.
+    /// Platform sets only: a locked flag cannot be overridden by a tenant's own set (the
+    /// override is ignored and reported). A flag locked in any platform set that applies to a
+    /// tenant is locked for that tenant.
     #[serde(default)]
     pub locked: bool,
 }
 
 /// Type of a flag.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum FlagType {
     Boolean,

@@ -345,10 +345,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics,
         Some(identity.clone()),
     ));
-    let controllers = tokio::spawn(landlord_controllers::tenant::run(
-        ctx.clone(),
-        stopped(stop_rx.clone()),
-    ));
+    let controllers = tokio::spawn({
+        let tenants = landlord_controllers::tenant::run(ctx.clone(), stopped(stop_rx.clone()));
+        let flag_sets = landlord_controllers::flags::run(ctx.clone(), stopped(stop_rx.clone()));
+        async move {
+            tokio::join!(tenants, flag_sets);
+        }
+    });
     tokio::spawn(landlord_controllers::tenant::runtime::run_pool(
         ctx,
         stopped(stop_rx.clone()),

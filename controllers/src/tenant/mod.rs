@@ -8,6 +8,7 @@
 pub mod database;
 pub mod desired;
 pub mod error;
+pub mod flags;
 pub mod namespace;
 pub mod runtime;
 pub mod status;
@@ -42,7 +43,9 @@ use kube::{
         watcher,
     },
 };
-use landlord_crds::{CLEANUP_FINALIZER, Tenant, TenantStatus, conditions::Observation};
+use landlord_crds::{
+    CLEANUP_FINALIZER, FeatureFlagSet, Tenant, TenantStatus, conditions::Observation,
+};
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{Instrument, info, info_span, warn};
 
@@ -77,14 +80,20 @@ pub enum Part {
     Namespace,
     Database,
     Topics,
+    Flags,
     /// The dedicated tenant's tenant-runtime (flags and context for its services).
     Runtime,
 }
 
 impl Part {
-    pub const PROVISION_ORDER: &'static [Part] =
-        &[Part::Namespace, Part::Database, Part::Topics, Part::Runtime];
-    // The runtime's objects live in the namespace and go with it.
+    pub const PROVISION_ORDER: &'static [Part] = &[
+        Part::Namespace,
+        Part::Database,
+        Part::Topics,
+        Part::Flags,
+        Part::Runtime,
+    ];
+    // The runtime's and the flags' objects live in the namespace and go with it.
     pub const CLEANUP_ORDER: &'static [Part] = &[Part::Topics, Part::Database, Part::Namespace];
 
     /// Provisions the part and reports its condition. A part that owns status fields
@@ -101,6 +110,7 @@ impl Part {
             Part::Database => database::provision(tenant, state, draft).await,
             Part::Topics => topics::provision(tenant, state, draft).await,
             Part::Runtime => runtime::provision(tenant, &state.ctx, &state.stores).await,
+            Part::Flags => flags::provision(tenant, state, draft).await,
         }
     }
 
@@ -109,7 +119,7 @@ impl Part {
             Part::Namespace => namespace::cleanup(tenant, &state.ctx).await,
             Part::Database => database::cleanup(tenant, state).await,
             Part::Topics => topics::cleanup(tenant, state).await,
-            Part::Runtime => Ok(()),
+            Part::Runtime | Part::Flags => Ok(()),
         }
     }
 }
@@ -128,6 +138,8 @@ pub struct Stores {
     pub stateful_sets: Store<StatefulSet>,
     pub service_accounts: Store<ServiceAccount>,
     pub deployments: Store<Deployment>,
+    /// Every FeatureFlagSet (platform and tenant namespaces).
+    pub flag_sets: Store<FeatureFlagSet>,
 }
 
 impl Stores {
@@ -145,6 +157,7 @@ impl Stores {
             stateful_sets,
             service_accounts,
             deployments,
+            flag_sets,
         } = self;
         // Errors only when the writer is gone, i.e. the controller is shutting down.
         let _ = futures::join!(
@@ -160,6 +173,7 @@ impl Stores {
             stateful_sets.wait_until_ready(),
             service_accounts.wait_until_ready(),
             deployments.wait_until_ready(),
+            flag_sets.wait_until_ready(),
         );
     }
 }
@@ -221,6 +235,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (stateful_sets, stateful_set_events) = owned::<StatefulSet>(&client);
     let (service_accounts, service_account_events) = owned::<ServiceAccount>(&client);
     let (deployments, deployment_events) = owned::<Deployment>(&client);
+    let (flag_sets, flag_set_changes) = crate::flags::set_changes(&client);
     let stores = Stores {
         namespaces,
         roles,
@@ -234,6 +249,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         stateful_sets,
         service_accounts,
         deployments,
+        flag_sets,
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
@@ -245,6 +261,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         trigger,
         DATABASE_PROBE,
     ));
+    // A changed FeatureFlagSet re-resolves the flags of the tenants it can affect.
+    let flags_config = ctx.config.clone();
+    let tenants = controller.store();
+    let flag_set_triggers = flag_set_changes.flat_map(move |sets| {
+        let all = tenants.state();
+        let affected: Vec<_> = sets
+            .iter()
+            .flat_map(|set| crate::flags::affected_tenants(set, &all, &flags_config))
+            .collect();
+        futures::stream::iter(affected)
+    });
     let state = Arc::new(State {
         ctx,
         stores,
@@ -266,6 +293,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .watches_stream(stateful_set_events, tenant_of)
         .watches_stream(service_account_events, tenant_of)
         .watches_stream(deployment_events, tenant_of)
+        .reconcile_on(flag_set_triggers)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move {
@@ -354,10 +382,11 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
             observations
         }
     };
-    // Settled, or blocked only on what a person must fix: no point looking again soon.
-    let settled = observations
-        .iter()
-        .all(|o| o.is_true() || status::waits_for_tenant_change(&o.reason));
+    // Settled, or blocked only on what a person must fix, or warned about objects whose
+    // changes are watched (FeatureFlagSets): no point looking again soon.
+    let settled = observations.iter().all(|o| {
+        o.is_true() || status::waits_for_tenant_change(&o.reason) || status::is_warning(&o.reason)
+    });
     let status = status::compute(tenant, draft, &observations, &now());
     write_status(tenant, status, state).await?;
     Ok(Action::requeue(if settled { RESYNC } else { RECHECK }))

@@ -11,6 +11,16 @@ use landlord_crds::{
 
 /// Reasons of conditions that only a change by a person can clear: the phase is Failed.
 const NEEDS_ACTION: &[&str] = &["InvalidSpec", "NamespaceConflict"];
+/// Reasons of conditions that are False without holding the tenant back: its stack runs, and
+/// the problem lies in objects someone else wrote (FeatureFlagSets whose flags conflict or
+/// override a locked flag; the flags are still served). Visible, but Ready stays True.
+const WARNINGS: &[&str] = &["FlagConflict", "LockedFlagOverride", "InvalidFlag"];
+
+/// Whether a condition reason is a warning that does not hold the tenant back (a change of
+/// the objects at fault triggers a reconcile; nothing to poll for).
+pub fn is_warning(reason: &str) -> bool {
+    WARNINGS.contains(&reason)
+}
 
 /// Whether a condition reason needs a person to act (no retry can clear it).
 pub fn needs_action(reason: &str) -> bool {
@@ -44,7 +54,14 @@ pub fn compute(
     for observation in observations {
         conditions::set(&mut status.conditions, observation, generation, now);
     }
-    let blocking = observations.iter().find(|o| !o.is_true());
+    let blocking = observations
+        .iter()
+        .find(|o| !o.is_true() && !is_warning(&o.reason));
+    let warnings: Vec<String> = observations
+        .iter()
+        .filter(|o| !o.is_true() && is_warning(&o.reason))
+        .map(|o| format!("{} is {}", o.type_, o.reason))
+        .collect();
     let (ready, phase) = if tenant.meta().deletion_timestamp.is_some() {
         (
             Observation::new(
@@ -84,7 +101,14 @@ pub fn compute(
                 READY,
                 Status::True,
                 "Ready",
-                "every part of the tenant's stack is ready",
+                if warnings.is_empty() {
+                    "every part of the tenant's stack is ready".to_string()
+                } else {
+                    format!(
+                        "every part of the tenant's stack is ready (warnings: {})",
+                        warnings.join(", ")
+                    )
+                },
             ),
             Phase::Ready,
         )
@@ -197,6 +221,25 @@ mod tests {
         t.status = Some(roll(&t, &[ns_ready(true)], &at(1)));
         let again = roll(&t, &[ns_ready(true)], &at(99));
         assert_eq!(t.status, Some(again));
+    }
+
+    #[test]
+    fn flag_warnings_are_visible_but_do_not_hold_the_tenant_back() {
+        let conflict = Observation::new(
+            conditions::tenant::FLAGS_READY,
+            Status::False,
+            "FlagConflict",
+            "flag beta is boolean in a but string in b",
+        );
+        let s = roll(&tenant(false), &[ns_ready(true), conflict], &at(1));
+        assert_eq!(s.phase, Some(Phase::Ready));
+        let ready = conditions::find(&s.conditions, READY).expect("Ready");
+        assert_eq!(ready.status, "True");
+        assert!(ready.message.contains("FlagsReady is FlagConflict"));
+        assert_eq!(
+            conditions::find(&s.conditions, "FlagsReady").map(|c| c.status.as_str()),
+            Some("False")
+        );
     }
 
     #[test]
