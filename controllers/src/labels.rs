@@ -8,6 +8,9 @@ pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "landlord";
 /// The tenant an object belongs to.
 pub const TENANT: &str = "landlord.dev/tenant";
+/// The catalog Service a workload runs (on Deployments, Services, PodDisruptionBudgets,
+/// HorizontalPodAutoscalers and pods, pooled and per tenant).
+pub const SERVICE: &str = "landlord.dev/service";
 /// On a pre-existing namespace: the name of the Tenant allowed to adopt it.
 pub const ADOPT: &str = "landlord.dev/adopt";
 /// On a Tenant: `"true"` releases it from its finalizer even when external cleanup cannot

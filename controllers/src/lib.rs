@@ -14,6 +14,7 @@ pub mod labels;
 pub mod metrics;
 pub mod nats;
 pub mod quantity;
+pub mod service;
 pub mod tenant;
 
 pub use config::Config;

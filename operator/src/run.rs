@@ -345,9 +345,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics,
         Some(identity.clone()),
     ));
-    let controllers = tokio::spawn(landlord_controllers::tenant::run(
-        ctx.clone(),
-        stopped(stop_rx.clone()),
+    let controllers = tokio::spawn(futures::future::join(
+        landlord_controllers::tenant::run(ctx.clone(), stopped(stop_rx.clone())),
+        landlord_controllers::service::run(ctx.clone(), stopped(stop_rx.clone())),
     ));
     tokio::spawn(landlord_controllers::tenant::runtime::run_pool(
         ctx,

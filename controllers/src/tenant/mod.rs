@@ -10,6 +10,7 @@ pub mod desired;
 pub mod error;
 pub mod namespace;
 pub mod runtime;
+pub mod services;
 pub mod status;
 pub mod topics;
 pub mod validate;
@@ -79,13 +80,25 @@ pub enum Part {
     Topics,
     /// The dedicated tenant's tenant-runtime (flags and context for its services).
     Runtime,
+    /// The catalog Services the tenant runs (its own instances when dedicated).
+    Services,
 }
 
 impl Part {
-    pub const PROVISION_ORDER: &'static [Part] =
-        &[Part::Namespace, Part::Database, Part::Topics, Part::Runtime];
+    pub const PROVISION_ORDER: &'static [Part] = &[
+        Part::Namespace,
+        Part::Database,
+        Part::Topics,
+        Part::Runtime,
+        Part::Services,
+    ];
     // The runtime's objects live in the namespace and go with it.
-    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Topics, Part::Database, Part::Namespace];
+    pub const CLEANUP_ORDER: &'static [Part] = &[
+        Part::Services,
+        Part::Topics,
+        Part::Database,
+        Part::Namespace,
+    ];
 
     /// Provisions the part and reports its condition. A part that owns status fields
     /// (`status.database`, `status.topics`, `status.endpoints`) writes them into `draft`,
@@ -101,6 +114,9 @@ impl Part {
             Part::Database => database::provision(tenant, state, draft).await,
             Part::Topics => topics::provision(tenant, state, draft).await,
             Part::Runtime => runtime::provision(tenant, &state.ctx, &state.stores).await,
+            Part::Services => {
+                services::provision(tenant, &state.ctx, &state.stores.workloads).await
+            }
         }
     }
 
@@ -110,6 +126,7 @@ impl Part {
             Part::Database => database::cleanup(tenant, state).await,
             Part::Topics => topics::cleanup(tenant, state).await,
             Part::Runtime => Ok(()),
+            Part::Services => services::cleanup(tenant, &state.ctx, &state.stores.workloads).await,
         }
     }
 }
@@ -128,6 +145,8 @@ pub struct Stores {
     pub stateful_sets: Store<StatefulSet>,
     pub service_accounts: Store<ServiceAccount>,
     pub deployments: Store<Deployment>,
+    /// The catalog and every catalog Service instance (see `services`).
+    pub workloads: services::Caches,
 }
 
 impl Stores {
@@ -145,6 +164,7 @@ impl Stores {
             stateful_sets,
             service_accounts,
             deployments,
+            workloads,
         } = self;
         // Errors only when the writer is gone, i.e. the controller is shutting down.
         let _ = futures::join!(
@@ -160,6 +180,7 @@ impl Stores {
             stateful_sets.wait_until_ready(),
             service_accounts.wait_until_ready(),
             deployments.wait_until_ready(),
+            workloads.wait_until_ready(),
         );
     }
 }
@@ -221,6 +242,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (stateful_sets, stateful_set_events) = owned::<StatefulSet>(&client);
     let (service_accounts, service_account_events) = owned::<ServiceAccount>(&client);
     let (deployments, deployment_events) = owned::<Deployment>(&client);
+    let (workloads, workload_triggers) = services::watch(&client, &ctx.config.platform_namespace);
     let stores = Stores {
         namespaces,
         roles,
@@ -234,6 +256,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         stateful_sets,
         service_accounts,
         deployments,
+        workloads,
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
@@ -245,6 +268,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         trigger,
         DATABASE_PROBE,
     ));
+    let workload_triggers = workload_triggers.into_stream(controller.store());
     let state = Arc::new(State {
         ctx,
         stores,
@@ -254,6 +278,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     controller
         .with_config(config)
         .reconcile_on(triggered)
+        .reconcile_on(workload_triggers)
         .watches_stream(namespace_events, tenant_of)
         .watches_stream(role_events, tenant_of)
         .watches_stream(role_binding_events, tenant_of)
