@@ -450,7 +450,7 @@ pub fn environment(spec: &ServiceSpec, audience: &Audience, config: &Config) -> 
             continue;
         }
         match vars[reserved..].iter_mut().find(|v| v.name == var.name) {
-            Some(existing) => existing.value = Some(var.value.clone()),
+            Some(existing) => *existing = value(&var.name, &var.value),
             None => vars.push(value(&var.name, &var.value)),
         }
     }
@@ -506,7 +506,9 @@ fn runtime_url(namespace: &str) -> String {
 fn value(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
-        value: Some(value.to_string()),
+        // The API server drops an empty value; leaving it out keeps the live object equal to
+        // the desired one (the variable is still defined, and empty).
+        value: (!value.is_empty()).then(|| value.to_string()),
         ..Default::default()
     }
 }
