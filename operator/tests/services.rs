@@ -176,10 +176,11 @@ async fn rolled_out(client: &Client, namespace: &str, name: &str) -> anyhow::Res
                 .unwrap_or_default()
                 .iter()
                 .any(|c| c.type_ == "Available" && c.status == "True");
+            // Counts of zero are left out of the status.
             let done = s.observed_generation >= d.metadata.generation
-                && s.updated_replicas == Some(desired)
-                && s.replicas == Some(desired)
-                && s.available_replicas == Some(desired)
+                && s.updated_replicas.unwrap_or(0) == desired
+                && s.replicas.unwrap_or(0) == desired
+                && s.available_replicas.unwrap_or(0) == desired
                 && available;
             Ok(done.then_some(d))
         },
@@ -703,4 +704,93 @@ async fn deleting_a_tenant_stops_its_workloads_before_its_namespace_goes() -> an
         "the operator never reported waiting for the workloads"
     );
     h.delete_service(&app).await
+}
+
+#[tokio::test]
+async fn an_autoscaled_service_leaves_replicas_to_its_autoscaler_and_suspension_scales_to_zero()
+-> anyhow::Result<()> {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let h = harness().await?;
+    let elastic = h
+        .create_service(
+            "elastic",
+            serde_json::json!({
+                "image": "example/elastic:1",
+                "tiers": ["dedicated"],
+                "resources": {"requests": {"cpu": "100m"}},
+                "autoscaling": {"minReplicas": 2, "maxReplicas": 4},
+            }),
+        )
+        .await?;
+    let tenant = h
+        .create_tenant(
+            "wayne",
+            serde_json::json!({"tier": "dedicated", "services": [{"name": elastic}]}),
+        )
+        .await?;
+    let ns = format!("tenant-{tenant}");
+    let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(h.client.clone(), &ns);
+    let deployments = Api::<Deployment>::namespaced(h.client.clone(), &ns);
+    // The autoscaler (Kubernetes' own controller) raises the Deployment to its minimum, and
+    // Landlord does not take the count back.
+    let hpa = wait::until("the autoscaler", TIMEOUT, || async {
+        Ok(autoscalers.get_opt(&elastic).await?)
+    })
+    .await?;
+    assert_eq!(
+        hpa.spec.as_ref().map(|s| (s.min_replicas, s.max_replicas)),
+        Some((Some(2), 4))
+    );
+    wait::until("the autoscaler's minimum", TIMEOUT, || async {
+        let d = deployments.get(&elastic).await?;
+        Ok((d.spec.as_ref().and_then(|s| s.replicas) == Some(2)).then_some(()))
+    })
+    .await?;
+    rolled_out(&h.client, &ns, &elastic).await?;
+    h.services_ready(&tenant, "True", "Ready").await?;
+    assert_eq!(
+        deployments
+            .get(&elastic)
+            .await?
+            .spec
+            .and_then(|s| s.replicas),
+        Some(2),
+        "the operator took the replica count back from the autoscaler"
+    );
+
+    // Suspended: scaled to zero, and no autoscaler left to scale it back up.
+    let suspend = |on: bool| serde_json::json!({"spec": {"suspended": on}});
+    h.tenants()
+        .patch(
+            &tenant,
+            &PatchParams::default(),
+            &Patch::Merge(&suspend(true)),
+        )
+        .await?;
+    h.services_ready(&tenant, "True", "ScaledToZero").await?;
+    let d = rolled_out(&h.client, &ns, &elastic).await?;
+    assert_eq!(d.spec.and_then(|s| s.replicas), Some(0));
+    assert!(
+        autoscalers.get_opt(&elastic).await?.is_none(),
+        "the autoscaler survived suspension"
+    );
+
+    // Resumed: the autoscaler is back and brings the minimum back.
+    h.tenants()
+        .patch(
+            &tenant,
+            &PatchParams::default(),
+            &Patch::Merge(&suspend(false)),
+        )
+        .await?;
+    wait::until("the minimum after resuming", TIMEOUT, || async {
+        let d = deployments.get(&elastic).await?;
+        Ok((d.spec.as_ref().and_then(|s| s.replicas) == Some(2)).then_some(()))
+    })
+    .await?;
+    autoscalers.get(&elastic).await?;
+    h.services_ready(&tenant, "True", "Ready").await?;
+
+    h.delete_tenant(&tenant).await?;
+    h.delete_service(&elastic).await
 }

@@ -275,35 +275,36 @@ pub fn workload(
         }),
         ..Default::default()
     };
-    let autoscaler = autoscaled
-        .then_some(())
-        .and(spec.autoscaling.as_ref())
-        .map(|a| HorizontalPodAutoscaler {
-            metadata: meta.clone(),
-            spec: Some(HorizontalPodAutoscalerSpec {
-                scale_target_ref: CrossVersionObjectReference {
-                    api_version: Some("apps/v1".into()),
-                    kind: "Deployment".into(),
-                    name: name.clone(),
-                },
-                min_replicas: Some(a.min_replicas),
-                max_replicas: a.max_replicas,
-                metrics: Some(vec![MetricSpec {
-                    type_: "Resource".into(),
-                    resource: Some(ResourceMetricSource {
-                        name: "cpu".into(),
-                        target: MetricTarget {
-                            type_: "Utilization".into(),
-                            average_utilization: Some(a.target_cpu_utilization_percentage),
-                            ..Default::default()
-                        },
-                    }),
+    let autoscaler =
+        spec.autoscaling
+            .as_ref()
+            .filter(|_| autoscaled)
+            .map(|a| HorizontalPodAutoscaler {
+                metadata: meta.clone(),
+                spec: Some(HorizontalPodAutoscalerSpec {
+                    scale_target_ref: CrossVersionObjectReference {
+                        api_version: Some("apps/v1".into()),
+                        kind: "Deployment".into(),
+                        name: name.clone(),
+                    },
+                    min_replicas: Some(a.min_replicas),
+                    max_replicas: a.max_replicas,
+                    metrics: Some(vec![MetricSpec {
+                        type_: "Resource".into(),
+                        resource: Some(ResourceMetricSource {
+                            name: "cpu".into(),
+                            target: MetricTarget {
+                                type_: "Utilization".into(),
+                                average_utilization: Some(a.target_cpu_utilization_percentage),
+                                ..Default::default()
+                            },
+                        }),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
-                }]),
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        });
+            });
     Workload {
         deployment,
         service: kube_service,

@@ -229,7 +229,7 @@ async fn apply(service: &Service, state: &State) -> Result<()> {
             .is_complete(),
         })
         .collect();
-    let pool = pooled.then(|| status::Pool {
+    let pool = pooled.then_some(status::Pool {
         deployment: pool_deployment.as_deref(),
         rollout: pool_rollout,
     });
