@@ -66,6 +66,7 @@ async fn harness() -> anyhow::Result<Harness> {
             kubeconfig: &kubeconfig,
             lease_name: operator::LEASE,
             lease_duration_seconds: 15,
+            args: &[],
         },
     )
     .await?;
@@ -486,7 +487,7 @@ async fn shared_tenants_are_served_by_the_pool_without_workloads_of_their_own() 
     let initech = h
         .create_tenant(
             "initech",
-            serde_json::json!({"tier": "shared", "database": {"enabled": true}, "services": [{"name": web}]}),
+            serde_json::json!({"tier": "shared", "services": [{"name": web}]}),
         )
         .await?;
     for tenant in [&acme, &initech] {
