@@ -236,12 +236,35 @@ pub async fn remove(
     manager: &str,
     metrics: &Metrics,
 ) -> Result<bool, Failure> {
-    let (ns, n) = (namespace, name);
     let mut remaining = false;
-    remaining |= delete(client, &caches.autoscalers, ns, n, manager, metrics).await?;
-    remaining |= delete(client, &caches.disruption_budgets, ns, n, manager, metrics).await?;
-    remaining |= delete(client, &caches.services, ns, n, manager, metrics).await?;
-    remaining |= delete(client, &caches.deployments, ns, n, manager, metrics).await?;
+    remaining |= delete(
+        client,
+        &caches.autoscalers,
+        namespace,
+        name,
+        manager,
+        metrics,
+    )
+    .await?;
+    remaining |= delete(
+        client,
+        &caches.disruption_budgets,
+        namespace,
+        name,
+        manager,
+        metrics,
+    )
+    .await?;
+    remaining |= delete(client, &caches.services, namespace, name, manager, metrics).await?;
+    remaining |= delete(
+        client,
+        &caches.deployments,
+        namespace,
+        name,
+        manager,
+        metrics,
+    )
+    .await?;
     Ok(remaining)
 }
 
