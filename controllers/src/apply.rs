@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{DeleteParams, Patch, PatchParams},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -70,4 +70,30 @@ pub enum EnsureError {
     Encode(#[source] serde_json::Error),
     #[error(transparent)]
     Kube(kube::Error),
+}
+
+/// Deletes an object unless it is already gone or going. Returns whether a delete was sent.
+pub async fn delete<K>(
+    api: &Api<K>,
+    live: &K,
+    params: &DeleteParams,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    if live.meta().deletion_timestamp.is_some() {
+        return Ok(false);
+    }
+    match api.delete(&live.name_any(), params).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    metrics
+        .writes
+        .with_label_values(&[manager, &K::kind(&())])
+        .inc();
+    Ok(true)
 }

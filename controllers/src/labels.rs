@@ -10,6 +10,9 @@ pub const MANAGED_BY: &str = "landlord";
 pub const TENANT: &str = "landlord.dev/tenant";
 /// Which part of a tenant's stack an object belongs to (e.g. `flags`).
 pub const COMPONENT: &str = "landlord.dev/component";
+/// The catalog Service a workload runs (on Deployments, Services, PodDisruptionBudgets,
+/// HorizontalPodAutoscalers and pods, pooled and per tenant).
+pub const SERVICE: &str = "landlord.dev/service";
 /// On a pre-existing namespace: the name of the Tenant allowed to adopt it.
 pub const ADOPT: &str = "landlord.dev/adopt";
 /// On a Tenant: `"true"` releases it from its finalizer even when external cleanup cannot

@@ -8,9 +8,17 @@ use k8s_openapi::api::core::v1::{
 /// Pod level: non-root as `uid` (group `uid`), the runtime's default seccomp profile.
 pub fn pod(uid: i64) -> PodSecurityContext {
     PodSecurityContext {
-        run_as_non_root: Some(true),
         run_as_user: Some(uid),
         run_as_group: Some(uid),
+        ..pod_image_user()
+    }
+}
+
+/// Pod level for images Landlord does not build (catalog Services): non-root as the image's
+/// own user, the runtime's default seccomp profile.
+pub fn pod_image_user() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
         seccomp_profile: Some(SeccompProfile {
             type_: "RuntimeDefault".into(),
             ..Default::default()

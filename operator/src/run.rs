@@ -348,8 +348,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let controllers = tokio::spawn({
         let tenants = landlord_controllers::tenant::run(ctx.clone(), stopped(stop_rx.clone()));
         let flag_sets = landlord_controllers::flags::run(ctx.clone(), stopped(stop_rx.clone()));
+        let services = landlord_controllers::service::run(ctx.clone(), stopped(stop_rx.clone()));
         async move {
-            tokio::join!(tenants, flag_sets);
+            tokio::join!(tenants, flag_sets, services);
         }
     });
     tokio::spawn(landlord_controllers::tenant::runtime::run_pool(

@@ -11,6 +11,7 @@ pub mod error;
 pub mod flags;
 pub mod namespace;
 pub mod runtime;
+pub mod services;
 pub mod status;
 pub mod topics;
 pub mod validate;
@@ -83,6 +84,8 @@ pub enum Part {
     Flags,
     /// The dedicated tenant's tenant-runtime (flags and context for its services).
     Runtime,
+    /// The catalog Services the tenant runs (its own instances when dedicated).
+    Services,
 }
 
 impl Part {
@@ -92,9 +95,15 @@ impl Part {
         Part::Topics,
         Part::Flags,
         Part::Runtime,
+        Part::Services,
     ];
     // The runtime's and the flags' objects live in the namespace and go with it.
-    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Topics, Part::Database, Part::Namespace];
+    pub const CLEANUP_ORDER: &'static [Part] = &[
+        Part::Services,
+        Part::Topics,
+        Part::Database,
+        Part::Namespace,
+    ];
 
     /// Provisions the part and reports its condition. A part that owns status fields
     /// (`status.database`, `status.topics`, `status.endpoints`) writes them into `draft`,
@@ -111,6 +120,9 @@ impl Part {
             Part::Topics => topics::provision(tenant, state, draft).await,
             Part::Runtime => runtime::provision(tenant, &state.ctx, &state.stores).await,
             Part::Flags => flags::provision(tenant, state, draft).await,
+            Part::Services => {
+                services::provision(tenant, &state.ctx, &state.stores.workloads).await
+            }
         }
     }
 
@@ -120,6 +132,7 @@ impl Part {
             Part::Database => database::cleanup(tenant, state).await,
             Part::Topics => topics::cleanup(tenant, state).await,
             Part::Runtime | Part::Flags => Ok(()),
+            Part::Services => services::cleanup(tenant, &state.ctx, &state.stores.workloads).await,
         }
     }
 }
@@ -140,6 +153,8 @@ pub struct Stores {
     pub deployments: Store<Deployment>,
     /// Every FeatureFlagSet (platform and tenant namespaces).
     pub flag_sets: Store<FeatureFlagSet>,
+    /// The catalog and every catalog Service instance (see `services`).
+    pub workloads: services::Caches,
 }
 
 impl Stores {
@@ -158,6 +173,7 @@ impl Stores {
             service_accounts,
             deployments,
             flag_sets,
+            workloads,
         } = self;
         // Errors only when the writer is gone, i.e. the controller is shutting down.
         let _ = futures::join!(
@@ -174,6 +190,7 @@ impl Stores {
             service_accounts.wait_until_ready(),
             deployments.wait_until_ready(),
             flag_sets.wait_until_ready(),
+            workloads.wait_until_ready(),
         );
     }
 }
@@ -236,6 +253,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (service_accounts, service_account_events) = owned::<ServiceAccount>(&client);
     let (deployments, deployment_events) = owned::<Deployment>(&client);
     let (flag_sets, flag_set_changes) = crate::flags::set_changes(&client);
+    let (workloads, workload_triggers) = services::watch(&client, &ctx.config.platform_namespace);
     let stores = Stores {
         namespaces,
         roles,
@@ -250,6 +268,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         service_accounts,
         deployments,
         flag_sets,
+        workloads,
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
@@ -272,6 +291,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             .collect();
         futures::stream::iter(affected)
     });
+    let workload_triggers = workload_triggers.into_stream(controller.store());
     let state = Arc::new(State {
         ctx,
         stores,
@@ -281,6 +301,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     controller
         .with_config(config)
         .reconcile_on(triggered)
+        .reconcile_on(workload_triggers)
         .watches_stream(namespace_events, tenant_of)
         .watches_stream(role_events, tenant_of)
         .watches_stream(role_binding_events, tenant_of)

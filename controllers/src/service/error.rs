@@ -1,0 +1,61 @@
+//! Errors of the catalog Service controller, each with a bounded category for metrics.
+
+use crate::apply::EnsureError;
+
+use super::workload::Failure;
+
+/// Why a catalog Service reconcile did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// An object could not be encoded (a bug, not a user error).
+    #[error("{action}: encoding: {source}")]
+    Encode {
+        action: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The Service has no uid yet, so its pool cannot reference it.
+    #[error("the Service has no uid")]
+    MissingUid,
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        let Failure { action, source } = failure;
+        match source {
+            EnsureError::Kube(source) => Error::Kube { action, source },
+            EnsureError::Encode(source) => Error::Encode { action, source },
+        }
+    }
+}
+
+impl Error {
+    /// A small fixed set of categories: metric labels.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube { source, .. } => api_category(source),
+            Error::Encode { .. } | Error::MissingUid => "Internal",
+        }
+    }
+}
+
+/// The category of a failed API request, by its status code.
+pub fn api_category(error: &kube::Error) -> &'static str {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => "ApiForbidden",
+        kube::Error::Api(status) if status.code == 409 => "ApiConflict",
+        kube::Error::Api(status) if status.code == 422 || status.code == 400 => "ApiInvalid",
+        kube::Error::Api(status) if status.code >= 500 => "ApiUnavailable",
+        kube::Error::Api(_) => "ApiError",
+        _ => "ApiUnreachable",
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,356 @@
+//! Applying and removing instances of catalog Services: the I/O both owners share (the
+//! Service controller for the pool, the Tenant controller for dedicated instances), each with
+//! its own caches and field manager.
+
+use std::{collections::BTreeMap, fmt::Debug, sync::Arc};
+
+use futures::{Stream, StreamExt, stream::BoxStream};
+use k8s_openapi::{
+    NamespaceResourceScope,
+    api::{
+        apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler,
+        core::v1::Service as KubeService, policy::v1::PodDisruptionBudget,
+    },
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::DeleteParams,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::debug;
+
+use super::desired::Workload;
+use crate::{
+    apply::{self, EnsureError, Outcome},
+    labels,
+    metrics::Metrics,
+};
+
+/// Label selector of every instance of every catalog Service.
+pub const SELECTOR: &str = "app.kubernetes.io/managed-by=landlord,landlord.dev/service";
+
+/// Label-selected caches of the objects catalog Service instances consist of.
+pub struct Caches {
+    pub deployments: Store<Deployment>,
+    pub services: Store<KubeService>,
+    pub disruption_budgets: Store<PodDisruptionBudget>,
+    pub autoscalers: Store<HorizontalPodAutoscaler>,
+}
+
+/// Which instance an event was about: its namespace and labels.
+#[derive(Clone, Debug)]
+pub struct Touched {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    /// Whether it was a Deployment (whose status carries readiness).
+    pub deployment: bool,
+}
+
+impl Touched {
+    /// The catalog Service the object is an instance of.
+    pub fn service(&self) -> Option<&str> {
+        self.labels.get(labels::SERVICE).map(String::as_str)
+    }
+
+    /// The tenant of a dedicated instance; `None` for the pool.
+    pub fn tenant(&self) -> Option<&str> {
+        self.labels.get(labels::TENANT).map(String::as_str)
+    }
+}
+
+fn cache<K>(client: &Client) -> (Store<K>, BoxStream<'static, Touched>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(
+        Api::<K>::all(client.clone()),
+        watcher::Config::default().labels(SELECTOR),
+    )
+    .default_backoff()
+    .modify(|object| object.managed_fields_mut().clear())
+    .reflect(writer)
+    .touched_objects()
+    .filter_map(|result| async move {
+        match result {
+            Ok(object) => Some(Touched {
+                namespace: object.namespace().unwrap_or_default(),
+                labels: object.labels().clone(),
+                deployment: K::kind(&()) == "Deployment",
+            }),
+            Err(e) => {
+                debug!(error = %e, kind = %K::kind(&()), "watch error (retried)");
+                None
+            }
+        }
+    })
+    .boxed();
+    (reader, stream)
+}
+
+/// Caches of every catalog Service instance in the cluster, and the stream of changes that
+/// fills them (poll it, e.g. as a controller trigger, or the caches stay empty).
+pub fn watch(client: &Client) -> (Caches, impl Stream<Item = Touched> + Send + 'static) {
+    let (deployments, d) = cache::<Deployment>(client);
+    let (services, s) = cache::<KubeService>(client);
+    let (disruption_budgets, p) = cache::<PodDisruptionBudget>(client);
+    let (autoscalers, h) = cache::<HorizontalPodAutoscaler>(client);
+    let caches = Caches {
+        deployments,
+        services,
+        disruption_budgets,
+        autoscalers,
+    };
+    (caches, futures::stream::select_all([d, s, p, h]))
+}
+
+impl Caches {
+    pub async fn wait_until_ready(&self) {
+        let Caches {
+            deployments,
+            services,
+            disruption_budgets,
+            autoscalers,
+        } = self;
+        let _ = futures::join!(
+            deployments.wait_until_ready(),
+            services.wait_until_ready(),
+            disruption_budgets.wait_until_ready(),
+            autoscalers.wait_until_ready(),
+        );
+    }
+
+    /// The Deployment of a catalog Service's instance in a namespace.
+    pub fn deployment(&self, namespace: &str, service: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .get(&ObjectRef::new(service).within(namespace))
+    }
+
+    /// Names of the catalog Services that have any object in a namespace.
+    pub fn instances_in(&self, namespace: &str) -> Vec<String> {
+        fn names<K: Resource<DynamicType = ()> + Clone>(
+            store: &Store<K>,
+            namespace: &str,
+        ) -> Vec<String> {
+            store
+                .state()
+                .iter()
+                .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+                .filter_map(|o| o.meta().labels.as_ref()?.get(labels::SERVICE).cloned())
+                .collect()
+        }
+        let mut all = names(&self.deployments, namespace);
+        all.extend(names(&self.services, namespace));
+        all.extend(names(&self.disruption_budgets, namespace));
+        all.extend(names(&self.autoscalers, namespace));
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// A write that failed, with what was being done.
+#[derive(Debug)]
+pub struct Failure {
+    pub action: String,
+    pub source: EnsureError,
+}
+
+/// What applying an instance did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub writes: u32,
+    /// The Deployment was written, so its cached status describes an older spec.
+    pub deployment_written: bool,
+}
+
+/// Applies an instance: each object only when it drifted, and removes the optional ones
+/// (Service, autoscaler) the instance no longer has.
+pub async fn apply(
+    client: &Client,
+    caches: &Caches,
+    workload: &Workload,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<Applied, Failure> {
+    let Workload {
+        deployment,
+        service,
+        disruption_budget,
+        autoscaler,
+    } = workload;
+    let namespace = deployment.namespace().unwrap_or_default();
+    let name = deployment.name_any();
+    let mut applied = Applied::default();
+    if ensure(client, &caches.deployments, deployment, manager, metrics).await? {
+        applied.writes += 1;
+        applied.deployment_written = true;
+    }
+    applied.writes += ensure_or_remove(
+        client,
+        &caches.services,
+        &namespace,
+        &name,
+        service.as_ref(),
+        manager,
+        metrics,
+    )
+    .await?;
+    if ensure(
+        client,
+        &caches.disruption_budgets,
+        disruption_budget,
+        manager,
+        metrics,
+    )
+    .await?
+    {
+        applied.writes += 1;
+    }
+    applied.writes += ensure_or_remove(
+        client,
+        &caches.autoscalers,
+        &namespace,
+        &name,
+        autoscaler.as_ref(),
+        manager,
+        metrics,
+    )
+    .await?;
+    Ok(applied)
+}
+
+/// Deletes every object of a catalog Service's instance in a namespace. The Deployment goes
+/// with foreground propagation, so it stays visible until its pods are gone. Returns whether
+/// anything of the instance is still there.
+pub async fn remove(
+    client: &Client,
+    caches: &Caches,
+    namespace: &str,
+    name: &str,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<bool, Failure> {
+    let mut remaining = false;
+    remaining |= delete(
+        client,
+        &caches.autoscalers,
+        namespace,
+        name,
+        manager,
+        metrics,
+    )
+    .await?;
+    remaining |= delete(
+        client,
+        &caches.disruption_budgets,
+        namespace,
+        name,
+        manager,
+        metrics,
+    )
+    .await?;
+    remaining |= delete(client, &caches.services, namespace, name, manager, metrics).await?;
+    remaining |= delete(
+        client,
+        &caches.deployments,
+        namespace,
+        name,
+        manager,
+        metrics,
+    )
+    .await?;
+    Ok(remaining)
+}
+
+async fn ensure<K>(
+    client: &Client,
+    store: &Store<K>,
+    desired: &K,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<bool, Failure>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let namespace = desired.namespace().unwrap_or_default();
+    let name = desired.name_any();
+    let live = store.get(&ObjectRef::new(&name).within(&namespace));
+    let api = Api::<K>::namespaced(client.clone(), &namespace);
+    match apply::ensure(&api, live.as_deref(), desired, manager, metrics).await {
+        Ok(outcome) => Ok(outcome == Outcome::Applied),
+        Err(source) => Err(Failure {
+            action: format!("applying {} {namespace}/{name}", K::kind(&())),
+            source,
+        }),
+    }
+}
+
+async fn ensure_or_remove<K>(
+    client: &Client,
+    store: &Store<K>,
+    namespace: &str,
+    name: &str,
+    desired: Option<&K>,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<u32, Failure>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    match desired {
+        Some(desired) => Ok(u32::from(
+            ensure(client, store, desired, manager, metrics).await?,
+        )),
+        None => {
+            delete(client, store, namespace, name, manager, metrics).await?;
+            Ok(0)
+        }
+    }
+}
+
+/// Deletes the cached object, if any. Returns whether it still exists (it was there).
+async fn delete<K>(
+    client: &Client,
+    store: &Store<K>,
+    namespace: &str,
+    name: &str,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<bool, Failure>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let Some(live) = store.get(&ObjectRef::new(name).within(namespace)) else {
+        return Ok(false);
+    };
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    let params = if K::kind(&()) == "Deployment" {
+        DeleteParams::foreground()
+    } else {
+        DeleteParams::background()
+    };
+    apply::delete(&api, live.as_ref(), &params, manager, metrics)
+        .await
+        .map_err(|e| Failure {
+            action: format!("deleting {} {namespace}/{name}", K::kind(&())),
+            source: EnsureError::Kube(e),
+        })?;
+    Ok(true)
+}
