@@ -23,6 +23,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Image of tenant-runtime (the OFREP flag server) that Landlord deploys.
     pub runtime_image: String,
+    /// Domain verification, routing and TLS.
+    pub domains: crate::domain::DomainConfig,
 }
 
 impl Default for Config {
@@ -38,6 +40,7 @@ impl Default for Config {
             concurrency: 16,
             database: DatabaseConfig::default(),
             runtime_image: "ghcr.io/landlord-dev/tenant-runtime:0.1.0".into(),
+            domains: Default::default(),
         }
     }
 }
