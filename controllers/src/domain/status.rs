@@ -3,10 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use landlord_crds::{
     Domain, DomainStatus,
-    conditions::{
-        self, Observation, Status,
-        domain::{CERTIFICATE_READY, CONFLICT, READY, ROUTED, VERIFIED},
-    },
+    conditions::{self, Observation, Status, domain::READY},
     domain::Verification,
 };
 
@@ -81,6 +78,7 @@ pub fn compute(
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
+    use landlord_crds::conditions::domain::{CERTIFICATE_READY, CONFLICT, ROUTED, VERIFIED};
 
     fn at(s: i64) -> Time {
         Time(Timestamp::from_second(s).expect("time"))
