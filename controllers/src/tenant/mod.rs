@@ -7,6 +7,7 @@
 
 pub mod database;
 pub mod desired;
+pub mod domains;
 pub mod error;
 pub mod namespace;
 pub mod runtime;
@@ -41,7 +42,7 @@ use kube::{
         watcher,
     },
 };
-use landlord_crds::{CLEANUP_FINALIZER, Tenant, TenantStatus, conditions::Observation};
+use landlord_crds::{CLEANUP_FINALIZER, Domain, Tenant, TenantStatus, conditions::Observation};
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{Instrument, info, info_span, warn};
 
@@ -77,12 +78,18 @@ pub enum Part {
     Database,
     /// The dedicated tenant's tenant-runtime (flags and context for its services).
     Runtime,
+    Domains,
 }
 
 impl Part {
-    pub const PROVISION_ORDER: &'static [Part] = &[Part::Namespace, Part::Database, Part::Runtime];
-    // The runtime's objects live in the namespace and go with it.
-    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Database, Part::Namespace];
+    pub const PROVISION_ORDER: &'static [Part] = &[
+        Part::Namespace,
+        Part::Database,
+        Part::Runtime,
+        Part::Domains,
+    ];
+    // The runtime's objects live in the namespace and go with it. Routes go first.
+    pub const CLEANUP_ORDER: &'static [Part] = &[Part::Domains, Part::Database, Part::Namespace];
 
     /// Provisions the part and reports its condition. A part that owns status fields
     /// (`status.database`, `status.topics`, `status.endpoints`) writes them into `draft`,
@@ -97,6 +104,7 @@ impl Part {
             Part::Namespace => namespace::provision(tenant, &state.ctx, &state.stores).await,
             Part::Database => database::provision(tenant, state, draft).await,
             Part::Runtime => runtime::provision(tenant, &state.ctx, &state.stores).await,
+            Part::Domains => Ok(domains::provision(tenant, &state.stores, draft)),
         }
     }
 
@@ -105,6 +113,7 @@ impl Part {
             Part::Namespace => namespace::cleanup(tenant, &state.ctx).await,
             Part::Database => database::cleanup(tenant, state).await,
             Part::Runtime => Ok(()),
+            Part::Domains => domains::cleanup(tenant, &state.ctx).await,
         }
     }
 }
@@ -123,6 +132,9 @@ pub struct Stores {
     pub stateful_sets: Store<StatefulSet>,
     pub service_accounts: Store<ServiceAccount>,
     pub deployments: Store<Deployment>,
+    /// Every Domain (user-created, so not label-selected), mapped to its Tenant by the
+    /// `status.tenant` the Domain controller writes.
+    pub domains: Store<Domain>,
 }
 
 impl Stores {
@@ -140,6 +152,7 @@ impl Stores {
             stateful_sets,
             service_accounts,
             deployments,
+            domains,
         } = self;
         // Errors only when the writer is gone, i.e. the controller is shutting down.
         let _ = futures::join!(
@@ -155,6 +168,7 @@ impl Stores {
             stateful_sets.wait_until_ready(),
             service_accounts.wait_until_ready(),
             deployments.wait_until_ready(),
+            domains.wait_until_ready(),
         );
     }
 }
@@ -216,6 +230,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (stateful_sets, stateful_set_events) = owned::<StatefulSet>(&client);
     let (service_accounts, service_account_events) = owned::<ServiceAccount>(&client);
     let (deployments, deployment_events) = owned::<Deployment>(&client);
+    let (domains, domain_events) = {
+        let (reader, writer) = reflector::store();
+        let stream = watcher(
+            Api::<Domain>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|d| d.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+        (reader, stream)
+    };
     let stores = Stores {
         namespaces,
         roles,
@@ -229,6 +255,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         stateful_sets,
         service_accounts,
         deployments,
+        domains,
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
@@ -261,6 +288,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .watches_stream(stateful_set_events, tenant_of)
         .watches_stream(service_account_events, tenant_of)
         .watches_stream(deployment_events, tenant_of)
+        .watches_stream(domain_events, |d: Domain| {
+            d.status.and_then(|s| s.tenant).map(|t| ObjectRef::new(&t))
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move {
