@@ -507,6 +507,23 @@ async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certifi
     assert_eq!(grant.data["spec"]["from"][0]["namespace"], ns.as_str());
     assert_eq!(grant.data["spec"]["to"][0]["name"], service.as_str());
 
+    // HTTPS: the Domain's own listener on the Gateway, with the certificate's Secret.
+    let listeners = get_dynamic(
+        &h.client,
+        &gateway_api("ListenerSet", "listenersets"),
+        &ns,
+        "app",
+    )
+    .await?
+    .context("no ListenerSet")?;
+    let listener = &listeners.data["spec"]["listeners"][0];
+    assert_eq!(listener["hostname"], hostname.as_str());
+    assert_eq!(listener["protocol"], "HTTPS");
+    assert_eq!(listener["tls"]["certificateRefs"][0]["name"], "app-tls");
+    assert_eq!(
+        route.data["spec"]["parentRefs"][1],
+        serde_json::json!({"group": "gateway.networking.k8s.io", "kind": "ListenerSet", "namespace": ns, "name": "app"})
+    );
     // The Certificate passed the real cert-manager schema.
     let certificates = certificates();
     let certificate = get_dynamic(&h.client, &certificates, &ns, "app")

@@ -21,7 +21,8 @@ use landlord_crds::{
 use super::upstream::{
     BackendRef, Certificate, CertificateSpec, GATEWAY_GROUP, GrantFrom, GrantTo, HTTPRoute,
     HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, HTTPRouteSpec, Header, HeaderModifier,
-    IssuerRef, ParentReference, PathMatch, ReferenceGrant, ReferenceGrantSpec,
+    IssuerRef, Listener, ListenerSet, ListenerSetSpec, ListenerTls, ParentReference, PathMatch,
+    ReferenceGrant, ReferenceGrantSpec, SecretRef,
 };
 use crate::labels;
 
@@ -269,9 +270,51 @@ pub fn too_many_backends(routes: &[ResolvedRoute]) -> Option<Observation> {
     })
 }
 
-/// The HTTPRoute of a Domain: attached to the platform's Gateway, one rule per backend; for
-/// shared-tier tenants the rule sets the tenant header and the backends are the pool's
-/// Services in their own namespace.
+fn gateway_ref(gateway_namespace: &str, gateway_name: &str) -> ParentReference {
+    ParentReference {
+        group: GATEWAY_GROUP.into(),
+        kind: "Gateway".into(),
+        namespace: gateway_namespace.into(),
+        name: gateway_name.into(),
+    }
+}
+
+/// The ListenerSet of a Domain with TLS: an HTTPS listener for its hostname on port 443 that
+/// terminates TLS with the Domain's certificate Secret, attached to the platform's Gateway.
+pub fn listener_set(
+    domain: &Domain,
+    tenant: &str,
+    owner: &OwnerReference,
+    secret: &str,
+    gateway_namespace: &str,
+    gateway_name: &str,
+) -> ListenerSet {
+    ListenerSet {
+        metadata: child_meta(domain, tenant, domain.name_any(), owner),
+        spec: ListenerSetSpec {
+            parent_ref: gateway_ref(gateway_namespace, gateway_name),
+            listeners: vec![Listener {
+                name: "https".into(),
+                hostname: domain.spec.hostname.clone(),
+                port: 443,
+                protocol: "HTTPS".into(),
+                tls: ListenerTls {
+                    mode: "Terminate".into(),
+                    certificate_refs: vec![SecretRef {
+                        group: String::new(),
+                        kind: "Secret".into(),
+                        name: secret.into(),
+                    }],
+                },
+            }],
+        },
+    }
+}
+
+/// The HTTPRoute of a Domain: attached to the platform's Gateway (and to the Domain's
+/// ListenerSet when `https` names it), one rule per backend; for shared-tier tenants the
+/// rule sets the tenant header and the backends are the pool's Services in their own
+/// namespace.
 pub fn http_route(
     domain: &Domain,
     tenant: &Tenant,
@@ -279,6 +322,7 @@ pub fn http_route(
     owner: &OwnerReference,
     gateway_namespace: &str,
     gateway_name: &str,
+    https: Option<&ListenerSet>,
 ) -> HTTPRoute {
     let shared = tenant.spec.tier == Tier::Shared;
     let tenant_name = tenant.name_any();
@@ -319,12 +363,14 @@ pub fn http_route(
     HTTPRoute {
         metadata: child_meta(domain, &tenant_name, domain.name_any(), owner),
         spec: HTTPRouteSpec {
-            parent_refs: vec![ParentReference {
-                group: GATEWAY_GROUP.into(),
-                kind: "Gateway".into(),
-                namespace: gateway_namespace.into(),
-                name: gateway_name.into(),
-            }],
+            parent_refs: std::iter::once(gateway_ref(gateway_namespace, gateway_name))
+                .chain(https.map(|set| ParentReference {
+                    group: GATEWAY_GROUP.into(),
+                    kind: "ListenerSet".into(),
+                    namespace: set.namespace().unwrap_or_default(),
+                    name: set.name_any(),
+                }))
+                .collect(),
             hostnames: vec![domain.spec.hostname.clone()],
             rules,
         },
@@ -589,7 +635,7 @@ mod tests {
         let d = domain(json!({"hostname": "shop.acme.com"}));
         let t = tenant("shared", &["web", "api"]);
         let routes = resolve_routes(&d, &t, &catalog()).expect("routes");
-        let route = http_route(&d, &t, &routes, &owner(), "gw-ns", "public");
+        let route = http_route(&d, &t, &routes, &owner(), "gw-ns", "public", None);
         let value = serde_json::to_value(&route).expect("json");
         assert_eq!(value["apiVersion"], "gateway.networking.k8s.io/v1");
         assert_eq!(value["kind"], "HTTPRoute");
@@ -621,8 +667,8 @@ mod tests {
             {"pathPrefix": "/", "service": "web"}, {"pathPrefix": "/static", "service": "web"}]}));
         let t = tenant("dedicated", &["web"]);
         let routes = resolve_routes(&d, &t, &catalog()).expect("routes");
-        let value =
-            serde_json::to_value(http_route(&d, &t, &routes, &owner(), "gw", "gw")).expect("json");
+        let value = serde_json::to_value(http_route(&d, &t, &routes, &owner(), "gw", "gw", None))
+            .expect("json");
         let rules = value["spec"]["rules"].as_array().expect("rules");
         assert_eq!(rules.len(), 1, "one rule per backend");
         assert_eq!(rules[0]["matches"].as_array().map(Vec::len), Some(2));
@@ -692,6 +738,39 @@ mod tests {
         let long = "x".repeat(252);
         assert!(managed_secret_name(&long).len() <= 253);
         assert!(managed_secret_name(&long).ends_with("-tls"));
+    }
+
+    #[test]
+    fn tls_domains_get_an_https_listener_the_route_attaches_to() {
+        let d = domain(json!({"hostname": "shop.acme.com"}));
+        let t = tenant("dedicated", &["web"]);
+        let set = listener_set(&d, "acme", &owner(), "shop-tls", "gw-ns", "public");
+        let value = serde_json::to_value(&set).expect("json");
+        assert_eq!(value["kind"], "ListenerSet");
+        assert_eq!(
+            value["spec"]["parentRef"],
+            json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "gw-ns", "name": "public"})
+        );
+        assert_eq!(
+            value["spec"]["listeners"],
+            json!([{"name": "https", "hostname": "shop.acme.com", "port": 443, "protocol": "HTTPS",
+                    "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": "shop-tls"}]}}])
+        );
+        let routes = resolve_routes(&d, &t, &catalog()).expect("routes");
+        let route = serde_json::to_value(http_route(
+            &d,
+            &t,
+            &routes,
+            &owner(),
+            "gw-ns",
+            "public",
+            Some(&set),
+        ))
+        .expect("json");
+        assert_eq!(
+            route["spec"]["parentRefs"][1],
+            json!({"group": "gateway.networking.k8s.io", "kind": "ListenerSet", "namespace": "tenant-acme", "name": "shop"})
+        );
     }
 
     #[test]

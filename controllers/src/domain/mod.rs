@@ -75,7 +75,7 @@ use dns::Resolver;
 pub use error::Error;
 use error::Result;
 use status::Observed;
-use upstream::{Certificate, HTTPRoute, ReferenceGrant};
+use upstream::{Certificate, HTTPRoute, ListenerSet, ReferenceGrant};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "domain";
@@ -125,6 +125,8 @@ impl Default for DomainConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     pub gateway_api: bool,
+    /// Gateway API ListenerSets (standard channel since v1.5): per-Domain HTTPS listeners.
+    pub listener_sets: bool,
     pub cert_manager: bool,
 }
 
@@ -146,27 +148,24 @@ impl State {
             return Ok(caps);
         }
         let client = &self.ctx.client;
+        let gateway = served(client, "gateway.networking.k8s.io/v1").await?;
+        let cert_manager = served(client, "cert-manager.io/v1").await?;
+        let has = |list: &[String], name: &str| list.iter().any(|r| r == name);
         let caps = Capabilities {
-            gateway_api: serves(
-                client,
-                "gateway.networking.k8s.io/v1",
-                &["httproutes", "referencegrants"],
-            )
-            .await?,
-            cert_manager: serves(client, "cert-manager.io/v1", &["certificates"]).await?,
+            gateway_api: has(&gateway, "httproutes") && has(&gateway, "referencegrants"),
+            listener_sets: has(&gateway, "listenersets"),
+            cert_manager: has(&cert_manager, "certificates"),
         };
         *self.capabilities.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), caps));
         Ok(caps)
     }
 }
 
-/// Whether the API server serves every one of `resources` in group version `gv`.
-async fn serves(client: &kube::Client, gv: &str, resources: &[&str]) -> Result<bool> {
+/// The resources the API server serves in group version `gv` (none when it is unknown).
+async fn served(client: &kube::Client, gv: &str) -> Result<Vec<String>> {
     match client.list_api_group_resources(gv).await {
-        Ok(list) => Ok(resources
-            .iter()
-            .all(|name| list.resources.iter().any(|r| r.name == *name))),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
         Err(e) => Err(Error::kube(format!("discovering {gv}"))(e)),
     }
 }
@@ -716,6 +715,45 @@ impl Children<'_> {
                     ));
                 }
             }
+            // HTTPS: the Domain's own listener on the Gateway, where ListenerSets are served.
+            let https = match desired::tls_secret(domain) {
+                Some(secret) if self.caps.listener_sets => {
+                    let set = desired::listener_set(
+                        domain,
+                        &tenant.name_any(),
+                        owner,
+                        &secret,
+                        &config.gateway_namespace,
+                        &config.domains.gateway_name,
+                    );
+                    let api = self.api::<ListenerSet>();
+                    let live = get(&api, &set.name_any(), "ListenerSet").await?;
+                    if let Err(rejected) = self.ensure(&api, live.as_ref(), &set).await? {
+                        return Ok(Observation::new(
+                            ROUTED,
+                            Status::False,
+                            "RouteRejected",
+                            format!(
+                                "the API server rejected ListenerSet {}: {rejected}",
+                                set.name_any()
+                            ),
+                        ));
+                    }
+                    Some(set)
+                }
+                _ => {
+                    self.remove_listener_set().await?;
+                    None
+                }
+            };
+            let tls_note = match (&https, desired::tls_secret(domain)) {
+                (Some(set), _) => format!("; HTTPS through ListenerSet {}", set.name_any()),
+                (None, Some(_)) => format!(
+                    "; ListenerSets are not served, so the Gateway itself must terminate TLS for {}",
+                    domain.spec.hostname
+                ),
+                (None, None) => String::new(),
+            };
             let route = desired::http_route(
                 domain,
                 tenant,
@@ -723,6 +761,7 @@ impl Children<'_> {
                 owner,
                 &config.gateway_namespace,
                 &config.domains.gateway_name,
+                https.as_ref(),
             );
             let api = self.api::<HTTPRoute>();
             let live = get(&api, &route.name_any(), "HTTPRoute").await?;
@@ -742,7 +781,7 @@ impl Children<'_> {
                     Status::True,
                     "HTTPRouteApplied",
                     format!(
-                        "HTTPRoute {} attaches {} to Gateway {}/{}",
+                        "HTTPRoute {} attaches {} to Gateway {}/{}{tls_note}",
                         route.name_any(),
                         domain.spec.hostname,
                         config.gateway_namespace,
@@ -847,6 +886,14 @@ impl Children<'_> {
         }
         if keep != Some(RouteKind::HTTPRoute) && self.caps.gateway_api {
             self.remove(&self.api::<HTTPRoute>()).await?;
+            self.remove_listener_set().await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_listener_set(&self) -> Result<()> {
+        if self.caps.listener_sets {
+            self.remove(&self.api::<ListenerSet>()).await?;
         }
         Ok(())
     }

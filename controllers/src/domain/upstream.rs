@@ -180,3 +180,48 @@ pub struct CertificateCondition {
     #[serde(default)]
     pub message: Option<String>,
 }
+
+/// Gateway API ListenerSet: the HTTPS listener of one Domain's hostname, with its certificate,
+/// attached to the platform's Gateway from the tenant's namespace (the Gateway must allow
+/// ListenerSets from tenant namespaces in `spec.allowedListeners`).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "ListenerSet",
+    plural = "listenersets",
+    namespaced,
+    schema = "disabled"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSetSpec {
+    pub parent_ref: ParentReference,
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    pub name: String,
+    pub hostname: String,
+    pub port: i32,
+    pub protocol: String,
+    pub tls: ListenerTls,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTls {
+    pub mode: String,
+    #[serde(default)]
+    pub certificate_refs: Vec<SecretRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+}

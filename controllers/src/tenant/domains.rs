@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     Context,
-    domain::upstream::{Certificate, HTTPRoute, ReferenceGrant},
+    domain::upstream::{Certificate, HTTPRoute, ListenerSet, ReferenceGrant},
     labels,
 };
 
@@ -98,8 +98,8 @@ pub fn summarize(domains: &[Arc<Domain>]) -> (Observation, Vec<String>) {
     (observation, endpoints)
 }
 
-/// First cleanup step: deletes the tenant's HTTPRoutes, Ingresses, Certificates and
-/// ReferenceGrants (found by the tenant label; kinds whose CRDs are not installed are
+/// First cleanup step: deletes the tenant's HTTPRoutes, ListenerSets, Ingresses,
+/// Certificates and ReferenceGrants (found by the tenant label; kinds whose CRDs are not installed are
 /// skipped) and waits until they are gone, so traffic stops before the workloads go. The
 /// Domain controller does not route Domains of a terminating Tenant, so nothing comes back.
 pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<()> {
@@ -115,6 +115,14 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<()> {
     left.extend(
         remove(
             &Api::<HTTPRoute>::namespaced(client.clone(), &namespace),
+            &selector,
+            ctx,
+        )
+        .await?,
+    );
+    left.extend(
+        remove(
+            &Api::<ListenerSet>::namespaced(client.clone(), &namespace),
             &selector,
             ctx,
         )
