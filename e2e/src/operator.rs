@@ -116,17 +116,7 @@ pub struct Options<'a> {
 impl Operator {
     /// Starts the operator and waits until its /readyz answers.
     pub async fn start(cluster: &Cluster, options: &Options<'_>) -> anyhow::Result<Self> {
-        Self::start_with(cluster, options, &[]).await
-    }
-
-    /// Starts the operator with extra `landlord run` flags (e.g. `--dns-resolver`) and waits
-    /// until its /readyz answers.
-    pub async fn start_with(
-        cluster: &Cluster,
-        options: &Options<'_>,
-        extra_args: &[&str],
-    ) -> anyhow::Result<Self> {
-        let mut operator = Self::start_unready_with(cluster, options, extra_args)?;
+        let mut operator = Self::start_unready(cluster, options)?;
         for _ in 0..150 {
             if let Ok(body) = operator.get("/readyz").await
                 && body.starts_with("ok")
@@ -154,15 +144,6 @@ impl Operator {
 
     /// Starts the operator without waiting for anything.
     pub fn start_unready(cluster: &Cluster, options: &Options<'_>) -> anyhow::Result<Self> {
-        Self::start_unready_with(cluster, options, &[])
-    }
-
-    /// Starts the operator with extra flags, without waiting for anything.
-    pub fn start_unready_with(
-        cluster: &Cluster,
-        options: &Options<'_>,
-        extra_args: &[&str],
-    ) -> anyhow::Result<Self> {
         let identity = unique_name("operator");
         let probe_port = free_port()?;
         let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
@@ -186,7 +167,6 @@ impl Operator {
             ])
             .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
             .args(options.args)
-            .args(extra_args)
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -56,16 +56,15 @@ async fn start_operator(
 ) -> anyhow::Result<Operator> {
     install_crds(client).await?;
     let kubeconfig = operator::service_account_kubeconfig(cluster, client).await?;
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Operator::start_with(
+    Operator::start(
         cluster,
         &Options {
             binary: Path::new(env!("CARGO_BIN_EXE_landlord")),
             kubeconfig: &kubeconfig,
             lease_name: operator::LEASE,
             lease_duration_seconds: 15,
+            args: flags,
         },
-        &flags,
     )
     .await
 }

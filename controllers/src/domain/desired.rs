@@ -201,11 +201,8 @@ fn domain_label(domain: &Domain) -> String {
 }
 
 fn short_hash(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref()[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The controller reference of a Domain's children.

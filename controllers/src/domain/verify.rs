@@ -21,11 +21,8 @@ const CONTEXT: &[u8] = b"landlord.dev/domain-verification\0";
 pub fn token(uid: &str) -> String {
     let mut input = CONTEXT.to_vec();
     input.extend_from_slice(uid.as_bytes());
-    let digest = ring::digest::digest(&ring::digest::SHA256, &input);
-    digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&input);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The record the owner of `hostname` creates to verify the Domain with this uid.
