@@ -19,7 +19,7 @@ use landlord_crds::{Domain, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     Cluster, cluster,
     cluster::repo_root,
-    manifests::install_crds,
+    manifests::{install_crds, install_crds_on},
     operator::{self, Operator, Options},
     unique_name, wait,
 };
@@ -27,7 +27,6 @@ use tokio::sync::{Mutex, MutexGuard};
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 const TIMEOUT: Duration = Duration::from_secs(60);
-const PLATFORM: &str = "landlord-platform";
 const ISSUER: &str = "landlord-test-issuer";
 
 struct Harness {
@@ -36,12 +35,15 @@ struct Harness {
     operator: Operator,
     /// Hostnames under this zone are pre-verified by the operator's configuration.
     platform_zone: String,
+    /// The operator's platform namespace (catalog Services, ReferenceGrants), this test's own.
+    platform: String,
     _serial: MutexGuard<'static, ()>,
 }
 
 /// The operator's flags for Domains on the stack `cluster`.
-fn domain_flags(cluster: &Cluster, platform_zone: &str) -> Vec<String> {
+fn domain_flags(cluster: &Cluster, platform_zone: &str, platform: &str) -> Vec<String> {
     vec![
+        format!("--platform-namespace={platform}"),
         format!("--dns-resolver={}", cluster.dns_server()),
         format!("--pre-verified-zones={platform_zone}"),
         format!("--cluster-issuer={ISSUER}"),
@@ -54,7 +56,6 @@ async fn start_operator(
     client: &Client,
     flags: &[String],
 ) -> anyhow::Result<Operator> {
-    install_crds(client).await?;
     let kubeconfig = operator::service_account_kubeconfig(cluster, client).await?;
     Operator::start(
         cluster,
@@ -74,13 +75,21 @@ async fn harness() -> anyhow::Result<Harness> {
     let cluster = cluster();
     let client = cluster.client().await?;
     let platform_zone = format!("platform.{}", cluster.dns_zone());
-    let operator = start_operator(cluster, &client, &domain_flags(cluster, &platform_zone)).await?;
-    ensure_namespace(&client, PLATFORM).await?;
+    install_crds(&client).await?;
+    let platform = unique_name("platform");
+    ensure_namespace(&client, &platform).await?;
+    let operator = start_operator(
+        cluster,
+        &client,
+        &domain_flags(cluster, &platform_zone, &platform),
+    )
+    .await?;
     Ok(Harness {
         cluster,
         client,
         operator,
         platform_zone,
+        platform,
         _serial: serial,
     })
 }
@@ -98,22 +107,28 @@ async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 /// A catalog Service serving `path` on port `http` 8080.
-async fn catalog_service(client: &Client, name: &str, path: &str) -> anyhow::Result<()> {
+async fn catalog_service(
+    client: &Client,
+    platform: &str,
+    name: &str,
+    path: &str,
+) -> anyhow::Result<()> {
     let service: landlord_crds::Service = serde_json::from_value(serde_json::json!({
         "apiVersion": "landlord.dev/v1alpha1", "kind": "Service",
-        "metadata": {"name": name, "namespace": PLATFORM},
+        "metadata": {"name": name, "namespace": platform},
         "spec": {"image": "registry.example.com/web:1", "path": path,
                  "ports": [{"name": "http", "port": 8080}]},
     }))?;
-    Api::<landlord_crds::Service>::namespaced(client.clone(), PLATFORM)
+    Api::<landlord_crds::Service>::namespaced(client.clone(), platform)
         .create(&PostParams::default(), &service)
         .await?;
     Ok(())
 }
 
-async fn delete_catalog_service(client: &Client, name: &str) -> anyhow::Result<()> {
-    Api::<landlord_crds::Service>::namespaced(client.clone(), PLATFORM)
-        .delete(name, &DeleteParams::default())
+/// Deletes the test's platform namespace (its catalog Services with it).
+async fn delete_platform(h: &Harness) -> anyhow::Result<()> {
+    Api::<Namespace>::all(h.client.clone())
+        .delete(&h.platform, &DeleteParams::default())
         .await?;
     Ok(())
 }
@@ -248,7 +263,7 @@ async fn tenant_status(client: &Client, name: &str) -> anyhow::Result<landlord_c
 async fn domain_is_routed_only_once_its_txt_record_exists() -> anyhow::Result<()> {
     let h = harness().await?;
     let service = unique_name("web");
-    catalog_service(&h.client, &service, "/").await?;
+    catalog_service(&h.client, &h.platform, &service, "/").await?;
     let tenant = ready_tenant(&h.client, "dedicated", &[&service]).await?;
     let ns = format!("tenant-{tenant}");
     let hostname = format!("{}.{}", unique_name("shop"), h.cluster.dns_zone());
@@ -431,7 +446,7 @@ async fn domain_is_routed_only_once_its_txt_record_exists() -> anyhow::Result<()
     );
 
     delete_tenant(&h.client, &tenant).await?;
-    delete_catalog_service(&h.client, &service).await
+    delete_platform(&h).await
 }
 
 #[tokio::test]
@@ -439,7 +454,7 @@ async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certifi
 -> anyhow::Result<()> {
     let h = harness().await?;
     let service = unique_name("api");
-    catalog_service(&h.client, &service, "/api").await?;
+    catalog_service(&h.client, &h.platform, &service, "/api").await?;
     let tenant = ready_tenant(&h.client, "shared", &[&service]).await?;
     let ns = format!("tenant-{tenant}");
     // Pre-verified zone: no TXT record needed.
@@ -492,13 +507,14 @@ async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certifi
         serde_json::json!([{"name": "X-Landlord-Tenant", "value": tenant}])
     );
     assert_eq!(
-        rule["backendRefs"][0]["namespace"], PLATFORM,
+        rule["backendRefs"][0]["namespace"],
+        h.platform.as_str(),
         "the pool's Service"
     );
     let grant = get_dynamic(
         &h.client,
         &gateway_api("ReferenceGrant", "referencegrants"),
-        PLATFORM,
+        &h.platform,
         &format!("landlord-tenant-{tenant}"),
     )
     .await?
@@ -566,14 +582,14 @@ async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certifi
     assert_eq!(endpoints, [format!("https://{hostname}")]);
 
     delete_tenant(&h.client, &tenant).await?;
-    delete_catalog_service(&h.client, &service).await
+    delete_platform(&h).await
 }
 
 #[tokio::test]
 async fn a_second_claim_gets_conflict_until_the_holder_is_deleted() -> anyhow::Result<()> {
     let h = harness().await?;
     let service = unique_name("web");
-    catalog_service(&h.client, &service, "/").await?;
+    catalog_service(&h.client, &h.platform, &service, "/").await?;
     let first = ready_tenant(&h.client, "dedicated", &[&service]).await?;
     let second = ready_tenant(&h.client, "dedicated", &[&service]).await?;
     let (ns1, ns2) = (format!("tenant-{first}"), format!("tenant-{second}"));
@@ -646,7 +662,7 @@ async fn a_second_claim_gets_conflict_until_the_holder_is_deleted() -> anyhow::R
 
     delete_tenant(&h.client, &first).await?;
     delete_tenant(&h.client, &second).await?;
-    delete_catalog_service(&h.client, &service).await
+    delete_platform(&h).await
 }
 
 /// Entries of the audit log whose verb is `delete` by the operator, in log order, as
@@ -683,7 +699,7 @@ fn operator_deletes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
 async fn deleting_a_tenant_removes_its_routes_before_its_namespace() -> anyhow::Result<()> {
     let h = harness().await?;
     let service = unique_name("web");
-    catalog_service(&h.client, &service, "/").await?;
+    catalog_service(&h.client, &h.platform, &service, "/").await?;
     let tenant = ready_tenant(&h.client, "shared", &[&service]).await?;
     let ns = format!("tenant-{tenant}");
     let hostname = format!("{}.{}", unique_name("bye"), h.platform_zone);
@@ -698,14 +714,14 @@ async fn deleting_a_tenant_removes_its_routes_before_its_namespace() -> anyhow::
     let grant_name = format!("landlord-tenant-{tenant}");
     let grants = gateway_api("ReferenceGrant", "referencegrants");
     assert!(
-        get_dynamic(&h.client, &grants, PLATFORM, &grant_name)
+        get_dynamic(&h.client, &grants, &h.platform, &grant_name)
             .await?
             .is_some()
     );
 
     delete_tenant(&h.client, &tenant).await?;
     assert!(
-        get_dynamic(&h.client, &grants, PLATFORM, &grant_name)
+        get_dynamic(&h.client, &grants, &h.platform, &grant_name)
             .await?
             .is_none(),
         "the ReferenceGrant outlived its tenant"
@@ -714,7 +730,7 @@ async fn deleting_a_tenant_removes_its_routes_before_its_namespace() -> anyhow::
     let position = |what: &str| deletes.iter().position(|d| d == what);
     let route = position(&format!("httproutes {ns}/bye"))
         .with_context(|| format!("the operator never deleted the HTTPRoute: {deletes:#?}"))?;
-    let grant = position(&format!("referencegrants {PLATFORM}/{grant_name}"))
+    let grant = position(&format!("referencegrants {}/{grant_name}", h.platform))
         .with_context(|| format!("the operator never deleted the ReferenceGrant: {deletes:#?}"))?;
     let namespace = position(&format!("namespaces {ns}/{ns}"))
         .with_context(|| format!("the operator never deleted the namespace: {deletes:#?}"))?;
@@ -723,7 +739,7 @@ async fn deleting_a_tenant_removes_its_routes_before_its_namespace() -> anyhow::
         route < namespace && grant < namespace,
         "deletion order: {deletes:#?}"
     );
-    delete_catalog_service(&h.client, &service).await
+    delete_platform(&h).await
 }
 
 /// On a stack without Gateway API and cert-manager: managed TLS says cert-manager is
@@ -745,10 +761,13 @@ async fn without_gateway_api_and_cert_manager() -> anyhow::Result<()> {
 async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
     let client = cluster.client().await?;
     let zone = format!("platform.{}", cluster.dns_zone());
-    let _operator = start_operator(cluster, &client, &domain_flags(cluster, &zone)).await?;
-    ensure_namespace(&client, PLATFORM).await?;
+    install_crds_on(&client).await?;
+    let platform = unique_name("platform");
+    ensure_namespace(&client, &platform).await?;
+    let _operator =
+        start_operator(cluster, &client, &domain_flags(cluster, &zone, &platform)).await?;
     let service = unique_name("web");
-    catalog_service(&client, &service, "/").await?;
+    catalog_service(&client, &platform, &service, "/").await?;
 
     let dedicated = ready_tenant(&client, "dedicated", &[&service]).await?;
     let ns = format!("tenant-{dedicated}");
