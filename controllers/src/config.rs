@@ -26,6 +26,8 @@ pub struct Config {
     /// The NATS server of the tenants' topics; None when the operator runs without one
     /// (tenants with topics then report `NatsNotConfigured`).
     pub nats: Option<crate::nats::NatsConfig>,
+    /// Domain verification, routing and TLS.
+    pub domains: crate::domain::DomainConfig,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             runtime_image: "ghcr.io/landlord-dev/tenant-runtime:0.1.0".into(),
             nats: None,
+            domains: Default::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod config;
 pub mod context;
 pub mod database;
+pub mod domain;
 pub mod drift;
 pub mod flags;
 pub mod labels;

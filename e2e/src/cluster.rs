@@ -52,7 +52,13 @@ impl Cluster {
     /// Brings up (or finds) the stack whose state lives in `dir`: a second, independent
     /// stack for tests that must not share the default one.
     pub fn up_in(dir: &Path) -> anyhow::Result<Self> {
-        run_script(dir, "up")?;
+        Self::up_in_with(dir, &[])
+    }
+
+    /// Like `up_in`, with extra environment variables for `e2e/cluster up`, e.g.
+    /// `LANDLORD_DEV_UPSTREAM_CRDS=none` for a stack without Gateway API and cert-manager.
+    pub fn up_in_with(dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        run_script_env(dir, &["up"], env)?;
         Self::from_env_file(&dir.join("env"))
     }
 
@@ -101,11 +107,24 @@ impl Cluster {
 /// Runs `e2e/cluster <command>` for the stack whose state lives in `dir`; on failure the
 /// error carries the script's own report (which component failed, where its log is).
 pub fn run_script(dir: &Path, command: &str) -> anyhow::Result<()> {
+    run_script_args(dir, &[command])
+}
+
+/// Runs `e2e/cluster <args...>` for the stack whose state lives in `dir`.
+pub fn run_script_args(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    run_script_env(dir, args, &[])
+}
+
+/// Runs `e2e/cluster <args...>` with extra environment variables (e.g.
+/// `LANDLORD_DEV_UPSTREAM_CRDS=none`).
+pub fn run_script_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
+    let command = args.join(" ");
     let script = repo_root().join("e2e/cluster");
     let output = Command::new("bash")
         .arg(&script)
-        .arg(command)
+        .args(args)
         .env("LANDLORD_DEV_DIR", dir)
+        .envs(env.iter().copied())
         .output()
         .with_context(|| format!("running {} {command}", script.display()))?;
     if !output.status.success() {

@@ -6,6 +6,7 @@
 //! or namespaces of its own so tests never see each other's objects.
 
 pub mod cluster;
+pub mod dns;
 pub mod kubectl;
 pub mod manifests;
 pub mod names;

@@ -120,27 +120,30 @@ static CRDS: OnceCell<()> = OnceCell::const_new();
 /// Installs Landlord's CRDs and admission policies from `manifests/` (once per test process)
 /// and waits until the CRDs are established.
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    CRDS.get_or_try_init(|| async {
-        let root = repo_root();
-        let crds = read_documents(&root.join("manifests/crds"))?;
-        for crd in &crds {
-            apply(client, crd, None).await?;
-        }
-        let api = Api::<CustomResourceDefinition>::all(client.clone());
-        for crd in &crds {
-            let name = crd.name_any();
-            tokio::time::timeout(
-                std::time::Duration::from_secs(60),
-                await_condition(api.clone(), &name, conditions::is_crd_established()),
-            )
-            .await
-            .with_context(|| format!("CRD {name} not established within 60s"))??;
-        }
-        for policy in read_documents(&root.join("manifests/policies"))? {
-            apply(client, &policy, None).await?;
-        }
-        anyhow::Ok(())
-    })
-    .await?;
+    CRDS.get_or_try_init(|| install_crds_on(client)).await?;
+    Ok(())
+}
+
+/// Installs Landlord's CRDs and admission policies into the cluster of `client` every time
+/// it is called (for a second stack, which the once-per-process `install_crds` would skip).
+pub async fn install_crds_on(client: &Client) -> anyhow::Result<()> {
+    let root = repo_root();
+    let crds = read_documents(&root.join("manifests/crds"))?;
+    for crd in &crds {
+        apply(client, crd, None).await?;
+    }
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in &crds {
+        let name = crd.name_any();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .with_context(|| format!("CRD {name} not established within 60s"))??;
+    }
+    for policy in read_documents(&root.join("manifests/policies"))? {
+        apply(client, &policy, None).await?;
+    }
     Ok(())
 }

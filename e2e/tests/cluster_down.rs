@@ -88,6 +88,7 @@ fn cluster_down_leaves_no_process_behind() -> anyhow::Result<()> {
         "kwok",
         "postgres",
         "nats-server",
+        "knotd",
     ] {
         assert!(
             names.iter().any(|n| n.contains(component)),

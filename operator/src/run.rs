@@ -161,6 +161,38 @@ pub struct RunArgs {
     /// Size in bytes of a topic's stream when its spec sets no maxBytes.
     #[arg(long, env = "LANDLORD_NATS_DEFAULT_TOPIC_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(1024..))]
     pub nats_default_topic_bytes: i64,
+
+    /// DNS server that Domain verification asks for TXT records (`ip` or `ip:port`).
+    /// Default: the first nameserver of /etc/resolv.conf.
+    #[arg(long, env = "LANDLORD_DNS_RESOLVER", value_parser = parse_dns_server)]
+    pub dns_resolver: Option<std::net::SocketAddr>,
+
+    /// Zones the platform owns (comma-separated): Domains in them are verified without a
+    /// TXT record.
+    #[arg(long, env = "LANDLORD_PRE_VERIFIED_ZONES", value_delimiter = ',')]
+    pub pre_verified_zones: Vec<String>,
+
+    /// Gateway (in --gateway-namespace) that Domains' HTTPRoutes attach to.
+    #[arg(long, env = "LANDLORD_GATEWAY_NAME", default_value = "landlord")]
+    pub gateway_name: String,
+
+    /// cert-manager ClusterIssuer of Domains with managed TLS (a Domain may name its own).
+    #[arg(long, env = "LANDLORD_CLUSTER_ISSUER")]
+    pub cluster_issuer: Option<String>,
+
+    /// ingressClassName of the Ingresses written where Gateway API is not installed.
+    #[arg(long, env = "LANDLORD_INGRESS_CLASS")]
+    pub ingress_class: Option<String>,
+
+    /// Seconds between two lookups of an unverified Domain's TXT record, at first (later,
+    /// the longer it stays unverified, the rarer, up to 15 minutes).
+    #[arg(long, env = "LANDLORD_VERIFICATION_INTERVAL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub verification_interval_seconds: u64,
+}
+
+fn parse_dns_server(text: &str) -> Result<std::net::SocketAddr, String> {
+    landlord_controllers::domain::dns::parse_server(text)
+        .ok_or_else(|| format!("{text} is not an IP address or ip:port"))
 }
 
 impl RunArgs {
@@ -232,6 +264,14 @@ impl RunArgs {
             },
             runtime_image: self.runtime_image.clone(),
             nats: self.nats_config()?,
+            domains: landlord_controllers::domain::DomainConfig {
+                dns_resolver: self.dns_resolver,
+                pre_verified_zones: self.pre_verified_zones.clone(),
+                gateway_name: self.gateway_name.clone(),
+                cluster_issuer: self.cluster_issuer.clone(),
+                ingress_class: self.ingress_class.clone(),
+                verification_interval: Duration::from_secs(self.verification_interval_seconds),
+            },
             ..Config::default()
         })
     }
@@ -349,8 +389,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let tenants = landlord_controllers::tenant::run(ctx.clone(), stopped(stop_rx.clone()));
         let flag_sets = landlord_controllers::flags::run(ctx.clone(), stopped(stop_rx.clone()));
         let services = landlord_controllers::service::run(ctx.clone(), stopped(stop_rx.clone()));
+        let domains = landlord_controllers::domain::run(ctx.clone(), stopped(stop_rx.clone()));
         async move {
-            tokio::join!(tenants, flag_sets, services);
+            tokio::join!(tenants, flag_sets, services, domains);
         }
     });
     tokio::spawn(landlord_controllers::tenant::runtime::run_pool(

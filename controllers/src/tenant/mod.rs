@@ -7,6 +7,7 @@
 
 pub mod database;
 pub mod desired;
+pub mod domains;
 pub mod error;
 pub mod flags;
 pub mod namespace;
@@ -45,7 +46,7 @@ use kube::{
     },
 };
 use landlord_crds::{
-    CLEANUP_FINALIZER, FeatureFlagSet, Tenant, TenantStatus, conditions::Observation,
+    CLEANUP_FINALIZER, Domain, FeatureFlagSet, Tenant, TenantStatus, conditions::Observation,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{Instrument, info, info_span, warn};
@@ -86,6 +87,8 @@ pub enum Part {
     Runtime,
     /// The catalog Services the tenant runs (its own instances when dedicated).
     Services,
+    /// The tenant's Domains (routes to its services, TLS, `status.endpoints`).
+    Domains,
 }
 
 impl Part {
@@ -96,9 +99,12 @@ impl Part {
         Part::Flags,
         Part::Runtime,
         Part::Services,
+        Part::Domains,
     ];
-    // The runtime's and the flags' objects live in the namespace and go with it.
+    // The runtime's and the flags' objects live in the namespace and go with it. Routes go
+    // first, so no traffic reaches a workload that is being removed.
     pub const CLEANUP_ORDER: &'static [Part] = &[
+        Part::Domains,
         Part::Services,
         Part::Topics,
         Part::Database,
@@ -123,6 +129,7 @@ impl Part {
             Part::Services => {
                 services::provision(tenant, &state.ctx, &state.stores.workloads).await
             }
+            Part::Domains => Ok(domains::provision(tenant, &state.stores, draft)),
         }
     }
 
@@ -133,6 +140,7 @@ impl Part {
             Part::Topics => topics::cleanup(tenant, state).await,
             Part::Runtime | Part::Flags => Ok(()),
             Part::Services => services::cleanup(tenant, &state.ctx, &state.stores.workloads).await,
+            Part::Domains => domains::cleanup(tenant, &state.ctx).await,
         }
     }
 }
@@ -155,6 +163,9 @@ pub struct Stores {
     pub flag_sets: Store<FeatureFlagSet>,
     /// The catalog and every catalog Service instance (see `services`).
     pub workloads: services::Caches,
+    /// Every Domain (user-created, so not label-selected), mapped to its Tenant by the
+    /// `status.tenant` the Domain controller writes.
+    pub domains: Store<Domain>,
 }
 
 impl Stores {
@@ -174,6 +185,7 @@ impl Stores {
             deployments,
             flag_sets,
             workloads,
+            domains,
         } = self;
         // Errors only when the writer is gone, i.e. the controller is shutting down.
         let _ = futures::join!(
@@ -191,6 +203,7 @@ impl Stores {
             deployments.wait_until_ready(),
             flag_sets.wait_until_ready(),
             workloads.wait_until_ready(),
+            domains.wait_until_ready(),
         );
     }
 }
@@ -254,6 +267,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (deployments, deployment_events) = owned::<Deployment>(&client);
     let (flag_sets, flag_set_changes) = crate::flags::set_changes(&client);
     let (workloads, workload_triggers) = services::watch(&client, &ctx.config.platform_namespace);
+    let (domains, domain_events) = {
+        let (reader, writer) = reflector::store();
+        let stream = watcher(
+            Api::<Domain>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|d| d.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+        (reader, stream)
+    };
     let stores = Stores {
         namespaces,
         roles,
@@ -269,6 +294,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         deployments,
         flag_sets,
         workloads,
+        domains,
     };
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
@@ -315,6 +341,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .watches_stream(service_account_events, tenant_of)
         .watches_stream(deployment_events, tenant_of)
         .reconcile_on(flag_set_triggers)
+        .watches_stream(domain_events, |d: Domain| {
+            d.status.and_then(|s| s.tenant).map(|t| ObjectRef::new(&t))
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move {

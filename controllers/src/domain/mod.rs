@@ -1,0 +1,1026 @@
+//! The Domain controller.
+//!
+//! fetch (the Domain, its Tenant and the other claims on its hostname from caches; the catalog
+//! Services and live children by GET; the TXT record from DNS) → validate/decide (pure:
+//! verification, conflict, routes) → desired (pure builders) → apply (server-side apply, only
+//! on drift; children removed when the Domain may not route) → status (pure, written only
+//! when it changed).
+//!
+//! Verification: the status gives a TXT record (`_landlord-challenge.<hostname>`, see
+//! `verify`); Landlord looks it up through the configured DNS server, every
+//! `verification_interval` (jittered, and less often the longer a Domain stays unverified),
+//! until it is found; then `Verified` stays True. Hostnames under a pre-verified zone are
+//! verified at once. Only a verified Domain that holds its hostname (see `claim`) in the
+//! namespace of a ready Tenant gets children: an HTTPRoute (Gateway API) or an Ingress, and
+//! for managed TLS a cert-manager Certificate. Whether Gateway API and cert-manager are
+//! installed is discovered at run time (cached briefly), so installing them later needs no
+//! restart.
+//!
+//! Children are read by GET at each reconcile rather than watched (their CRDs may be absent
+//! or appear later); drift is corrected at the next reconcile, at the latest after `RESYNC`.
+
+pub mod claim;
+pub mod desired;
+pub mod dns;
+pub mod error;
+pub mod status;
+pub mod upstream;
+pub mod verify;
+
+use std::{
+    collections::BTreeMap,
+    fmt::Debug,
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    api::{core::v1::Secret, networking::v1::Ingress},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, Preconditions},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use landlord_crds::{
+    Domain, DomainStatus, Service as CatalogService, Tenant,
+    conditions::{
+        self, Observation, Status,
+        domain::{CERTIFICATE_READY, CONFLICT, ROUTED, VERIFIED},
+        tenant::NAMESPACE_READY,
+    },
+    domain::{TlsMode, Verification},
+    tenant::Tier,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::{
+    Context,
+    apply::{self, EnsureError, Outcome},
+};
+use claim::Claim;
+use desired::ResolvedRoute;
+use dns::Resolver;
+pub use error::Error;
+use error::Result;
+use status::Observed;
+use upstream::{Certificate, HTTPRoute, ListenerSet, ReferenceGrant};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "domain";
+const MANAGER: &str = "landlord/domain";
+const STATUS_MANAGER: &str = "landlord/domain-status";
+/// How often a ready Domain is looked at again without any change (reads only).
+const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a verified Domain that is not ready yet (certificate pending, tenant not ready)
+/// is looked at again.
+const RECHECK: Duration = Duration::from_secs(10);
+/// The longest wait between two lookups of a Domain that stays unverified.
+const MAX_VERIFICATION_INTERVAL: Duration = Duration::from_secs(900);
+/// How long the discovered presence of Gateway API and cert-manager is trusted.
+const CAPABILITIES_TTL: Duration = Duration::from_secs(20);
+
+/// Operator configuration of the Domain controller.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// DNS server that verification asks; `None`: the first nameserver of /etc/resolv.conf.
+    pub dns_resolver: Option<SocketAddr>,
+    /// Zones the platform owns: hostnames in them need no TXT record.
+    pub pre_verified_zones: Vec<String>,
+    /// The Gateway that HTTPRoutes attach to (in `Config::gateway_namespace`).
+    pub gateway_name: String,
+    /// cert-manager ClusterIssuer of managed certificates, unless a Domain names its own.
+    pub cluster_issuer: Option<String>,
+    /// `ingressClassName` of Ingresses (when Gateway API is not installed).
+    pub ingress_class: Option<String>,
+    /// Time between two lookups of the TXT record of an unverified Domain, at first.
+    pub verification_interval: Duration,
+}
+
+impl Default for DomainConfig {
+    fn default() -> Self {
+        Self {
+            dns_resolver: None,
+            pre_verified_zones: Vec::new(),
+            gateway_name: "landlord".into(),
+            cluster_issuer: None,
+            ingress_class: None,
+            verification_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Which optional APIs the cluster serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub gateway_api: bool,
+    /// Gateway API ListenerSets (standard channel since v1.5): per-Domain HTTPS listeners.
+    pub listener_sets: bool,
+    pub cert_manager: bool,
+}
+
+/// What every Domain reconcile shares.
+pub struct State {
+    ctx: Arc<Context>,
+    domains: Store<Domain>,
+    tenants: Store<Tenant>,
+    tenants_ready: tokio::sync::OnceCell<()>,
+    resolver: Option<Resolver>,
+    capabilities: Mutex<Option<(Instant, Capabilities)>>,
+}
+
+impl State {
+    async fn capabilities(&self) -> Result<Capabilities> {
+        if let Some((at, caps)) = *self.capabilities.lock().unwrap_or_else(|e| e.into_inner())
+            && at.elapsed() < CAPABILITIES_TTL
+        {
+            return Ok(caps);
+        }
+        let client = &self.ctx.client;
+        let gateway = served(client, "gateway.networking.k8s.io/v1").await?;
+        let cert_manager = served(client, "cert-manager.io/v1").await?;
+        let has = |list: &[String], name: &str| list.iter().any(|r| r == name);
+        let caps = Capabilities {
+            gateway_api: has(&gateway, "httproutes") && has(&gateway, "referencegrants"),
+            listener_sets: has(&gateway, "listenersets"),
+            cert_manager: has(&cert_manager, "certificates"),
+        };
+        *self.capabilities.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), caps));
+        Ok(caps)
+    }
+}
+
+/// The resources the API server serves in group version `gv` (none when it is unknown).
+async fn served(client: &kube::Client, gv: &str) -> Result<Vec<String>> {
+    match client.list_api_group_resources(gv).await {
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(Error::kube(format!("discovering {gv}"))(e)),
+    }
+}
+
+/// The DNS server verification asks: the configured one, else the system's.
+fn resolver(config: &DomainConfig) -> Option<Resolver> {
+    config
+        .dns_resolver
+        .or_else(|| {
+            std::fs::read_to_string("/etc/resolv.conf")
+                .ok()
+                .and_then(|text| dns::nameserver_from_resolv_conf(&text))
+        })
+        .map(Resolver::new)
+}
+
+/// Runs the Domain controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let resolver = resolver(&ctx.config.domains);
+    match &resolver {
+        Some(r) => info!(server = %r.server, "domain verification asks this DNS server"),
+        None => warn!(
+            "no DNS server configured or found in /etc/resolv.conf: Domains cannot be verified by TXT record"
+        ),
+    }
+    let (tenants, tenant_writer) = reflector::store();
+    let tenant_events = watcher(
+        Api::<Tenant>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|t| t.managed_fields_mut().clear())
+    .reflect(tenant_writer)
+    .touched_objects();
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+    let controller = Controller::new(
+        Api::<Domain>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(config);
+    let domains = controller.store();
+    let in_namespace = domains.clone();
+    let same_hostname = domains.clone();
+    let state = Arc::new(State {
+        ctx,
+        domains,
+        tenants,
+        tenants_ready: tokio::sync::OnceCell::new(),
+        resolver,
+        capabilities: Mutex::new(None),
+    });
+    controller
+        // A Tenant's change (ready, terminating, tier, services) concerns its Domains.
+        .watches_stream(tenant_events, move |tenant: Tenant| {
+            let namespace = tenant.namespace_name();
+            in_namespace
+                .state()
+                .into_iter()
+                .filter(|d| d.namespace().as_deref() == Some(namespace.as_str()))
+                .map(|d| ObjectRef::from_obj(&*d))
+                .collect::<Vec<_>>()
+        })
+        // A claim that changes or goes away concerns the other claims on its hostname.
+        .watches(
+            Api::<Domain>::all(client),
+            watcher::Config::default(),
+            move |changed: Domain| {
+                same_hostname
+                    .state()
+                    .into_iter()
+                    .filter(|d| {
+                        d.spec.hostname == changed.spec.hostname && d.uid() != changed.uid()
+                    })
+                    .map(|d| ObjectRef::from_obj(&*d))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, state)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "domain reconcile failed");
+            }
+        })
+        .await;
+}
+
+fn key(domain: &Domain) -> String {
+    format!(
+        "domain/{}/{}",
+        domain.namespace().unwrap_or_default(),
+        domain.name_any()
+    )
+}
+
+async fn reconcile(domain: Arc<Domain>, state: Arc<State>) -> Result<Action> {
+    let span = info_span!(
+        "reconcile",
+        controller = CONTROLLER,
+        namespace = %domain.namespace().unwrap_or_default(),
+        domain = %domain.name_any()
+    );
+    async move {
+        let metrics = &state.ctx.metrics;
+        metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
+        let _timer = metrics
+            .duration
+            .with_label_values(&[CONTROLLER])
+            .start_timer();
+        state
+            .tenants_ready
+            .get_or_init(|| async {
+                let _ = state.tenants.wait_until_ready().await;
+            })
+            .await;
+        let action = apply_domain(&domain, &state).await?;
+        state.ctx.backoff.reset(&key(&domain));
+        Ok(action)
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_policy(domain: Arc<Domain>, error: &Error, state: Arc<State>) -> Action {
+    state
+        .ctx
+        .metrics
+        .failures
+        .with_label_values(&[CONTROLLER, error.category()])
+        .inc();
+    let delay = state.ctx.backoff.next(&key(&domain));
+    warn!(domain = %domain.name_any(), error = %error, category = error.category(), retry_in_ms = delay.as_millis() as u64, "domain reconcile failed");
+    Action::requeue(delay)
+}
+
+fn jittered(base: Duration) -> Duration {
+    base.mul_f64(0.75 + fastrand::f64() * 0.5)
+}
+
+/// How long to wait before looking up the record of a Domain that has been unverified for
+/// `age`: the configured interval at first, then a twentieth of its age, at most 15 minutes
+/// (a change to the Domain, e.g. an annotation, triggers a lookup at once).
+pub fn verification_delay(age: Duration, interval: Duration) -> Duration {
+    (age / 20).clamp(interval, MAX_VERIFICATION_INTERVAL.max(interval))
+}
+
+/// The Tenant whose (ready) namespace holds the Domain, or the condition saying why none.
+fn tenant_of(
+    tenants: &Store<Tenant>,
+    namespace: &str,
+) -> std::result::Result<Arc<Tenant>, Observation> {
+    let tenant = tenants
+        .state()
+        .into_iter()
+        .find(|t| t.namespace_name() == namespace);
+    match tenant {
+        None => Err(Observation::new(
+            ROUTED,
+            Status::False,
+            "NotATenantNamespace",
+            format!("namespace {namespace} is not the namespace of a Tenant"),
+        )),
+        Some(t) if t.meta().deletion_timestamp.is_some() => Err(Observation::new(
+            ROUTED,
+            Status::False,
+            "TenantTerminating",
+            format!("Tenant {} is being deleted", t.name_any()),
+        )),
+        Some(t)
+            if !t
+                .status
+                .as_ref()
+                .is_some_and(|s| conditions::is_true(&s.conditions, NAMESPACE_READY)) =>
+        {
+            Err(Observation::new(
+                ROUTED,
+                Status::False,
+                "TenantNotReady",
+                format!(
+                    "namespace {namespace} of Tenant {} is not ready yet",
+                    t.name_any()
+                ),
+            ))
+        }
+        Some(t) => Ok(t),
+    }
+}
+
+/// Verification: sticky once True; pre-verified zones; else the TXT record.
+async fn verified(domain: &Domain, record: &Verification, state: &State) -> Observation {
+    if let Some(c) = domain
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, VERIFIED))
+        .filter(|c| c.status == "True")
+    {
+        return Observation::new(VERIFIED, Status::True, &c.reason, c.message.clone());
+    }
+    let hostname = &domain.spec.hostname;
+    let config = &state.ctx.config.domains;
+    if let Some(zone) = verify::pre_verified_zone(hostname, &config.pre_verified_zones) {
+        return Observation::new(
+            VERIFIED,
+            Status::True,
+            "PreVerifiedZone",
+            format!("{hostname} is in the zone {zone}, which the platform owns"),
+        );
+    }
+    let Some(resolver) = &state.resolver else {
+        return Observation::new(
+            VERIFIED,
+            Status::False,
+            "ResolverUnavailable",
+            "no DNS server is configured (--dns-resolver) or found in /etc/resolv.conf",
+        );
+    };
+    match resolver.txt(&record.record_name).await {
+        Ok(values) if verify::found(&values, &record.record_value) => Observation::new(
+            VERIFIED,
+            Status::True,
+            "TxtRecordFound",
+            format!(
+                "found the TXT record {} (asked {})",
+                record.record_name, resolver.server
+            ),
+        ),
+        Ok(_) => Observation::new(
+            VERIFIED,
+            Status::False,
+            "RecordNotFound",
+            format!(
+                "create a TXT record {} with the value {} (see status.verification)",
+                record.record_name, record.record_value
+            ),
+        ),
+        Err(e) => Observation::new(
+            VERIFIED,
+            Status::False,
+            "LookupFailed",
+            format!("looking up the TXT record {}: {e}", record.record_name),
+        ),
+    }
+}
+
+/// The Conflict condition: True when another claim holds the hostname.
+fn conflict(domain: &Domain, verified: bool, others: &[Arc<Domain>]) -> Observation {
+    let mine = Claim::with_verified(domain, verified);
+    let mut claims: Vec<Claim> = others
+        .iter()
+        .filter(|d| d.spec.hostname == domain.spec.hostname && d.uid() != domain.uid())
+        .map(|d| Claim::of(d))
+        .collect();
+    claims.push(mine.clone());
+    match claim::holder(&claims) {
+        Some(holder) if holder.uid != mine.uid => Observation::new(
+            CONFLICT,
+            Status::True,
+            "HostnameClaimed",
+            format!(
+                "{} is held by Domain {}; this Domain takes over when that one is deleted",
+                domain.spec.hostname,
+                holder.describe()
+            ),
+        ),
+        _ => Observation::new(
+            CONFLICT,
+            Status::False,
+            "NoConflict",
+            format!("no other Domain holds {}", domain.spec.hostname),
+        ),
+    }
+}
+
+async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
+    let namespace = domain.namespace().ok_or(Error::Incomplete("namespace"))?;
+    let uid = domain.uid().ok_or(Error::Incomplete("uid"))?;
+    let record = verify::record(&domain.spec.hostname, &uid);
+    let verified = verified(domain, &record, state).await;
+    let conflict = conflict(domain, verified.is_true(), &state.domains.state());
+    let caps = state.capabilities().await?;
+    let tenant = tenant_of(&state.tenants, &namespace);
+
+    // Why the Domain may not have children, if it may not.
+    let blocked = match &tenant {
+        Err(observation) => Some(observation.clone()),
+        Ok(_) if !verified.is_true() => Some(Observation::new(
+            ROUTED,
+            Status::False,
+            "NotVerified",
+            format!("{} is not verified yet", domain.spec.hostname),
+        )),
+        Ok(_) if conflict.is_true() => Some(Observation::new(
+            ROUTED,
+            Status::False,
+            "Conflict",
+            conflict.message.clone(),
+        )),
+        Ok(_) => None,
+    };
+    let owner = desired::owner_reference(domain).ok_or(Error::Incomplete("uid"))?;
+    let children = Children {
+        domain,
+        namespace: &namespace,
+        state,
+        caps,
+    };
+
+    let certificate = match (&blocked, &tenant) {
+        (Some(_), _) | (_, Err(_)) => {
+            children.remove_certificate().await?;
+            certificate_unavailable(domain, caps, state).unwrap_or_else(|| {
+                Observation::new(
+                    CERTIFICATE_READY,
+                    Status::False,
+                    "WaitingForRoute",
+                    "the certificate is requested once the hostname is verified and held by this Domain",
+                )
+            })
+        }
+        (None, Ok(tenant)) => children.certificate(tenant, &owner).await?,
+    };
+
+    let (routed, url) = match (&blocked, &tenant) {
+        (Some(observation), _) => {
+            children.remove_routes(None).await?;
+            (observation.clone(), None)
+        }
+        (None, Err(observation)) => (observation.clone(), None),
+        (None, Ok(tenant)) => {
+            let routed = children.routes(tenant, &owner).await?;
+            let url = routed.is_true().then(|| desired::url(domain));
+            (routed, url)
+        }
+    };
+
+    let observed = Observed {
+        verified,
+        conflict,
+        routed,
+        certificate,
+    };
+    let tenant_name = tenant.as_ref().ok().map(|t| t.name_any());
+    let status = status::compute(domain, tenant_name, Some(record), url, &observed, &now());
+    write_status(domain, status, state).await?;
+
+    let ready = status::ready(&observed).is_true();
+    Ok(Action::requeue(if !observed.verified.is_true() {
+        let age = domain
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| Timestamp::now().duration_since(t.0).try_into().ok())
+            .unwrap_or_default();
+        jittered(verification_delay(
+            age,
+            state.ctx.config.domains.verification_interval,
+        ))
+    } else if ready {
+        RESYNC
+    } else {
+        jittered(RECHECK)
+    }))
+}
+
+/// The CertificateReady condition when the certificate cannot be had whatever the Domain's
+/// state: no TLS (True), cert-manager missing, no issuer.
+fn certificate_unavailable(
+    domain: &Domain,
+    caps: Capabilities,
+    state: &State,
+) -> Option<Observation> {
+    let tls = domain.spec.tls.clone().unwrap_or_default();
+    match tls.mode {
+        TlsMode::None => Some(Observation::new(
+            CERTIFICATE_READY,
+            Status::True,
+            "TlsDisabled",
+            "spec.tls.mode is None: served over plain HTTP",
+        )),
+        TlsMode::Managed if !caps.cert_manager => Some(Observation::new(
+            CERTIFICATE_READY,
+            Status::False,
+            "CertManagerNotInstalled",
+            "spec.tls.mode Managed needs cert-manager, whose CRD certificates.cert-manager.io is not installed; install cert-manager, or use spec.tls.mode Secret or None",
+        )),
+        TlsMode::Managed
+            if tls.issuer.is_none() && state.ctx.config.domains.cluster_issuer.is_none() =>
+        {
+            Some(Observation::new(
+                CERTIFICATE_READY,
+                Status::False,
+                "NoIssuer",
+                "spec.tls.mode Managed needs an issuer: set spec.tls.issuer, or configure the operator's --cluster-issuer",
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The children of one Domain, read by GET and written by server-side apply.
+struct Children<'a> {
+    domain: &'a Domain,
+    namespace: &'a str,
+    state: &'a State,
+    caps: Capabilities,
+}
+
+impl Children<'_> {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(self.state.ctx.client.clone(), self.namespace)
+    }
+
+    async fn certificate(
+        &self,
+        tenant: &Tenant,
+        owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ) -> Result<Observation> {
+        let domain = self.domain;
+        if let Some(observation) = certificate_unavailable(domain, self.caps, self.state) {
+            self.remove_certificate().await?;
+            return Ok(observation);
+        }
+        let tls = domain.spec.tls.clone().unwrap_or_default();
+        if tls.mode == TlsMode::Secret {
+            self.remove_certificate().await?;
+            let name = tls.secret_name.unwrap_or_default();
+            let secret = self
+                .api::<Secret>()
+                .get_opt(&name)
+                .await
+                .map_err(Error::kube(format!("reading Secret {name}")))?;
+            return Ok(match secret {
+                None => Observation::new(
+                    CERTIFICATE_READY,
+                    Status::False,
+                    "SecretNotFound",
+                    format!(
+                        "Secret {name} (spec.tls.secretName) does not exist in namespace {}",
+                        self.namespace
+                    ),
+                ),
+                Some(s) if s.type_.as_deref() != Some("kubernetes.io/tls") => Observation::new(
+                    CERTIFICATE_READY,
+                    Status::False,
+                    "SecretInvalid",
+                    format!("Secret {name} (spec.tls.secretName) is not of type kubernetes.io/tls"),
+                ),
+                Some(_) => Observation::new(
+                    CERTIFICATE_READY,
+                    Status::True,
+                    "SecretFound",
+                    format!("the certificate comes from Secret {name}"),
+                ),
+            });
+        }
+        let issuer = tls
+            .issuer
+            .or_else(|| self.state.ctx.config.domains.cluster_issuer.clone())
+            .unwrap_or_default();
+        let desired = desired::certificate(domain, &tenant.name_any(), owner, &issuer);
+        let api = self.api::<Certificate>();
+        let live = get(&api, &domain.name_any(), "Certificate").await?;
+        match self.ensure(&api, live.as_ref(), &desired).await? {
+            Err(rejected) => Ok(Observation::new(
+                CERTIFICATE_READY,
+                Status::False,
+                "CertificateRejected",
+                format!(
+                    "the API server rejected Certificate {}: {rejected}",
+                    domain.name_any()
+                ),
+            )),
+            Ok(()) => {
+                let ready = live
+                    .as_ref()
+                    .and_then(|c| c.status.as_ref())
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+                Ok(match ready {
+                    Some(c) if c.status == "True" => Observation::new(
+                        CERTIFICATE_READY,
+                        Status::True,
+                        "CertificateIssued",
+                        format!(
+                            "Certificate {} from ClusterIssuer {issuer} is ready (Secret {})",
+                            domain.name_any(),
+                            desired.spec.secret_name
+                        ),
+                    ),
+                    other => Observation::new(
+                        CERTIFICATE_READY,
+                        Status::False,
+                        "CertificatePending",
+                        format!(
+                            "waiting for cert-manager to issue Certificate {} from ClusterIssuer {issuer}{}",
+                            domain.name_any(),
+                            other
+                                .and_then(|c| c.message.as_deref())
+                                .map(|m| format!(": {m}"))
+                                .unwrap_or_default()
+                        ),
+                    ),
+                })
+            }
+        }
+    }
+
+    async fn routes(
+        &self,
+        tenant: &Tenant,
+        owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ) -> Result<Observation> {
+        let domain = self.domain;
+        let catalog = self.catalog(tenant).await?;
+        let routes: Vec<ResolvedRoute> = match desired::resolve_routes(domain, tenant, &catalog) {
+            Ok(routes) => routes,
+            Err(observation) => {
+                self.remove_routes(None).await?;
+                return Ok(observation);
+            }
+        };
+        let config = &self.state.ctx.config;
+        if self.caps.gateway_api {
+            if let Some(observation) = desired::too_many_backends(&routes) {
+                self.remove_routes(None).await?;
+                return Ok(observation);
+            }
+            if tenant.spec.tier == Tier::Shared {
+                let grant = desired::reference_grant(tenant, &config.platform_namespace);
+                let api = Api::<ReferenceGrant>::namespaced(
+                    self.state.ctx.client.clone(),
+                    &config.platform_namespace,
+                );
+                let live = get(&api, &grant.name_any(), "ReferenceGrant").await?;
+                if let Err(rejected) = self.ensure(&api, live.as_ref(), &grant).await? {
+                    return Ok(Observation::new(
+                        ROUTED,
+                        Status::False,
+                        "RouteRejected",
+                        format!(
+                            "the API server rejected ReferenceGrant {}: {rejected}",
+                            grant.name_any()
+                        ),
+                    ));
+                }
+            }
+            // HTTPS: the Domain's own listener on the Gateway, where ListenerSets are served.
+            let https = match desired::tls_secret(domain) {
+                Some(secret) if self.caps.listener_sets => {
+                    let set = desired::listener_set(
+                        domain,
+                        &tenant.name_any(),
+                        owner,
+                        &secret,
+                        &config.gateway_namespace,
+                        &config.domains.gateway_name,
+                    );
+                    let api = self.api::<ListenerSet>();
+                    let live = get(&api, &set.name_any(), "ListenerSet").await?;
+                    if let Err(rejected) = self.ensure(&api, live.as_ref(), &set).await? {
+                        return Ok(Observation::new(
+                            ROUTED,
+                            Status::False,
+                            "RouteRejected",
+                            format!(
+                                "the API server rejected ListenerSet {}: {rejected}",
+                                set.name_any()
+                            ),
+                        ));
+                    }
+                    Some(set)
+                }
+                _ => {
+                    self.remove_listener_set().await?;
+                    None
+                }
+            };
+            let tls_note = match (&https, desired::tls_secret(domain)) {
+                (Some(set), _) => format!("; HTTPS through ListenerSet {}", set.name_any()),
+                (None, Some(_)) => format!(
+                    "; ListenerSets are not served, so the Gateway itself must terminate TLS for {}",
+                    domain.spec.hostname
+                ),
+                (None, None) => String::new(),
+            };
+            let route = desired::http_route(
+                domain,
+                tenant,
+                &routes,
+                owner,
+                &config.gateway_namespace,
+                &config.domains.gateway_name,
+                https.as_ref(),
+            );
+            let api = self.api::<HTTPRoute>();
+            let live = get(&api, &route.name_any(), "HTTPRoute").await?;
+            self.remove_routes(Some(RouteKind::HTTPRoute)).await?;
+            Ok(match self.ensure(&api, live.as_ref(), &route).await? {
+                Err(rejected) => Observation::new(
+                    ROUTED,
+                    Status::False,
+                    "RouteRejected",
+                    format!(
+                        "the API server rejected HTTPRoute {}: {rejected}",
+                        route.name_any()
+                    ),
+                ),
+                Ok(()) => Observation::new(
+                    ROUTED,
+                    Status::True,
+                    "HTTPRouteApplied",
+                    format!(
+                        "HTTPRoute {} attaches {} to Gateway {}/{}{tls_note}",
+                        route.name_any(),
+                        domain.spec.hostname,
+                        config.gateway_namespace,
+                        config.domains.gateway_name
+                    ),
+                ),
+            })
+        } else if tenant.spec.tier == Tier::Shared {
+            self.remove_routes(None).await?;
+            Ok(Observation::new(
+                ROUTED,
+                Status::False,
+                "GatewayApiRequired",
+                "shared-tier routes reach the pool in the platform namespace and set the X-Landlord-Tenant header, which needs Gateway API (gateway.networking.k8s.io HTTPRoute, ReferenceGrant); it is not installed",
+            ))
+        } else {
+            let ingress = desired::ingress(
+                domain,
+                &tenant.name_any(),
+                &routes,
+                owner,
+                config.domains.ingress_class.as_deref(),
+            );
+            let api = self.api::<Ingress>();
+            let live = get(&api, &ingress.name_any(), "Ingress").await?;
+            self.remove_routes(Some(RouteKind::Ingress)).await?;
+            Ok(match self.ensure(&api, live.as_ref(), &ingress).await? {
+                Err(rejected) => Observation::new(
+                    ROUTED,
+                    Status::False,
+                    "RouteRejected",
+                    format!(
+                        "the API server rejected Ingress {}: {rejected}",
+                        ingress.name_any()
+                    ),
+                ),
+                Ok(()) => Observation::new(
+                    ROUTED,
+                    Status::True,
+                    "IngressApplied",
+                    format!(
+                        "Ingress {} routes {} (Gateway API is not installed)",
+                        ingress.name_any(),
+                        domain.spec.hostname
+                    ),
+                ),
+            })
+        }
+    }
+
+    /// The catalog Services the routes may name, from the platform namespace.
+    async fn catalog(&self, tenant: &Tenant) -> Result<BTreeMap<String, CatalogService>> {
+        let platform = &self.state.ctx.config.platform_namespace;
+        let api = Api::<CatalogService>::namespaced(self.state.ctx.client.clone(), platform);
+        let mut catalog = BTreeMap::new();
+        for name in desired::route_services(self.domain, tenant) {
+            if catalog.contains_key(&name) {
+                continue;
+            }
+            if let Some(service) = get(&api, &name, "Service").await? {
+                catalog.insert(name, service);
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Applies a child; `Ok(Err(message))` when the API server rejects it as invalid (the
+    /// real schema speaks: reported in a condition, not retried until something changes).
+    async fn ensure<K>(
+        &self,
+        api: &Api<K>,
+        live: Option<&K>,
+        desired: &K,
+    ) -> Result<std::result::Result<(), String>>
+    where
+        K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+    {
+        match apply::ensure(api, live, desired, MANAGER, &self.state.ctx.metrics).await {
+            Ok(Outcome::Applied) => {
+                info!(kind = %K::kind(&()), name = %desired.name_any(), "applied");
+                Ok(Ok(()))
+            }
+            Ok(Outcome::Unchanged) => Ok(Ok(())),
+            Err(EnsureError::Kube(kube::Error::Api(status))) if status.code == 422 => {
+                Ok(Err(status.message.clone()))
+            }
+            Err(EnsureError::Encode(source)) => Err(Error::Encode {
+                what: "Domain child",
+                source,
+            }),
+            Err(EnsureError::Kube(source)) => Err(Error::Kube {
+                action: format!("applying {} {}", K::kind(&()), desired.name_any()),
+                source,
+            }),
+        }
+    }
+
+    /// Removes the Domain's route objects, except the kind `keep`.
+    async fn remove_routes(&self, keep: Option<RouteKind>) -> Result<()> {
+        if keep != Some(RouteKind::Ingress) {
+            self.remove(&self.api::<Ingress>()).await?;
+        }
+        if keep != Some(RouteKind::HTTPRoute) && self.caps.gateway_api {
+            self.remove(&self.api::<HTTPRoute>()).await?;
+            self.remove_listener_set().await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_listener_set(&self) -> Result<()> {
+        if self.caps.listener_sets {
+            self.remove(&self.api::<ListenerSet>()).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_certificate(&self) -> Result<()> {
+        if self.caps.cert_manager {
+            self.remove(&self.api::<Certificate>()).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the Domain's child of this kind if it exists and is this Domain's.
+    async fn remove<K>(&self, api: &Api<K>) -> Result<()>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    {
+        let name = self.domain.name_any();
+        let Some(live) = get(api, &name, K::kind(&()).as_ref()).await? else {
+            return Ok(());
+        };
+        let ours = live
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == self.domain.uid().as_ref());
+        if !ours || live.meta().deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: live.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => {
+                info!(kind = %K::kind(&()), name = %name, "removed");
+                self.state
+                    .ctx
+                    .metrics
+                    .writes
+                    .with_label_values(&[MANAGER, &K::kind(&())])
+                    .inc();
+                Ok(())
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+            Err(e) => Err(Error::kube(format!("deleting {} {name}", K::kind(&())))(e)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RouteKind {
+    HTTPRoute,
+    Ingress,
+}
+
+async fn get<K>(api: &Api<K>, name: &str, kind: &str) -> Result<Option<K>>
+where
+    K: Resource + DeserializeOwned + Clone + Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(Error::kube(format!("reading {kind} {name}")))
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+/// Writes the status only when it differs from the current one.
+async fn write_status(domain: &Domain, status: DomainStatus, state: &State) -> Result<()> {
+    if domain.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1",
+        "kind": "Domain",
+        "status": status,
+    });
+    let api = Api::<Domain>::namespaced(
+        state.ctx.client.clone(),
+        &domain.namespace().unwrap_or_default(),
+    );
+    api.patch_status(
+        &domain.name_any(),
+        &PatchParams::apply(STATUS_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("writing Domain status"))?;
+    state
+        .ctx
+        .metrics
+        .writes
+        .with_label_values(&[STATUS_MANAGER, "Domain"])
+        .inc();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_checks_slow_down_as_a_domain_stays_unverified() {
+        let base = Duration::from_secs(60);
+        assert_eq!(verification_delay(Duration::ZERO, base), base);
+        assert_eq!(verification_delay(Duration::from_secs(600), base), base);
+        assert_eq!(
+            verification_delay(Duration::from_secs(4000), base),
+            Duration::from_secs(200)
+        );
+        assert_eq!(
+            verification_delay(Duration::from_secs(86_400), base),
+            MAX_VERIFICATION_INTERVAL
+        );
+        // A configured interval above the cap wins.
+        let slow = Duration::from_secs(3600);
+        assert_eq!(verification_delay(Duration::ZERO, slow), slow);
+    }
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_secs(100)).as_secs_f64();
+            assert!((75.0..=125.0).contains(&d), "{d}");
+        }
+    }
+}

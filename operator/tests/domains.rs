@@ -1,0 +1,869 @@
+//! Domains end to end: the real operator binary (as the chart's ServiceAccount), the real
+//! Gateway API and cert-manager schemas (installed by `e2e/cluster up` from their Go
+//! modules), and a real DNS server (Knot, on loopback) holding the TXT records the tests
+//! publish.
+//!
+//! Tests in this file share the cluster-wide Domain and Tenant watches and the Lease, so they
+//! run one at a time, each with an operator of its own.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context as _;
+use k8s_openapi::api::{core::v1::Namespace, networking::v1::Ingress};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use landlord_crds::{Domain, Tenant, conditions, tenant::Phase};
+use landlord_e2e::{
+    Cluster, cluster,
+    cluster::repo_root,
+    manifests::{install_crds, install_crds_on},
+    operator::{self, Operator, Options},
+    unique_name, wait,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+const TIMEOUT: Duration = Duration::from_secs(60);
+const ISSUER: &str = "landlord-test-issuer";
+
+struct Harness {
+    cluster: &'static Cluster,
+    client: Client,
+    operator: Operator,
+    /// Hostnames under this zone are pre-verified by the operator's configuration.
+    platform_zone: String,
+    /// The operator's platform namespace (catalog Services, ReferenceGrants), this test's own.
+    platform: String,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// The operator's flags for Domains on the stack `cluster`.
+fn domain_flags(cluster: &Cluster, platform_zone: &str, platform: &str) -> Vec<String> {
+    vec![
+        format!("--platform-namespace={platform}"),
+        format!("--dns-resolver={}", cluster.dns_server()),
+        format!("--pre-verified-zones={platform_zone}"),
+        format!("--cluster-issuer={ISSUER}"),
+        "--verification-interval-seconds=1".into(),
+    ]
+}
+
+async fn start_operator(
+    cluster: &Cluster,
+    client: &Client,
+    flags: &[String],
+) -> anyhow::Result<Operator> {
+    let kubeconfig = operator::service_account_kubeconfig(cluster, client).await?;
+    Operator::start(
+        cluster,
+        &Options {
+            binary: Path::new(env!("CARGO_BIN_EXE_landlord")),
+            kubeconfig: &kubeconfig,
+            lease_name: operator::LEASE,
+            lease_duration_seconds: 15,
+            args: flags,
+        },
+    )
+    .await
+}
+
+async fn harness() -> anyhow::Result<Harness> {
+    let serial = SERIAL.lock().await;
+    let cluster = cluster();
+    let client = cluster.client().await?;
+    let platform_zone = format!("platform.{}", cluster.dns_zone());
+    install_crds(&client).await?;
+    let platform = unique_name("platform");
+    ensure_namespace(&client, &platform).await?;
+    let operator = start_operator(
+        cluster,
+        &client,
+        &domain_flags(cluster, &platform_zone, &platform),
+    )
+    .await?;
+    Ok(Harness {
+        cluster,
+        client,
+        operator,
+        platform_zone,
+        platform,
+        _serial: serial,
+    })
+}
+
+async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A catalog Service serving `path` on port `http` 8080.
+async fn catalog_service(
+    client: &Client,
+    platform: &str,
+    name: &str,
+    path: &str,
+) -> anyhow::Result<()> {
+    let service: landlord_crds::Service = serde_json::from_value(serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Service",
+        "metadata": {"name": name, "namespace": platform},
+        "spec": {"image": "registry.example.com/web:1", "path": path,
+                 "ports": [{"name": "http", "port": 8080}]},
+    }))?;
+    Api::<landlord_crds::Service>::namespaced(client.clone(), platform)
+        .create(&PostParams::default(), &service)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the test's platform namespace (its catalog Services with it).
+async fn delete_platform(h: &Harness) -> anyhow::Result<()> {
+    Api::<Namespace>::all(h.client.clone())
+        .delete(&h.platform, &DeleteParams::default())
+        .await?;
+    Ok(())
+}
+
+/// Creates a Tenant running `services` and waits until it is Ready (no Domains yet).
+async fn ready_tenant(client: &Client, tier: &str, services: &[&str]) -> anyhow::Result<String> {
+    let name = unique_name("dom");
+    let services: Vec<_> = services
+        .iter()
+        .map(|s| serde_json::json!({"name": s}))
+        .collect();
+    let tenant: Tenant = serde_json::from_value(serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
+        "spec": {"tier": tier, "services": services},
+    }))?;
+    let api = Api::<Tenant>::all(client.clone());
+    api.create(&PostParams::default(), &tenant).await?;
+    wait::until(&format!("Tenant {name} Ready"), TIMEOUT, || async {
+        let t = api.get(&name).await?;
+        let status = t.status.clone().unwrap_or_default();
+        if status.phase == Some(Phase::Ready) {
+            Ok(Some(()))
+        } else {
+            anyhow::bail!("status {status:?}")
+        }
+    })
+    .await?;
+    Ok(name)
+}
+
+async fn delete_tenant(client: &Client, name: &str) -> anyhow::Result<()> {
+    let api = Api::<Tenant>::all(client.clone());
+    api.delete(name, &DeleteParams::default()).await?;
+    wait::until(
+        &format!("Tenant {name} deleted"),
+        Duration::from_secs(90),
+        || async { Ok(api.get_opt(name).await?.is_none().then_some(())) },
+    )
+    .await
+}
+
+async fn create_domain(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<()> {
+    let domain: Domain = serde_json::from_value(serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Domain",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }))?;
+    Api::<Domain>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &domain)
+        .await?;
+    Ok(())
+}
+
+fn condition<'a>(
+    domain: &'a Domain,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    domain
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, type_))
+}
+
+/// Waits until the Domain's condition `type_` has `status` (and `reason`, when given).
+async fn wait_condition(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<Domain> {
+    let api = Api::<Domain>::namespaced(client.clone(), namespace);
+    wait::until(
+        &format!("Domain {namespace}/{name} {type_}={status} {reason:?}"),
+        TIMEOUT,
+        || async {
+            let d = api.get(name).await?;
+            match condition(&d, type_) {
+                Some(c) if c.status == status && reason.is_none_or(|r| r == c.reason) => {
+                    Ok(Some(d))
+                }
+                other => anyhow::bail!("{type_} is {other:?}; status {:?}", d.status),
+            }
+        },
+    )
+    .await
+}
+
+fn gateway_api(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
+        plural,
+    )
+}
+
+fn certificates() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"),
+        "certificates",
+    )
+}
+
+async fn get_dynamic(
+    client: &Client,
+    resource: &ApiResource,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Option<DynamicObject>> {
+    Ok(
+        Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource)
+            .get_opt(name)
+            .await?,
+    )
+}
+
+async fn tenant_status(client: &Client, name: &str) -> anyhow::Result<landlord_crds::TenantStatus> {
+    Ok(Api::<Tenant>::all(client.clone())
+        .get(name)
+        .await?
+        .status
+        .unwrap_or_default())
+}
+
+#[tokio::test]
+async fn domain_is_routed_only_once_its_txt_record_exists() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let service = unique_name("web");
+    catalog_service(&h.client, &h.platform, &service, "/").await?;
+    let tenant = ready_tenant(&h.client, "dedicated", &[&service]).await?;
+    let ns = format!("tenant-{tenant}");
+    let hostname = format!("{}.{}", unique_name("shop"), h.cluster.dns_zone());
+    create_domain(
+        &h.client,
+        &ns,
+        "shop",
+        serde_json::json!({"hostname": hostname, "tls": {"mode": "None"}}),
+    )
+    .await?;
+
+    // Pending: the status says which record to create; nothing is routed.
+    let pending = wait_condition(
+        &h.client,
+        &ns,
+        "shop",
+        "Verified",
+        "False",
+        Some("RecordNotFound"),
+    )
+    .await?;
+    let record = pending
+        .status
+        .as_ref()
+        .and_then(|s| s.verification.clone())
+        .context("no status.verification")?;
+    assert_eq!(record.record_type, "TXT");
+    assert_eq!(
+        record.record_name,
+        format!("_landlord-challenge.{hostname}")
+    );
+    assert!(
+        record
+            .record_value
+            .starts_with("landlord-domain-verification=")
+    );
+    assert!(
+        condition(&pending, "Verified").is_some_and(|c| c.message.contains(&record.record_value)),
+        "the Verified message names the value to publish"
+    );
+    assert_eq!(
+        condition(&pending, "Routed").map(|c| c.reason.as_str()),
+        Some("NotVerified")
+    );
+    assert_eq!(
+        condition(&pending, "Ready").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    let routes = gateway_api("HTTPRoute", "httproutes");
+    assert!(
+        get_dynamic(&h.client, &routes, &ns, "shop")
+            .await?
+            .is_none(),
+        "routed before verification"
+    );
+    let tenant_pending = wait::until("Tenant DomainsReady False", TIMEOUT, || async {
+        let s = tenant_status(&h.client, &tenant).await?;
+        Ok(conditions::find(&s.conditions, "DomainsReady")
+            .filter(|c| c.status == "False" && c.reason == "DomainNotReady")
+            .map(|_| s.clone()))
+    })
+    .await?;
+    assert!(tenant_pending.endpoints.is_empty());
+    // A wrong value does not verify.
+    h.cluster
+        .set_txt(&record.record_name, "landlord-domain-verification=0000")?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = Api::<Domain>::namespaced(h.client.clone(), &ns)
+        .get("shop")
+        .await?;
+    assert_eq!(
+        condition(&still, "Verified").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    assert!(
+        get_dynamic(&h.client, &routes, &ns, "shop")
+            .await?
+            .is_none()
+    );
+
+    // The record is published: verified, routed through the real HTTPRoute schema, ready.
+    h.cluster
+        .set_txt(&record.record_name, &record.record_value)?;
+    let ready = wait_condition(&h.client, &ns, "shop", "Ready", "True", None).await?;
+    assert_eq!(
+        condition(&ready, "Verified").map(|c| c.reason.as_str()),
+        Some("TxtRecordFound")
+    );
+    assert_eq!(
+        condition(&ready, "Conflict").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    assert_eq!(
+        condition(&ready, "Routed").map(|c| c.reason.as_str()),
+        Some("HTTPRouteApplied")
+    );
+    assert_eq!(
+        condition(&ready, "CertificateReady").map(|c| c.reason.as_str()),
+        Some("TlsDisabled")
+    );
+    let status = ready.status.clone().context("status")?;
+    assert_eq!(status.tenant.as_deref(), Some(tenant.as_str()));
+    assert_eq!(status.url, Some(format!("http://{hostname}")));
+    let route = get_dynamic(&h.client, &routes, &ns, "shop")
+        .await?
+        .context("no HTTPRoute")?;
+    assert_eq!(
+        route.data["spec"]["hostnames"],
+        serde_json::json!([hostname])
+    );
+    assert_eq!(
+        route.data["spec"]["parentRefs"][0]["name"], "landlord",
+        "attached to the configured Gateway"
+    );
+    let backend = &route.data["spec"]["rules"][0]["backendRefs"][0];
+    assert_eq!(
+        (backend["name"].as_str(), backend["port"].as_i64()),
+        (Some(service.as_str()), Some(8080))
+    );
+    assert!(
+        backend.get("namespace").is_none(),
+        "dedicated: the tenant's own Service"
+    );
+    assert!(
+        route.data["spec"]["rules"][0].get("filters").is_none(),
+        "no tenant header for dedicated"
+    );
+    assert_eq!(route.labels().get("landlord.dev/tenant"), Some(&tenant));
+
+    let tenant_ready = wait::until("Tenant endpoints", TIMEOUT, || async {
+        let s = tenant_status(&h.client, &tenant).await?;
+        Ok((s.phase == Some(Phase::Ready) && !s.endpoints.is_empty()).then_some(s))
+    })
+    .await?;
+    assert_eq!(tenant_ready.endpoints, [format!("http://{hostname}")]);
+    assert!(conditions::is_true(
+        &tenant_ready.conditions,
+        "DomainsReady"
+    ));
+
+    // Verification sticks: removing the record later does not unroute the Domain.
+    h.cluster
+        .unset_txt(&record.record_name, &record.record_value)?;
+    h.cluster
+        .unset_txt(&record.record_name, "landlord-domain-verification=0000")?;
+    // An unchanged, ready Domain causes no write, even when reconciled again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let writes_before = h.operator.metric("landlord_api_writes_total").await?;
+    let reconciles_before = h.operator.metric("landlord_reconciles_total").await?;
+    Api::<Domain>::namespaced(h.client.clone(), &ns)
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await?;
+    wait::until(
+        "the touched Domain reconciled",
+        Duration::from_secs(15),
+        || async {
+            Ok(
+                (h.operator.metric("landlord_reconciles_total").await? > reconciles_before)
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        h.operator.metric("landlord_api_writes_total").await?,
+        writes_before,
+        "a ready Domain that did not change caused writes"
+    );
+    let again = Api::<Domain>::namespaced(h.client.clone(), &ns)
+        .get("shop")
+        .await?;
+    assert_eq!(
+        condition(&again, "Ready").map(|c| c.status.as_str()),
+        Some("True")
+    );
+
+    delete_tenant(&h.client, &tenant).await?;
+    delete_platform(&h).await
+}
+
+#[tokio::test]
+async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certificate()
+-> anyhow::Result<()> {
+    let h = harness().await?;
+    let service = unique_name("api");
+    catalog_service(&h.client, &h.platform, &service, "/api").await?;
+    let tenant = ready_tenant(&h.client, "shared", &[&service]).await?;
+    let ns = format!("tenant-{tenant}");
+    // Pre-verified zone: no TXT record needed.
+    let hostname = format!("{}.{}", unique_name("app"), h.platform_zone);
+    create_domain(
+        &h.client,
+        &ns,
+        "app",
+        serde_json::json!({"hostname": hostname}),
+    )
+    .await?;
+
+    let pending = wait_condition(
+        &h.client,
+        &ns,
+        "app",
+        "Routed",
+        "True",
+        Some("HTTPRouteApplied"),
+    )
+    .await?;
+    assert_eq!(
+        condition(&pending, "Verified").map(|c| c.reason.as_str()),
+        Some("PreVerifiedZone")
+    );
+    assert_eq!(
+        condition(&pending, "CertificateReady").map(|c| c.reason.as_str()),
+        Some("CertificatePending")
+    );
+    assert_eq!(
+        condition(&pending, "Ready").map(|c| c.reason.as_str()),
+        Some("CertificatePending")
+    );
+
+    let route = get_dynamic(
+        &h.client,
+        &gateway_api("HTTPRoute", "httproutes"),
+        &ns,
+        "app",
+    )
+    .await?
+    .context("no HTTPRoute")?;
+    let rule = &route.data["spec"]["rules"][0];
+    assert_eq!(
+        rule["matches"][0]["path"],
+        serde_json::json!({"type": "PathPrefix", "value": "/api"})
+    );
+    assert_eq!(
+        rule["filters"][0]["requestHeaderModifier"]["set"],
+        serde_json::json!([{"name": "X-Landlord-Tenant", "value": tenant}])
+    );
+    assert_eq!(
+        rule["backendRefs"][0]["namespace"],
+        h.platform.as_str(),
+        "the pool's Service"
+    );
+    let grant = get_dynamic(
+        &h.client,
+        &gateway_api("ReferenceGrant", "referencegrants"),
+        &h.platform,
+        &format!("landlord-tenant-{tenant}"),
+    )
+    .await?
+    .context("no ReferenceGrant for the cross-namespace backend")?;
+    assert_eq!(grant.data["spec"]["from"][0]["namespace"], ns.as_str());
+    assert_eq!(grant.data["spec"]["to"][0]["name"], service.as_str());
+
+    // HTTPS: the Domain's own listener on the Gateway, with the certificate's Secret.
+    let listeners = get_dynamic(
+        &h.client,
+        &gateway_api("ListenerSet", "listenersets"),
+        &ns,
+        "app",
+    )
+    .await?
+    .context("no ListenerSet")?;
+    let listener = &listeners.data["spec"]["listeners"][0];
+    assert_eq!(listener["hostname"], hostname.as_str());
+    assert_eq!(listener["protocol"], "HTTPS");
+    assert_eq!(listener["tls"]["certificateRefs"][0]["name"], "app-tls");
+    assert_eq!(
+        route.data["spec"]["parentRefs"][1],
+        serde_json::json!({"group": "gateway.networking.k8s.io", "kind": "ListenerSet", "namespace": ns, "name": "app"})
+    );
+    // The Certificate passed the real cert-manager schema.
+    let certificates = certificates();
+    let certificate = get_dynamic(&h.client, &certificates, &ns, "app")
+        .await?
+        .context("no Certificate")?;
+    assert_eq!(
+        certificate.data["spec"]["dnsNames"],
+        serde_json::json!([hostname])
+    );
+    assert_eq!(certificate.data["spec"]["secretName"], "app-tls");
+    assert_eq!(certificate.data["spec"]["issuerRef"]["name"], ISSUER);
+    assert_eq!(
+        certificate.data["spec"]["issuerRef"]["kind"],
+        "ClusterIssuer"
+    );
+
+    // Play cert-manager: the Certificate becomes Ready, and so does the Domain.
+    let status = serde_json::json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+                                    "message": "Certificate is up to date and has not expired",
+                                    "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    });
+    Api::<DynamicObject>::namespaced_with(h.client.clone(), &ns, &certificates)
+        .patch_status(
+            "app",
+            &PatchParams::apply("cert-manager-test").force(),
+            &Patch::Apply(&status),
+        )
+        .await?;
+    let ready = wait_condition(&h.client, &ns, "app", "Ready", "True", None).await?;
+    assert_eq!(
+        condition(&ready, "CertificateReady").map(|c| c.reason.as_str()),
+        Some("CertificateIssued")
+    );
+    let endpoints = wait::until("Tenant endpoints", TIMEOUT, || async {
+        let s = tenant_status(&h.client, &tenant).await?;
+        Ok((!s.endpoints.is_empty()).then_some(s.endpoints))
+    })
+    .await?;
+    assert_eq!(endpoints, [format!("https://{hostname}")]);
+
+    delete_tenant(&h.client, &tenant).await?;
+    delete_platform(&h).await
+}
+
+#[tokio::test]
+async fn a_second_claim_gets_conflict_until_the_holder_is_deleted() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let service = unique_name("web");
+    catalog_service(&h.client, &h.platform, &service, "/").await?;
+    let first = ready_tenant(&h.client, "dedicated", &[&service]).await?;
+    let second = ready_tenant(&h.client, "dedicated", &[&service]).await?;
+    let (ns1, ns2) = (format!("tenant-{first}"), format!("tenant-{second}"));
+    let hostname = format!("{}.{}", unique_name("contested"), h.platform_zone);
+    let spec = serde_json::json!({"hostname": hostname, "tls": {"mode": "None"}});
+    create_domain(&h.client, &ns1, "www", spec.clone()).await?;
+    wait_condition(&h.client, &ns1, "www", "Ready", "True", None).await?;
+    create_domain(&h.client, &ns2, "www", spec).await?;
+
+    let loser = wait_condition(
+        &h.client,
+        &ns2,
+        "www",
+        "Conflict",
+        "True",
+        Some("HostnameClaimed"),
+    )
+    .await?;
+    assert!(
+        condition(&loser, "Conflict").is_some_and(|c| c.message.contains(&format!("{ns1}/www"))),
+        "the Conflict message names the holder"
+    );
+    assert_eq!(
+        condition(&loser, "Ready").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    let routes = gateway_api("HTTPRoute", "httproutes");
+    assert!(
+        get_dynamic(&h.client, &routes, &ns2, "www")
+            .await?
+            .is_none(),
+        "the loser is routed"
+    );
+    // The decision is stable: the holder stays the holder.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let holder = Api::<Domain>::namespaced(h.client.clone(), &ns1)
+        .get("www")
+        .await?;
+    assert_eq!(
+        condition(&holder, "Conflict").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    assert!(
+        get_dynamic(&h.client, &routes, &ns1, "www")
+            .await?
+            .is_some()
+    );
+    let second_status = tenant_status(&h.client, &second).await?;
+    assert_eq!(
+        conditions::find(&second_status.conditions, "DomainsReady").map(|c| c.reason.as_str()),
+        Some("DomainNotReady")
+    );
+
+    // The holder goes: the other claim takes over.
+    Api::<Domain>::namespaced(h.client.clone(), &ns1)
+        .delete("www", &DeleteParams::default())
+        .await?;
+    let winner = wait_condition(&h.client, &ns2, "www", "Ready", "True", None).await?;
+    assert_eq!(
+        condition(&winner, "Conflict").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    let route = get_dynamic(&h.client, &routes, &ns2, "www")
+        .await?
+        .context("no HTTPRoute for the new holder")?;
+    assert_eq!(
+        route.data["spec"]["hostnames"],
+        serde_json::json!([hostname])
+    );
+
+    delete_tenant(&h.client, &first).await?;
+    delete_tenant(&h.client, &second).await?;
+    delete_platform(&h).await
+}
+
+/// Entries of the audit log whose verb is `delete` by the operator, in log order, as
+/// `resource namespace/name`.
+fn operator_deletes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(cluster.var("LANDLORD_AUDIT_LOG"))?;
+    let user = format!(
+        "system:serviceaccount:{}:{}",
+        operator::NAMESPACE,
+        operator::SERVICE_ACCOUNT
+    );
+    let mut deletes = Vec::new();
+    for line in text.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line)?;
+        if entry["verb"] == "delete"
+            && entry["user"]["username"] == user.as_str()
+            && (entry["responseStatus"]["code"]
+                .as_i64()
+                .is_some_and(|c| c < 300)
+                || entry["responseStatus"]["status"] == "Success")
+        {
+            deletes.push(format!(
+                "{} {}/{}",
+                entry["objectRef"]["resource"].as_str().unwrap_or_default(),
+                entry["objectRef"]["namespace"].as_str().unwrap_or_default(),
+                entry["objectRef"]["name"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(deletes)
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_removes_its_routes_before_its_workloads_and_namespace()
+-> anyhow::Result<()> {
+    let h = harness().await?;
+    let service = unique_name("web");
+    catalog_service(&h.client, &h.platform, &service, "/").await?;
+    // Shared: the route crosses into the platform namespace through a ReferenceGrant.
+    // Dedicated: the route's backends are the tenant's own Deployments.
+    deletion_order(&h, "shared", &service).await?;
+    deletion_order(&h, "dedicated", &service).await?;
+    delete_platform(&h).await
+}
+
+async fn deletion_order(h: &Harness, tier: &str, service: &str) -> anyhow::Result<()> {
+    let tenant = ready_tenant(&h.client, tier, &[service]).await?;
+    let ns = format!("tenant-{tenant}");
+    let hostname = format!("{}.{}", unique_name("bye"), h.platform_zone);
+    create_domain(
+        &h.client,
+        &ns,
+        "bye",
+        serde_json::json!({"hostname": hostname, "tls": {"mode": "None"}}),
+    )
+    .await?;
+    wait_condition(&h.client, &ns, "bye", "Ready", "True", None).await?;
+    let grant_name = format!("landlord-tenant-{tenant}");
+    let grants = gateway_api("ReferenceGrant", "referencegrants");
+    let shared = tier == "shared";
+    assert_eq!(
+        get_dynamic(&h.client, &grants, &h.platform, &grant_name)
+            .await?
+            .is_some(),
+        shared,
+        "a ReferenceGrant exists exactly for the shared tier"
+    );
+
+    delete_tenant(&h.client, &tenant).await?;
+    assert!(
+        get_dynamic(&h.client, &grants, &h.platform, &grant_name)
+            .await?
+            .is_none(),
+        "the ReferenceGrant outlived its tenant"
+    );
+    let deletes = operator_deletes(h.cluster)?;
+    let position = |what: &str| deletes.iter().position(|d| d == what);
+    let route = position(&format!("httproutes {ns}/bye"))
+        .with_context(|| format!("the operator never deleted the HTTPRoute: {deletes:#?}"))?;
+    let namespace = position(&format!("namespaces {ns}/{ns}"))
+        .with_context(|| format!("the operator never deleted the namespace: {deletes:#?}"))?;
+    // The namespace (and with it everything in it) goes only after the routes.
+    assert!(route < namespace, "deletion order: {deletes:#?}");
+    if shared {
+        let grant = position(&format!("referencegrants {}/{grant_name}", h.platform))
+            .with_context(|| {
+                format!("the operator never deleted the ReferenceGrant: {deletes:#?}")
+            })?;
+        assert!(grant < namespace, "deletion order: {deletes:#?}");
+    } else {
+        // No traffic is routed to a workload that is being removed.
+        let deployment = position(&format!("deployments {ns}/{service}")).with_context(|| {
+            format!("the operator never deleted the tenant's Deployment: {deletes:#?}")
+        })?;
+        assert!(
+            route < deployment && deployment < namespace,
+            "deletion order: {deletes:#?}"
+        );
+    }
+    Ok(())
+}
+
+/// On a stack without Gateway API and cert-manager: managed TLS says cert-manager is
+/// missing, dedicated Domains get an Ingress, shared ones say they need Gateway API.
+#[tokio::test]
+async fn without_gateway_api_and_cert_manager() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::up_in_with(
+        &repo_root()
+            .join("target")
+            .join(unique_name("landlord-dev-noupstream")),
+        &[("LANDLORD_DEV_UPSTREAM_CRDS", "none")],
+    )?;
+    let result = without_upstream_scenario(&cluster).await;
+    cluster.clean()?;
+    result
+}
+
+async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
+    let client = cluster.client().await?;
+    let zone = format!("platform.{}", cluster.dns_zone());
+    install_crds_on(&client).await?;
+    let platform = unique_name("platform");
+    ensure_namespace(&client, &platform).await?;
+    let _operator =
+        start_operator(cluster, &client, &domain_flags(cluster, &zone, &platform)).await?;
+    let service = unique_name("web");
+    catalog_service(&client, &platform, &service, "/").await?;
+
+    let dedicated = ready_tenant(&client, "dedicated", &[&service]).await?;
+    let ns = format!("tenant-{dedicated}");
+    let hostname = format!("{}.{zone}", unique_name("plain"));
+    create_domain(
+        &client,
+        &ns,
+        "plain",
+        serde_json::json!({"hostname": hostname}),
+    )
+    .await?;
+    let domain = wait_condition(
+        &client,
+        &ns,
+        "plain",
+        "Routed",
+        "True",
+        Some("IngressApplied"),
+    )
+    .await?;
+    let certificate = condition(&domain, "CertificateReady").context("no CertificateReady")?;
+    assert_eq!(
+        (certificate.status.as_str(), certificate.reason.as_str()),
+        ("False", "CertManagerNotInstalled")
+    );
+    assert!(
+        certificate.message.contains("certificates.cert-manager.io"),
+        "{}",
+        certificate.message
+    );
+    assert_eq!(
+        condition(&domain, "Ready").map(|c| c.reason.as_str()),
+        Some("CertManagerNotInstalled")
+    );
+    let ingress = Api::<Ingress>::namespaced(client.clone(), &ns)
+        .get("plain")
+        .await?;
+    let spec = ingress.spec.context("Ingress without spec")?;
+    let rule = &spec.rules.unwrap_or_default()[0];
+    assert_eq!(rule.host.as_deref(), Some(hostname.as_str()));
+    let path = &rule.http.as_ref().context("no http")?.paths[0];
+    assert_eq!(
+        path.backend.service.as_ref().map(|s| s.name.as_str()),
+        Some(service.as_str())
+    );
+    assert_eq!(
+        spec.tls.unwrap_or_default()[0].secret_name.as_deref(),
+        Some("plain-tls")
+    );
+
+    let shared = ready_tenant(&client, "shared", &[&service]).await?;
+    let shared_ns = format!("tenant-{shared}");
+    create_domain(
+        &client,
+        &shared_ns,
+        "pool",
+        serde_json::json!({"hostname": format!("{}.{zone}", unique_name("pool")), "tls": {"mode": "None"}}),
+    )
+    .await?;
+    wait_condition(
+        &client,
+        &shared_ns,
+        "pool",
+        "Routed",
+        "False",
+        Some("GatewayApiRequired"),
+    )
+    .await?;
+    assert!(
+        Api::<Ingress>::namespaced(client.clone(), &shared_ns)
+            .get_opt("pool")
+            .await?
+            .is_none()
+    );
+    Ok(())
+}
