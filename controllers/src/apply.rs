@@ -97,3 +97,39 @@ where
         .inc();
     Ok(true)
 }
+
+/// Writes `desired` as the object's status (server-side apply on the status subresource, as
+/// `manager`) unless `current` already equals it: an unchanged status causes no write and
+/// no watch event. Returns whether a write was made.
+pub async fn status<K, S>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<&S>,
+    desired: &S,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<Outcome, kube::Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(desired) {
+        return Ok(Outcome::Unchanged);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": desired,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    metrics
+        .writes
+        .with_label_values(&[manager, &K::kind(&())])
+        .inc();
+    Ok(Outcome::Applied)
+}

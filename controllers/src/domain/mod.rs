@@ -44,7 +44,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, Preconditions},
+    api::{DeleteParams, Preconditions},
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -966,31 +966,20 @@ fn now() -> Time {
 
 /// Writes the status only when it differs from the current one.
 async fn write_status(domain: &Domain, status: DomainStatus, state: &State) -> Result<()> {
-    if domain.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let patch = serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "Domain",
-        "status": status,
-    });
     let api = Api::<Domain>::namespaced(
         state.ctx.client.clone(),
         &domain.namespace().unwrap_or_default(),
     );
-    api.patch_status(
-        &domain.name_any(),
-        &PatchParams::apply(STATUS_MANAGER).force(),
-        &Patch::Apply(&patch),
+    crate::apply::status(
+        &api,
+        domain,
+        domain.status.as_ref(),
+        &status,
+        STATUS_MANAGER,
+        &state.ctx.metrics,
     )
     .await
     .map_err(Error::kube("writing Domain status"))?;
-    state
-        .ctx
-        .metrics
-        .writes
-        .with_label_values(&[STATUS_MANAGER, "Domain"])
-        .inc();
     Ok(())
 }
 

@@ -23,7 +23,6 @@ use futures::{StreamExt, future};
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -392,34 +391,23 @@ async fn write_status(
     status: landlord_crds::FeatureFlagSetStatus,
     state: &State,
 ) -> Result<(), Error> {
-    if set.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let patch = serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "FeatureFlagSet",
-        "status": status,
-    });
     let api = Api::<FeatureFlagSet>::namespaced(
         state.ctx.client.clone(),
         &set.namespace().unwrap_or_default(),
     );
-    api.patch_status(
-        &set.name_any(),
-        &PatchParams::apply(STATUS_MANAGER).force(),
-        &Patch::Apply(&patch),
+    crate::apply::status(
+        &api,
+        set,
+        set.status.as_ref(),
+        &status,
+        STATUS_MANAGER,
+        &state.ctx.metrics,
     )
     .await
     .map_err(|source| Error::Kube {
         action: "writing FeatureFlagSet status".into(),
         source,
     })?;
-    state
-        .ctx
-        .metrics
-        .writes
-        .with_label_values(&[STATUS_MANAGER, "FeatureFlagSet"])
-        .inc();
     Ok(())
 }
 

@@ -23,7 +23,6 @@ use futures::StreamExt;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -239,31 +238,22 @@ async fn apply(service: &Service, state: &State) -> Result<()> {
 }
 
 async fn write_status(service: &Service, status: ServiceStatus, state: &State) -> Result<()> {
-    if service.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let namespace = service.namespace().unwrap_or_default();
-    let patch = serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "Service",
-        "status": status,
-    });
-    Api::<Service>::namespaced(state.ctx.client.clone(), &namespace)
-        .patch_status(
-            &service.name_any(),
-            &PatchParams::apply(STATUS_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(|source| Error::Kube {
-            action: "writing Service status".into(),
-            source,
-        })?;
-    state
-        .ctx
-        .metrics
-        .writes
-        .with_label_values(&[STATUS_MANAGER, "Service"])
-        .inc();
+    let api = Api::<Service>::namespaced(
+        state.ctx.client.clone(),
+        &service.namespace().unwrap_or_default(),
+    );
+    crate::apply::status(
+        &api,
+        service,
+        service.status.as_ref(),
+        &status,
+        STATUS_MANAGER,
+        &state.ctx.metrics,
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        action: "writing Service status".into(),
+        source,
+    })?;
     Ok(())
 }

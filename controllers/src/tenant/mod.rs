@@ -34,7 +34,6 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
     core::NamespaceResourceScope,
     runtime::{
         Controller, WatchStreamExt,
@@ -478,30 +477,22 @@ async fn cleanup(tenant: &Tenant, state: &State) -> Result<Action> {
 /// Writes the status only when it differs from the current one: an unchanged Tenant
 /// causes no write and no reconcile of its own.
 async fn write_status(tenant: &Tenant, status: TenantStatus, state: &State) -> Result<()> {
-    if tenant.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
     let became_ready = !status::was_ready(tenant)
         && landlord_crds::conditions::is_true(&status.conditions, "Ready");
-    let patch = serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "Tenant",
-        "status": status,
-    });
     let api = Api::<Tenant>::all(state.ctx.client.clone());
-    api.patch_status(
-        &tenant.name_any(),
-        &PatchParams::apply(STATUS_MANAGER).force(),
-        &Patch::Apply(&patch),
+    let written = crate::apply::status(
+        &api,
+        tenant,
+        tenant.status.as_ref(),
+        &status,
+        STATUS_MANAGER,
+        &state.ctx.metrics,
     )
     .await
     .map_err(Error::kube("writing Tenant status"))?;
-    state
-        .ctx
-        .metrics
-        .writes
-        .with_label_values(&[STATUS_MANAGER, "Tenant"])
-        .inc();
+    if written == crate::apply::Outcome::Unchanged {
+        return Ok(());
+    }
     if became_ready {
         publish(
             state,
