@@ -17,7 +17,9 @@ use kube::{
 };
 use landlord_crds::{Domain, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    Cluster, cluster,
+    Cluster,
+    audit::operator_deletes,
+    cluster,
     cluster::repo_root,
     manifests::{install_crds, install_crds_on},
     operator::{self, Operator, Options},
@@ -663,36 +665,6 @@ async fn a_second_claim_gets_conflict_until_the_holder_is_deleted() -> anyhow::R
     delete_tenant(&h.client, &first).await?;
     delete_tenant(&h.client, &second).await?;
     delete_platform(&h).await
-}
-
-/// Entries of the audit log whose verb is `delete` by the operator, in log order, as
-/// `resource namespace/name`.
-fn operator_deletes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(cluster.var("LANDLORD_AUDIT_LOG"))?;
-    let user = format!(
-        "system:serviceaccount:{}:{}",
-        operator::NAMESPACE,
-        operator::SERVICE_ACCOUNT
-    );
-    let mut deletes = Vec::new();
-    for line in text.lines() {
-        let entry: serde_json::Value = serde_json::from_str(line)?;
-        if entry["verb"] == "delete"
-            && entry["user"]["username"] == user.as_str()
-            && (entry["responseStatus"]["code"]
-                .as_i64()
-                .is_some_and(|c| c < 300)
-                || entry["responseStatus"]["status"] == "Success")
-        {
-            deletes.push(format!(
-                "{} {}/{}",
-                entry["objectRef"]["resource"].as_str().unwrap_or_default(),
-                entry["objectRef"]["namespace"].as_str().unwrap_or_default(),
-                entry["objectRef"]["name"].as_str().unwrap_or_default()
-            ));
-        }
-    }
-    Ok(deletes)
 }
 
 #[tokio::test]

@@ -18,7 +18,9 @@ use kube::{
 };
 use landlord_crds::{FeatureFlagSet, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    Cluster, TestNamespace, cluster,
+    Cluster, TestNamespace,
+    audit::operator_writes,
+    cluster,
     cluster::repo_root,
     manifests::install_crds,
     operator::{self, Operator, Options},
@@ -451,36 +453,6 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     delete_tenant(&h.client, &shared).await?;
     delete_tenant(&h.client, &dedicated).await?;
     h.platform.cleanup().await
-}
-
-/// The operator's writes in the API server's audit log from line `from_line` on, leaving out
-/// its Lease renewals; and the log's current length.
-fn operator_writes(cluster: &Cluster, from_line: usize) -> anyhow::Result<(usize, Vec<String>)> {
-    let text = std::fs::read_to_string(cluster.var("LANDLORD_AUDIT_LOG"))?;
-    let user = format!(
-        "system:serviceaccount:{}:{}",
-        operator::NAMESPACE,
-        operator::SERVICE_ACCOUNT
-    );
-    let lines: Vec<&str> = text.lines().collect();
-    let mut writes = Vec::new();
-    for line in lines.iter().skip(from_line) {
-        let entry: Value = serde_json::from_str(line)?;
-        let verb = entry["verb"].as_str().unwrap_or_default();
-        if entry["stage"] == "ResponseComplete"
-            && entry["user"]["username"] == user.as_str()
-            && matches!(verb, "create" | "update" | "patch" | "delete")
-            && entry["objectRef"]["resource"] != "leases"
-        {
-            writes.push(format!(
-                "{verb} {} {}/{}",
-                entry["objectRef"]["resource"],
-                entry["objectRef"]["namespace"],
-                entry["objectRef"]["name"]
-            ));
-        }
-    }
-    Ok((lines.len(), writes))
 }
 
 fn typed_flag(name: &str, type_: &str, value: Value) -> Value {

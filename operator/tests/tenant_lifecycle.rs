@@ -19,7 +19,9 @@ use kube::{
 };
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    Cluster, cluster,
+    Cluster,
+    audit::operator_writes,
+    cluster,
     manifests::install_crds,
     operator::{self, Operator, Options},
     unique_name, wait,
@@ -470,38 +472,6 @@ async fn deleted_or_edited_children_are_restored() -> anyhow::Result<()> {
     )
     .await?;
     delete_tenant(&h.client, &name).await
-}
-
-/// Counts the operator's writes in the API server's audit log, leaving out its Lease
-/// renewals (leader election writes by design, tenant or no tenant).
-fn operator_writes(cluster: &Cluster, from_line: usize) -> anyhow::Result<(usize, Vec<String>)> {
-    let text = std::fs::read_to_string(cluster.var("LANDLORD_AUDIT_LOG"))?;
-    let user = format!(
-        "system:serviceaccount:{}:{}",
-        operator::NAMESPACE,
-        operator::SERVICE_ACCOUNT
-    );
-    let lines: Vec<&str> = text.lines().collect();
-    let mut writes = Vec::new();
-    for line in lines.iter().skip(from_line) {
-        let entry: serde_json::Value = serde_json::from_str(line)?;
-        let verb = entry["verb"].as_str().unwrap_or_default();
-        let resource = entry["objectRef"]["resource"].as_str().unwrap_or_default();
-        if entry["stage"] == "ResponseComplete"
-            && entry["user"]["username"] == user.as_str()
-            && matches!(
-                verb,
-                "create" | "update" | "patch" | "delete" | "deletecollection"
-            )
-            && resource != "leases"
-        {
-            writes.push(format!(
-                "{verb} {resource} {}/{}",
-                entry["objectRef"]["namespace"], entry["objectRef"]["name"]
-            ));
-        }
-    }
-    Ok((lines.len(), writes))
 }
 
 #[tokio::test]
