@@ -259,6 +259,28 @@ impl Drop for Operator {
     }
 }
 
+/// Starts one operator the way most tests run it: as the chart's ServiceAccount, holding
+/// the test lease (`LEASE`, 15 seconds), with `args` added to the stack's own flags.
+pub async fn start_as_chart(
+    cluster: &Cluster,
+    client: &Client,
+    binary: &Path,
+    args: &[String],
+) -> anyhow::Result<Operator> {
+    let kubeconfig = service_account_kubeconfig(cluster, client).await?;
+    Operator::start(
+        cluster,
+        &Options {
+            binary,
+            kubeconfig: &kubeconfig,
+            lease_name: LEASE,
+            lease_duration_seconds: 15,
+            args,
+        },
+    )
+    .await
+}
+
 /// The flags that point the operator at the local stack's NATS server (operator mode: its
 /// URL, the operator signing key and the system account's creds).
 pub fn nats_args(cluster: &Cluster) -> Vec<String> {

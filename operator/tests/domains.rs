@@ -6,7 +6,7 @@
 //! Tests in this file share the cluster-wide Domain and Tenant watches and the Lease, so they
 //! run one at a time, each with an operator of its own.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::api::{core::v1::Namespace, networking::v1::Ingress};
@@ -22,7 +22,7 @@ use landlord_e2e::{
     cluster,
     cluster::repo_root,
     manifests::{install_crds, install_crds_on},
-    operator::{self, Operator, Options},
+    operator::{self, Operator},
     unique_name, wait,
 };
 use tokio::sync::{Mutex, MutexGuard};
@@ -58,16 +58,11 @@ async fn start_operator(
     client: &Client,
     flags: &[String],
 ) -> anyhow::Result<Operator> {
-    let kubeconfig = operator::service_account_kubeconfig(cluster, client).await?;
-    Operator::start(
+    operator::start_as_chart(
         cluster,
-        &Options {
-            binary: Path::new(env!("CARGO_BIN_EXE_landlord")),
-            kubeconfig: &kubeconfig,
-            lease_name: operator::LEASE,
-            lease_duration_seconds: 15,
-            args: flags,
-        },
+        client,
+        env!("CARGO_BIN_EXE_landlord").as_ref(),
+        flags,
     )
     .await
 }

@@ -5,10 +5,7 @@
 //! Each test's operator has a platform namespace of its own (`--platform-namespace`), so its
 //! platform sets never change the flags of other tests' tenants.
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -23,7 +20,7 @@ use landlord_e2e::{
     cluster,
     cluster::repo_root,
     manifests::install_crds,
-    operator::{self, Operator, Options},
+    operator::{self, Operator},
     unique_name, wait,
 };
 use serde_json::{Value, json};
@@ -50,16 +47,11 @@ async fn harness() -> anyhow::Result<Harness> {
     let client = cluster.client().await?;
     install_crds(&client).await?;
     let platform = TestNamespace::new(&client, "platform").await?;
-    let kubeconfig: PathBuf = operator::service_account_kubeconfig(cluster, &client).await?;
-    let operator = Operator::start(
+    let operator = operator::start_as_chart(
         cluster,
-        &Options {
-            binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
-            kubeconfig: &kubeconfig,
-            lease_name: operator::LEASE,
-            lease_duration_seconds: 15,
-            args: &["--platform-namespace".to_string(), platform.name.clone()],
-        },
+        &client,
+        env!("CARGO_BIN_EXE_landlord").as_ref(),
+        &["--platform-namespace".to_string(), platform.name.clone()],
     )
     .await?;
     Ok(Harness {

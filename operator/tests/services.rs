@@ -5,7 +5,7 @@
 //! Tests in this file share the platform namespace and the operator's Lease, so they run one
 //! at a time, each with an operator of its own.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use k8s_openapi::api::{
@@ -23,7 +23,7 @@ use landlord_e2e::{
     audit::operator_writes,
     cluster,
     manifests::install_crds,
-    operator::{self, Operator, Options},
+    operator::{self, Operator},
     unique_name, wait,
 };
 use tokio::sync::{Mutex, MutexGuard};
@@ -60,16 +60,11 @@ async fn harness() -> anyhow::Result<Harness> {
         Err(kube::Error::Api(status)) if status.code == 409 => {}
         Err(e) => return Err(e.into()),
     }
-    let kubeconfig: PathBuf = operator::service_account_kubeconfig(cluster, &client).await?;
-    let operator = Operator::start(
+    let operator = operator::start_as_chart(
         cluster,
-        &Options {
-            binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
-            kubeconfig: &kubeconfig,
-            lease_name: operator::LEASE,
-            lease_duration_seconds: 15,
-            args: &[],
-        },
+        &client,
+        env!("CARGO_BIN_EXE_landlord").as_ref(),
+        &[],
     )
     .await?;
     Ok(Harness {

@@ -19,7 +19,7 @@ use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     cluster,
     manifests::install_crds,
-    operator::{self, Operator, Options},
+    operator::{self, Operator},
     unique_name, wait,
 };
 
@@ -29,16 +29,11 @@ const PLATFORM_NAMESPACE: &str = "landlord-platform";
 async fn start_operator(client: &Client) -> anyhow::Result<Operator> {
     let cluster = cluster();
     install_crds(client).await?;
-    let kubeconfig = operator::service_account_kubeconfig(cluster, client).await?;
-    Operator::start(
+    operator::start_as_chart(
         cluster,
-        &Options {
-            binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
-            kubeconfig: &kubeconfig,
-            lease_name: operator::LEASE,
-            lease_duration_seconds: 15,
-            args: &[],
-        },
+        client,
+        env!("CARGO_BIN_EXE_landlord").as_ref(),
+        &[],
     )
     .await
 }

@@ -26,7 +26,7 @@ use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     Cluster, cluster,
     manifests::install_crds,
-    operator::{self, Operator, Options},
+    operator::{self, Operator},
     unique_name, wait,
 };
 use tokio::sync::{Mutex, MutexGuard, mpsc};
@@ -47,15 +47,13 @@ async fn harness_with(args: Vec<String>) -> anyhow::Result<Harness> {
     let cluster = cluster();
     let client = cluster.client().await?;
     install_crds(&client).await?;
-    let kubeconfig: PathBuf = operator::service_account_kubeconfig(cluster, &client).await?;
-    let options = Options {
-        binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
-        kubeconfig: &kubeconfig,
-        lease_name: operator::LEASE,
-        lease_duration_seconds: 15,
-        args: &args,
-    };
-    let operator = Operator::start(cluster, &options).await?;
+    let operator = operator::start_as_chart(
+        cluster,
+        &client,
+        env!("CARGO_BIN_EXE_landlord").as_ref(),
+        &args,
+    )
+    .await?;
     Ok(Harness {
         cluster,
         client,
