@@ -16,7 +16,7 @@ pub enum LogFormat {
 /// Installs the global subscriber. `RUST_LOG` overrides the default filter.
 pub fn init(format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,hyper=warn,tower=warn,async_nats=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Json => registry
