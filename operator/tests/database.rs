@@ -536,12 +536,15 @@ async fn a_server_outage_is_reported_and_tenants_recover_by_themselves() -> anyh
         ready.message
     );
     assert_eq!(status.phase, Some(Phase::Degraded));
-    assert_eq!(
-        h.operator
+    // The probe runs every few seconds on its own; a reconcile may have seen the outage first.
+    wait::until("the probe reports the server down", TIMEOUT, || async {
+        let up = h
+            .operator
             .metric("landlord_database_server_up{server=\"flaky\"}")
-            .await?,
-        0.0
-    );
+            .await?;
+        Ok((up == 0.0).then_some(()))
+    })
+    .await?;
 
     h.servers[0].1.start_again().await?;
     let t = wait_ready(&api, &name).await?;
@@ -854,5 +857,318 @@ async fn a_dedicated_tenant_gets_its_own_server() -> anyhow::Result<()> {
         Some("Retain")
     );
     assert_eq!(pv.labels().get("landlord.dev/tenant"), Some(&name));
+    Ok(())
+}
+
+/// Whether `member` is a member of `role` (directly or not), as the superuser sees it.
+async fn member_of(server: &PgServer, member: &str, role: &str) -> anyhow::Result<bool> {
+    let mut conn = server.connect_admin().await?;
+    let yes: bool = sqlx::query_scalar("SELECT pg_has_role($1, $2, 'MEMBER')")
+        .bind(member)
+        .bind(role)
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(yes)
+}
+
+/// `uri` with its database name swapped for `database`.
+fn into_database(creds: &BTreeMap<String, String>, database: &str) -> String {
+    creds["uri"].replace(&format!("/{}?", creds["dbname"]), &format!("/{database}?"))
+}
+
+/// The attack of issue 11 item 1 and its variants: a shared tenant, with its own
+/// credentials, plants objects that shadow every catalog name the operator reads, points its
+/// database's `search_path` at them, and makes the operator reconcile it through every SQL
+/// path (extensions, suspension, resumption, rotation, deletion). Each planted object would
+/// grant the victim's role to the attacker if it ran with the admin's rights. None may run.
+#[tokio::test]
+async fn a_tenant_cannot_run_code_as_the_admin_or_reach_another_tenants_database()
+-> anyhow::Result<()> {
+    let h = harness(&[("pool", 10)]).await?;
+    let api = h.tenants();
+    let (victim, mallory) = (unique_name("victim"), unique_name("mallory"));
+    let (victim_role, mallory_role) = (
+        format!("t_{}", victim.replace('-', "_")),
+        format!("t_{}", mallory.replace('-', "_")),
+    );
+    h.create(&victim, shared(serde_json::json!({}))).await?;
+    h.create(
+        &mallory,
+        shared(
+            serde_json::json!({"database": {"extensions": ["citext"], "deletionPolicy": "Delete"}}),
+        ),
+    )
+    .await?;
+    wait_ready(&api, &victim).await?;
+    wait_ready(&api, &mallory).await?;
+    let server = h.server("pool")?;
+    let victim_creds = credentials(&h.client, &victim).await?;
+    connect(&victim_creds["uri"])
+        .await?
+        .execute("CREATE TABLE customers (name text); INSERT INTO customers VALUES ('ada')")
+        .await?;
+
+    // Rule 3: the admin holds no inherited rights of either tenant role at rest.
+    for role in [&victim_role, &mallory_role] {
+        let mut conn = server.connect_admin().await?;
+        let inherits: bool = sqlx::query_scalar("SELECT pg_has_role($1, $2, 'USAGE')")
+            .bind(PROVISIONER)
+            .bind(role)
+            .fetch_one(&mut conn)
+            .await?;
+        assert!(!inherits, "the admin inherits the rights of {role}");
+    }
+
+    // The trap, planted with mallory's own credentials in its own database.
+    let creds = credentials(&h.client, &mallory).await?;
+    let mut m = connect(&creds["uri"]).await?;
+    let grant = format!("GRANT {victim_role} TO {mallory_role}");
+    m.execute(
+        format!(
+            "CREATE FUNCTION public.pwn() RETURNS boolean LANGUAGE plpgsql AS $$ \
+             BEGIN EXECUTE '{grant}'; RETURN true; END $$"
+        )
+        .as_str(),
+    )
+    .await?;
+    // Every catalog relation and function the operator's statements name, shadowed.
+    for statement in [
+        "CREATE VIEW public.pg_extension AS SELECT e.extname FROM pg_catalog.pg_extension e WHERE public.pwn()",
+        "CREATE VIEW public.pg_roles AS SELECT * FROM pg_catalog.pg_roles WHERE public.pwn()",
+        "CREATE VIEW public.pg_database AS SELECT * FROM pg_catalog.pg_database WHERE public.pwn()",
+        "CREATE VIEW public.pg_stat_activity AS SELECT * FROM pg_catalog.pg_stat_activity WHERE public.pwn()",
+        "CREATE FUNCTION public.shobj_description(oid, text) RETURNS text LANGUAGE sql AS $$ SELECT CASE WHEN public.pwn() THEN 'x' END $$",
+        "CREATE FUNCTION public.pg_has_role(oid, oid, text) RETURNS boolean LANGUAGE sql AS $$ SELECT public.pwn() $$",
+        "CREATE FUNCTION public.pg_terminate_backend(integer) RETURNS boolean LANGUAGE sql AS $$ SELECT public.pwn() $$",
+        "CREATE FUNCTION public.current_setting(text, boolean) RETURNS text LANGUAGE sql AS $$ SELECT CASE WHEN public.pwn() THEN '0' END $$",
+    ] {
+        m.execute(statement)
+            .await
+            .with_context(|| statement.to_string())?;
+    }
+    m.execute(
+        format!("ALTER DATABASE {mallory_role} SET search_path = public, pg_catalog").as_str(),
+    )
+    .await?;
+    m.execute(format!("ALTER ROLE {mallory_role} SET search_path = public, pg_catalog").as_str())
+        .await?;
+    m.close().await?;
+
+    // The trap is armed: a privileged session in mallory's database falls into it (here the
+    // superuser's, which is then undone).
+    {
+        let mut su =
+            sqlx::PgConnection::connect_with(&server.admin_options().database(&mallory_role))
+                .await?;
+        let _: Vec<String> = sqlx::query_scalar("SELECT extname::text FROM pg_extension")
+            .fetch_all(&mut su)
+            .await?;
+        su.close().await?;
+        assert!(
+            member_of(server, &mallory_role, &victim_role).await?,
+            "the planted view did not run: the test proves nothing"
+        );
+        let mut su = server.connect_admin().await?;
+        su.execute(format!("REVOKE {victim_role} FROM {mallory_role}").as_str())
+            .await?;
+        su.close().await?;
+    }
+    // The same trap in the maintenance database, where the admin does connect (public was
+    // writable there before PostgreSQL 15; planted by the superuser to stand for that).
+    {
+        let mut su = server.connect_admin().await?;
+        su.execute(
+            format!(
+                "CREATE FUNCTION public.pwn() RETURNS boolean LANGUAGE plpgsql AS $$ \
+                 BEGIN EXECUTE '{grant}'; RETURN true; END $$; \
+                 CREATE VIEW public.pg_roles AS SELECT * FROM pg_catalog.pg_roles WHERE public.pwn(); \
+                 CREATE VIEW public.pg_database AS SELECT * FROM pg_catalog.pg_database WHERE public.pwn(); \
+                 CREATE FUNCTION public.shobj_description(oid, text) RETURNS text LANGUAGE sql AS $$ SELECT CASE WHEN public.pwn() THEN 'x' END $$; \
+                 GRANT EXECUTE ON FUNCTION public.pwn() TO PUBLIC; \
+                 GRANT SELECT ON public.pg_roles, public.pg_database TO PUBLIC; \
+                 ALTER DATABASE postgres SET search_path = public, pg_catalog"
+            )
+            .as_str(),
+        )
+        .await?;
+        su.close().await?;
+    }
+
+    // Every SQL path of the operator, each waited for by its effect.
+    // 1. Extensions (a new one, and the dropped citext again).
+    let mut m = connect(&creds["uri"]).await?;
+    m.execute("DROP EXTENSION citext").await?;
+    m.close().await?;
+    api.patch(
+        &mallory,
+        &PatchParams::default(),
+        &Patch::Merge(
+            serde_json::json!({"spec": {"database": {"extensions": ["citext", "pg_trgm"]}}}),
+        ),
+    )
+    .await?;
+    wait::until("mallory's extensions created", TIMEOUT, || async {
+        let mut m = connect(&creds["uri"]).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_catalog.pg_extension WHERE extname IN ('citext', 'pg_trgm')",
+        )
+        .fetch_one(&mut m)
+        .await?;
+        m.close().await?;
+        Ok((n == 2).then_some(()))
+    })
+    .await?;
+    // 2. Suspension (login disabled, sessions ended), then resumption.
+    let mut held = connect(&creds["uri"]).await?;
+    api.patch(
+        &mallory,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"suspended": true}})),
+    )
+    .await?;
+    wait_condition(&api, &mallory, "DatabaseReady", "True", Some("Suspended")).await?;
+    // Sessions are ended in the reconcile that reports the suspension.
+    assert!(
+        held.execute("SELECT 1").await.is_err(),
+        "mallory's session outlived its suspension"
+    );
+    api.patch(
+        &mallory,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"suspended": false}})),
+    )
+    .await?;
+    wait_condition(&api, &mallory, "DatabaseReady", "True", Some("Provisioned")).await?;
+    // 3. Rotation.
+    api.patch(
+        &mallory,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/rotate-database-password": "1"}}})),
+    )
+    .await?;
+    let rotated = wait::until("mallory's password rotated", TIMEOUT, || async {
+        let now = credentials(&h.client, &mallory).await?;
+        Ok((now["password"] != creds["password"]).then_some(now))
+    })
+    .await?;
+
+    // No trap ran: mallory is no member of the victim's role and cannot enter its database.
+    assert!(
+        !member_of(server, &mallory_role, &victim_role).await?,
+        "mallory became a member of {victim_role}"
+    );
+    let err = connect(&into_database(&rotated, &victim_role))
+        .await
+        .expect_err("mallory connects to the victim's database");
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    let mut m = connect(&rotated["uri"]).await?;
+    let err = m
+        .execute(format!("SET ROLE {victim_role}").as_str())
+        .await
+        .expect_err("mallory takes the victim's role");
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    m.close().await?;
+    // The victim's data is intact and still its own.
+    let mut v = connect(&victim_creds["uri"]).await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
+        .fetch_one(&mut v)
+        .await?;
+    assert_eq!(rows, 1);
+    v.close().await?;
+
+    // 4. Deletion (drops mallory's database as its owner, then the role).
+    h.delete(&[&mallory]).await?;
+    let mut su = server.connect_admin().await?;
+    su.execute("ALTER DATABASE postgres RESET search_path")
+        .await?;
+    su.close().await?;
+    assert_eq!(server_objects(server, &mallory).await?.0, 0, "role dropped");
+    let mut su = server.connect_admin().await?;
+    let granted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_catalog.pg_auth_members m \
+         JOIN pg_catalog.pg_roles r ON r.oid = m.roleid WHERE r.rolname = $1",
+    )
+    .bind(&victim_role)
+    .fetch_one(&mut su)
+    .await?;
+    assert_eq!(granted, 0, "someone holds the victim's role");
+    su.close().await?;
+
+    h.delete(&[&victim]).await?;
+    Ok(())
+}
+
+/// Tenants on a shared server cannot lock the operator out: their connection limits are
+/// only granted while they leave the operator its connections, so a tenant using all of
+/// its own still leaves the operator able to suspend it.
+#[tokio::test]
+async fn tenants_cannot_exhaust_a_shared_servers_connections() -> anyhow::Result<()> {
+    let mut h = harness(&[("small", 10)]).await?;
+    {
+        // 40 slots, 3 of them the superuser's: 37 for everyone else, 6 the operator's.
+        let server = &mut h.servers[0].1;
+        let mut su = server.connect_admin().await?;
+        su.execute("ALTER SYSTEM SET max_connections = 40").await?;
+        su.close().await?;
+        server.stop()?;
+        server.start_again().await?;
+    }
+    let api = h.tenants();
+    let (hog, late) = (unique_name("hog"), unique_name("late"));
+    let with_limit = |n: i32| shared(serde_json::json!({"quota": {"databaseConnections": n}}));
+    h.create(&hog, with_limit(20)).await?;
+    wait_ready(&api, &hog).await?;
+    h.create(&late, with_limit(20)).await?;
+    let t = wait_condition(
+        &api,
+        &late,
+        "DatabaseReady",
+        "False",
+        Some("ConnectionBudgetExceeded"),
+    )
+    .await?;
+    let message = condition(&t, "DatabaseReady")?.message;
+    for needle in [
+        "spec.quota.databaseConnections",
+        "server small",
+        "40 of the 37",
+    ] {
+        assert!(message.contains(needle), "{needle:?} not in {message}");
+    }
+    assert_eq!(server_objects(h.server("small")?, &late).await?.0, 0);
+    api.patch(
+        &late,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"quota": {"databaseConnections": 5}}})),
+    )
+    .await?;
+    wait_ready(&api, &late).await?;
+
+    // The hog takes every connection its role may have; one more is refused by PostgreSQL.
+    let creds = credentials(&h.client, &hog).await?;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(connect(&creds["uri"]).await?);
+    }
+    let err = connect(&creds["uri"]).await.expect_err("a 21st connection");
+    assert_eq!(sqlstate(&err).as_deref(), Some("53300"), "{err}");
+    // The operator still works on this server: it suspends the hog and ends its sessions.
+    api.patch(
+        &hog,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"suspended": true}})),
+    )
+    .await?;
+    wait_condition(&api, &hog, "DatabaseReady", "True", Some("Suspended")).await?;
+    // Sessions are ended in the reconcile that reports the suspension.
+    for conn in held.iter_mut() {
+        assert!(
+            conn.execute("SELECT 1").await.is_err(),
+            "a session of the hog outlived its suspension"
+        );
+    }
+
+    h.delete(&[&hog, &late]).await?;
     Ok(())
 }

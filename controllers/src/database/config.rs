@@ -14,14 +14,17 @@ pub struct ServerConfig {
     /// Port, 5432 by default.
     #[serde(default = "default_port")]
     pub port: u16,
-    /// The Secret holding the admin credentials (keys `username`, `password`, and
-    /// optionally `database`, default `postgres`). The admin needs CREATEROLE and CREATEDB;
-    /// it need not be a superuser.
+    /// The Secret holding the admin credentials (keys `username`, `password`, optionally
+    /// `database`, default `postgres`, and `ca.crt`, the PEM bundle that signs the server's
+    /// certificate). The admin needs CREATEROLE and CREATEDB and should not be a superuser.
     pub admin_secret: SecretRef,
     /// How many tenant databases the server takes; placement never exceeds it.
     pub capacity: u32,
-    /// TLS towards the server: `disable`, `prefer` (default), `require`, `verify-ca`,
-    /// `verify-full`. Also written into the tenants' connection URIs.
+    /// TLS towards the server: `verify-full` (default), `verify-ca`, `require`, `prefer`,
+    /// `disable`. Also written into the tenants' connection URIs. Only `verify-ca` and
+    /// `verify-full` make sure that whatever answers on `host` is the server before the
+    /// admin's credentials are sent; the others are for loopback or a network nobody else
+    /// can answer on.
     #[serde(default = "default_ssl_mode")]
     pub ssl_mode: String,
 }
@@ -39,7 +42,7 @@ fn default_port() -> u16 {
 }
 
 fn default_ssl_mode() -> String {
-    "prefer".into()
+    "verify-full".into()
 }
 
 const SSL_MODES: &[&str] = &["disable", "prefer", "require", "verify-ca", "verify-full"];
@@ -159,7 +162,10 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(servers[0].port, 5432);
-        assert_eq!(servers[0].ssl_mode, "prefer");
+        assert_eq!(
+            servers[0].ssl_mode, "verify-full",
+            "the admin password never goes to a server that did not prove who it is"
+        );
         assert!(parse_servers("").expect("empty").is_empty());
     }
 

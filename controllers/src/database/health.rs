@@ -1,4 +1,4 @@
-//! Health of the shared servers: a cheap probe per server at a fixed interval. When a
+//! Health of the shared servers: a new session per server at a fixed interval. When a
 //! server goes down or comes back, every Tenant placed on it is reconciled at once, so
 //! `DatabaseReady` tells the truth within one interval and tenants recover by themselves.
 
@@ -17,6 +17,23 @@ use crate::Context;
 /// How long one probe may take before the server counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Whether the server takes a new session and answers on it within [`PROBE_TIMEOUT`]: what
+/// a tenant's service needs. A pooled connection would not do: a server whose postmaster
+/// hangs keeps answering on the sessions it already has. The statement runs in the
+/// maintenance database with the pinned `search_path`, like every admin session.
+async fn probe(admin: &sqlx::postgres::PgConnectOptions) -> bool {
+    use sqlx::Connection;
+    let session = async {
+        let mut conn = sqlx::PgConnection::connect_with(admin).await?;
+        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        conn.close().await
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, session).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Probes every configured server each `interval` until the channel closes.
 pub async fn watch(
     ctx: Arc<Context>,
@@ -28,14 +45,7 @@ pub async fn watch(
     loop {
         for server in &ctx.config.database.servers {
             let healthy = match ctx.databases.connect(server, &ctx.client).await {
-                Ok(handle) => matches!(
-                    tokio::time::timeout(
-                        PROBE_TIMEOUT,
-                        sqlx::query("SELECT 1").execute(&handle.pool)
-                    )
-                    .await,
-                    Ok(Ok(_))
-                ),
+                Ok(handle) => probe(&handle.admin).await,
                 Err(_) => false,
             };
             ctx.metrics

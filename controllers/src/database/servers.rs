@@ -15,17 +15,25 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgSslMode},
 };
 
-use super::{config::ServerConfig, failure::Failure};
+use super::{config::ServerConfig, failure::Failure, identifier::Names};
 
 /// Connections an operator holds per server: provisioning is short and rare.
 const POOL_SIZE: u32 = 4;
+/// Connections the operator may open to one server at once: its pool, the connection of
+/// [`super::sql`]'s role-scoped steps and the health probe's. Tenants' connection limits
+/// leave these free ([`super::sql::ConnectionBudget`]).
+pub const OPERATOR_CONNECTIONS: u32 = POOL_SIZE + 2;
+/// `search_path` of every session Landlord opens, as a startup option: it outranks what a
+/// tenant can set with `ALTER DATABASE` or `ALTER ROLE` (see [`super::sql`], rule 1).
+const SEARCH_PATH: &str = "pg_catalog,pg_temp";
 /// How long a step waits for a connection before the server counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An open pool to one server.
 pub struct Server {
     pub pool: PgPool,
-    /// The admin's options, for connecting into a tenant's database.
+    /// The admin's options (maintenance database, pinned `search_path`), for steps that
+    /// need a connection of their own.
     pub admin: PgConnectOptions,
     /// Held around `CREATE DATABASE`, which PostgreSQL runs one at a time per server anyway
     /// (it copies the template); serialising here keeps waiting out of the server's locks.
@@ -41,6 +49,19 @@ pub struct Servers {
     reservations: Mutex<HashMap<String, String>>,
     /// Placement decisions run one at a time, so two new tenants see each other's choice.
     pub placement_lock: tokio::sync::Mutex<()>,
+}
+
+impl Server {
+    /// Options of a session as the tenant's role, in its own database, with its own
+    /// password (see [`super::sql`], rule 2); same host, port, TLS and pinned
+    /// `search_path` as the admin's.
+    pub fn as_tenant(&self, names: &Names, password: &str) -> PgConnectOptions {
+        self.admin
+            .clone()
+            .username(&names.role)
+            .password(password)
+            .database(&names.database)
+    }
 }
 
 impl Servers {
@@ -175,7 +196,11 @@ async fn admin_options(
             format!("server {}: sslMode: {e}", server.name),
         )
     })?;
-    Ok(PgConnectOptions::new()
+    let mut options = PgConnectOptions::new();
+    if let Some(ca) = text(&secret, "ca.crt") {
+        options = options.ssl_root_cert_from_pem(ca.into_bytes());
+    }
+    Ok(options
         .host(&server.host)
         .port(server.port)
         .username(&username)
@@ -183,6 +208,7 @@ async fn admin_options(
         .database(&database)
         .ssl_mode(ssl_mode)
         .application_name("landlord")
+        .options([("search_path", SEARCH_PATH)])
         // Statements carry SCRAM verifiers; they have no place in the operator's log.
         .disable_statement_logging())
 }

@@ -33,7 +33,9 @@ use crate::{
         desired::{self as db_desired, Endpoint, ROTATE_PASSWORD, ROTATION, names, secret_text},
         failure::Failure,
         identifier::{Names, ownership_marker},
-        placement, scram, sql,
+        placement, scram,
+        servers::OPERATOR_CONNECTIONS,
+        sql,
     },
     labels,
 };
@@ -209,7 +211,7 @@ async fn shared(
         }
         failure
     };
-    let pool = &handle.pool;
+    let (pool, admin) = (&handle.pool, &handle.admin);
     let uid = tenant.uid().ok_or(Error::MissingUid)?;
     let marker = ownership_marker(&tenant.name_any(), &uid);
     let adopt = tenant
@@ -249,6 +251,17 @@ async fn shared(
         Ok(r) => r,
         Err(e) => return Ok(Err(fail(format!("reading role {}", names.role), e))),
     };
+    // A new role, or a larger limit, must leave the operator its connections.
+    if role.as_ref().is_none_or(|r| r.connection_limit < limit) {
+        let _serialised = handle.create_lock.lock().await;
+        match sql::connection_budget(pool, &names, OPERATOR_CONNECTIONS).await {
+            Err(e) => return Ok(Err(fail("reading the connection budget".into(), e))),
+            Ok(budget) if !budget.fits(limit, OPERATOR_CONNECTIONS) => {
+                return Ok(Err(over_budget(&server.name, &names, limit, &budget)));
+            }
+            Ok(_) => {}
+        }
+    }
     let mut created = false;
     match role {
         None => {
@@ -269,10 +282,19 @@ async fn shared(
                 if !adopt {
                     return Ok(Err(conflict(&names.role, "role", role.comment.as_deref())));
                 }
-                if let Err(e) = sql::mark(pool, &names, &marker, false).await {
+                if let Err(e) = sql::mark(pool, admin, &names, &marker, false).await {
                     return Ok(Err(fail(format!("adopting role {}", names.role), e)));
                 }
                 info!(role = %names.role, "adopted an existing role");
+            }
+            if role.admin_inherits {
+                if let Err(e) = sql::revoke_membership(pool, &names).await {
+                    return Ok(Err(fail(
+                        format!("revoking the admin's membership in role {}", names.role),
+                        e,
+                    )));
+                }
+                info!(role = %names.role, "the admin's inherited membership was revoked");
             }
             if (fresh || role.can_login != can_login || role.connection_limit != limit)
                 && let Err(e) =
@@ -281,7 +303,7 @@ async fn shared(
                 return Ok(Err(fail(format!("altering role {}", names.role), e)));
             }
             if role.can_login && !can_login {
-                match sql::terminate_sessions(pool, &names).await {
+                match sql::terminate_sessions(admin, &names).await {
                     Ok(n) => info!(role = %names.role, sessions = n, "login disabled"),
                     Err(e) => return Ok(Err(fail("ending sessions".into(), e))),
                 }
@@ -293,7 +315,7 @@ async fn shared(
         Err(e) => return Ok(Err(fail(format!("reading database {}", names.database), e))),
         Ok(None) => {
             let _serialised = handle.create_lock.lock().await;
-            if let Err(e) = sql::create_database(pool, &names, &marker).await {
+            if let Err(e) = sql::create_database(admin, &names, &marker).await {
                 return Ok(Err(fail(
                     format!("creating database {}", names.database),
                     e,
@@ -311,27 +333,38 @@ async fn shared(
             )));
         }
         Ok(Some(db)) => {
-            if adopt && let Err(e) = sql::mark(pool, &names, &marker, true).await {
+            if adopt && let Err(e) = sql::mark(pool, admin, &names, &marker, true).await {
                 return Ok(Err(fail(
                     format!("adopting database {}", names.database),
                     e,
                 )));
             }
             if db.public_access
-                && let Err(e) = sql::revoke_public(pool, &names).await
+                && let Err(e) = sql::revoke_public(admin, &names).await
             {
                 return Ok(Err(fail("revoking CONNECT from PUBLIC".into(), e)));
             }
         }
     }
 
-    if !spec.extensions.is_empty() {
-        match sql::ensure_extensions(&handle.admin, &names, &spec.extensions).await {
+    // As the tenant (sql.rs, rule 2), so not while its login is disabled: a suspended
+    // tenant gets its extensions when it resumes.
+    if !spec.extensions.is_empty() && can_login {
+        let session = handle.as_tenant(&names, &password);
+        match sql::ensure_extensions(&session, &spec.extensions).await {
             Ok(added) if !added.is_empty() => info!(extensions = ?added, "created extensions"),
             Ok(_) => {}
             Err(e) => {
-                let mut failure = fail("creating extensions".into(), e);
-                if failure.reason == "DatabaseError" || failure.reason == "PermissionDenied" {
+                // Not `fail`: a refused login here is the tenant's role, not the admin's.
+                let mut failure = Failure::from_sqlx(
+                    &server.name,
+                    &format!("creating extensions as role {}", names.role),
+                    &e,
+                );
+                if matches!(
+                    failure.reason,
+                    "DatabaseError" | "PermissionDenied" | "AuthenticationFailed"
+                ) {
                     failure.reason = "ExtensionFailed";
                 }
                 return Ok(Err(failure));
@@ -365,6 +398,18 @@ async fn shared(
         },
         created,
     }))
+}
+
+fn over_budget(server: &str, names: &Names, limit: i32, budget: &sql::ConnectionBudget) -> Failure {
+    Failure::new(
+        "ConnectionBudgetExceeded",
+        format!(
+            "server {server}: a connection limit of {limit} for role {} would commit {} of the {} connections non-superusers may open, and the operator keeps {OPERATOR_CONNECTIONS} for itself; lower spec.quota.databaseConnections, place the tenant on another server, or raise the server's max_connections",
+            names.role,
+            budget.committed + i64::from(limit),
+            budget.available,
+        ),
+    )
 }
 
 fn internal(e: scram::NoRandomness) -> Error {
@@ -425,6 +470,7 @@ async fn dedicated(
         &ctx.config.database,
         &superuser,
         &verifier,
+        ctx.config.image_pull_policy_always,
     );
     if let Some(data) = server.server_secret.data.as_mut() {
         data.insert(
@@ -573,7 +619,7 @@ async fn cleanup_shared(tenant: &Tenant, spec: &DatabaseSpec, state: &State) -> 
     let sql_failed = |doing: &str, e: sqlx::Error| {
         Error::DatabaseCleanup(Failure::from_sqlx(&server.name, doing, &e).message)
     };
-    let pool = &handle.pool;
+    let (pool, admin) = (&handle.pool, &handle.admin);
     let uid = tenant.uid().unwrap_or_default();
     let marker = ownership_marker(&tenant.name_any(), &uid);
     let role = sql::role(pool, &names)
@@ -591,7 +637,7 @@ async fn cleanup_shared(tenant: &Tenant, spec: &DatabaseSpec, state: &State) -> 
             // Also when the role is already gone: a database may be left from a cleanup
             // that stopped halfway, and it is only dropped if its owner was ours.
             if role.is_some() {
-                sql::drop_all(pool, &names)
+                sql::drop_all(pool, admin, &names)
                     .await
                     .map_err(|e| sql_failed("dropping the database and role", e))?;
                 info!(database = %names.database, "database and role dropped (deletionPolicy Delete)");
@@ -604,7 +650,7 @@ async fn cleanup_shared(tenant: &Tenant, spec: &DatabaseSpec, state: &State) -> 
                         .await
                         .map_err(|e| sql_failed("disabling login", e))?;
                 }
-                sql::terminate_sessions(pool, &names)
+                sql::terminate_sessions(admin, &names)
                     .await
                     .map_err(|e| sql_failed("ending sessions", e))?;
                 info!(database = %names.database, "database retained, login disabled (deletionPolicy Retain)");
