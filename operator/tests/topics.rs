@@ -125,6 +125,18 @@ impl Harness {
         .await
     }
 
+    /// A Tenant created with `spec` and Ready, and its creds.
+    async fn ready(
+        &self,
+        prefix: &str,
+        spec: serde_json::Value,
+    ) -> anyhow::Result<(String, TenantCreds)> {
+        let name = self.create(prefix, spec).await?;
+        self.wait_phase(&name, Phase::Ready).await?;
+        let creds = self.tenant_creds(&name).await?;
+        Ok((name, creds))
+    }
+
     /// The URL and `.creds` a tenant's services get, from Secret `landlord-nats`.
     async fn tenant_creds(&self, name: &str) -> anyhow::Result<TenantCreds> {
         let secrets = Api::<Secret>::namespaced(self.client.clone(), &format!("tenant-{name}"));
@@ -189,7 +201,9 @@ impl Connection {
     /// Waits for the server to report an error containing `needle` to this client.
     async fn server_error(&mut self, needle: &str) -> anyhow::Result<String> {
         let needle = needle.to_lowercase();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // As long as any other wait here: the revocation is pushed in the reconcile after the
+        // one that wrote the new creds, which a loaded machine may take a while to reach.
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
             let event = tokio::time::timeout_at(deadline, self.errors.recv())
                 .await
@@ -521,14 +535,12 @@ async fn streams_follow_the_spec_and_go_with_the_tenant() -> anyhow::Result<()> 
 #[tokio::test]
 async fn suspend_cuts_access_and_resume_restores_it() -> anyhow::Result<()> {
     let h = harness().await?;
-    let name = h
-        .create(
+    let (name, creds) = h
+        .ready(
             "topics-suspend",
             serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}]}),
         )
         .await?;
-    h.wait_phase(&name, Phase::Ready).await?;
-    let creds = h.tenant_creds(&name).await?;
     let mut live = connect(&creds).await?;
     let js = jetstream::new(live.client.clone());
     publish(&js, &format!("tenant.{name}.orders"), "before").await?;
@@ -563,6 +575,246 @@ async fn suspend_cuts_access_and_resume_restores_it() -> anyhow::Result<()> {
         2,
         "the stream kept its messages through the suspension"
     );
+    h.delete(&name).await?;
+    Ok(())
+}
+
+/// Connects as the tenant, retrying while Landlord's own short connection to the account may
+/// hold one of its slots.
+async fn connect_within_limit(creds: &TenantCreds) -> anyhow::Result<Connection> {
+    wait::until(
+        "a connection within the account's limit",
+        TIMEOUT,
+        || async { Ok(connect(creds).await.ok()) },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_account_limits_hold_against_the_tenants_own_creds() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let (name, creds) = h
+        .ready(
+            "topics-limits",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}],
+                "quota": {"nats": {"connections": 3, "maxPayloadBytes": 1024}}}),
+        )
+        .await?;
+    let subject = format!("tenant.{name}.orders");
+
+    // Messages within the payload limit go through; a larger one is refused (by the client,
+    // which learnt the limit from the server, or by the server, which closes the connection).
+    let small = connect_within_limit(&creds).await?;
+    let js = jetstream::new(small.client.clone());
+    publish(&js, &subject, &"x".repeat(512)).await?;
+    let mut large = connect_within_limit(&creds).await?;
+    let refused = large
+        .client
+        .publish(subject.clone(), vec![b'x'; 2048].into())
+        .await;
+    match refused {
+        Err(e) => assert!(e.to_string().to_lowercase().contains("payload"), "{e}"),
+        Ok(()) => {
+            let _ = large.client.flush().await;
+            large.server_error("maximum payload").await?;
+        }
+    }
+    assert_eq!(
+        js.get_stream("orders").await?.cached_info().state.messages,
+        1,
+        "the large message was not stored"
+    );
+    drop(large);
+
+    // Three connections at most: the fourth is refused by the server.
+    let mut held = vec![small.client.clone()];
+    while held.len() < 3 {
+        held.push(connect_within_limit(&creds).await?.client);
+    }
+    let fourth = connect(&creds).await;
+    let error = fourth.err().context("a fourth connection was accepted")?;
+    assert!(
+        error
+            .to_string()
+            .contains("maximum account active connections exceeded"),
+        "{error}"
+    );
+
+    // A raised limit reaches the account at once, even while the tenant holds all it had.
+    h.patch_spec(
+        &name,
+        serde_json::json!({"quota": {"nats": {"connections": 4, "maxPayloadBytes": 1024}}}),
+    )
+    .await?;
+    held.push(connect_within_limit(&creds).await?.client);
+    assert_eq!(held.len(), 4);
+    drop(held);
+    drop(js);
+    drop(small);
+    h.delete(&name).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn rotation_revokes_the_old_creds_and_the_new_ones_work() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let (name, old) = h
+        .ready(
+            "topics-rotate",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}]}),
+        )
+        .await?;
+    let mut live = connect(&old).await?;
+    let js = jetstream::new(live.client.clone());
+    publish(&js, &format!("tenant.{name}.orders"), "before").await?;
+
+    h.tenants()
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                "landlord.dev/rotate-nats-credentials": "1"
+            }}})),
+        )
+        .await?;
+    let new = wait::until("new creds in landlord-nats", TIMEOUT, || async {
+        let creds = h.tenant_creds(&name).await?;
+        Ok((creds.creds != old.creds).then_some(creds))
+    })
+    .await?;
+    assert_eq!(
+        new.account, old.account,
+        "the same account, with its streams"
+    );
+    let (_, old_seed) = jwt::parse_creds(&old.creds).context("old creds")?;
+    assert!(
+        !new.creds.contains(&old_seed),
+        "the rotated user has a new key"
+    );
+
+    // The server drops the connection made with the old creds and refuses them from now on.
+    live.server_error("revoked").await?;
+    wait::until("the old creds refused", TIMEOUT, || async {
+        Ok(connect(&old).await.is_err().then_some(()))
+    })
+    .await?;
+    let conn = connect_within_limit(&new).await?;
+    let js = jetstream::new(conn.client.clone());
+    publish(&js, &format!("tenant.{name}.orders"), "after").await?;
+    assert_eq!(
+        js.get_stream("orders").await?.cached_info().state.messages,
+        2,
+        "the stream kept its messages through the rotation"
+    );
+    assert!(connect(&old).await.is_err(), "the old creds came back");
+    h.delete(&name).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_age_can_shrink_below_the_duplicate_window() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let (name, creds) = h
+        .ready(
+            "topics-age",
+            serde_json::json!({"tier": "shared", "topics": [{"name": "events", "maxAge": "24h"}]}),
+        )
+        .await?;
+    let conn = connect_within_limit(&creds).await?;
+    let js = jetstream::new(conn.client.clone());
+    let before = js.get_stream("events").await?.cached_info().config.clone();
+    assert_eq!(before.duplicate_window, Duration::from_secs(120));
+
+    h.patch_spec(
+        &name,
+        serde_json::json!({"topics": [{"name": "events", "maxAge": "1m"}]}),
+    )
+    .await?;
+    let condition = wait::until("TopicsReady of the new maxAge", TIMEOUT, || async {
+        let t = h.tenants().get(&name).await?;
+        let observed = t.status.as_ref().and_then(|s| s.observed_generation);
+        if observed != t.metadata.generation {
+            return Ok(None);
+        }
+        Ok(topics_condition(&t))
+    })
+    .await?;
+    assert_eq!(
+        (condition.0.as_str(), condition.1.as_str()),
+        ("True", "Provisioned"),
+        "{condition:?}"
+    );
+    let after = js.get_stream("events").await?.cached_info().config.clone();
+    assert_eq!(after.max_age, Duration::from_secs(60));
+    assert!(after.duplicate_window <= after.max_age, "{after:?}");
+    h.delete(&name).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_retention_change_to_or_from_work_queue_is_refused_at_apply() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let (name, creds) = h
+        .ready(
+            "topics-retention",
+            serde_json::json!({"tier": "shared", "topics": [
+                {"name": "jobs", "retention": "WorkQueue"}, {"name": "events"}
+            ]}),
+        )
+        .await?;
+    for (topics, field) in [
+        (
+            serde_json::json!([{"name": "jobs", "retention": "Limits"}, {"name": "events"}]),
+            "from WorkQueue",
+        ),
+        (
+            serde_json::json!([{"name": "jobs", "retention": "WorkQueue"}, {"name": "events", "retention": "WorkQueue"}]),
+            "to WorkQueue",
+        ),
+    ] {
+        let refused = h
+            .patch_spec(&name, serde_json::json!({ "topics": topics }))
+            .await
+            .err()
+            .with_context(|| format!("a retention change {field} was accepted"))?;
+        let message = refused.to_string();
+        assert!(
+            message.contains("spec.topics[].retention cannot change to or from WorkQueue"),
+            "{message}"
+        );
+    }
+
+    // Limits to Interest is accepted: NATS 2.10 and later apply it, 2.9 refuses it and the
+    // condition says which field asked.
+    h.patch_spec(
+        &name,
+        serde_json::json!({"topics": [{"name": "jobs", "retention": "WorkQueue"}, {"name": "events", "retention": "Interest"}]}),
+    )
+    .await?;
+    let conn = connect_within_limit(&creds).await?;
+    let version = conn.client.server_info().version;
+    let condition = wait::until("TopicsReady of the new retention", TIMEOUT, || async {
+        let t = h.tenants().get(&name).await?;
+        let observed = t.status.as_ref().and_then(|s| s.observed_generation);
+        Ok(topics_condition(&t).filter(|_| observed == t.metadata.generation))
+    })
+    .await?;
+    if version.starts_with("2.9.") {
+        assert_eq!(
+            (condition.0.as_str(), condition.1.as_str()),
+            ("False", "StreamRejected"),
+            "{condition:?}"
+        );
+        assert!(
+            condition.2.contains("spec.topics[events].retention"),
+            "{condition:?}"
+        );
+    } else {
+        assert_eq!(condition.0, "True", "{condition:?}");
+        let js = jetstream::new(conn.client.clone());
+        let events = js.get_stream("events").await?.cached_info().config.clone();
+        assert_eq!(events.retention, RetentionPolicy::Interest);
+    }
     h.delete(&name).await?;
     Ok(())
 }

@@ -16,6 +16,10 @@ use sha2::{Digest, Sha256, Sha512_256};
 /// `-1` in a NATS limit means "no limit"; `0` means none allowed.
 pub const NO_LIMIT: i64 = -1;
 
+/// The key of an account's `revocations` that applies to every user: user JWTs issued at or
+/// before its time are refused, whoever they are for.
+pub const ALL_USERS: &str = "*";
+
 /// Why a JWT could not be made or read. Never carries key material.
 #[derive(Debug, thiserror::Error)]
 pub enum JwtError {
@@ -244,8 +248,8 @@ pub fn parse_creds(creds: &str) -> Option<(String, String)> {
 }
 
 /// A key derived from `root` for one purpose: the same root and purpose always give the
-/// same key, so Landlord stores no per-tenant key material (a tenant's account and user
-/// keys follow from the operator signing key and the Tenant's uid).
+/// same key, so Landlord stores no per-tenant account key (it follows from the operator
+/// signing key and the Tenant's uid).
 pub fn derive_key(root: &KeyPair, kind: KeyPairType, purpose: &str) -> Result<KeyPair, JwtError> {
     let seed = root.seed().map_err(|e| JwtError::Key(e.to_string()))?;
     let (_, raw) = nkeys::decode_seed(&seed).map_err(|e| JwtError::Key(e.to_string()))?;

@@ -33,6 +33,39 @@ pub struct NatsConfig {
     pub namespace: Option<String>,
     /// Size of a topic's stream when its spec sets no `maxBytes`.
     pub default_topic_bytes: i64,
+    /// Limits of a tenant's account where its `spec.quota.nats` sets none.
+    pub limits: TenantLimits,
+}
+
+/// The limits of a tenant's NATS account. All finite: a tenant that could open unlimited
+/// connections, subscriptions or consumers could exhaust the server every tenant shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantLimits {
+    /// Concurrent connections of the account.
+    pub connections: i64,
+    /// Subscriptions of one connection (NATS counts them per connection).
+    pub subscriptions_per_connection: i64,
+    /// Largest message a client may publish, in bytes.
+    pub max_payload_bytes: i64,
+    /// Consumers of one stream (NATS counts them per stream).
+    pub consumers_per_stream: i64,
+}
+
+impl TenantLimits {
+    /// The operator's defaults when no flag overrides them (`--nats-default-*`).
+    pub const DEFAULT: Self = Self {
+        connections: 100,
+        subscriptions_per_connection: 1000,
+        // The NATS server's own default max_payload.
+        max_payload_bytes: 1 << 20,
+        consumers_per_stream: 100,
+    };
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 impl NatsConfig {
@@ -45,6 +78,12 @@ impl NatsConfig {
             return Err("not an operator seed (expected SO...)".into());
         }
         Ok(key)
+    }
+
+    /// The URL handed to tenants and shown in messages: without any `user:password@`, which
+    /// is the operator's and no tenant's business.
+    pub fn tenant_url(&self) -> String {
+        without_userinfo(&self.url)
     }
 
     /// The port of the URL (4222 when it names none), for the tenants' egress policy.
@@ -62,13 +101,34 @@ impl NatsConfig {
 impl fmt::Debug for NatsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsConfig")
-            .field("url", &self.url)
+            .field("url", &self.tenant_url())
             .field("signing_key", &self.signing_key.public_key())
             .field("system_creds", &"<redacted>")
             .field("namespace", &self.namespace)
             .field("default_topic_bytes", &self.default_topic_bytes)
+            .field("limits", &self.limits)
             .finish()
     }
+}
+
+/// `url` (one server, or several comma-separated) without the `user:password@` of any.
+pub fn without_userinfo(url: &str) -> String {
+    url.split(',')
+        .map(|server| {
+            let (scheme, rest) = match server.split_once("://") {
+                Some((scheme, rest)) => (Some(scheme), rest),
+                None => (None, server),
+            };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            match scheme {
+                Some(scheme) => format!("{scheme}://{host}{path}"),
+                None => format!("{host}{path}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What went wrong talking to NATS. Messages name what failed, never credentials.
@@ -111,7 +171,7 @@ impl NatsError {
 
     pub fn unreachable(url: &str, detail: impl fmt::Display) -> Self {
         NatsError::Unreachable {
-            url: url.to_string(),
+            url: without_userinfo(url),
             detail: detail.to_string(),
         }
     }
@@ -299,7 +359,20 @@ mod tests {
             system_creds: "".into(),
             namespace: None,
             default_topic_bytes: 1 << 30,
+            limits: TenantLimits::DEFAULT,
         }
+    }
+
+    #[test]
+    fn the_url_tenants_see_has_no_userinfo() {
+        let c = config("tls://landlord:s3cret@nats-a:4222,nats://u:p@nats-b:4222/x");
+        assert_eq!(c.tenant_url(), "tls://nats-a:4222,nats://nats-b:4222/x");
+        assert_eq!(c.port(), 4222);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let message = NatsError::unreachable(&c.url, "refused").to_string();
+        assert!(!message.contains("s3cret"), "{message}");
+        assert_eq!(without_userinfo("nats://n:4222"), "nats://n:4222");
+        assert_eq!(without_userinfo("u:p@n:4222"), "n:4222");
     }
 
     #[test]

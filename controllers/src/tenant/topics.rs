@@ -6,11 +6,23 @@
 //! pushed only when the server's differs, streams created/updated/deleted only on drift, the
 //! Secret applied only on drift) → `TopicsReady`. A tenant without topics never touches NATS.
 //!
-//! Keys: the account and the tenant's user have keys derived from the operator signing key
-//! and the Tenant's uid, so nothing per tenant is stored and a recreated Tenant (new uid)
-//! starts from a clean account. Suspension revokes the tenant's user in the account JWT (the
-//! server drops its connections); resuming lifts the revocation, and the same creds work
-//! again. Landlord manages streams as a short-lived user it signs with the account's key.
+//! Keys: the account's key is derived from the operator signing key and the Tenant's uid, so
+//! a recreated Tenant (new uid) starts from a clean account. The tenant's user has a random
+//! key whose seed lives only in the Secret: the creds in the Secret are the only ones that
+//! work. The account revokes every user JWT issued before them (`revocations["*"]`), so
+//! creds that were rotated away (annotation [`ROTATE_CREDENTIALS`]) or replaced for any other
+//! reason stop working, and the server drops their connections. A random key rather than
+//! one derived from a rotation counter: nothing to count, no key ever comes back, and a lost
+//! Secret simply means new creds. The user JWT has no `exp`: services get the creds as
+//! environment variables, which a running pod never re-reads, so an expiry would cut
+//! long-running services off; rotation is the way to end creds.
+//!
+//! Suspension revokes the tenant's user in the account JWT (the server drops its
+//! connections); resuming lifts the revocation, and the same creds work again. Landlord
+//! manages streams as a short-lived user it signs with the account's key.
+//!
+//! Limits: the account's connections, subscriptions per connection, payload size and
+//! consumers per stream come from `spec.quota.nats`, else the operator's defaults; all finite.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -38,7 +50,7 @@ use kube::{
 use landlord_crds::{
     Tenant, TenantStatus,
     conditions::{Observation, Status, tenant::TOPICS_READY},
-    tenant::{Retention, TopicSpec, TopicStatus},
+    tenant::{NatsQuota, Retention, TopicSpec, TopicStatus},
 };
 use nkeys::{KeyPair, KeyPairType};
 use tracing::{info, warn};
@@ -50,10 +62,11 @@ use super::{
 use crate::{
     Context,
     apply::{self, EnsureError, Outcome},
+    database::desired::ROTATION,
     labels,
     nats::{
-        Nats, NatsConfig, NatsError,
-        jwt::{self, Claims, JwtError, NO_LIMIT, Permission, Permissions},
+        Nats, NatsConfig, NatsError, TenantLimits,
+        jwt::{self, ALL_USERS, Claims, JwtError, NO_LIMIT, Permission, Permissions},
         now,
     },
 };
@@ -61,6 +74,12 @@ use crate::{
 const MANAGER: &str = "landlord/tenant-topics";
 /// Secret in the tenant namespace with the tenant's NATS URL and `.creds`.
 pub const SECRET: &str = "landlord-nats";
+/// Annotation on a Tenant: change its value to issue new NATS creds and revoke the old.
+pub const ROTATE_CREDENTIALS: &str = "landlord.dev/rotate-nats-credentials";
+/// NATS' default duplicate window (messages with a `Nats-Msg-Id` seen within it are
+/// dropped). Set explicitly: left to the server, an existing stream's window is sent back on
+/// every update and refused once `maxAge` shrinks below it.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long the user Landlord manages streams with stays valid.
 const ADMIN_LIFETIME_SECONDS: i64 = 300;
 /// Revocation time of a suspended tenant's user: every JWT of that user, past and future, is
@@ -137,6 +156,11 @@ pub fn stream_config(
             Retention::WorkQueue => RetentionPolicy::WorkQueue,
         },
         max_age,
+        duplicate_window: if max_age.is_zero() {
+            DUPLICATE_WINDOW
+        } else {
+            max_age.min(DUPLICATE_WINDOW)
+        },
         max_bytes: topic.max_bytes.unwrap_or(default_bytes),
         max_messages: topic.max_messages.unwrap_or(NO_LIMIT),
         max_messages_per_subject: NO_LIMIT,
@@ -157,19 +181,21 @@ pub fn stream_drifted(live: &StreamConfig, desired: &StreamConfig) -> bool {
     live_subjects != desired_subjects
         || live.retention != desired.retention
         || live.max_age != desired.max_age
+        || live.duplicate_window != desired.duplicate_window
         || live.max_bytes != desired.max_bytes
         || live.max_messages != desired.max_messages
         || live.discard != desired.discard
         || live.storage != desired.storage
 }
 
-/// The live config with Landlord's fields set as desired (fields the server filled in, such
-/// as the duplicate window, are kept).
+/// The live config with Landlord's fields set as desired (fields the server filled in are
+/// kept).
 fn updated(live: &StreamConfig, desired: &StreamConfig) -> StreamConfig {
     StreamConfig {
         subjects: desired.subjects.clone(),
         retention: desired.retention,
         max_age: desired.max_age,
+        duplicate_window: desired.duplicate_window,
         max_bytes: desired.max_bytes,
         max_messages: desired.max_messages,
         discard: desired.discard,
@@ -178,13 +204,44 @@ fn updated(live: &StreamConfig, desired: &StreamConfig) -> StreamConfig {
     }
 }
 
+/// The limits of a tenant's account: its `spec.quota.nats`, else the operator's defaults.
+pub fn tenant_limits(quota: Option<&NatsQuota>, defaults: &TenantLimits) -> TenantLimits {
+    let pick = |set: Option<i32>, default: i64| set.map_or(default, i64::from);
+    TenantLimits {
+        connections: pick(quota.and_then(|q| q.connections), defaults.connections),
+        subscriptions_per_connection: pick(
+            quota.and_then(|q| q.subscriptions_per_connection),
+            defaults.subscriptions_per_connection,
+        ),
+        max_payload_bytes: pick(
+            quota.and_then(|q| q.max_payload_bytes),
+            defaults.max_payload_bytes,
+        ),
+        consumers_per_stream: pick(
+            quota.and_then(|q| q.consumers_per_stream),
+            defaults.consumers_per_stream,
+        ),
+    }
+}
+
+/// The tenant's current user: the one whose creds are in the Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantUser {
+    /// Public key of the user.
+    pub key: String,
+    /// When its JWT was issued (unix seconds): every user JWT issued earlier is revoked.
+    pub issued_at: i64,
+}
+
 /// The tenant's account: JetStream with room for exactly its streams (their sizes summed,
-/// one stream per topic, every stream must set a size), no memory storage, no imports or
-/// exports; when suspended, the tenant's user revoked.
+/// one stream per topic, every stream must set a size), no memory storage, no imports,
+/// exports or leaf nodes, the tenant's limits; every user JWT older than the tenant's current
+/// creds revoked, and when suspended the current user too.
 pub fn account_claims(
     tenant: &str,
     account: &str,
-    user: &str,
+    user: &TenantUser,
+    limits: &TenantLimits,
     stream_bytes: &[i64],
     suspended: bool,
 ) -> Claims<jwt::Account> {
@@ -194,26 +251,30 @@ pub fn account_claims(
         .fold(0i64, i64::saturating_add);
     let nats = jwt::Account {
         limits: jwt::AccountLimits {
-            subs: NO_LIMIT,
+            subs: limits.subscriptions_per_connection,
+            // NATS does not enforce a data limit (bytes per second are not metered).
             data: NO_LIMIT,
-            payload: NO_LIMIT,
+            payload: limits.max_payload_bytes,
             imports: 0,
             exports: 0,
             wildcards: false,
-            conn: NO_LIMIT,
+            conn: limits.connections,
             leaf: 0,
             mem_storage: 0,
             // An account with no storage at all would have JetStream off; keep it on while
             // its last streams are removed.
             disk_storage: disk.max(1),
             streams: stream_bytes.len() as i64,
-            consumer: NO_LIMIT,
+            consumer: limits.consumers_per_stream,
             max_bytes_required: true,
         },
-        revocations: if suspended {
-            BTreeMap::from([(user.to_string(), REVOKED_UNTIL_RESUMED)])
-        } else {
-            BTreeMap::new()
+        revocations: {
+            // One second before: a JWT issued at the revocation time is revoked too.
+            let mut revoked = BTreeMap::from([(ALL_USERS.to_string(), user.issued_at - 1)]);
+            if suspended {
+                revoked.insert(user.key.clone(), REVOKED_UNTIL_RESUMED);
+            }
+            revoked
         },
         default_permissions: Permissions::default(),
         kind: "account".into(),
@@ -249,43 +310,98 @@ pub fn user_claims(tenant: &str, user: &str) -> Claims<jwt::User> {
     Claims::new(user, tenant, jwt::User::new(publish, subscribe))
 }
 
-/// The keys of a tenant's account and user.
-struct Keys {
-    account: KeyPair,
-    user: KeyPair,
+/// The key of a tenant's account.
+fn account_key(tenant: &Tenant, config: &NatsConfig) -> Result<KeyPair, JwtError> {
+    let uid = tenant.uid().unwrap_or_default();
+    jwt::derive_key(
+        &config.signing_key,
+        KeyPairType::Account,
+        &format!("tenant/{uid}/account"),
+    )
 }
 
-impl Keys {
-    fn of(tenant: &Tenant, config: &NatsConfig) -> Result<Self, JwtError> {
-        let uid = tenant.uid().unwrap_or_default();
-        Ok(Self {
-            account: jwt::derive_key(
-                &config.signing_key,
-                KeyPairType::Account,
-                &format!("tenant/{uid}/account"),
-            )?,
-            user: jwt::derive_key(
-                &config.signing_key,
-                KeyPairType::User,
-                &format!("tenant/{uid}/user"),
-            )?,
-        })
-    }
+/// `.creds` of a fresh user with every right in the account, valid for a few minutes.
+fn admin_creds(account: &KeyPair) -> Result<String, JwtError> {
+    let admin = KeyPair::new(KeyPairType::User);
+    let mut claims = Claims::new(
+        admin.public_key(),
+        "landlord",
+        jwt::User::new(Permission::default(), Permission::default()),
+    );
+    let issued = now();
+    claims.exp = Some(issued + ADMIN_LIFETIME_SECONDS);
+    let token = claims.encode(account, issued)?;
+    let seed = admin.seed().map_err(|e| JwtError::Key(e.to_string()))?;
+    Ok(jwt::format_creds(&token, &seed))
+}
 
-    /// `.creds` of a fresh user with every right in the account, valid for a few minutes.
-    fn admin_creds(&self) -> Result<String, JwtError> {
-        let admin = KeyPair::new(KeyPairType::User);
-        let mut claims = Claims::new(
-            admin.public_key(),
-            "landlord",
-            jwt::User::new(Permission::default(), Permission::default()),
-        );
-        let issued = now();
-        claims.exp = Some(issued + ADMIN_LIFETIME_SECONDS);
-        let token = claims.encode(&self.account, issued)?;
-        let seed = admin.seed().map_err(|e| JwtError::Key(e.to_string()))?;
-        Ok(jwt::format_creds(&token, &seed))
+/// The tenant's `.creds` and the user they are for.
+struct Creds {
+    user: TenantUser,
+    text: String,
+}
+
+/// The value of the Tenant's rotation annotation (empty when unset).
+fn rotation(tenant: &Tenant) -> String {
+    tenant
+        .annotations()
+        .get(ROTATE_CREDENTIALS)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The creds in a live Secret, if they are still the tenant's current ones: made for the
+/// Tenant's current rotation, a user of its account with the permissions Landlord grants,
+/// whose seed matches its JWT, issued after the account's last revocation of all users.
+fn kept_creds(
+    tenant: &Tenant,
+    account: &KeyPair,
+    revoked_before: i64,
+    live: Option<&Secret>,
+) -> Option<Creds> {
+    let live = live?;
+    let made_for = live.annotations().get(ROTATION).map_or("", String::as_str);
+    if made_for != rotation(tenant) {
+        return None;
     }
+    let text = std::str::from_utf8(&live.data.as_ref()?.get("creds")?.0).ok()?;
+    let (token, seed) = jwt::parse_creds(text)?;
+    let user = KeyPair::from_seed(&seed)
+        .ok()
+        .filter(|k| k.key_pair_type() == KeyPairType::User)?;
+    let claims = Claims::<jwt::User>::decode(&token).ok()?;
+    let wanted = user_claims(&tenant.name_any(), &user.public_key());
+    let current = claims.iss == account.public_key()
+        && claims.iat > revoked_before
+        && claims.same_as(&Claims {
+            iss: claims.iss.clone(),
+            ..wanted
+        });
+    current.then(|| Creds {
+        user: TenantUser {
+            key: user.public_key(),
+            issued_at: claims.iat,
+        },
+        text: text.to_string(),
+    })
+}
+
+/// New creds for the tenant: `user` (a fresh random key), signed by its account.
+fn issue_creds(
+    tenant: &Tenant,
+    account: &KeyPair,
+    user: &KeyPair,
+    issued_at: i64,
+) -> Result<Creds, JwtError> {
+    let token = user_claims(&tenant.name_any(), &user.public_key()).encode(account, issued_at)?;
+    let seed = user.seed().map_err(|e| JwtError::Key(e.to_string()))?;
+    Ok(Creds {
+        user: TenantUser {
+            key: user.public_key(),
+            issued_at,
+        },
+        text: jwt::format_creds(&token, &seed),
+    })
 }
 
 /// Everything the topics part wants, built from the spec.
@@ -348,14 +464,14 @@ pub async fn provision(
         Ok(plan) => plan,
         Err(message) => return Ok(observation(Status::False, "InvalidTopic", message)),
     };
-    let keys = Keys::of(tenant, nats.config()).map_err(|e| Error::Nats {
-        action: "deriving the tenant's NATS keys".into(),
+    let account = account_key(tenant, nats.config()).map_err(|e| Error::Nats {
+        action: "deriving the tenant's NATS account key".into(),
         source: e.into(),
     })?;
 
     if tenant.spec.topics.is_empty() {
         // The last topic went: remove streams, account and creds.
-        if let Err(e) = teardown(tenant, nats, &keys).await {
+        if let Err(e) = teardown(tenant, nats, &account).await {
             return Ok(failed(&e));
         }
         delete_secret(tenant, ctx, &state.stores.secrets).await?;
@@ -367,10 +483,21 @@ pub async fn provision(
         ));
     }
 
-    if let Err(e) = sync(tenant, nats, &keys, &plan).await {
+    let live = match nats.live_account(&account.public_key()).await {
+        Ok(live) => live,
+        Err(e) => return Ok(failed(&e)),
+    };
+    // The creds first, the account after: new creds work as soon as they are in the Secret,
+    // and the account push that revokes the old ones follows (a failed write leaves the old
+    // ones working).
+    let creds = ensure_secret(tenant, ctx, &state.stores.secrets, &account, live.as_ref()).await?;
+    let limits = tenant_limits(
+        tenant.spec.quota.as_ref().and_then(|q| q.nats.as_ref()),
+        &nats.config().limits,
+    );
+    if let Err(e) = sync(tenant, nats, &account, &creds.user, &limits, &plan, live).await {
         return Ok(failed(&e));
     }
-    ensure_secret(tenant, ctx, &state.stores.secrets, &keys).await?;
     draft.topics = plan.statuses;
     let names: Vec<&str> = tenant.spec.topics.iter().map(|t| t.name.as_str()).collect();
     Ok(if tenant.spec.suspended {
@@ -396,26 +523,46 @@ fn failed(error: &NatsError) -> Observation {
     observation(Status::False, error.reason(), error.to_string())
 }
 
-/// Brings the account and the streams to the plan.
-async fn sync(tenant: &Tenant, nats: &Nats, keys: &Keys, plan: &Plan) -> Result<(), NatsError> {
+/// Brings the account (`live` as the server holds it) and the streams to the plan.
+async fn sync(
+    tenant: &Tenant,
+    nats: &Nats,
+    account_key: &KeyPair,
+    user: &TenantUser,
+    limits: &TenantLimits,
+    plan: &Plan,
+    mut live: Option<Claims<jwt::Account>>,
+) -> Result<(), NatsError> {
     let name = tenant.name_any();
-    let account = keys.account.public_key();
-    let user = keys.user.public_key();
+    let account = account_key.public_key();
     let suspended = tenant.spec.suspended;
+    let claims = |bytes: &[i64]| account_claims(&name, &account, user, limits, bytes, suspended);
     let desired_bytes: Vec<i64> = plan.streams.iter().map(|s| s.max_bytes).collect();
-    let desired = account_claims(&name, &account, &user, &desired_bytes, suspended);
+    let desired = claims(&desired_bytes);
     let signer = &nats.config().signing_key;
 
-    let mut live = nats.live_account(&account).await?;
     let mut pushed = false;
-    if live.is_none() {
+    match &live {
         // New (or not loaded since the server started): its streams are not yet there, so
         // the final claims are also the ones to create the streams under.
-        push(nats, &desired, signer).await?;
-        live = Some(desired.clone());
-        pushed = true;
+        None => {
+            push(nats, &desired, signer).await?;
+            live = Some(desired.clone());
+            pushed = true;
+        }
+        // Limits and revocations at once, before any stream work: they need none, and a
+        // tenant holding all its connections would otherwise keep Landlord's own connection,
+        // and so a raised limit or a rotation, out.
+        Some(current) => {
+            let early = with_storage_of(&desired, current);
+            if !same_account(current, &early, signer) {
+                push(nats, &early, signer).await?;
+                live = Some(early);
+                pushed = true;
+            }
+        }
     }
-    let admin = keys.admin_creds()?;
+    let admin = admin_creds(account_key)?;
     let who = "Landlord's user of the tenant's account";
     let client = match nats.connect_as(&admin, who).await {
         Ok(client) => client,
@@ -461,7 +608,7 @@ async fn sync(tenant: &Tenant, nats: &Nats, keys: &Keys, plan: &Plan) -> Result<
         *bytes = (*bytes).max(stream.max_bytes);
     }
     let interim_bytes: Vec<i64> = interim_bytes.into_values().collect();
-    let interim = account_claims(&name, &account, &user, &interim_bytes, suspended);
+    let interim = claims(&interim_bytes);
     let mut applied = live;
     if !applied
         .as_ref()
@@ -490,9 +637,19 @@ async fn sync(tenant: &Tenant, nats: &Nats, keys: &Keys, plan: &Plan) -> Result<
                 info!(stream = %stream.name, "created stream");
             }
             Some(live) if stream_drifted(live, stream) => {
-                js.update_stream(updated(live, stream)).await.map_err(|e| {
-                    jetstream_error(nats, &format!("updating stream {}", stream.name), e)
-                })?;
+                let what = if live.retention == stream.retention {
+                    format!("updating stream {}", stream.name)
+                } else {
+                    // NATS 2.9 refuses any retention change, later versions all but those to
+                    // or from WorkQueue (which the CRD refuses): say which field asked for it.
+                    format!(
+                        "updating stream {} (spec.topics[{}].retention from {:?} to {:?})",
+                        stream.name, stream.name, live.retention, stream.retention
+                    )
+                };
+                js.update_stream(updated(live, stream))
+                    .await
+                    .map_err(|e| jetstream_error(nats, &what, e))?;
                 info!(stream = %stream.name, "updated stream");
             }
             Some(_) => {}
@@ -502,6 +659,17 @@ async fn sync(tenant: &Tenant, nats: &Nats, keys: &Keys, plan: &Plan) -> Result<
         push(nats, &desired, signer).await?;
     }
     Ok(())
+}
+
+/// `claims` with the JetStream storage and stream count of `current`.
+fn with_storage_of(
+    claims: &Claims<jwt::Account>,
+    current: &Claims<jwt::Account>,
+) -> Claims<jwt::Account> {
+    let mut claims = claims.clone();
+    claims.nats.limits.disk_storage = current.nats.limits.disk_storage;
+    claims.nats.limits.streams = current.nats.limits.streams;
+    claims
 }
 
 /// Same claims, and issued by the signing key Landlord uses now.
@@ -609,9 +777,18 @@ impl JetStreamKind for jetstream::context::GetStreamErrorKind {
 
 /// Removes the tenant's streams and its account. Idempotent: an account the server does not
 /// know has no streams left.
-async fn teardown(tenant: &Tenant, nats: &Nats, keys: &Keys) -> Result<(), NatsError> {
-    let account = keys.account.public_key();
-    let admin = keys.admin_creds()?;
+async fn teardown(tenant: &Tenant, nats: &Nats, account_key: &KeyPair) -> Result<(), NatsError> {
+    let account = account_key.public_key();
+    // Cut the tenant's users first: the server drops their connections, so a tenant holding
+    // all the account's connections cannot keep Landlord's own out (and stall deletion).
+    if let Some(mut live) = nats.live_account(&account).await? {
+        let cut = now() - 1;
+        if live.nats.revocations.get(ALL_USERS) < Some(&cut) {
+            live.nats.revocations.insert(ALL_USERS.to_string(), cut);
+            push(nats, &live, &nats.config().signing_key).await?;
+        }
+    }
+    let admin = admin_creds(account_key)?;
     match nats
         .connect_as(&admin, "Landlord's user of the tenant's account")
         .await
@@ -637,88 +814,90 @@ async fn teardown(tenant: &Tenant, nats: &Nats, keys: &Keys) -> Result<(), NatsE
     Ok(())
 }
 
-/// The Secret with the tenant's `.creds`. The creds already there are kept as long as they
-/// are this tenant's user with the right permissions (so an unchanged tenant causes no
-/// write); otherwise a new user JWT is issued.
-fn desired_secret(
-    tenant: &Tenant,
-    owner: OwnerReference,
-    url: &str,
-    keys: &Keys,
-    live: Option<&Secret>,
-) -> Result<Secret, JwtError> {
-    let name = tenant.name_any();
-    let wanted = user_claims(&name, &keys.user.public_key());
-    let seed = keys.user.seed().map_err(|e| JwtError::Key(e.to_string()))?;
-    let current = live
-        .and_then(|s| s.data.as_ref()?.get("creds"))
-        .and_then(|c| std::str::from_utf8(&c.0).ok())
-        .filter(|creds| {
-            jwt::parse_creds(creds).is_some_and(|(token, live_seed)| {
-                live_seed == seed
-                    && Claims::<jwt::User>::decode(&token).is_ok_and(|claims| {
-                        claims.iss == keys.account.public_key()
-                            && claims.same_as(&Claims {
-                                iss: claims.iss.clone(),
-                                ..wanted.clone()
-                            })
-                    })
-            })
-        })
-        .map(str::to_string);
-    let creds = match current {
-        Some(creds) => creds,
-        None => jwt::format_creds(&wanted.encode(&keys.account, now())?, &seed),
-    };
-    let mut labels = labels::tenant_labels(&name);
+/// The Secret with the tenant's URL and `.creds`, marked with the rotation they were made for.
+fn desired_secret(tenant: &Tenant, owner: OwnerReference, url: &str, creds: &Creds) -> Secret {
+    let mut labels = labels::tenant_labels(&tenant.name_any());
     labels.insert("landlord.dev/component".into(), "nats".into());
-    Ok(Secret {
+    Secret {
         metadata: ObjectMeta {
             name: Some(SECRET.into()),
             namespace: Some(tenant.namespace_name()),
             labels: Some(labels),
+            annotations: Some(BTreeMap::from([(ROTATION.to_string(), rotation(tenant))])),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
         type_: Some("Opaque".into()),
         data: Some(BTreeMap::from([
             ("url".to_string(), ByteString(url.as_bytes().to_vec())),
-            ("creds".to_string(), ByteString(creds.into_bytes())),
+            (
+                "creds".to_string(),
+                ByteString(creds.text.clone().into_bytes()),
+            ),
         ])),
         ..Default::default()
-    })
+    }
 }
 
+/// The time of the account's revocation of all users, as the server holds it.
+fn revoked_before(live: Option<&Claims<jwt::Account>>) -> i64 {
+    live.and_then(|l| l.nats.revocations.get(ALL_USERS).copied())
+        .unwrap_or(i64::MIN)
+}
+
+/// Writes the tenant's creds to its Secret when they change, and returns them: the creds
+/// already there while they are current (so an unchanged tenant causes no write), else new
+/// ones.
 async fn ensure_secret(
     tenant: &Tenant,
     ctx: &Context,
     secrets: &Store<Secret>,
-    keys: &Keys,
-) -> Result<()> {
+    account: &KeyPair,
+    live_account: Option<&Claims<jwt::Account>>,
+) -> Result<Creds> {
     let namespace = tenant.namespace_name();
-    let live = secrets.get(&ObjectRef::new(SECRET).within(&namespace));
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    let revoked = revoked_before(live_account);
+    let mut live = secrets.get(&ObjectRef::new(SECRET).within(&namespace));
+    let mut creds = kept_creds(tenant, account, revoked, live.as_deref());
+    if creds.is_none() {
+        // The cache may lag behind creds written a moment ago: new creds would revoke those,
+        // so read the Secret itself before issuing.
+        let fresh = api.get_opt(SECRET).await.map_err(|source| Error::Kube {
+            action: format!("reading Secret {SECRET}"),
+            source,
+        })?;
+        creds = kept_creds(tenant, account, revoked, fresh.as_ref());
+        live = fresh.map(std::sync::Arc::new);
+    }
+    let creds =
+        match creds {
+            Some(creds) => creds,
+            None => issue_creds(tenant, account, &KeyPair::new(KeyPairType::User), now()).map_err(
+                |e| Error::Nats {
+                    action: "issuing the tenant's NATS user".into(),
+                    source: e.into(),
+                },
+            )?,
+        };
     let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
     let url = ctx
         .nats
         .as_ref()
-        .map(|n| n.config().url.as_str())
-        .unwrap_or("");
-    let secret =
-        desired_secret(tenant, owner, url, keys, live.as_deref()).map_err(|e| Error::Nats {
-            action: "issuing the tenant's NATS user".into(),
-            source: e.into(),
-        })?;
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+        .map(|n| n.config().tenant_url())
+        .unwrap_or_default();
+    let secret = desired_secret(tenant, owner, &url, &creds);
     match apply::ensure(&api, live.as_deref(), &secret, MANAGER, &ctx.metrics).await {
         Ok(Outcome::Applied) => {
             info!(namespace = %namespace, secret = SECRET, "applied the tenant's NATS creds");
-            Ok(())
+            Ok(creds)
         }
-        Ok(Outcome::Unchanged) => Ok(()),
+        Ok(Outcome::Unchanged) => Ok(creds),
         Err(EnsureError::Encode(source)) => Err(Error::Encode {
             what: "Secret",
             source,
         }),
+        Err(EnsureError::Foreign(message)) => Err(Error::Foreign(message)),
         Err(EnsureError::Kube(source)) => Err(Error::Kube {
             action: format!("applying Secret {SECRET}"),
             source,
@@ -763,11 +942,11 @@ pub async fn cleanup(tenant: &Tenant, state: &State) -> Result<()> {
         warn!("the tenant has topics but no NATS server is configured: nothing to remove");
         return Ok(());
     };
-    let keys = Keys::of(tenant, nats.config()).map_err(|e| Error::Nats {
-        action: "deriving the tenant's NATS keys".into(),
+    let account = account_key(tenant, nats.config()).map_err(|e| Error::Nats {
+        action: "deriving the tenant's NATS account key".into(),
         source: e.into(),
     })?;
-    teardown(tenant, nats, &keys)
+    teardown(tenant, nats, &account)
         .await
         .map_err(|source| Error::Nats {
             action: "removing the tenant's streams and NATS account".into(),
@@ -838,19 +1017,48 @@ mod tests {
         let desired =
             stream_config("acme", &topic("{name: orders, maxBytes: 2048}"), 1).expect("valid");
         let mut live = desired.clone();
-        live.duplicate_window = Duration::from_secs(120);
+        live.max_message_size = -1;
         live.subjects.reverse();
         assert!(!stream_drifted(&live, &desired));
         live.max_bytes = 4096;
         assert!(stream_drifted(&live, &desired));
         let fixed = updated(&live, &desired);
         assert!(!stream_drifted(&fixed, &desired));
-        assert_eq!(fixed.duplicate_window, Duration::from_secs(120));
+        assert_eq!(fixed.max_message_size, -1);
+    }
+
+    #[test]
+    fn the_duplicate_window_never_exceeds_the_max_age() {
+        let window = |yaml: &str| {
+            stream_config("acme", &topic(yaml), 1)
+                .expect("valid")
+                .duplicate_window
+        };
+        assert_eq!(window("{name: a}"), Duration::from_secs(120));
+        assert_eq!(window("{name: a, maxAge: 24h}"), Duration::from_secs(120));
+        assert_eq!(window("{name: a, maxAge: 1m}"), Duration::from_secs(60));
+        // A stream created with 24h and the server's 2-minute window, then shrunk to 1m:
+        // the update sends a window the server accepts.
+        let mut live = stream_config("acme", &topic("{name: a, maxAge: 24h}"), 1).expect("valid");
+        live.duplicate_window = Duration::from_secs(120);
+        let shrunk = stream_config("acme", &topic("{name: a, maxAge: 1m}"), 1).expect("valid");
+        assert!(stream_drifted(&live, &shrunk));
+        let sent = updated(&live, &shrunk);
+        assert_eq!(sent.max_age, Duration::from_secs(60));
+        assert!(sent.duplicate_window <= sent.max_age);
+    }
+
+    fn user(issued_at: i64) -> TenantUser {
+        TenantUser {
+            key: "UUSR".into(),
+            issued_at,
+        }
     }
 
     #[test]
     fn the_account_has_room_for_exactly_its_streams() {
-        let claims = account_claims("acme", "AACC", "UUSR", &[2048, 4096], false);
+        let limits = TenantLimits::DEFAULT;
+        let claims = account_claims("acme", "AACC", &user(100), &limits, &[2048, 4096], false);
         assert_eq!(claims.sub, "AACC");
         assert_eq!(claims.name, "tenant-acme");
         let limits = &claims.nats.limits;
@@ -858,21 +1066,65 @@ mod tests {
         assert_eq!(limits.streams, 2);
         assert_eq!(limits.mem_storage, 0);
         assert!(limits.max_bytes_required);
-        assert_eq!((limits.imports, limits.exports), (0, 0));
-        assert_eq!(limits.conn, NO_LIMIT);
-        assert!(claims.nats.revocations.is_empty());
+        assert_eq!((limits.imports, limits.exports, limits.leaf), (0, 0, 0));
         assert_eq!(claims.nats.kind, "account");
     }
 
     #[test]
+    fn no_account_is_unlimited_and_the_spec_overrides_the_defaults() {
+        let defaults = TenantLimits::DEFAULT;
+        let claims = account_claims("acme", "AACC", &user(100), &defaults, &[2048], false);
+        let l = &claims.nats.limits;
+        for (name, value) in [
+            ("conn", l.conn),
+            ("subs", l.subs),
+            ("payload", l.payload),
+            ("consumer", l.consumer),
+        ] {
+            assert!(value > 0, "{name} is {value}: unlimited or none");
+        }
+        assert_eq!(
+            (l.conn, l.subs, l.payload, l.consumer),
+            (100, 1000, 1 << 20, 100)
+        );
+
+        let quota: NatsQuota =
+            serde_yaml::from_str("{connections: 3, maxPayloadBytes: 1024}").expect("fixture");
+        let limits = tenant_limits(Some(&quota), &defaults);
+        assert_eq!(limits.connections, 3);
+        assert_eq!(limits.max_payload_bytes, 1024);
+        assert_eq!(
+            limits.subscriptions_per_connection,
+            defaults.subscriptions_per_connection
+        );
+        assert_eq!(limits.consumers_per_stream, defaults.consumers_per_stream);
+        assert_eq!(tenant_limits(None, &defaults), defaults);
+        let changed = account_claims("acme", "AACC", &user(100), &limits, &[2048], false);
+        assert!(!changed.same_as(&claims), "a changed limit is pushed");
+    }
+
+    #[test]
+    fn every_user_older_than_the_current_creds_is_revoked() {
+        let limits = TenantLimits::DEFAULT;
+        let claims = account_claims("acme", "AACC", &user(1_700_000_000), &limits, &[1], false);
+        assert_eq!(
+            claims.nats.revocations,
+            BTreeMap::from([(ALL_USERS.to_string(), 1_699_999_999)])
+        );
+        let rotated = account_claims("acme", "AACC", &user(1_700_000_500), &limits, &[1], false);
+        assert!(!rotated.same_as(&claims), "rotation pushes the account");
+    }
+
+    #[test]
     fn suspension_revokes_the_tenant_user_for_good_and_resuming_lifts_it() {
-        let suspended = account_claims("acme", "AACC", "UUSR", &[2048], true);
+        let limits = TenantLimits::DEFAULT;
+        let suspended = account_claims("acme", "AACC", &user(100), &limits, &[2048], true);
         assert_eq!(
             suspended.nats.revocations.get("UUSR"),
             Some(&REVOKED_UNTIL_RESUMED)
         );
-        let resumed = account_claims("acme", "AACC", "UUSR", &[2048], false);
-        assert!(resumed.nats.revocations.is_empty());
+        let resumed = account_claims("acme", "AACC", &user(100), &limits, &[2048], false);
+        assert_eq!(resumed.nats.revocations.get("UUSR"), None);
         assert!(!suspended.same_as(&resumed));
     }
 
@@ -896,8 +1148,13 @@ mod tests {
         assert_eq!(claims.nats.subscribe.allow, ["tenant.acme.>", "_INBOX.>"]);
     }
 
+    fn secret_with(tenant: &Tenant, creds: &Creds) -> Secret {
+        let owner = desired::owner_reference(tenant).expect("owner");
+        desired_secret(tenant, owner, "nats://n:4222", creds)
+    }
+
     #[test]
-    fn kept_creds_are_only_the_tenants_own() {
+    fn kept_creds_are_only_the_tenants_current_ones() {
         let signing = KeyPair::new_from_raw(KeyPairType::Operator, [9; 32]).expect("key");
         let config = NatsConfig {
             url: "nats://n:4222".into(),
@@ -905,30 +1162,70 @@ mod tests {
             system_creds: "".into(),
             namespace: None,
             default_topic_bytes: 1,
+            limits: TenantLimits::DEFAULT,
         };
         let mut tenant: Tenant = serde_yaml::from_str(
             "{apiVersion: landlord.dev/v1alpha1, kind: Tenant, metadata: {name: acme, uid: u1}, spec: {tier: shared}}",
         )
         .expect("fixture");
-        let keys = Keys::of(&tenant, &config).expect("keys");
-        let owner = desired::owner_reference(&tenant).expect("owner");
-        let first =
-            desired_secret(&tenant, owner.clone(), &config.url, &keys, None).expect("secret");
+        let account = account_key(&tenant, &config).expect("key");
+        let user = KeyPair::new(KeyPairType::User);
+        let issued = issue_creds(&tenant, &account, &user, 1_000).expect("creds");
+        assert_eq!(issued.user.key, user.public_key());
+        let secret = secret_with(&tenant, &issued);
+        let (token, seed) = jwt::parse_creds(&issued.text).expect("creds");
+        assert_eq!(seed, user.seed().expect("seed"));
+        let claims = Claims::<jwt::User>::decode(&token).expect("jwt");
+        assert_eq!((claims.iss, claims.iat), (account.public_key(), 1_000));
+
         // Unchanged: the live creds are kept, byte for byte.
-        let again = desired_secret(&tenant, owner.clone(), &config.url, &keys, Some(&first))
-            .expect("secret");
-        assert_eq!(first, again);
-        let creds =
-            String::from_utf8(first.data.as_ref().expect("data")["creds"].0.clone()).expect("utf8");
-        let (token, _) = jwt::parse_creds(&creds).expect("creds");
-        let user = Claims::<jwt::User>::decode(&token).expect("jwt");
-        assert_eq!(user.iss, keys.account.public_key());
-        assert_eq!(user.sub, keys.user.public_key());
-        // Another tenant's creds in this Secret are replaced.
+        let kept = kept_creds(&tenant, &account, i64::MIN, Some(&secret)).expect("kept");
+        assert_eq!(
+            (kept.text, kept.user),
+            (issued.text.clone(), issued.user.clone())
+        );
+        assert_eq!(
+            secret_with(&tenant, &issued),
+            secret,
+            "same Secret, no write"
+        );
+        // Revoked by the account (e.g. a restored old Secret): not kept.
+        assert!(kept_creds(&tenant, &account, 1_000, Some(&secret)).is_none());
+        // Another account's creds are replaced.
         tenant.metadata.uid = Some("u2".into());
-        let other_keys = Keys::of(&tenant, &config).expect("keys");
-        let replaced =
-            desired_secret(&tenant, owner, &config.url, &other_keys, Some(&first)).expect("secret");
-        assert_ne!(replaced.data, first.data);
+        let other = account_key(&tenant, &config).expect("key");
+        assert!(kept_creds(&tenant, &other, i64::MIN, Some(&secret)).is_none());
+        tenant.metadata.uid = Some("u1".into());
+        // A new value of the rotation annotation: new creds, marked with it.
+        tenant
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(ROTATE_CREDENTIALS.into(), "2024-06".into());
+        assert!(kept_creds(&tenant, &account, i64::MIN, Some(&secret)).is_none());
+        let rotated =
+            issue_creds(&tenant, &account, &KeyPair::new(KeyPairType::User), 2_000).expect("creds");
+        let rotated_secret = secret_with(&tenant, &rotated);
+        assert_eq!(
+            rotated_secret
+                .annotations()
+                .get(ROTATION)
+                .map(String::as_str),
+            Some("2024-06")
+        );
+        assert!(kept_creds(&tenant, &account, 1_999, Some(&rotated_secret)).is_some());
+        assert_ne!(
+            rotated.user.key, issued.user.key,
+            "a rotated user has a new key"
+        );
+        // A seed that is not the JWT's user is not kept.
+        let mut forged = rotated_secret.clone();
+        let (token, _) = jwt::parse_creds(&rotated.text).expect("creds");
+        let stranger = KeyPair::new(KeyPairType::User).seed().expect("seed");
+        forged.data.get_or_insert_default().insert(
+            "creds".into(),
+            ByteString(jwt::format_creds(&token, &stranger).into_bytes()),
+        );
+        assert!(kept_creds(&tenant, &account, i64::MIN, Some(&forged)).is_none());
     }
 }
