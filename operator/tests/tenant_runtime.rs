@@ -1,20 +1,33 @@
 //! tenant-runtime deployed by the real operator (as the chart's ServiceAccount): its own
 //! instance for a dedicated tenant, nothing for a shared one, and one pooled instance in the
 //! platform namespace. kwok runs the pods, so the Deployments become Available.
+//!
+//! And the walls of the platform namespace: the NetworkPolicies that admit only the gateway's
+//! namespace and pool pods to the pool and the pooled runtime, and the tenant key the pool
+//! checks the routes' assertions with. The local stack's kwok pods carry no packets, so the
+//! policies' content is checked against the real API server; the key is checked by use
+//! (tenant-runtime's tests run the pooled binary with it).
 
 use std::time::Duration;
 
 use anyhow::Context;
-use k8s_openapi::api::{
-    apps::v1::Deployment,
-    core::v1::{Namespace, Service, ServiceAccount},
-    rbac::v1::{Role, RoleBinding},
+use k8s_openapi::{
+    ByteString,
+    api::{
+        apps::v1::Deployment,
+        core::v1::{Namespace, Secret, Service, ServiceAccount},
+        networking::v1::NetworkPolicy,
+        rbac::v1::{Role, RoleBinding},
+    },
 };
 use kube::{
     Api, Client,
-    api::{DeleteParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
 };
-use landlord_controllers::tenant::runtime::{self, NAME};
+use landlord_controllers::{
+    pool,
+    tenant::runtime::{self, NAME},
+};
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     cluster,
@@ -39,8 +52,12 @@ async fn start_operator(client: &Client) -> anyhow::Result<Operator> {
 }
 
 async fn ensure_platform_namespace(client: &Client) -> anyhow::Result<()> {
+    ensure_namespace(client, PLATFORM_NAMESPACE).await
+}
+
+async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
     let namespace: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": PLATFORM_NAMESPACE}}))?;
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
     match Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &namespace)
         .await
@@ -186,4 +203,165 @@ async fn a_dedicated_tenant_gets_its_runtime_a_shared_tenant_uses_the_pool() -> 
     delete_tenant(&client, &name).await?;
     delete_tenant(&client, shared.metadata.name.as_deref().unwrap_or_default()).await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn the_pool_admits_only_the_gateway_and_pool_pods_and_holds_the_tenant_key()
+-> anyhow::Result<()> {
+    let client = cluster().client().await?;
+    install_crds(&client).await?;
+    let (platform, gateway) = (unique_name("platform"), unique_name("gateway"));
+    // Labelled as a platform namespace: the operator-scope admission policy lets the
+    // operator write only in tenant namespaces, its own, and platform namespaces.
+    landlord_e2e::manifests::ensure_platform_namespace(&client, &platform).await?;
+    let args = [
+        format!("--platform-namespace={platform}"),
+        format!("--gateway-namespace={gateway}"),
+    ];
+    let start = || async {
+        operator::start_as_chart(
+            cluster(),
+            &client,
+            env!("CARGO_BIN_EXE_landlord").as_ref(),
+            &args,
+        )
+        .await
+    };
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &platform);
+    let secrets = Api::<Secret>::namespaced(client.clone(), &platform);
+    let result = async {
+        let mut operator = start().await?;
+        let key = wait::until("the tenant key", TIMEOUT, || async {
+            Ok(secrets.get_opt(pool::KEYS_SECRET).await?)
+        })
+        .await?;
+        let primary = key
+            .data
+            .as_ref()
+            .and_then(|d| d.get(pool::PRIMARY))
+            .context("no primary key")?;
+        assert!(primary.0.len() >= pool::MIN_KEY_BYTES, "a short key");
+        assert!(
+            !operator
+                .log_text()
+                .contains(&String::from_utf8_lossy(&primary.0).to_string()),
+            "the key reached the operator's log"
+        );
+
+        let pool_policy = wait::until("the pool's NetworkPolicies", TIMEOUT, || async {
+            let both = (
+                policies.get_opt(pool::POOL_POLICY).await?,
+                policies.get_opt(pool::RUNTIME_POLICY).await?,
+            );
+            Ok(match both {
+                (Some(pool), Some(_)) => Some(pool),
+                _ => None,
+            })
+        })
+        .await?;
+        // Both policies, as the real API server stored them: ingress only, from the gateway's
+        // namespace and from pool pods of this namespace, and nothing else.
+        let peers = serde_json::json!([{"from": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gateway}}},
+            {"podSelector": {
+                "matchLabels": {"app.kubernetes.io/managed-by": "landlord"},
+                "matchExpressions": [{"key": "landlord.dev/service", "operator": "Exists"}]}}
+        ]}]);
+        let runtime_policy = policies.get(pool::RUNTIME_POLICY).await?;
+        for policy in [&pool_policy, &runtime_policy] {
+            let spec = serde_json::to_value(policy.spec.as_ref().context("spec")?)?;
+            assert_eq!(
+                spec["policyTypes"],
+                serde_json::json!(["Ingress"]),
+                "{spec}"
+            );
+            assert_eq!(spec["ingress"], peers, "{spec}");
+        }
+        // The policies select the pods they wall: the pooled runtime's, and a pool's (every
+        // catalog Service's pod carries landlord.dev/service).
+        let runtime_pods = wait::until("the pooled runtime", TIMEOUT, || async {
+            Ok(Api::<Deployment>::namespaced(client.clone(), &platform)
+                .get_opt(NAME)
+                .await?)
+        })
+        .await?
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.labels)
+        .context("pod labels")?;
+        let selector = runtime_policy
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_selector.as_ref())
+            .and_then(|s| s.match_labels.clone())
+            .context("runtime pod selector")?;
+        for (k, v) in &selector {
+            assert_eq!(runtime_pods.get(k), Some(v), "{k}");
+        }
+        assert_eq!(
+            serde_json::to_value(&pool_policy.spec.as_ref().context("spec")?.pod_selector)?,
+            serde_json::json!({
+                "matchLabels": {"app.kubernetes.io/managed-by": "landlord"},
+                "matchExpressions": [{"key": "landlord.dev/service", "operator": "Exists"}]})
+        );
+
+        // The platform admin rotates the key while the operator is down, and someone deletes a
+        // policy. A new operator puts the policy back, keeps the admin's key, and writes
+        // nothing else.
+        operator.terminate()?;
+        let rotated = "a-key-the-platform-admin-chose-0123456789";
+        let patch = serde_json::json!({"data": {
+            pool::PRIMARY: ByteString(rotated.into()),
+            pool::SECONDARY: ByteString(primary.0.clone()),
+        }});
+        let key = secrets
+            .patch(
+                pool::KEYS_SECRET,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        policies
+            .delete(pool::POOL_POLICY, &DeleteParams::default())
+            .await?;
+        let runtime_version = runtime_policy.metadata.resource_version.clone();
+        let _operator = start().await?;
+        wait::until("the deleted policy to come back", TIMEOUT, || async {
+            Ok(policies.get_opt(pool::POOL_POLICY).await?)
+        })
+        .await?;
+        let after = secrets.get(pool::KEYS_SECRET).await?;
+        assert_eq!(
+            after.metadata.resource_version,
+            key.metadata.resource_version
+        );
+        assert_eq!(
+            after.data.as_ref().and_then(|d| d.get(pool::PRIMARY)),
+            Some(&ByteString(rotated.into()))
+        );
+        assert_eq!(
+            policies
+                .get(pool::RUNTIME_POLICY)
+                .await?
+                .metadata
+                .resource_version,
+            runtime_version,
+            "an unchanged policy was written"
+        );
+        // The pooled runtime reads both keys from the Secret, by reference.
+        let env = Api::<Deployment>::namespaced(client.clone(), &platform)
+            .get(NAME)
+            .await?
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers[0].env.clone().unwrap_or_default())
+            .unwrap_or_default();
+        assert_eq!(env[1..], pool::key_env()[..]);
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(&platform, &DeleteParams::default())
+        .await;
+    result
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`tenant`]: a tower layer that finds the tenant of a request (the header the route sets,
 //!   or the host), puts it in the request's extensions and tracing span, and rejects requests
-//!   without a valid tenant. Usable by any service of the product.
+//!   without a valid tenant. Usable by any service of the product; a pool service adds
+//!   [`TenantLayer::keys`] so that only a tenant its route asserted is accepted.
+//! - [`assertion`]: the tenant assertion a shared tenant's route adds, and its check.
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol over a tenant's flags, as pure
 //!   functions; [`server`] serves it with the tenant's context, probes and metrics.
 //! - [`catalog`] and [`watch`]: the tenants' ConfigMaps, kept current by watches so that a
@@ -13,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assertion;
 pub mod catalog;
 pub mod flags;
 pub mod metrics;
@@ -21,4 +24,5 @@ pub mod server;
 pub mod tenant;
 pub mod watch;
 
+pub use assertion::TenantKeys;
 pub use tenant::{Tenant, TenantLayer, TenantService};

@@ -1,5 +1,9 @@
 //! `tenant-runtime`: the OFREP flag server and tenant context of one dedicated tenant
 //! (`--tenant`), or of every shared-tier tenant (pooled, without `--tenant`).
+//!
+//! The pooled instance serves a tenant only with the assertion its route adds, checked under
+//! the keys in `LANDLORD_TENANT_KEY` and `LANDLORD_TENANT_KEY_SECONDARY` (environment only,
+//! never flags, which any process on the node can read); it does not start without them.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -11,6 +15,7 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 use tenant_runtime::{
+    assertion::TenantKeys,
     catalog::Catalog,
     metrics::Metrics,
     server::{self, AppState},
@@ -82,8 +87,11 @@ async fn main() -> anyhow::Result<()> {
             Mode::Dedicated { tenant, namespace }
         }
         None => {
+            let keys = TenantKeys::from_env().context("the pooled instance (no --tenant)")?;
             let known = catalog.clone();
-            layer = layer.known(move |tenant| known.contains(tenant.as_str()));
+            layer = layer
+                .keys(keys)
+                .known(move |tenant| known.contains(tenant.as_str()));
             Mode::Pooled
         }
     };

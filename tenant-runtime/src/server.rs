@@ -239,7 +239,11 @@ mod tests {
     fn post(path: &str, tenant: Option<&str>, etag: Option<&str>) -> Request<Body> {
         let mut builder = Request::post(path).header("content-type", "application/json");
         if let Some(t) = tenant {
-            builder = builder.header("X-Landlord-Tenant", t);
+            // What a shared tenant's route sends: the name and its assertion.
+            builder = builder.header("X-Landlord-Tenant", t).header(
+                crate::assertion::HEADER,
+                crate::assertion::assertion(POOL_KEY, t),
+            );
         }
         if let Some(e) = etag {
             builder = builder.header("If-None-Match", e);
@@ -249,9 +253,13 @@ mod tests {
             .unwrap()
     }
 
+    const POOL_KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
     #[tokio::test]
     async fn the_pooled_api_serves_the_named_tenant_and_rejects_requests_without_one() {
-        let (app, _) = app(TenantLayer::new().known(|_| true));
+        // Configured as the pooled binary configures it.
+        let keys = crate::assertion::TenantKeys::new(POOL_KEY).unwrap();
+        let (app, _) = app(TenantLayer::new().keys(keys).known(|_| true));
         let (status, _, body) = send(
             &app,
             post("/ofrep/v1/evaluate/flags/dark-mode", Some("acme"), None),

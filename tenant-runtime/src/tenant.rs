@@ -2,6 +2,11 @@
 //! route sets, or the host), checks it, puts it in the request's extensions and the tracing
 //! span, and rejects requests without a valid tenant.
 //!
+//! A pool service (one instance for many tenants) must also check the tenant assertion the
+//! route adds ([`crate::assertion`]): with [`TenantLayer::keys`], a request whose tenant is
+//! not asserted under the platform's key is refused, so a caller that reaches the pool
+//! without passing through a tenant's route cannot name another tenant.
+//!
 //! ```no_run
 //! use tenant_runtime::tenant::{Tenant, TenantLayer};
 //! use axum::{Extension, Router, routing::get};
@@ -11,6 +16,13 @@
 //!         format!("hello, {tenant}")
 //!     }))
 //!     .layer(TenantLayer::new().base_domain("example.com"));
+//! ```
+//!
+//! In a pool service:
+//!
+//! ```no_run
+//! # use tenant_runtime::{TenantKeys, TenantLayer};
+//! let layer = TenantLayer::new().keys(TenantKeys::from_env().expect("LANDLORD_TENANT_KEY"));
 //! ```
 
 use std::{
@@ -24,6 +36,8 @@ use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use futures::future::{Either, Ready, ready};
 use tower::{Layer, Service};
 use tracing::{Instrument, instrument::Instrumented};
+
+use crate::assertion::{self, TenantKeys};
 
 /// The header a shared-tier route sets to name the tenant of a request.
 pub const DEFAULT_HEADER: &str = "X-Landlord-Tenant";
@@ -82,6 +96,10 @@ pub enum Rejection {
     OtherTenant { serves: Tenant, requested: Tenant },
     /// No such tenant is served here (404).
     UnknownTenant { tenant: Tenant },
+    /// The request names a tenant without the route's assertion (401).
+    MissingAssertion { tenant: Tenant },
+    /// The assertion does not name this tenant under the platform's key (403).
+    ForgedAssertion { tenant: Tenant },
 }
 
 impl Rejection {
@@ -90,7 +108,10 @@ impl Rejection {
             Rejection::MissingTenant { .. }
             | Rejection::InvalidTenant { .. }
             | Rejection::ConflictingTenants { .. } => StatusCode::BAD_REQUEST,
-            Rejection::OtherTenant { .. } => StatusCode::FORBIDDEN,
+            Rejection::MissingAssertion { .. } => StatusCode::UNAUTHORIZED,
+            Rejection::OtherTenant { .. } | Rejection::ForgedAssertion { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Rejection::UnknownTenant { .. } => StatusCode::NOT_FOUND,
         }
     }
@@ -103,6 +124,8 @@ impl Rejection {
             Rejection::ConflictingTenants { .. } => "ConflictingTenants",
             Rejection::OtherTenant { .. } => "OtherTenant",
             Rejection::UnknownTenant { .. } => "UnknownTenant",
+            Rejection::MissingAssertion { .. } => "MissingAssertion",
+            Rejection::ForgedAssertion { .. } => "ForgedAssertion",
         }
     }
 
@@ -119,6 +142,14 @@ impl Rejection {
                 "this instance serves tenant {serves} only; the request names tenant {requested}"
             ),
             Rejection::UnknownTenant { tenant } => format!("tenant {tenant} is not served here"),
+            Rejection::MissingAssertion { tenant } => format!(
+                "the request names tenant {tenant} without the {} header its route adds",
+                assertion::HEADER
+            ),
+            Rejection::ForgedAssertion { tenant } => format!(
+                "the {} header does not assert tenant {tenant}",
+                assertion::HEADER
+            ),
         }
     }
 
@@ -148,6 +179,7 @@ pub struct TenantLayer {
     base_domain: Option<String>,
     hosts: BTreeMap<String, Tenant>,
     fixed: Option<Tenant>,
+    keys: Option<TenantKeys>,
     known: Option<Known>,
     on_reject: Option<OnReject>,
 }
@@ -159,6 +191,7 @@ impl fmt::Debug for TenantLayer {
             .field("base_domain", &self.base_domain)
             .field("hosts", &self.hosts)
             .field("fixed", &self.fixed)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +210,7 @@ impl TenantLayer {
             base_domain: None,
             hosts: BTreeMap::new(),
             fixed: None,
+            keys: None,
             known: None,
             on_reject: None,
         }
@@ -204,6 +238,15 @@ impl TenantLayer {
     /// another are rejected with 403.
     pub fn fixed(mut self, tenant: Tenant) -> Self {
         self.fixed = Some(tenant);
+        self
+    }
+
+    /// Requires the route's tenant assertion ([`crate::assertion`]) under one of `keys`:
+    /// without it 401, with a wrong one 403, checked before whether the tenant is known (so
+    /// a caller without assertions cannot learn which tenants exist). What every pool
+    /// service must use.
+    pub fn keys(mut self, keys: TenantKeys) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -249,6 +292,20 @@ impl TenantLayer {
                 });
             }
         };
+        if let Some(keys) = &self.keys {
+            let mut values = headers.get_all(assertion::HEADER).iter();
+            let asserted = match (values.next(), values.next()) {
+                (None, _) => return Err(Rejection::MissingAssertion { tenant }),
+                (Some(value), None) => value
+                    .to_str()
+                    .is_ok_and(|value| keys.verify(&tenant, value.trim())),
+                // Two assertions: which one would a proxy have set?
+                (Some(_), Some(_)) => false,
+            };
+            if !asserted {
+                return Err(Rejection::ForgedAssertion { tenant });
+            }
+        }
         match &self.known {
             Some(known) if !known(&tenant) => Err(Rejection::UnknownTenant { tenant }),
             _ => Ok(tenant),
@@ -516,6 +573,84 @@ mod tests {
             *rejected.lock().unwrap(),
             vec!["UnknownTenant", "MissingTenant"]
         );
+    }
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn pool_layer() -> TenantLayer {
+        TenantLayer::new()
+            .keys(TenantKeys::new(KEY).unwrap())
+            .known(|t| ["acme", "globex"].contains(&t.as_str()))
+    }
+
+    fn asserted(tenant: &str) -> String {
+        assertion::assertion(KEY, tenant)
+    }
+
+    #[tokio::test]
+    async fn a_pool_accepts_the_tenant_its_route_asserted() {
+        let token = asserted("acme");
+        let (status, body) = call(
+            pool_layer(),
+            get(&[
+                ("X-Landlord-Tenant", "acme"),
+                ("X-Landlord-Tenant-Assertion", &token),
+            ]),
+        )
+        .await;
+        assert_eq!((status, body), (StatusCode::OK, "acme".into()));
+    }
+
+    #[tokio::test]
+    async fn a_pool_refuses_the_bare_header_with_401() {
+        let (status, body) = call(pool_layer(), get(&[("X-Landlord-Tenant", "acme")])).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "MissingAssertion");
+        // Unknown tenants get the same answer: no assertion, no way to tell who exists.
+        let (status, _) = call(pool_layer(), get(&[("X-Landlord-Tenant", "initech")])).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_pool_refuses_forged_and_other_tenants_assertions_with_403() {
+        let other_key = assertion::assertion(b"fedcba9876543210fedcba9876543210", "acme");
+        let globex = asserted("globex");
+        let acme = asserted("acme");
+        for forged in [
+            // Another tenant's (e.g. the caller's own, read from its HTTPRoute).
+            globex.as_str(),
+            // The right tenant under a key the pool does not hold.
+            other_key.as_str(),
+            "v1.",
+            "acme",
+            "v1.AAAA",
+        ] {
+            let (status, body) = call(
+                pool_layer(),
+                get(&[
+                    ("X-Landlord-Tenant", "acme"),
+                    ("X-Landlord-Tenant-Assertion", forged),
+                ]),
+            )
+            .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{forged:?}");
+            assert_eq!(body["error"], "ForgedAssertion", "{forged:?}");
+            assert!(
+                !body["message"].as_str().unwrap().contains(&acme),
+                "the right assertion never appears in an answer"
+            );
+        }
+        // Twice, once right and once wrong: refused.
+        let (status, _) = call(
+            pool_layer(),
+            get(&[
+                ("X-Landlord-Tenant", "acme"),
+                ("X-Landlord-Tenant-Assertion", &acme),
+                ("X-Landlord-Tenant-Assertion", &globex),
+            ]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
     }
 
     #[tokio::test]

@@ -7,6 +7,10 @@
 //! instance with the ServiceAccount, Role and RoleBinding the operator builds
 //! (`landlord_controllers::tenant::runtime::dedicated`), the pooled one with the chart's
 //! ClusterRole for the pool. So these tests also prove that RBAC is enough.
+//!
+//! The pooled one gets a tenant key, as the operator hands it over, and is called with what a
+//! shared tenant's route sends: `X-Landlord-Tenant` and the assertion the operator signs
+//! (`landlord_controllers::pool::assertion`).
 
 use std::{
     path::{Path, PathBuf},
@@ -26,7 +30,7 @@ use kube::{
     config::Kubeconfig,
 };
 use landlord_controllers::{
-    Config,
+    Config, pool,
     tenant::runtime::{self, RuntimeStack},
 };
 use landlord_crds::Tenant;
@@ -39,6 +43,8 @@ use tokio::{
 };
 
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The pooled runtime's tenant key in these tests.
+const KEY: &str = "test-tenant-key-0123456789abcdefghijklmnop";
 
 /// Installs the provider script's pinned dependencies (`npm ci`) once per test run, in a copy
 /// under the target directory so the source tree stays clean.
@@ -115,6 +121,15 @@ struct Runtime {
 impl Runtime {
     /// Starts the binary with `kubeconfig` (a ServiceAccount's token) and waits for /readyz.
     async fn start(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(kubeconfig, args, &[]).await
+    }
+
+    /// [`Runtime::start`] with environment variables (the tenant keys).
+    async fn start_with(
+        kubeconfig: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let cluster = cluster();
         let port = free_port()?;
         let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
@@ -122,6 +137,9 @@ impl Runtime {
             .join(format!("{}.log", unique_name("tenant-runtime")));
         std::fs::create_dir_all(log.parent().context("log dir")?)?;
         let child = Command::new(env!("CARGO_BIN_EXE_tenant-runtime"))
+            .env_remove(pool::KEY_ENV)
+            .env_remove(pool::SECONDARY_KEY_ENV)
+            .envs(env.iter().copied())
             .args(args)
             .arg("--kubeconfig")
             .arg(kubeconfig)
@@ -181,15 +199,23 @@ struct Provider {
 
 impl Provider {
     /// Starts the script and waits until both providers are initialized.
-    async fn start(url: &str, tenant: Option<&str>) -> anyhow::Result<Self> {
-        let (provider, hello) = Self::start_any(url, tenant).await?;
+    async fn start(
+        url: &str,
+        tenant: Option<&str>,
+        assertion: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let (provider, hello) = Self::start_any(url, tenant, assertion).await?;
         anyhow::ensure!(hello == json!({"ready": true, "web": "READY"}), "{hello}");
         Ok(provider)
     }
 
     /// Starts the script; returns it with its first line (which says whether the web
     /// provider initialized).
-    async fn start_any(url: &str, tenant: Option<&str>) -> anyhow::Result<(Self, Value)> {
+    async fn start_any(
+        url: &str,
+        tenant: Option<&str>,
+        assertion: Option<&str>,
+    ) -> anyhow::Result<(Self, Value)> {
         let dir = client_dir().await?;
         let mut command = Command::new("node");
         command
@@ -203,6 +229,9 @@ impl Provider {
             .kill_on_drop(true);
         if let Some(tenant) = tenant {
             command.env("OFREP_TENANT", tenant);
+        }
+        if let Some(assertion) = assertion {
+            command.env("OFREP_ASSERTION", assertion);
         }
         let mut child = command.spawn().context("starting node client.mjs")?;
         let stdin = child.stdin.take().context("stdin")?;
@@ -522,7 +551,7 @@ async fn an_official_provider_evaluates_a_dedicated_tenants_flags_and_sees_a_cha
 
         let kubeconfig = dedicated_identity(&client, &tenant).await?;
         let runtime = Runtime::start(&kubeconfig, &["--tenant", &tenant, "--namespace", &ns]).await?;
-        let mut provider = Provider::start(&runtime.url(), None).await?;
+        let mut provider = Provider::start(&runtime.url(), None, None).await?;
         let answer = provider.evaluate(&requests()).await?;
         for side in ["server", "web"] {
             let got = &answer[side];
@@ -613,7 +642,8 @@ async fn an_official_provider_evaluates_a_dedicated_tenants_flags_and_sees_a_cha
 }
 
 #[tokio::test]
-async fn the_pooled_runtime_serves_the_tenant_the_header_names() -> anyhow::Result<()> {
+async fn the_pooled_runtime_serves_the_tenant_its_route_asserts_and_nothing_else()
+-> anyhow::Result<()> {
     let client = cluster().client().await?;
     let (alpha, beta, silo) = (unique_name("rta"), unique_name("rtb"), unique_name("rtd"));
     let mut namespaces = Vec::new();
@@ -634,10 +664,17 @@ async fn the_pooled_runtime_serves_the_tenant_the_header_names() -> anyhow::Resu
             .await?;
         }
         let kubeconfig = pooled_identity(&client).await?;
-        let runtime = Runtime::start(&kubeconfig, &[]).await?;
+        // Without a tenant key the pooled instance does not start at all.
+        let keyless = Runtime::start(&kubeconfig, &[]).await;
+        let refused = keyless.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("LANDLORD_TENANT_KEY"), "{refused}");
+
+        let runtime = Runtime::start_with(&kubeconfig, &[], &[(pool::KEY_ENV, KEY)]).await?;
+        // What each tenant's route sends: its name and the operator's assertion of it.
+        let asserted = |tenant: &str| pool::assertion(KEY.as_bytes(), tenant);
         let request = [("banner", "string", json!("none"))];
-        let mut a = Provider::start(&runtime.url(), Some(&alpha)).await?;
-        let mut b = Provider::start(&runtime.url(), Some(&beta)).await?;
+        let mut a = Provider::start(&runtime.url(), Some(&alpha), Some(&asserted(&alpha))).await?;
+        let mut b = Provider::start(&runtime.url(), Some(&beta), Some(&asserted(&beta))).await?;
         for (provider, expected) in [(&mut a, "alpha"), (&mut b, "beta")] {
             let answer = provider.evaluate(&request).await?;
             assert_eq!(answer["server"]["banner"]["value"], expected, "{answer}");
@@ -656,7 +693,7 @@ async fn the_pooled_runtime_serves_the_tenant_the_header_names() -> anyhow::Resu
         .await?;
         assert_eq!(bare.status, 400, "{}", bare.body);
         assert!(bare.body.contains("MissingTenant"), "{}", bare.body);
-        let (mut anonymous, hello) = Provider::start_any(&runtime.url(), None).await?;
+        let (mut anonymous, hello) = Provider::start_any(&runtime.url(), None, None).await?;
         assert!(
             hello["web"]
                 .as_str()
@@ -668,12 +705,89 @@ async fn the_pooled_runtime_serves_the_tenant_the_header_names() -> anyhow::Resu
             assert_eq!(answer[side]["banner"]["value"], "none", "{answer}");
             assert_eq!(answer[side]["banner"]["reason"], "ERROR", "{answer}");
         }
-        // A dedicated tenant is not served by the pool.
+        // The attack: a caller that reaches the pool without passing through alpha's route
+        // names alpha. The bare header (the old contract) is refused, to both providers and
+        // to plain requests, for flags and for the tenant's context.
+        for path in [
+            "/ofrep/v1/evaluate/flags/banner",
+            "/ofrep/v1/evaluate/flags",
+        ] {
+            let bare = http(
+                runtime.port,
+                "POST",
+                path,
+                &[("X-Landlord-Tenant", &alpha)],
+                body,
+            )
+            .await?;
+            assert_eq!(bare.status, 401, "{path}: {}", bare.body);
+            assert!(bare.body.contains("MissingAssertion"), "{}", bare.body);
+            assert!(
+                !bare.body.contains("alpha"),
+                "no flag value leaks: {}",
+                bare.body
+            );
+        }
+        let context = http(
+            runtime.port,
+            "GET",
+            "/v1/tenant",
+            &[("X-Landlord-Tenant", &alpha)],
+            "",
+        )
+        .await?;
+        assert_eq!(context.status, 401, "{}", context.body);
+        let (mut header_only, _) = Provider::start_any(&runtime.url(), Some(&alpha), None).await?;
+        let answer = header_only.evaluate(&request).await?;
+        for side in ["server", "web"] {
+            assert_eq!(answer[side]["banner"]["value"], "none", "{answer}");
+        }
+        // beta (which may read its own HTTPRoute, so knows its own assertion) names alpha
+        // with it: refused. So is an assertion made with any other key.
+        let beta_assertion = asserted(&beta);
+        let other_key = pool::assertion(b"another-platform-key-0123456789abcdef", &alpha);
+        for forged in [beta_assertion.as_str(), other_key.as_str(), "v1.", &alpha] {
+            let answer = http(
+                runtime.port,
+                "GET",
+                "/v1/tenant",
+                &[
+                    ("X-Landlord-Tenant", &alpha),
+                    ("X-Landlord-Tenant-Assertion", forged),
+                ],
+                "",
+            )
+            .await?;
+            assert_eq!(answer.status, 403, "{forged}: {}", answer.body);
+            assert!(answer.body.contains("ForgedAssertion"), "{}", answer.body);
+        }
+        // The route-made request is served (plain HTTP too, not only the providers).
+        let routed = http(
+            runtime.port,
+            "POST",
+            "/ofrep/v1/evaluate/flags/banner",
+            &[
+                ("X-Landlord-Tenant", &alpha),
+                ("X-Landlord-Tenant-Assertion", &asserted(&alpha)),
+            ],
+            body,
+        )
+        .await?;
+        assert_eq!(routed.status, 200, "{}", routed.body);
+        assert_eq!(
+            serde_json::from_str::<Value>(&routed.body)?["value"],
+            "alpha"
+        );
+
+        // A dedicated tenant is not served by the pool, even asserted.
         let dedicated = http(
             runtime.port,
             "POST",
             "/ofrep/v1/evaluate/flags/banner",
-            &[("X-Landlord-Tenant", &silo)],
+            &[
+                ("X-Landlord-Tenant", &silo),
+                ("X-Landlord-Tenant-Assertion", &asserted(&silo)),
+            ],
             body,
         )
         .await?;
@@ -706,12 +820,20 @@ async fn the_pooled_runtime_serves_the_tenant_the_header_names() -> anyhow::Resu
         let answer = b.evaluate(&request).await?;
         assert_eq!(answer["server"]["banner"]["value"], "beta", "{answer}");
         assert_eq!(answer["web"]["banner"]["value"], "beta", "{answer}");
-        assert!(
-            runtime
-                .metric("tenant_runtime_rejections_total", r#"code="MissingTenant""#)
-                .await?
-                >= 1.0
-        );
+        for code in ["MissingTenant", "MissingAssertion", "ForgedAssertion"] {
+            assert!(
+                runtime
+                    .metric(
+                        "tenant_runtime_rejections_total",
+                        &format!(r#"code="{code}""#)
+                    )
+                    .await?
+                    >= 1.0,
+                "{code}"
+            );
+        }
+        // No key reaches the log.
+        assert!(!runtime.log_text().contains(KEY));
         Ok::<_, anyhow::Error>(())
     }
     .await;

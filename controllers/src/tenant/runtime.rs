@@ -2,7 +2,9 @@
 //! context. A dedicated tenant gets its own instance in its namespace (ServiceAccount, a Role
 //! that reads the namespace's ConfigMaps, Deployment, Service `landlord-runtime:8080`);
 //! shared tenants are served by one pooled instance in the platform namespace, whose
-//! cluster-wide read rights come from the chart (ClusterRole `landlord-runtime`).
+//! cluster-wide read rights come from the chart (ClusterRole `landlord-runtime`). The pool
+//! loop also keeps the platform namespace's walls ([`crate::pool`]) in place, and the pooled
+//! instance gets the tenant keys it checks assertions with.
 //!
 //! The services part hands [`flags_url`] to every container as `LANDLORD_FLAGS_URL`.
 
@@ -102,6 +104,7 @@ pub fn dedicated(tenant: &Tenant, owner: &OwnerReference, config: &Config) -> Ru
         "--log-format=json".to_string(),
     ];
     let resources = resources("10m", "32Mi", "200m", "64Mi");
+    let env = vec![pod_namespace()];
     RuntimeStack {
         service_account: service_account(meta.clone()),
         role: Some(Role {
@@ -129,14 +132,28 @@ pub fn dedicated(tenant: &Tenant, owner: &OwnerReference, config: &Config) -> Ru
                 ..Default::default()
             }]),
         }),
-        deployment: deployment(
-            meta.clone(),
-            object_labels,
-            &config.runtime_image,
-            args,
-            replicas,
-            resources,
-        ),
+        deployment: {
+            let mut deployment = deployment(
+                meta.clone(),
+                object_labels,
+                &config.runtime_image,
+                args,
+                env,
+                replicas,
+                resources,
+            );
+            // The dedicated instance runs in the tenant's namespace; the pooled one, in the
+            // platform's, keeps the kubelet's default.
+            if config.image_pull_policy_always
+                && let Some(pod) = deployment
+                    .spec
+                    .as_mut()
+                    .and_then(|s| s.template.spec.as_mut())
+            {
+                crate::pod_security::pull_always(pod);
+            }
+            deployment
+        },
         service: service(meta),
     }
 }
@@ -156,6 +173,9 @@ pub fn pooled(config: &Config) -> RuntimeStack {
     };
     // Memory grows with the number of shared tenants (their ConfigMaps are cached).
     let resources = resources("50m", "64Mi", "1", "512Mi");
+    // The keys it checks the routes' tenant assertions with (it refuses to start without).
+    let mut env = vec![pod_namespace()];
+    env.extend(crate::pool::key_env());
     RuntimeStack {
         service_account: service_account(meta.clone()),
         role: None,
@@ -165,6 +185,7 @@ pub fn pooled(config: &Config) -> RuntimeStack {
             object_labels,
             &config.runtime_image,
             vec!["--log-format=json".to_string()],
+            env,
             2,
             resources,
         ),
@@ -193,6 +214,20 @@ fn resources(cpu: &str, memory: &str, cpu_limit: &str, memory_limit: &str) -> Re
     }
 }
 
+fn pod_namespace() -> EnvVar {
+    EnvVar {
+        name: "POD_NAMESPACE".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.namespace".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 fn http_probe(path: &str, period: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -210,6 +245,7 @@ fn deployment(
     pod_labels: BTreeMap<String, String>,
     image: &str,
     args: Vec<String>,
+    env: Vec<EnvVar>,
     replicas: i32,
     resources: ResourceRequirements,
 ) -> Deployment {
@@ -238,17 +274,7 @@ fn deployment(
                         name: "tenant-runtime".into(),
                         image: Some(image.into()),
                         args: Some(args),
-                        env: Some(vec![EnvVar {
-                            name: "POD_NAMESPACE".into(),
-                            value_from: Some(EnvVarSource {
-                                field_ref: Some(ObjectFieldSelector {
-                                    field_path: "metadata.namespace".into(),
-                                    ..Default::default()
-                                }),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }]),
+                        env: Some(env),
                         ports: Some(vec![ContainerPort {
                             name: Some("http".into()),
                             container_port: PORT,
@@ -407,6 +433,7 @@ where
             what: "tenant-runtime object",
             source,
         }),
+        Err(EnsureError::Foreign(message)) => Err(Error::Foreign(message)),
         Err(EnsureError::Kube(source)) => Err(Error::Kube {
             action: format!("applying {} {}", K::kind(&()), desired.name_any()),
             source,
@@ -414,8 +441,9 @@ where
     }
 }
 
-/// Keeps the pooled instance in the platform namespace in place (checked at start and every
-/// minute, written only on drift) until `shutdown` resolves. Waits while the platform
+/// Keeps the pooled instance and the platform namespace's walls (NetworkPolicies, the tenant
+/// key: [`crate::pool`]) in place (checked at start and every minute, written only on drift)
+/// until `shutdown` resolves. Waits while the platform
 /// namespace does not exist.
 pub async fn run_pool(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -441,6 +469,8 @@ async fn ensure_pool(ctx: &Context) -> Result<()> {
         info!(namespace = %ns, "platform namespace missing; the pooled tenant-runtime waits for it");
         return Ok(());
     }
+    // The walls and the key first: the pool's pods need the key to start.
+    crate::pool::ensure(ctx).await?;
     let RuntimeStack {
         service_account,
         role: _,
@@ -479,6 +509,7 @@ where
             what: "pooled tenant-runtime object",
             source,
         }),
+        Err(EnsureError::Foreign(message)) => Err(Error::Foreign(message)),
         Err(EnsureError::Kube(source)) => Err(Error::Kube {
             action: format!("applying {} {ns}/{name}", K::kind(&())),
             source,
@@ -520,6 +551,36 @@ mod tests {
             flags_url(&tenant("shared", false), &config()),
             "http://landlord-runtime.landlord-platform.svc:8080"
         );
+    }
+
+    #[test]
+    fn the_dedicated_instance_pulls_always_unless_turned_off_and_the_pool_keeps_the_default() {
+        let t = tenant("dedicated", false);
+        let owner = desired::owner_reference(&t).unwrap();
+        let policy = |stack: &RuntimeStack| {
+            stack
+                .deployment
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .image_pull_policy
+                .clone()
+        };
+        assert_eq!(
+            policy(&dedicated(&t, &owner, &config())).as_deref(),
+            Some("Always")
+        );
+        let off = Config {
+            image_pull_policy_always: false,
+            ..config()
+        };
+        assert_eq!(policy(&dedicated(&t, &owner, &off)), None);
+        assert_eq!(policy(&pooled(&config())), None);
     }
 
     #[test]
@@ -628,6 +689,56 @@ mod tests {
             .clone()
             .unwrap();
         assert!(!args.iter().any(|a| a == "--tenant"));
+    }
+
+    fn env_names(stack: &RuntimeStack) -> Vec<String> {
+        stack
+            .deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .env
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn only_the_pooled_instance_gets_the_tenant_keys() {
+        let stack = pooled(&config());
+        let env = &stack
+            .deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .env;
+        assert_eq!(env.as_ref().unwrap()[1..], crate::pool::key_env()[..]);
+        assert_eq!(
+            env_names(&stack),
+            [
+                "POD_NAMESPACE",
+                "LANDLORD_TENANT_KEY",
+                "LANDLORD_TENANT_KEY_SECONDARY"
+            ]
+        );
+        // A dedicated instance serves its own tenant; it needs no key and gets none.
+        let t = tenant("dedicated", false);
+        let owner = desired::owner_reference(&t).unwrap();
+        assert_eq!(
+            env_names(&dedicated(&t, &owner, &config())),
+            ["POD_NAMESPACE"]
+        );
     }
 
     #[test]

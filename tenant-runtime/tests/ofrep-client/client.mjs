@@ -6,7 +6,8 @@
 // - web SDK + @openfeature/ofrep-web-provider: static context, bulk evaluation cached in the
 //   provider and refreshed by polling with If-None-Match (POST /ofrep/v1/evaluate/flags).
 //
-// Usage: OFREP_URL=http://127.0.0.1:8080 [OFREP_TENANT=acme] node client.mjs
+// Usage: OFREP_URL=http://127.0.0.1:8080 [OFREP_TENANT=acme [OFREP_ASSERTION=v1.…]] node client.mjs
+// (a pooled runtime wants both headers a shared tenant's route adds)
 // Then one JSON line per request on stdin: {"flags": [{"key": "k", "type": "boolean",
 // "default": false}, ...]}; one JSON line per answer on stdout:
 // {"server": {"k": details}, "web": {"k": details}, "webChanges": <ConfigurationChanged events>}
@@ -26,7 +27,11 @@ if (!baseUrl) {
   process.exit(2);
 }
 const tenant = process.env.OFREP_TENANT;
-const headers = tenant ? [['X-Landlord-Tenant', tenant]] : [];
+const assertion = process.env.OFREP_ASSERTION;
+const headers = [
+  ...(tenant ? [['X-Landlord-Tenant', tenant]] : []),
+  ...(assertion ? [['X-Landlord-Tenant-Assertion', assertion]] : []),
+];
 const pollInterval = Number(process.env.OFREP_POLL_MS ?? 500);
 
 await ServerFeature.setProviderAndWait(new OFREPProvider({ baseUrl, headers }));
