@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::schema;
 
+/// The longest `spec.hostname`: the verification record `_landlord-challenge.<hostname>`
+/// (20 more characters) must stay within DNS's 253.
+pub const MAX_HOSTNAME_LENGTH: usize = 233;
+
 /// A custom hostname for the tenant whose namespace holds it. Landlord verifies ownership
 /// through a DNS TXT record, routes the paths to the tenant's services and provides TLS.
 /// A hostname is held by one tenant only.
@@ -43,8 +47,11 @@ use crate::schema;
 #[x_kube(validation = Rule::new("!has(self.tls) || self.tls.mode == 'Managed' || !has(self.tls.issuer)").message("spec.tls.issuer is only allowed when spec.tls.mode is Managed").field_path(".tls.issuer"))]
 pub struct DomainSpec {
     /// The fully qualified hostname, lowercase, e.g. `shop.acme.com`. Wildcards are not
-    /// allowed. Immutable.
-    #[schemars(length(min = 1, max = 253))]
+    /// allowed. Immutable. At most 233 characters, so that the verification record
+    /// `_landlord-challenge.<hostname>` fits DNS's 253. In a zone the platform pre-verifies,
+    /// a tenant may hold only `<tenant>.<zone>` and names below it; names the platform
+    /// reserves are refused.
+    #[schemars(length(min = 1, max = 233))]
     #[x_kube(
         validation = Rule::new("self.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\\\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')")
             .message("spec.hostname must be a lowercase fully qualified DNS name such as shop.example.com (no uppercase, no wildcard, no trailing dot)"),
@@ -95,7 +102,9 @@ pub struct Tls {
         regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     )]
     pub secret_name: Option<String>,
-    /// cert-manager ClusterIssuer to use instead of the operator's default (mode Managed only).
+    /// cert-manager ClusterIssuer to use instead of the operator's default (mode Managed
+    /// only). Only issuers the platform offers are accepted (the operator's
+    /// `--cluster-issuer` and `--certificate-issuers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),
@@ -147,4 +156,19 @@ pub struct Verification {
     pub record_name: String,
     /// Value the record must hold.
     pub record_value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn the_hostname_limit_leaves_room_for_the_verification_record() {
+        let crd = serde_json::to_value(Domain::crd()).expect("CRD serializes");
+        let hostname = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["hostname"];
+        assert_eq!(hostname["maxLength"], MAX_HOSTNAME_LENGTH);
+        assert_eq!("_landlord-challenge.".len() + MAX_HOSTNAME_LENGTH, 253);
+    }
 }

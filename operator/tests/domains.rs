@@ -9,19 +9,23 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::{core::v1::Namespace, networking::v1::Ingress};
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Namespace, Secret},
+    networking::v1::Ingress,
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
     core::{ApiResource, GroupVersionKind},
 };
+use landlord_controllers::pool;
 use landlord_crds::{Domain, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     Cluster,
     audit::operator_deletes,
     cluster,
     cluster::repo_root,
-    manifests::{install_crds, install_crds_on},
+    manifests::{FIELD_MANAGER, ensure_platform_namespace, install_crds, install_crds_on},
     operator::{self, Operator},
     unique_name, wait,
 };
@@ -30,6 +34,10 @@ use tokio::sync::{Mutex, MutexGuard};
 static SERIAL: Mutex<()> = Mutex::const_new(());
 const TIMEOUT: Duration = Duration::from_secs(60);
 const ISSUER: &str = "landlord-test-issuer";
+/// A second ClusterIssuer the test platform offers (`--certificate-issuers`).
+const OTHER_ISSUER: &str = "landlord-test-staging";
+/// Labels the test platform reserves under its zone (`--reserved-hostnames`).
+const RESERVED: &str = "login,api,admin,www";
 
 struct Harness {
     cluster: &'static Cluster,
@@ -48,7 +56,9 @@ fn domain_flags(cluster: &Cluster, platform_zone: &str, platform: &str) -> Vec<S
         format!("--platform-namespace={platform}"),
         format!("--dns-resolver={}", cluster.dns_server()),
         format!("--pre-verified-zones={platform_zone}"),
+        format!("--reserved-hostnames={RESERVED}"),
         format!("--cluster-issuer={ISSUER}"),
+        format!("--certificate-issuers={OTHER_ISSUER}"),
         "--verification-interval-seconds=1".into(),
     ]
 }
@@ -73,8 +83,17 @@ async fn harness() -> anyhow::Result<Harness> {
     let client = cluster.client().await?;
     let platform_zone = format!("platform.{}", cluster.dns_zone());
     install_crds(&client).await?;
+    // The admission policy's parameters, in step with the operator's flags (as the chart
+    // renders them from one set of values).
+    set_domain_policy(
+        &client,
+        &platform_zone,
+        RESERVED,
+        &format!("{ISSUER},{OTHER_ISSUER}"),
+    )
+    .await?;
     let platform = unique_name("platform");
-    ensure_namespace(&client, &platform).await?;
+    ensure_platform_namespace(&client, &platform).await?;
     let operator = start_operator(
         cluster,
         &client,
@@ -91,15 +110,78 @@ async fn harness() -> anyhow::Result<Harness> {
     })
 }
 
-async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
+/// Writes the parameters of the `landlord-domain-names` admission policy (the ConfigMap
+/// `manifests/policies/domain-names.yaml` ships) as comma-separated lists.
+async fn set_domain_policy(
+    client: &Client,
+    zones: &str,
+    reserved: &str,
+    issuers: &str,
+) -> anyhow::Result<()> {
+    let params: ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "landlord-domain-policy", "namespace": operator::NAMESPACE},
+        "data": {"preVerifiedZones": zones, "reservedHostnames": reserved, "certificateIssuers": issuers},
+    }))?;
+    Api::<ConfigMap>::namespaced(client.clone(), operator::NAMESPACE)
+        .patch(
+            "landlord-domain-policy",
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&params),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A dry-run create of a Domain `spec` in `namespace` by `client`: the API server's answer.
+async fn try_create_domain(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: &serde_json::Value,
+    dry_run: bool,
+) -> anyhow::Result<Result<Domain, kube::Error>> {
+    let domain: Domain = serde_json::from_value(serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Domain",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }))?;
+    let params = PostParams {
+        dry_run,
+        ..PostParams::default()
+    };
+    Ok(Api::<Domain>::namespaced(client.clone(), namespace)
+        .create(&params, &domain)
+        .await)
+}
+
+/// Waits until the admission policy refuses (`refused`) or admits a dry-run create of
+/// `spec`: a new policy, or new parameters, take a moment to be in force.
+async fn wait_admission(
+    client: &Client,
+    namespace: &str,
+    spec: serde_json::Value,
+    refused: bool,
+) -> anyhow::Result<()> {
+    wait::until(
+        &format!(
+            "admission {} {spec}",
+            if refused { "refuses" } else { "admits" }
+        ),
+        TIMEOUT,
+        || async {
+            let answer = try_create_domain(client, namespace, "probe", &spec, true).await?;
+            Ok((answer.is_err() == refused).then_some(()))
+        },
+    )
+    .await
+}
+
+/// The API server's refusal of a request: its code and message.
+fn refusal<T: std::fmt::Debug>(answer: Result<T, kube::Error>) -> anyhow::Result<(u16, String)> {
+    match answer {
+        Err(kube::Error::Api(status)) => Ok((status.code, status.message)),
+        other => anyhow::bail!("expected a refusal, got {other:?}"),
     }
 }
 
@@ -132,15 +214,29 @@ async fn delete_platform(h: &Harness) -> anyhow::Result<()> {
 
 /// Creates a Tenant running `services` and waits until it is Ready (no Domains yet).
 async fn ready_tenant(client: &Client, tier: &str, services: &[&str]) -> anyhow::Result<String> {
+    ready_tenant_with_admin(client, tier, services, None).await
+}
+
+/// Like `ready_tenant`, with `admin` (a user name) bound to the tenant-admin Role.
+async fn ready_tenant_with_admin(
+    client: &Client,
+    tier: &str,
+    services: &[&str],
+    admin: Option<&str>,
+) -> anyhow::Result<String> {
     let name = unique_name("dom");
     let services: Vec<_> = services
         .iter()
         .map(|s| serde_json::json!({"name": s}))
         .collect();
+    let admins: Vec<_> = admin
+        .iter()
+        .map(|user| serde_json::json!({"kind": "User", "name": user}))
+        .collect();
     let tenant: Tenant = serde_json::from_value(serde_json::json!({
         "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
         "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-        "spec": {"tier": tier, "services": services},
+        "spec": {"tier": tier, "services": services, "admins": admins},
     }))?;
     let api = Api::<Tenant>::all(client.clone());
     api.create(&PostParams::default(), &tenant).await?;
@@ -454,8 +550,8 @@ async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certifi
     catalog_service(&h.client, &h.platform, &service, "/api").await?;
     let tenant = ready_tenant(&h.client, "shared", &[&service]).await?;
     let ns = format!("tenant-{tenant}");
-    // Pre-verified zone: no TXT record needed.
-    let hostname = format!("{}.{}", unique_name("app"), h.platform_zone);
+    // The tenant's own name in the pre-verified zone: no TXT record needed.
+    let hostname = format!("{tenant}.{}", h.platform_zone);
     create_domain(
         &h.client,
         &ns,
@@ -499,10 +595,32 @@ async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certifi
         rule["matches"][0]["path"],
         serde_json::json!({"type": "PathPrefix", "value": "/api"})
     );
+    // The tenant header, its assertion under the platform's key (Secret landlord-tenant-keys,
+    // which the operator made in the platform namespace), and no `_` spellings of either.
+    let secrets = Api::<Secret>::namespaced(h.client.clone(), &h.platform);
+    let primary = |secret: &Secret| -> anyhow::Result<Vec<u8>> {
+        Ok(secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(pool::PRIMARY))
+            .context("no primary key")?
+            .0
+            .clone())
+    };
+    let key = primary(&secrets.get(pool::KEYS_SECRET).await?)?;
+    let asserted = tenant_runtime::assertion::assertion(&key, &tenant);
     assert_eq!(
-        rule["filters"][0]["requestHeaderModifier"]["set"],
-        serde_json::json!([{"name": "X-Landlord-Tenant", "value": tenant}])
+        rule["filters"][0]["requestHeaderModifier"],
+        serde_json::json!({
+            "set": [
+                {"name": "X-Landlord-Tenant", "value": tenant},
+                {"name": "X-Landlord-Tenant-Assertion", "value": asserted}],
+            "remove": ["X_Landlord_Tenant", "X_Landlord_Tenant_Assertion"]})
     );
+    // What the pool checks: this tenant's, and nobody else's.
+    let keys = tenant_runtime::TenantKeys::new(key.clone())?;
+    assert!(keys.verify(&tenant_runtime::Tenant::parse(&tenant)?, &asserted));
+    assert!(!keys.verify(&tenant_runtime::Tenant::parse("acme")?, &asserted));
     assert_eq!(
         rule["backendRefs"][0]["namespace"],
         h.platform.as_str(),
@@ -578,6 +696,35 @@ async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certifi
     .await?;
     assert_eq!(endpoints, [format!("https://{hostname}")]);
 
+    // A rotation: the platform admin makes a new primary key and keeps the old one as the
+    // secondary (the pool accepts both). The route is signed with the new key at once.
+    let rotated = "a-rotated-tenant-key-0123456789abcdefghij";
+    let patch = serde_json::json!({"stringData": {
+        pool::PRIMARY: rotated,
+        pool::SECONDARY: String::from_utf8(key)?,
+    }});
+    secrets
+        .patch(
+            pool::KEYS_SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    let resigned = tenant_runtime::assertion::assertion(rotated.as_bytes(), &tenant);
+    wait::until("the route signed with the new key", TIMEOUT, || async {
+        let route = get_dynamic(
+            &h.client,
+            &gateway_api("HTTPRoute", "httproutes"),
+            &ns,
+            "app",
+        )
+        .await?
+        .context("no HTTPRoute")?;
+        let set = &route.data["spec"]["rules"][0]["filters"][0]["requestHeaderModifier"]["set"];
+        Ok((set[1]["value"] == resigned.as_str()).then_some(()))
+    })
+    .await?;
+
     delete_tenant(&h.client, &tenant).await?;
     delete_platform(&h).await
 }
@@ -590,11 +737,15 @@ async fn a_second_claim_gets_conflict_until_the_holder_is_deleted() -> anyhow::R
     let first = ready_tenant(&h.client, "dedicated", &[&service]).await?;
     let second = ready_tenant(&h.client, "dedicated", &[&service]).await?;
     let (ns1, ns2) = (format!("tenant-{first}"), format!("tenant-{second}"));
-    let hostname = format!("{}.{}", unique_name("contested"), h.platform_zone);
+    // Outside the platform zone (where no two tenants may claim one name): both verify
+    // by TXT record.
+    let hostname = format!("{}.{}", unique_name("contested"), h.cluster.dns_zone());
     let spec = serde_json::json!({"hostname": hostname, "tls": {"mode": "None"}});
     create_domain(&h.client, &ns1, "www", spec.clone()).await?;
+    publish_record(&h, &ns1, "www").await?;
     wait_condition(&h.client, &ns1, "www", "Ready", "True", None).await?;
     create_domain(&h.client, &ns2, "www", spec).await?;
+    publish_record(&h, &ns2, "www").await?;
 
     let loser = wait_condition(
         &h.client,
@@ -675,10 +826,29 @@ async fn deleting_a_tenant_removes_its_routes_before_its_workloads_and_namespace
     delete_platform(&h).await
 }
 
+/// Publishes the TXT record a Domain's status asks for.
+async fn publish_record(h: &Harness, namespace: &str, name: &str) -> anyhow::Result<()> {
+    let pending = wait_condition(
+        &h.client,
+        namespace,
+        name,
+        "Verified",
+        "False",
+        Some("RecordNotFound"),
+    )
+    .await?;
+    let record = pending
+        .status
+        .and_then(|s| s.verification)
+        .context("no status.verification")?;
+    h.cluster.set_txt(&record.record_name, &record.record_value)
+}
+
 async fn deletion_order(h: &Harness, tier: &str, service: &str) -> anyhow::Result<()> {
     let tenant = ready_tenant(&h.client, tier, &[service]).await?;
     let ns = format!("tenant-{tenant}");
-    let hostname = format!("{}.{}", unique_name("bye"), h.platform_zone);
+    // A name below the tenant's own in the pre-verified zone.
+    let hostname = format!("bye.{tenant}.{}", h.platform_zone);
     create_domain(
         &h.client,
         &ns,
@@ -753,7 +923,7 @@ async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
     let zone = format!("platform.{}", cluster.dns_zone());
     install_crds_on(&client).await?;
     let platform = unique_name("platform");
-    ensure_namespace(&client, &platform).await?;
+    ensure_platform_namespace(&client, &platform).await?;
     let _operator =
         start_operator(cluster, &client, &domain_flags(cluster, &zone, &platform)).await?;
     let service = unique_name("web");
@@ -761,7 +931,7 @@ async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
 
     let dedicated = ready_tenant(&client, "dedicated", &[&service]).await?;
     let ns = format!("tenant-{dedicated}");
-    let hostname = format!("{}.{zone}", unique_name("plain"));
+    let hostname = format!("plain.{dedicated}.{zone}");
     create_domain(
         &client,
         &ns,
@@ -814,7 +984,7 @@ async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
         &client,
         &shared_ns,
         "pool",
-        serde_json::json!({"hostname": format!("{}.{zone}", unique_name("pool")), "tls": {"mode": "None"}}),
+        serde_json::json!({"hostname": format!("{shared}.{zone}"), "tls": {"mode": "None"}}),
     )
     .await?;
     wait_condition(
@@ -833,4 +1003,340 @@ async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
             .is_none()
     );
     Ok(())
+}
+
+/// The operator's write count once it has stopped moving (the Tenants' statuses follow
+/// their Domains' for a moment).
+async fn settled_writes(h: &Harness) -> anyhow::Result<f64> {
+    let mut last = h.operator.metric("landlord_api_writes_total").await?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let now = h.operator.metric("landlord_api_writes_total").await?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    anyhow::bail!("the operator kept writing for a minute ({last} writes)")
+}
+
+/// The children a Domain would have: none may exist for a refused one.
+async fn assert_no_children(h: &Harness, namespace: &str, name: &str) -> anyhow::Result<()> {
+    for (resource, kind) in [
+        (gateway_api("HTTPRoute", "httproutes"), "HTTPRoute"),
+        (gateway_api("ListenerSet", "listenersets"), "ListenerSet"),
+        (certificates(), "Certificate"),
+    ] {
+        assert!(
+            get_dynamic(&h.client, &resource, namespace, name)
+                .await?
+                .is_none(),
+            "a refused Domain {namespace}/{name} got a {kind}"
+        );
+    }
+    Ok(())
+}
+
+/// H4: in the platform's pre-verified zone a tenant admin holds only its own name and the
+/// names below it. Reserved names, another tenant's name and unbound names are refused at
+/// apply time, with the tenant's own credentials; Domains that got past admission (made
+/// before the policy or its parameters) are refused by the operator, get no route and no
+/// certificate, and lose a verification they had.
+#[tokio::test]
+async fn a_tenant_holds_only_its_own_names_in_the_platform_zone() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let service = unique_name("web");
+    catalog_service(&h.client, &h.platform, &service, "/").await?;
+    let tenant = ready_tenant_with_admin(
+        &h.client,
+        "dedicated",
+        &[&service],
+        Some(h.cluster.user_name()),
+    )
+    .await?;
+    let other = ready_tenant(&h.client, "dedicated", &[&service]).await?;
+    let (ns, other_ns) = (format!("tenant-{tenant}"), format!("tenant-{other}"));
+    let zone = &h.platform_zone;
+    let user = h.cluster.user_client().await?;
+    let spec = |hostname: &str| serde_json::json!({"hostname": hostname});
+    // Each attack: the Domain's name, its hostname, and the refusal's reason.
+    let attacks = [
+        ("login", format!("login.{zone}"), "HostnameReserved"),
+        ("sso", format!("sso.login.{zone}"), "HostnameReserved"),
+        ("admin", format!("admin.{zone}"), "HostnameReserved"),
+        ("theirs", format!("{other}.{zone}"), "HostnameNotBound"),
+        (
+            "below-theirs",
+            format!("shop.{other}.{zone}"),
+            "HostnameNotBound",
+        ),
+        ("apex", zone.clone(), "HostnameNotBound"),
+        (
+            "lookalike",
+            format!("{tenant}-shop.{zone}"),
+            "HostnameNotBound",
+        ),
+    ];
+
+    // At apply time, as the tenant admin: refused, naming the field.
+    wait_admission(&user, &ns, spec(&attacks[0].1), true).await?;
+    for (name, hostname, reason) in &attacks {
+        let (code, message) =
+            refusal(try_create_domain(&user, &ns, name, &spec(hostname), false).await?)?;
+        assert_eq!(code, 403, "{hostname}: {message}");
+        assert!(
+            message.contains(&format!("spec.hostname {hostname} is")),
+            "{hostname}: the refusal does not name the field: {message}"
+        );
+        let why = if *reason == "HostnameReserved" {
+            "reserved by the platform".to_string()
+        } else {
+            format!("where Tenant {tenant} may hold only {tenant}.{zone}")
+        };
+        assert!(message.contains(&why), "{hostname}: {message}");
+    }
+    // Its own name, and names below it (a reserved label included), are the tenant's at once.
+    let own = [
+        ("own", format!("{tenant}.{zone}")),
+        ("own-www", format!("www.{tenant}.{zone}")),
+    ];
+    for (name, hostname) in &own {
+        try_create_domain(
+            &user,
+            &ns,
+            name,
+            &serde_json::json!({"hostname": hostname, "tls": {"mode": "None"}}),
+            false,
+        )
+        .await?
+        .with_context(|| format!("the tenant admin may claim {hostname}"))?;
+    }
+    for (name, _) in &own {
+        let ready = wait_condition(&h.client, &ns, name, "Ready", "True", None).await?;
+        assert_eq!(
+            condition(&ready, "Verified").map(|c| c.reason.as_str()),
+            Some("PreVerifiedZone")
+        );
+    }
+
+    // Domains that got past admission: the policy's parameters were not in step when they
+    // were created (or the policy came later). The operator refuses them all the same.
+    set_domain_policy(&h.client, "", "", &format!("{ISSUER},{OTHER_ISSUER}")).await?;
+    wait_admission(&user, &ns, spec(&attacks[0].1), false).await?;
+    for (name, hostname, _) in &attacks {
+        try_create_domain(&user, &ns, name, &spec(hostname), false)
+            .await?
+            .with_context(|| format!("creating {hostname} without the policy's parameters"))?;
+    }
+    set_domain_policy(
+        &h.client,
+        zone,
+        RESERVED,
+        &format!("{ISSUER},{OTHER_ISSUER}"),
+    )
+    .await?;
+    for (name, hostname, reason) in &attacks {
+        let refused =
+            wait_condition(&h.client, &ns, name, "Verified", "False", Some(reason)).await?;
+        let verified = condition(&refused, "Verified").context("no Verified")?;
+        assert!(
+            verified
+                .message
+                .starts_with(&format!("spec.hostname {hostname} ")),
+            "{}",
+            verified.message
+        );
+        assert_eq!(
+            condition(&refused, "Routed").map(|c| c.reason.as_str()),
+            Some("NotVerified")
+        );
+        assert_eq!(
+            condition(&refused, "Ready").map(|c| (c.status.as_str(), c.reason.as_str())),
+            Some(("False", *reason))
+        );
+        assert_no_children(&h, &ns, name).await?;
+    }
+    // The victim claims its own name: the attacker's earlier claim is no standby.
+    create_domain(
+        &h.client,
+        &other_ns,
+        "mine",
+        serde_json::json!({"hostname": format!("{other}.{zone}"), "tls": {"mode": "None"}}),
+    )
+    .await?;
+    let mine = wait_condition(&h.client, &other_ns, "mine", "Ready", "True", None).await?;
+    assert_eq!(
+        condition(&mine, "Conflict").map(|c| c.status.as_str()),
+        Some("False")
+    );
+
+    // A verification left from before (an older operator pre-verified any name in the
+    // zone) does not stick: the refusal wins, and nothing is routed.
+    let forged = serde_json::json!({"status": {"conditions": [{
+        "type": "Verified", "status": "True", "reason": "PreVerifiedZone",
+        "message": "an older operator said so", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    Api::<Domain>::namespaced(h.client.clone(), &ns)
+        .patch_status("login", &PatchParams::default(), &Patch::Merge(&forged))
+        .await?;
+    wait_condition(
+        &h.client,
+        &ns,
+        "login",
+        "Verified",
+        "False",
+        Some("HostnameReserved"),
+    )
+    .await?;
+    assert_no_children(&h, &ns, "login").await?;
+
+    // Settled: refused Domains cause no write when reconciled again.
+    let writes_before = settled_writes(&h).await?;
+    let reconciles_before = h.operator.metric("landlord_reconciles_total").await?;
+    Api::<Domain>::namespaced(h.client.clone(), &ns)
+        .patch(
+            "theirs",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await?;
+    wait::until(
+        "the touched Domain reconciled",
+        Duration::from_secs(15),
+        || async {
+            Ok(
+                (h.operator.metric("landlord_reconciles_total").await? > reconciles_before)
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        h.operator.metric("landlord_api_writes_total").await?,
+        writes_before,
+        "a refused Domain that did not change caused writes"
+    );
+
+    delete_tenant(&h.client, &tenant).await?;
+    delete_tenant(&h.client, &other).await?;
+    delete_platform(&h).await
+}
+
+/// M4: a Domain names only a ClusterIssuer the platform offers. Any other is refused at
+/// apply time (with the tenant's own credentials, on create and on change); one that got
+/// past admission gets `IssuerNotOffered` and no Certificate.
+#[tokio::test]
+async fn only_issuers_the_platform_offers_sign_a_tenants_certificate() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let service = unique_name("web");
+    catalog_service(&h.client, &h.platform, &service, "/").await?;
+    let tenant = ready_tenant_with_admin(
+        &h.client,
+        "dedicated",
+        &[&service],
+        Some(h.cluster.user_name()),
+    )
+    .await?;
+    let ns = format!("tenant-{tenant}");
+    let zone = &h.platform_zone;
+    let user = h.cluster.user_client().await?;
+    let with_issuer = |hostname: String, issuer: &str| serde_json::json!({"hostname": hostname, "tls": {"mode": "Managed", "issuer": issuer}});
+    let mesh = with_issuer(format!("mesh.{tenant}.{zone}"), "internal-mesh-ca");
+
+    wait_admission(&user, &ns, mesh.clone(), true).await?;
+    let (code, message) = refusal(try_create_domain(&user, &ns, "mesh", &mesh, false).await?)?;
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("spec.tls.issuer internal-mesh-ca is not an issuer this platform offers")
+            && message.contains(&format!("use one of {ISSUER}, {OTHER_ISSUER}")),
+        "{message}"
+    );
+
+    // An issuer the platform offers signs the tenant's certificate.
+    try_create_domain(
+        &user,
+        &ns,
+        "shop",
+        &with_issuer(format!("{tenant}.{zone}"), OTHER_ISSUER),
+        false,
+    )
+    .await?
+    .context("the tenant admin names an offered issuer")?;
+    wait_condition(
+        &h.client,
+        &ns,
+        "shop",
+        "CertificateReady",
+        "False",
+        Some("CertificatePending"),
+    )
+    .await?;
+    let certificate = get_dynamic(&h.client, &certificates(), &ns, "shop")
+        .await?
+        .context("no Certificate for an offered issuer")?;
+    assert_eq!(certificate.data["spec"]["issuerRef"]["name"], OTHER_ISSUER);
+    // Switching it to an issuer not offered is refused too.
+    let switch = serde_json::json!({"spec": {"tls": {"issuer": "internal-mesh-ca"}}});
+    let (code, message) = refusal(
+        Api::<Domain>::namespaced(user.clone(), &ns)
+            .patch("shop", &PatchParams::default(), &Patch::Merge(&switch))
+            .await,
+    )?;
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("spec.tls.issuer internal-mesh-ca"),
+        "{message}"
+    );
+
+    // Past admission (parameters out of step with the operator): the operator refuses it.
+    set_domain_policy(
+        &h.client,
+        zone,
+        RESERVED,
+        &format!("{ISSUER},{OTHER_ISSUER},internal-mesh-ca"),
+    )
+    .await?;
+    wait_admission(&user, &ns, mesh.clone(), false).await?;
+    try_create_domain(&user, &ns, "mesh", &mesh, false)
+        .await?
+        .context("creating the Domain while the parameters are out of step")?;
+    set_domain_policy(
+        &h.client,
+        zone,
+        RESERVED,
+        &format!("{ISSUER},{OTHER_ISSUER}"),
+    )
+    .await?;
+    let refused = wait_condition(
+        &h.client,
+        &ns,
+        "mesh",
+        "CertificateReady",
+        "False",
+        Some("IssuerNotOffered"),
+    )
+    .await?;
+    let certificate = condition(&refused, "CertificateReady").context("no CertificateReady")?;
+    assert!(
+        certificate
+            .message
+            .starts_with("spec.tls.issuer internal-mesh-ca is not an issuer this platform offers"),
+        "{}",
+        certificate.message
+    );
+    assert_eq!(
+        condition(&refused, "Ready").map(|c| c.reason.as_str()),
+        Some("IssuerNotOffered")
+    );
+    // Give the operator the time it took for the offered one: still no Certificate.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        get_dynamic(&h.client, &certificates(), &ns, "mesh")
+            .await?
+            .is_none(),
+        "a Certificate from an issuer the platform does not offer"
+    );
+
+    delete_tenant(&h.client, &tenant).await?;
+    delete_platform(&h).await
 }

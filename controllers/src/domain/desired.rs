@@ -29,6 +29,9 @@ use crate::labels;
 /// Header that tells the shared pool which tenant a request is for (the route sets it, so a
 /// client cannot choose another tenant's value).
 pub const TENANT_HEADER: &str = "X-Landlord-Tenant";
+/// Spellings of Landlord's headers that frameworks folding `_` into `-` (CGI, WSGI) would
+/// read as them: a shared tenant's route removes them, so only the route's values arrive.
+pub const HEADER_VARIANTS: [&str; 2] = ["X_Landlord_Tenant", "X_Landlord_Tenant_Assertion"];
 /// Label on a Domain's children naming the Domain.
 pub const DOMAIN_LABEL: &str = "landlord.dev/domain";
 /// Gateway API allows 16 rules per HTTPRoute; Landlord writes one per backend.
@@ -310,8 +313,10 @@ pub fn listener_set(
 
 /// The HTTPRoute of a Domain: attached to the platform's Gateway (and to the Domain's
 /// ListenerSet when `https` names it), one rule per backend; for shared-tier tenants the
-/// rule sets the tenant header and the backends are the pool's Services in their own
-/// namespace.
+/// rule sets the tenant header and `assertion` (the tenant's assertion under the platform's
+/// key, [`crate::pool`]), overwriting whatever the client sent, removes their `_` spellings,
+/// and the backends are the pool's Services in their own namespace.
+#[allow(clippy::too_many_arguments)]
 pub fn http_route(
     domain: &Domain,
     tenant: &Tenant,
@@ -320,6 +325,7 @@ pub fn http_route(
     gateway_namespace: &str,
     gateway_name: &str,
     https: Option<&ListenerSet>,
+    assertion: Option<&str>,
 ) -> HTTPRoute {
     let shared = tenant.spec.tier == Tier::Shared;
     let tenant_name = tenant.name_any();
@@ -339,10 +345,16 @@ pub fn http_route(
                 vec![HTTPRouteFilter {
                     type_: "RequestHeaderModifier".into(),
                     request_header_modifier: Some(HeaderModifier {
-                        set: vec![Header {
+                        set: std::iter::once(Header {
                             name: TENANT_HEADER.into(),
                             value: tenant_name.clone(),
-                        }],
+                        })
+                        .chain(assertion.map(|value| Header {
+                            name: crate::pool::ASSERTION_HEADER.into(),
+                            value: value.into(),
+                        }))
+                        .collect(),
+                        remove: HEADER_VARIANTS.iter().map(|h| h.to_string()).collect(),
                     }),
                 }]
             } else {
@@ -632,7 +644,16 @@ mod tests {
         let d = domain(json!({"hostname": "shop.acme.com"}));
         let t = tenant("shared", &["web", "api"]);
         let routes = resolve_routes(&d, &t, &catalog()).expect("routes");
-        let route = http_route(&d, &t, &routes, &owner(), "gw-ns", "public", None);
+        let route = http_route(
+            &d,
+            &t,
+            &routes,
+            &owner(),
+            "gw-ns",
+            "public",
+            None,
+            Some("v1.acme-assertion"),
+        );
         let value = serde_json::to_value(&route).expect("json");
         assert_eq!(value["apiVersion"], "gateway.networking.k8s.io/v1");
         assert_eq!(value["kind"], "HTTPRoute");
@@ -650,7 +671,11 @@ mod tests {
         );
         assert_eq!(
             rule["filters"],
-            json!([{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-Landlord-Tenant", "value": "acme"}]}}])
+            json!([{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                "set": [
+                    {"name": "X-Landlord-Tenant", "value": "acme"},
+                    {"name": "X-Landlord-Tenant-Assertion", "value": "v1.acme-assertion"}],
+                "remove": ["X_Landlord_Tenant", "X_Landlord_Tenant_Assertion"]}}])
         );
         assert_eq!(
             rule["backendRefs"],
@@ -664,8 +689,17 @@ mod tests {
             {"pathPrefix": "/", "service": "web"}, {"pathPrefix": "/static", "service": "web"}]}));
         let t = tenant("dedicated", &["web"]);
         let routes = resolve_routes(&d, &t, &catalog()).expect("routes");
-        let value = serde_json::to_value(http_route(&d, &t, &routes, &owner(), "gw", "gw", None))
-            .expect("json");
+        let value = serde_json::to_value(http_route(
+            &d,
+            &t,
+            &routes,
+            &owner(),
+            "gw",
+            "gw",
+            None,
+            None,
+        ))
+        .expect("json");
         let rules = value["spec"]["rules"].as_array().expect("rules");
         assert_eq!(rules.len(), 1, "one rule per backend");
         assert_eq!(rules[0]["matches"].as_array().map(Vec::len), Some(2));
@@ -762,6 +796,7 @@ mod tests {
             "gw-ns",
             "public",
             Some(&set),
+            None,
         ))
         .expect("json");
         assert_eq!(

@@ -59,7 +59,7 @@ use landlord_crds::{
         domain::{CERTIFICATE_READY, CONFLICT, ROUTED, VERIFIED},
         tenant::NAMESPACE_READY,
     },
-    domain::{TlsMode, Verification},
+    domain::{Tls, TlsMode, Verification},
     tenant::Tier,
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -88,6 +88,8 @@ const RESYNC: Duration = Duration::from_secs(300);
 const RECHECK: Duration = Duration::from_secs(10);
 /// The longest wait between two lookups of a Domain that stays unverified.
 const MAX_VERIFICATION_INTERVAL: Duration = Duration::from_secs(900);
+/// Reason of a CertificateReady condition refusing `spec.tls.issuer`.
+pub const ISSUER_NOT_OFFERED: &str = "IssuerNotOffered";
 /// How long the discovered presence of Gateway API and cert-manager is trusted.
 const CAPABILITIES_TTL: Duration = Duration::from_secs(20);
 
@@ -96,12 +98,19 @@ const CAPABILITIES_TTL: Duration = Duration::from_secs(20);
 pub struct DomainConfig {
     /// DNS server that verification asks; `None`: the first nameserver of /etc/resolv.conf.
     pub dns_resolver: Option<SocketAddr>,
-    /// Zones the platform owns: hostnames in them need no TXT record.
+    /// Zones the platform owns: `<tenant>.<zone>` and the names below it are the tenant's
+    /// without a TXT record; other names in them are refused (see `verify`).
     pub pre_verified_zones: Vec<String>,
+    /// Names no tenant may hold: bare labels (under every pre-verified zone) or hostnames,
+    /// each with the names below it.
+    pub reserved_hostnames: Vec<String>,
     /// The Gateway that HTTPRoutes attach to (in `Config::gateway_namespace`).
     pub gateway_name: String,
     /// cert-manager ClusterIssuer of managed certificates, unless a Domain names its own.
     pub cluster_issuer: Option<String>,
+    /// Further ClusterIssuers a Domain may name in `spec.tls.issuer` (besides
+    /// `cluster_issuer`); any other is refused.
+    pub certificate_issuers: Vec<String>,
     /// `ingressClassName` of Ingresses (when Gateway API is not installed).
     pub ingress_class: Option<String>,
     /// Time between two lookups of the TXT record of an unverified Domain, at first.
@@ -113,11 +122,50 @@ impl Default for DomainConfig {
         Self {
             dns_resolver: None,
             pre_verified_zones: Vec::new(),
+            reserved_hostnames: Vec::new(),
             gateway_name: "landlord".into(),
             cluster_issuer: None,
+            certificate_issuers: Vec::new(),
             ingress_class: None,
             verification_interval: Duration::from_secs(60),
         }
+    }
+}
+
+impl DomainConfig {
+    /// The ClusterIssuers a Domain may name: the default first, without repeats.
+    pub fn offered_issuers(&self) -> Vec<&str> {
+        let mut offered: Vec<&str> = Vec::new();
+        for issuer in self.cluster_issuer.iter().chain(&self.certificate_issuers) {
+            if !offered.contains(&issuer.as_str()) {
+                offered.push(issuer);
+            }
+        }
+        offered
+    }
+
+    /// The CertificateReady condition refusing `spec.tls.issuer` when the platform does not
+    /// offer it (a tenant must not get certificates from, say, an internal mesh CA).
+    pub fn refused_issuer(&self, issuer: Option<&str>) -> Option<Observation> {
+        let issuer = issuer?;
+        let offered = self.offered_issuers();
+        if offered.contains(&issuer) {
+            return None;
+        }
+        let instead = match (&self.cluster_issuer, offered.as_slice()) {
+            (_, []) => "it offers none: use spec.tls.mode Secret or None".to_string(),
+            (Some(default), _) => format!(
+                "use one of {}, or leave spec.tls.issuer unset for the default {default}",
+                offered.join(", ")
+            ),
+            (None, _) => format!("use one of {}", offered.join(", ")),
+        };
+        Some(Observation::new(
+            CERTIFICATE_READY,
+            Status::False,
+            ISSUER_NOT_OFFERED,
+            format!("spec.tls.issuer {issuer} is not an issuer this platform offers; {instead}"),
+        ))
     }
 }
 
@@ -210,6 +258,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let domains = controller.store();
     let in_namespace = domains.clone();
     let same_hostname = domains.clone();
+    let signed = domains.clone();
+    let shared_tenants = tenants.clone();
+    // The tenant key's Secret, metadata only (no key material in this watch): a rotation
+    // re-signs every shared tenant's routes.
+    let key_events = watcher(
+        Api::<kube::core::PartialObjectMeta<Secret>>::namespaced(
+            client.clone(),
+            &ctx.config.platform_namespace,
+        ),
+        watcher::Config::default().fields(&format!("metadata.name={}", crate::pool::KEYS_SECRET)),
+    )
+    .default_backoff()
+    .touched_objects();
     let state = Arc::new(State {
         ctx,
         domains,
@@ -226,6 +287,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 .state()
                 .into_iter()
                 .filter(|d| d.namespace().as_deref() == Some(namespace.as_str()))
+                .map(|d| ObjectRef::from_obj(&*d))
+                .collect::<Vec<_>>()
+        })
+        // A new tenant key: every shared tenant's Domains sign their routes with it.
+        .watches_stream(key_events, move |_| {
+            let shared: Vec<String> = shared_tenants
+                .state()
+                .iter()
+                .filter(|t| t.spec.tier == Tier::Shared)
+                .map(|t| t.namespace_name())
+                .collect();
+            signed
+                .state()
+                .into_iter()
+                .filter(|d| d.namespace().is_some_and(|ns| shared.contains(&ns)))
                 .map(|d| ObjectRef::from_obj(&*d))
                 .collect::<Vec<_>>()
         })
@@ -313,15 +389,19 @@ pub fn verification_delay(age: Duration, interval: Duration) -> Duration {
     (age / 20).clamp(interval, MAX_VERIFICATION_INTERVAL.max(interval))
 }
 
-/// The Tenant whose (ready) namespace holds the Domain, or the condition saying why none.
-fn tenant_of(
-    tenants: &Store<Tenant>,
-    namespace: &str,
-) -> std::result::Result<Arc<Tenant>, Observation> {
-    let tenant = tenants
+/// The Tenant whose namespace this is, ready or not.
+fn tenant_in(tenants: &Store<Tenant>, namespace: &str) -> Option<Arc<Tenant>> {
+    tenants
         .state()
         .into_iter()
-        .find(|t| t.namespace_name() == namespace);
+        .find(|t| t.namespace_name() == namespace)
+}
+
+/// The Tenant whose (ready) namespace holds the Domain, or the condition saying why none.
+fn tenant_of(
+    tenant: Option<Arc<Tenant>>,
+    namespace: &str,
+) -> std::result::Result<Arc<Tenant>, Observation> {
     match tenant {
         None => Err(Observation::new(
             ROUTED,
@@ -355,8 +435,27 @@ fn tenant_of(
     }
 }
 
-/// Verification: sticky once True; pre-verified zones; else the TXT record.
-async fn verified(domain: &Domain, record: &Verification, state: &State) -> Observation {
+/// Verification: what the platform's configuration decides (reserved names, names in
+/// pre-verified zones) first, so that a name reserved or unbound later is refused even when
+/// it was verified before; then sticky once True; else the TXT record.
+async fn verified(
+    domain: &Domain,
+    tenant: Option<&str>,
+    namespace: &str,
+    record: &Verification,
+    state: &State,
+) -> Observation {
+    let hostname = &domain.spec.hostname;
+    let config = &state.ctx.config.domains;
+    if let Some(decided) = verify::by_configuration(
+        hostname,
+        tenant,
+        namespace,
+        &config.pre_verified_zones,
+        &config.reserved_hostnames,
+    ) {
+        return decided;
+    }
     if let Some(c) = domain
         .status
         .as_ref()
@@ -364,16 +463,6 @@ async fn verified(domain: &Domain, record: &Verification, state: &State) -> Obse
         .filter(|c| c.status == "True")
     {
         return Observation::new(VERIFIED, Status::True, &c.reason, c.message.clone());
-    }
-    let hostname = &domain.spec.hostname;
-    let config = &state.ctx.config.domains;
-    if let Some(zone) = verify::pre_verified_zone(hostname, &config.pre_verified_zones) {
-        return Observation::new(
-            VERIFIED,
-            Status::True,
-            "PreVerifiedZone",
-            format!("{hostname} is in the zone {zone}, which the platform owns"),
-        );
     }
     let Some(resolver) = &state.resolver else {
         return Observation::new(
@@ -444,10 +533,26 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
     let namespace = domain.namespace().ok_or(Error::Incomplete("namespace"))?;
     let uid = domain.uid().ok_or(Error::Incomplete("uid"))?;
     let record = verify::record(&domain.spec.hostname, &uid);
-    let verified = verified(domain, &record, state).await;
-    let conflict = conflict(domain, verified.is_true(), &state.domains.state());
+    let tenant = tenant_in(&state.tenants, &namespace);
+    let claimant = tenant.as_ref().map(|t| t.name_any());
+    let verified = verified(domain, claimant.as_deref(), &namespace, &record, state).await;
+    // A refused Domain claims nothing, so its Conflict condition must not follow the other
+    // claims on its hostname: those change without this Domain being looked at again.
+    let conflict = if verify::is_refusal(&verified) {
+        Observation::new(
+            CONFLICT,
+            Status::False,
+            "NotClaimed",
+            format!(
+                "{} is refused (see Verified), so this Domain claims nothing",
+                domain.spec.hostname
+            ),
+        )
+    } else {
+        conflict(domain, verified.is_true(), &state.domains.state())
+    };
     let caps = state.capabilities().await?;
-    let tenant = tenant_of(&state.tenants, &namespace);
+    let tenant = tenant_of(tenant, &namespace);
 
     // Why the Domain may not have children, if it may not.
     let blocked = match &tenant {
@@ -477,7 +582,8 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
     let certificate = match (&blocked, &tenant) {
         (Some(_), _) | (_, Err(_)) => {
             children.remove_certificate().await?;
-            certificate_unavailable(domain, caps, state).unwrap_or_else(|| {
+            certificate_unavailable(domain.spec.tls.as_ref(), caps, &state.ctx.config.domains)
+                .unwrap_or_else(|| {
                 Observation::new(
                     CERTIFICATE_READY,
                     Status::False,
@@ -513,7 +619,13 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
     write_status(domain, status, state).await?;
 
     let ready = status::ready(&observed).is_true();
-    Ok(Action::requeue(if !observed.verified.is_true() {
+    let refused =
+        verify::is_refusal(&observed.verified) || observed.certificate.reason == ISSUER_NOT_OFFERED;
+    Ok(Action::requeue(if refused {
+        // Settled: nothing to look up, and only a change of the Domain, its Tenant or the
+        // operator's configuration (a restart) changes the answer.
+        RESYNC
+    } else if !observed.verified.is_true() {
         let age = domain
             .metadata
             .creation_timestamp
@@ -532,13 +644,14 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
 }
 
 /// The CertificateReady condition when the certificate cannot be had whatever the Domain's
-/// state: no TLS (True), cert-manager missing, no issuer.
+/// state: no TLS (True), an issuer the platform does not offer, cert-manager missing, no
+/// issuer.
 fn certificate_unavailable(
-    domain: &Domain,
+    tls: Option<&Tls>,
     caps: Capabilities,
-    state: &State,
+    config: &DomainConfig,
 ) -> Option<Observation> {
-    let tls = domain.spec.tls.clone().unwrap_or_default();
+    let tls = tls.cloned().unwrap_or_default();
     match tls.mode {
         TlsMode::None => Some(Observation::new(
             CERTIFICATE_READY,
@@ -546,23 +659,25 @@ fn certificate_unavailable(
             "TlsDisabled",
             "spec.tls.mode is None: served over plain HTTP",
         )),
-        TlsMode::Managed if !caps.cert_manager => Some(Observation::new(
-            CERTIFICATE_READY,
-            Status::False,
-            "CertManagerNotInstalled",
-            "spec.tls.mode Managed needs cert-manager, whose CRD certificates.cert-manager.io is not installed; install cert-manager, or use spec.tls.mode Secret or None",
-        )),
-        TlsMode::Managed
-            if tls.issuer.is_none() && state.ctx.config.domains.cluster_issuer.is_none() =>
-        {
-            Some(Observation::new(
-                CERTIFICATE_READY,
-                Status::False,
-                "NoIssuer",
-                "spec.tls.mode Managed needs an issuer: set spec.tls.issuer, or configure the operator's --cluster-issuer",
-            ))
-        }
-        _ => None,
+        TlsMode::Secret => None,
+        TlsMode::Managed => config
+            .refused_issuer(tls.issuer.as_deref())
+            .or_else(|| {
+                (!caps.cert_manager).then(|| Observation::new(
+                    CERTIFICATE_READY,
+                    Status::False,
+                    "CertManagerNotInstalled",
+                    "spec.tls.mode Managed needs cert-manager, whose CRD certificates.cert-manager.io is not installed; install cert-manager, or use spec.tls.mode Secret or None",
+                ))
+            })
+            .or_else(|| {
+                (tls.issuer.is_none() && config.cluster_issuer.is_none()).then(|| Observation::new(
+                    CERTIFICATE_READY,
+                    Status::False,
+                    "NoIssuer",
+                    "spec.tls.mode Managed needs an issuer, and the platform offers none by default: configure the operator's --cluster-issuer, or name one of its --certificate-issuers in spec.tls.issuer",
+                ))
+            }),
     }
 }
 
@@ -588,7 +703,11 @@ impl Children<'_> {
         owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     ) -> Result<Observation> {
         let domain = self.domain;
-        if let Some(observation) = certificate_unavailable(domain, self.caps, self.state) {
+        if let Some(observation) = certificate_unavailable(
+            domain.spec.tls.as_ref(),
+            self.caps,
+            &self.state.ctx.config.domains,
+        ) {
             self.remove_certificate().await?;
             return Ok(observation);
         }
@@ -696,6 +815,31 @@ impl Children<'_> {
                 self.remove_routes(None).await?;
                 return Ok(observation);
             }
+            // Shared tenants: the pool trusts the tenant header only with its assertion,
+            // signed with the platform's key.
+            let assertion = if tenant.spec.tier == Tier::Shared {
+                let api = Api::<Secret>::namespaced(
+                    self.state.ctx.client.clone(),
+                    &config.platform_namespace,
+                );
+                let secret = get(&api, crate::pool::KEYS_SECRET, "Secret").await?;
+                match crate::pool::signing_key(secret.as_ref(), &config.platform_namespace) {
+                    Ok(key) => Some(crate::pool::assertion(&key, &tenant.name_any())),
+                    // An existing route keeps its last assertion: the pool refuses it once
+                    // the key it was made with is gone, and the route is signed again as
+                    // soon as the Secret is usable.
+                    Err(problem) => {
+                        return Ok(Observation::new(
+                            ROUTED,
+                            Status::False,
+                            problem.reason(),
+                            problem.message(),
+                        ));
+                    }
+                }
+            } else {
+                None
+            };
             if tenant.spec.tier == Tier::Shared {
                 let grant = desired::reference_grant(tenant, &config.platform_namespace);
                 let api = Api::<ReferenceGrant>::namespaced(
@@ -762,6 +906,7 @@ impl Children<'_> {
                 &config.gateway_namespace,
                 &config.domains.gateway_name,
                 https.as_ref(),
+                assertion.as_deref(),
             );
             let api = self.api::<HTTPRoute>();
             let live = get(&api, &route.name_any(), "HTTPRoute").await?;
@@ -795,7 +940,7 @@ impl Children<'_> {
                 ROUTED,
                 Status::False,
                 "GatewayApiRequired",
-                "shared-tier routes reach the pool in the platform namespace and set the X-Landlord-Tenant header, which needs Gateway API (gateway.networking.k8s.io HTTPRoute, ReferenceGrant); it is not installed",
+                "shared-tier routes reach the pool in the platform namespace and set the X-Landlord-Tenant header and its assertion, which needs Gateway API (gateway.networking.k8s.io HTTPRoute, ReferenceGrant); it is not installed",
             ))
         } else {
             let ingress = desired::ingress(
@@ -872,6 +1017,7 @@ impl Children<'_> {
                 what: "Domain child",
                 source,
             }),
+            Err(EnsureError::Foreign(message)) => Ok(Err(message)),
             Err(EnsureError::Kube(source)) => Err(Error::Kube {
                 action: format!("applying {} {}", K::kind(&()), desired.name_any()),
                 source,
@@ -1003,6 +1149,105 @@ mod tests {
         // A configured interval above the cap wins.
         let slow = Duration::from_secs(3600);
         assert_eq!(verification_delay(Duration::ZERO, slow), slow);
+    }
+
+    const ALL: Capabilities = Capabilities {
+        gateway_api: true,
+        listener_sets: true,
+        cert_manager: true,
+    };
+
+    fn issuers(default: Option<&str>, more: &[&str]) -> DomainConfig {
+        DomainConfig {
+            cluster_issuer: default.map(str::to_string),
+            certificate_issuers: more.iter().map(|i| i.to_string()).collect(),
+            ..DomainConfig::default()
+        }
+    }
+
+    fn managed(issuer: Option<&str>) -> Tls {
+        Tls {
+            mode: TlsMode::Managed,
+            issuer: issuer.map(str::to_string),
+            secret_name: None,
+        }
+    }
+
+    #[test]
+    fn offered_issuers_are_the_default_and_the_listed_ones_once_each() {
+        let config = issuers(Some("public"), &["staging", "public"]);
+        assert_eq!(config.offered_issuers(), ["public", "staging"]);
+        assert_eq!(issuers(None, &[]).offered_issuers(), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn an_issuer_the_platform_does_not_offer_is_refused_naming_the_field() {
+        let config = issuers(Some("public"), &["staging"]);
+        for offered in [None, Some("public"), Some("staging")] {
+            assert_eq!(
+                certificate_unavailable(Some(&managed(offered)), ALL, &config),
+                None,
+                "{offered:?}"
+            );
+        }
+        let refused = certificate_unavailable(Some(&managed(Some("mesh-ca"))), ALL, &config)
+            .expect("refused");
+        assert_eq!(
+            (refused.status, refused.reason.as_str()),
+            (Status::False, ISSUER_NOT_OFFERED)
+        );
+        assert_eq!(
+            refused.message,
+            "spec.tls.issuer mesh-ca is not an issuer this platform offers; use one of public, staging, or leave spec.tls.issuer unset for the default public"
+        );
+        // Refused before anything else is looked at, cert-manager or not.
+        let without = Capabilities {
+            cert_manager: false,
+            ..ALL
+        };
+        assert_eq!(
+            certificate_unavailable(Some(&managed(Some("mesh-ca"))), without, &config)
+                .map(|o| o.reason),
+            Some(ISSUER_NOT_OFFERED.to_string())
+        );
+        // A platform that offers no issuer by name refuses every named one.
+        let none = certificate_unavailable(Some(&managed(Some("x"))), ALL, &issuers(None, &[]))
+            .expect("refused");
+        assert!(
+            none.message
+                .ends_with("it offers none: use spec.tls.mode Secret or None")
+        );
+        let listed =
+            certificate_unavailable(Some(&managed(Some("x"))), ALL, &issuers(None, &["a"]))
+                .expect("refused");
+        assert!(
+            listed.message.ends_with("use one of a"),
+            "{}",
+            listed.message
+        );
+    }
+
+    #[test]
+    fn managed_tls_without_any_issuer_or_cert_manager_says_so() {
+        let no_issuer = certificate_unavailable(Some(&managed(None)), ALL, &issuers(None, &["a"]));
+        assert_eq!(no_issuer.map(|o| o.reason), Some("NoIssuer".to_string()));
+        let without = Capabilities {
+            cert_manager: false,
+            ..ALL
+        };
+        let missing = certificate_unavailable(None, without, &issuers(Some("public"), &[]));
+        assert_eq!(
+            missing.map(|o| o.reason),
+            Some("CertManagerNotInstalled".to_string())
+        );
+        let plain = Tls {
+            mode: TlsMode::None,
+            ..Tls::default()
+        };
+        assert!(
+            certificate_unavailable(Some(&plain), without, &issuers(None, &[]))
+                .is_some_and(|o| o.is_true())
+        );
     }
 
     #[test]

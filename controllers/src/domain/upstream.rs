@@ -80,6 +80,8 @@ pub struct HTTPRouteFilter {
 pub struct HeaderModifier {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set: Vec<Header>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
