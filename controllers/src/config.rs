@@ -28,6 +28,10 @@ pub struct Config {
     pub nats: Option<crate::nats::NatsConfig>,
     /// Domain verification, routing and TLS.
     pub domains: crate::domain::DomainConfig,
+    /// Every pod Landlord builds in a tenant namespace pulls its images with `Always`, so
+    /// that the registry checks the pulling pod's credentials each time and no tenant runs a
+    /// private image another tenant's pod left on the node (`--image-pull-policy-always`).
+    pub image_pull_policy_always: bool,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             runtime_image: "ghcr.io/landlord-dev/tenant-runtime:0.1.0".into(),
             nats: None,
             domains: Default::default(),
+            image_pull_policy_always: true,
         }
     }
 }

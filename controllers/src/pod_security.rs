@@ -2,7 +2,7 @@
 //! definition, so no workload drifts from the namespace's enforced level.
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext,
+    Capabilities, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
 };
 
 /// Pod level: non-root as `uid` (group `uid`), the runtime's default seccomp profile.
@@ -38,5 +38,50 @@ pub fn container() -> SecurityContext {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// The pull policy of every container of a pod in a tenant namespace when the operator's
+/// `--image-pull-policy-always` is on: `Always`, whatever the catalog Service asked for, so
+/// that the registry checks credentials on every start and a tenant never runs an image
+/// cached on the node for someone else. The admission policy
+/// `landlord-image-pull-policy` refuses any other value in tenant namespaces; writing it
+/// here keeps Landlord's own pods admitted.
+pub fn pull_always(pod: &mut PodSpec) {
+    let containers = pod
+        .containers
+        .iter_mut()
+        .chain(pod.init_containers.iter_mut().flatten());
+    for container in containers {
+        container.image_pull_policy = Some("Always".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Container;
+
+    use super::*;
+
+    #[test]
+    fn every_container_and_init_container_pulls_always() {
+        let container = |name: &str, policy: Option<&str>| Container {
+            name: name.into(),
+            image_pull_policy: policy.map(str::to_string),
+            ..Default::default()
+        };
+        let mut pod = PodSpec {
+            containers: vec![container("a", Some("IfNotPresent")), container("b", None)],
+            init_containers: Some(vec![container("init", Some("Never"))]),
+            ..Default::default()
+        };
+        pull_always(&mut pod);
+        let policies: Vec<_> = pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten())
+            .map(|c| c.image_pull_policy.as_deref())
+            .collect();
+        assert_eq!(policies, [Some("Always"); 3]);
     }
 }

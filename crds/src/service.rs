@@ -29,8 +29,10 @@ use crate::{
     printcolumn(name = "Tenants", type_ = "integer", json_path = ".status.tenants"),
     printcolumn(name = "Tenants-Ready", type_ = "integer", json_path = ".status.tenantsReady"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = Rule::new("self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
-        .message("metadata.name must be a lowercase DNS label of at most 50 characters (it names Deployments and Services)"),
+    validation = Rule::new("self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a lowercase DNS-1035 label of at most 50 characters, starting with a letter (it names Deployments and Kubernetes Services)"),
+    validation = Rule::new("self.metadata.name != 'landlord' && !self.metadata.name.startsWith('landlord-')")
+        .message("metadata.name must not be landlord or start with landlord-: those names are reserved for Landlord's own objects in tenant namespaces (landlord-postgres, landlord-runtime, ...)"),
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.path) || (has(self.ports) && self.ports.size() > 0)").message("spec.ports must declare at least one port when spec.path routes traffic to the service").field_path(".ports"))]
@@ -85,6 +87,7 @@ pub struct ServiceSpec {
     /// Path prefix the service serves under a tenant's domain, e.g. `/api`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256), regex(pattern = r"^/[A-Za-z0-9/._~-]*$"))]
+    #[x_kube(validation = Rule::new("!self.contains('//') && !self.contains('/./') && !self.contains('/../') && !self.endsWith('/.') && !self.endsWith('/..')").message("spec.path must not contain '//', '/./' or '/../' nor end with '/.' or '/..' (HTTPRoute and Ingress refuse such paths)"))]
     pub path: Option<String>,
     /// What the service uses from the tenant stack; only those credentials are handed to it.
     #[serde(default)]
@@ -112,7 +115,7 @@ pub enum PullPolicy {
 }
 
 /// A port of the service's container.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
     /// Name of the port, e.g. `http`.
@@ -120,6 +123,7 @@ pub struct ServicePort {
         length(min = 1, max = 15),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
+    #[x_kube(validation = Rule::new("self.matches('[a-z]') && !self.contains('--')").message("spec.ports[].name must be an IANA service name: at least one letter and no '--'"))]
     pub name: String,
     /// Port number.
     #[schemars(range(min = 1, max = 65535))]

@@ -194,7 +194,9 @@ fn template_container(d: &Deployment) -> anyhow::Result<&k8s_openapi::api::core:
         .context("Deployment without a container")
 }
 
-/// The container's env as (name, value) with Secret references shown as `secret:<name>/<key>`.
+/// The container's env as (name, value) with Secret references shown as `secret:<name>/<key>`
+/// (`secret?:` for an optional one: only the pool's secondary tenant key, there during a
+/// rotation, is).
 fn env_of(d: &Deployment) -> anyhow::Result<Vec<(String, String)>> {
     template_container(d)?
         .env
@@ -206,8 +208,14 @@ fn env_of(d: &Deployment) -> anyhow::Result<Vec<(String, String)>> {
                 (Some(value), _) => value.clone(),
                 (None, Some(from)) => {
                     let s = from.secret_key_ref.as_ref().context("not a Secret ref")?;
-                    anyhow::ensure!(s.optional == Some(false), "{} is optional", v.name);
-                    format!("secret:{}/{}", s.name, s.key)
+                    let optional = s.optional == Some(true);
+                    anyhow::ensure!(
+                        optional == (v.name == "LANDLORD_TENANT_KEY_SECONDARY"),
+                        "{} optional: {optional}",
+                        v.name
+                    );
+                    let mark = if optional { "?" } else { "" };
+                    format!("secret{mark}:{}/{}", s.name, s.key)
                 }
                 (None, None) => String::new(),
             };
@@ -474,11 +482,20 @@ async fn shared_tenants_are_served_by_the_pool_without_workloads_of_their_own() 
         [
             ("LANDLORD_TENANT_TIER".to_string(), "shared".to_string()),
             (
+                "LANDLORD_TENANT_KEY".to_string(),
+                "secret:landlord-tenant-keys/primary".to_string()
+            ),
+            (
+                "LANDLORD_TENANT_KEY_SECONDARY".to_string(),
+                "secret?:landlord-tenant-keys/secondary".to_string()
+            ),
+            (
                 "LANDLORD_FLAGS_URL".to_string(),
                 format!("http://landlord-runtime.{PLATFORM}.svc:8080")
             ),
         ],
-        "the pool carries no tenant and no tenant's credentials"
+        "the pool carries no tenant and no tenant's credentials, only the keys that check \
+         its routes' tenant assertions"
     );
     Api::<KubeService>::namespaced(h.client.clone(), PLATFORM)
         .get(&web)

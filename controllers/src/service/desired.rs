@@ -377,25 +377,32 @@ fn pod_template(
         }]),
         ..Default::default()
     };
+    let mut pod = PodSpec {
+        containers: vec![container],
+        security_context: Some(crate::pod_security::pod_image_user()),
+        // The services talk to their tenant's stack, not to the Kubernetes API, and get
+        // their addresses from Landlord's variables rather than Docker-style links.
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        volumes: Some(vec![Volume {
+            name: TMP_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    // A dedicated instance runs in its tenant's namespace, where pods pull Always (the
+    // operator's --image-pull-policy-always); the pool, in the platform namespace, keeps the
+    // Service's spec.imagePullPolicy.
+    if config.image_pull_policy_always && matches!(audience, Audience::Tenant { .. }) {
+        crate::pod_security::pull_always(&mut pod);
+    }
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels),
             ..Default::default()
         }),
-        spec: Some(PodSpec {
-            containers: vec![container],
-            security_context: Some(crate::pod_security::pod_image_user()),
-            // The services talk to their tenant's stack, not to the Kubernetes API, and get
-            // their addresses from Landlord's variables rather than Docker-style links.
-            automount_service_account_token: Some(false),
-            enable_service_links: Some(false),
-            volumes: Some(vec![Volume {
-                name: TMP_VOLUME.into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
+        spec: Some(pod),
     }
 }
 
@@ -406,8 +413,10 @@ pub fn environment(spec: &ServiceSpec, audience: &Audience, config: &Config) -> 
     let mut vars = match audience {
         Audience::Pool => {
             // The pool serves every shared tenant; which one a request is for comes in the
-            // X-Landlord-Tenant header, so there is no per-tenant context or credential here.
+            // X-Landlord-Tenant header, so there is no per-tenant context or credential here,
+            // only the keys that check the route's assertion of that header.
             let mut vars = vec![value(env::TENANT_TIER, Tier::Shared.as_str())];
+            vars.extend(crate::pool::key_env());
             if spec.uses.flags {
                 vars.push(value(
                     env::FLAGS_URL,
@@ -637,8 +646,11 @@ mod tests {
                     (Some(value), _) => value,
                     (None, Some(from)) => {
                         let s = from.secret_key_ref.expect("secret ref");
-                        assert_eq!(s.optional, Some(false), "{}", v.name);
-                        format!("secret:{}/{}", s.name, s.key)
+                        // Only the secondary tenant key (there during a rotation) is optional.
+                        let optional = s.optional == Some(true);
+                        assert_eq!(optional, v.name == "LANDLORD_TENANT_KEY_SECONDARY");
+                        let mark = if optional { "?" } else { "" };
+                        format!("secret{mark}:{}/{}", s.name, s.key)
                     }
                     (None, None) => String::new(),
                 };
@@ -654,6 +666,32 @@ mod tests {
             .and_then(|s| s.template.spec.as_ref())
             .expect("pod spec")
             .containers[0]
+    }
+
+    #[test]
+    fn a_dedicated_instance_pulls_always_and_the_pool_keeps_the_services_policy() {
+        let service = catalog(json!({"image": "shop/api:1", "imagePullPolicy": "IfNotPresent"}));
+        let t = dedicated();
+        let selection = t.spec.services[0].clone();
+        let tenant = Audience::Tenant {
+            tenant: &t,
+            selection: &selection,
+        };
+        let policy = |audience: &Audience, always: bool| {
+            let config = Config {
+                image_pull_policy_always: always,
+                ..Config::default()
+            };
+            container(&workload(&service, audience, &owner(), &config))
+                .image_pull_policy
+                .clone()
+        };
+        assert_eq!(policy(&tenant, true).as_deref(), Some("Always"));
+        assert_eq!(
+            policy(&Audience::Pool, true).as_deref(),
+            Some("IfNotPresent")
+        );
+        assert_eq!(policy(&tenant, false).as_deref(), Some("IfNotPresent"));
     }
 
     #[test]
@@ -749,7 +787,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_gets_the_shared_context_and_no_tenant_credentials() {
+    fn the_pool_gets_the_shared_context_and_the_tenant_keys_and_no_tenant_credentials() {
         let service = full_service();
         let w = workload(&service, &Audience::Pool, &owner(), &Config::default());
         assert_eq!(
@@ -757,9 +795,17 @@ mod tests {
             Some("landlord-platform")
         );
         assert_eq!(
-            env_map(&w)[..2],
+            env_map(&w)[..4],
             [
                 ("LANDLORD_TENANT_TIER".to_string(), "shared".to_string()),
+                (
+                    "LANDLORD_TENANT_KEY".to_string(),
+                    "secret:landlord-tenant-keys/primary".to_string()
+                ),
+                (
+                    "LANDLORD_TENANT_KEY_SECONDARY".to_string(),
+                    "secret?:landlord-tenant-keys/secondary".to_string()
+                ),
                 (
                     "LANDLORD_FLAGS_URL".to_string(),
                     "http://landlord-runtime.landlord-platform.svc:8080".to_string()

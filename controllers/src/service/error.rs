@@ -21,6 +21,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The object belongs to another part of Landlord.
+    #[error("{0}")]
+    Foreign(String),
     /// The Service has no uid yet, so its pool cannot reference it.
     #[error("the Service has no uid")]
     MissingUid,
@@ -32,6 +35,7 @@ impl From<Failure> for Error {
         match source {
             EnsureError::Kube(source) => Error::Kube { action, source },
             EnsureError::Encode(source) => Error::Encode { action, source },
+            EnsureError::Foreign(message) => Error::Foreign(message),
         }
     }
 }
@@ -42,6 +46,7 @@ impl Error {
         match self {
             Error::Kube { source, .. } => api_category(source),
             Error::Encode { .. } | Error::MissingUid => "Internal",
+            Error::Foreign(_) => "ObjectConflict",
         }
     }
 }
