@@ -24,6 +24,18 @@ pub const APPLIED_HASH: &str = "landlord.dev/applied-hash";
 /// Label selector of every object Landlord manages.
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=landlord";
 
+/// Whether a Landlord object (a Tenant, a catalog Service, ...) owns the object: the
+/// `managed-by` label alone can be set by anyone with rights in a namespace that admission
+/// does not protect.
+pub fn owned_by_landlord(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.api_version.starts_with("landlord.dev/"))
+}
+
 /// Labels of an object that belongs to a tenant.
 pub fn tenant_labels(tenant: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub database_errors: IntCounterVec,
     /// 1 when a shared database server answered its last probe, by server name.
     pub database_server_up: IntGaugeVec,
+    /// Objects in the Tenant controller's caches, by kind.
+    pub cached_objects: IntGaugeVec,
 }
 
 impl Metrics {
@@ -76,6 +78,14 @@ impl Metrics {
             ),
             &["server"],
         )?;
+        let cached_objects = IntGaugeVec::new(
+            Opts::new(
+                "landlord_cached_objects",
+                "Objects in the Tenant controller's caches, by kind",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(cached_objects.clone()))?;
         registry.register(Box::new(database_server_up.clone()))?;
         registry.register(Box::new(database_provision.clone()))?;
         registry.register(Box::new(database_errors.clone()))?;
@@ -93,6 +103,7 @@ impl Metrics {
             database_provision,
             database_errors,
             database_server_up,
+            cached_objects,
         })
     }
 }

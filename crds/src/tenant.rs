@@ -198,6 +198,36 @@ pub struct Quota {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub database_connections: Option<i32>,
+    /// Limits of the tenant's NATS account (tenants with topics). Each unset field takes the
+    /// operator's default (`--nats-default-*`): no tenant's account is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsQuota>,
+}
+
+/// Limits of a tenant's NATS account, enforced by the NATS server itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NatsQuota {
+    /// Maximum concurrent client connections of the account, all of the tenant's pods
+    /// together. Landlord's own short connection that manages the streams counts too, so at
+    /// least 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 100000))]
+    pub connections: Option<i32>,
+    /// Maximum subscriptions of one connection (NATS counts subscriptions per connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub subscriptions_per_connection: Option<i32>,
+    /// Largest message a client of the account may publish, in bytes (1 KiB to 64 MiB; the
+    /// server's own `max_payload` caps it too). A larger message closes the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 67108864))]
+    pub max_payload_bytes: Option<i32>,
+    /// Maximum consumers of one stream, durable and ephemeral (NATS counts consumers per
+    /// stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub consumers_per_stream: Option<i32>,
 }
 
 /// Total resource requests of a namespace.
@@ -232,7 +262,10 @@ pub struct ComputeResources {
     pub memory: Option<Quantity>,
 }
 
-/// Object counts of a namespace.
+/// Object counts of the tenant's own objects in its namespace. Landlord's own objects (its
+/// credential Secrets, identity, config and flags ConfigMaps, a dedicated tenant's database
+/// and runtime Services, ...) are added to these figures in the ResourceQuota, so they never
+/// use up the tenant's share. Pods are counted as they are: Landlord's workload pods too.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectCounts {
@@ -256,6 +289,17 @@ pub struct ObjectCounts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
     pub persistent_volume_claims: Option<i32>,
+    /// Maximum number of Domains in the tenant's namespace (`count/domains.landlord.dev`);
+    /// 20 when unset. Every Domain is held in the operator's memory, so the count is always
+    /// bounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub domains: Option<i32>,
+    /// Maximum number of FeatureFlagSets in the tenant's namespace
+    /// (`count/featureflagsets.landlord.dev`); 20 when unset, for the same reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub feature_flag_sets: Option<i32>,
 }
 
 /// Defaults the LimitRange gives containers that declare no resources.
@@ -392,8 +436,13 @@ pub enum DeletionPolicy {
 }
 
 /// A topic on NATS JetStream.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.retention == oldSelf.retention || (self.retention != 'WorkQueue' && oldSelf.retention != 'WorkQueue')")
+        .message("spec.topics[].retention cannot change to or from WorkQueue (NATS refuses it for an existing stream): remove the topic, then add it again with the new retention (its messages are lost)")
+        .field_path(".retention"),
+)]
 pub struct TopicSpec {
     /// Name of the topic and of its stream, which captures the subjects
     /// `tenant.<tenant>.<name>` and `tenant.<tenant>.<name>.>`.
@@ -402,10 +451,14 @@ pub struct TopicSpec {
         regex(pattern = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
     )]
     pub name: String,
-    /// Retention policy of the stream: Limits (default), Interest or WorkQueue.
+    /// Retention policy of the stream: Limits (default), Interest or WorkQueue. Limits and
+    /// Interest may be swapped later (NATS 2.10 or newer); a change to or from WorkQueue is
+    /// refused.
     #[serde(default)]
     pub retention: Retention,
-    /// Maximum age of a message, as a duration such as `24h` or `7d`.
+    /// Maximum age of a message, as a duration such as `24h` or `7d`. The stream's duplicate
+    /// window (messages with a repeated `Nats-Msg-Id` are dropped) is 2 minutes, or maxAge
+    /// when that is shorter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16), regex(pattern = r"^[0-9]+(s|m|h|d)$"))]
     pub max_age: Option<String>,

@@ -22,7 +22,7 @@ use landlord_controllers::{
         config::{DEFAULT_EXTENSIONS, parse_servers},
     },
     metrics::Metrics,
-    nats::NatsConfig,
+    nats::{NatsConfig, TenantLimits},
 };
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -98,8 +98,8 @@ pub struct RunArgs {
 
     /// YAML file listing the shared PostgreSQL servers of the shared tier: a list of
     /// `{name, host, port, adminSecret: {namespace, name}, capacity, sslMode}`. The admin
-    /// Secret holds `username` and `password` (and optionally `database`); the admin needs
-    /// CREATEROLE and CREATEDB. Without it, shared-tier tenants with a database report
+    /// Secret holds `username` and `password` (and optionally `database` and `ca.crt`); the
+    /// admin needs CREATEROLE and CREATEDB. `sslMode` defaults to `verify-full`. Without it, shared-tier tenants with a database report
     /// `NoDatabaseServers`.
     #[arg(long, env = "LANDLORD_DATABASE_SERVERS")]
     pub database_servers: Option<PathBuf>,
@@ -137,6 +137,15 @@ pub struct RunArgs {
         default_value = "ghcr.io/landlord-dev/tenant-runtime:0.1.0"
     )]
     pub runtime_image: String,
+
+    /// Every pod Landlord builds in a tenant namespace (dedicated catalog Services,
+    /// tenant-runtime, PostgreSQL) pulls its images with imagePullPolicy Always, so that the
+    /// registry checks credentials on every start and no tenant runs a private image cached
+    /// on the node for another. Keep the admission policy landlord-image-pull-policy, which
+    /// refuses any other policy in tenant namespaces, installed exactly when this is on.
+    #[arg(long, env = "LANDLORD_IMAGE_PULL_POLICY_ALWAYS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub image_pull_policy_always: bool,
+
     /// NATS server (in operator/JWT mode) of the tenants' topics, e.g.
     /// nats://nats.nats.svc:4222; also the URL handed to the tenants. Without it, tenants
     /// with topics report NatsNotConfigured.
@@ -162,23 +171,54 @@ pub struct RunArgs {
     #[arg(long, env = "LANDLORD_NATS_DEFAULT_TOPIC_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(1024..))]
     pub nats_default_topic_bytes: i64,
 
+    /// Concurrent connections of a tenant's NATS account when spec.quota.nats.connections
+    /// sets none (Landlord's own connection that manages the streams counts too).
+    #[arg(long, env = "LANDLORD_NATS_DEFAULT_CONNECTIONS", default_value_t = TenantLimits::DEFAULT.connections, value_parser = clap::value_parser!(i64).range(2..=100_000))]
+    pub nats_default_connections: i64,
+
+    /// Subscriptions of one connection of a tenant when
+    /// spec.quota.nats.subscriptionsPerConnection sets none.
+    #[arg(long, env = "LANDLORD_NATS_DEFAULT_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = TenantLimits::DEFAULT.subscriptions_per_connection, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub nats_default_subscriptions_per_connection: i64,
+
+    /// Largest message in bytes a tenant may publish when spec.quota.nats.maxPayloadBytes
+    /// sets none.
+    #[arg(long, env = "LANDLORD_NATS_DEFAULT_MAX_PAYLOAD_BYTES", default_value_t = TenantLimits::DEFAULT.max_payload_bytes, value_parser = clap::value_parser!(i64).range(1024..=67_108_864))]
+    pub nats_default_max_payload_bytes: i64,
+
+    /// Consumers of one of a tenant's streams when spec.quota.nats.consumersPerStream sets
+    /// none.
+    #[arg(long, env = "LANDLORD_NATS_DEFAULT_CONSUMERS_PER_STREAM", default_value_t = TenantLimits::DEFAULT.consumers_per_stream, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub nats_default_consumers_per_stream: i64,
+
     /// DNS server that Domain verification asks for TXT records (`ip` or `ip:port`).
     /// Default: the first nameserver of /etc/resolv.conf.
     #[arg(long, env = "LANDLORD_DNS_RESOLVER", value_parser = parse_dns_server)]
     pub dns_resolver: Option<std::net::SocketAddr>,
 
-    /// Zones the platform owns (comma-separated): Domains in them are verified without a
-    /// TXT record.
+    /// Zones the platform owns (comma-separated). In them a tenant holds `<tenant>.<zone>`
+    /// and the names below it without a TXT record; any other name in them is refused.
     #[arg(long, env = "LANDLORD_PRE_VERIFIED_ZONES", value_delimiter = ',')]
     pub pre_verified_zones: Vec<String>,
+
+    /// Names no tenant may hold (comma-separated), each with the names below it: a bare
+    /// label such as `login` is reserved directly under every pre-verified zone, a hostname
+    /// such as `status.example.com` as it is.
+    #[arg(long, env = "LANDLORD_RESERVED_HOSTNAMES", value_delimiter = ',')]
+    pub reserved_hostnames: Vec<String>,
 
     /// Gateway (in --gateway-namespace) that Domains' HTTPRoutes attach to.
     #[arg(long, env = "LANDLORD_GATEWAY_NAME", default_value = "landlord")]
     pub gateway_name: String,
 
-    /// cert-manager ClusterIssuer of Domains with managed TLS (a Domain may name its own).
+    /// cert-manager ClusterIssuer of Domains with managed TLS whose spec.tls.issuer is unset.
     #[arg(long, env = "LANDLORD_CLUSTER_ISSUER")]
     pub cluster_issuer: Option<String>,
+
+    /// ClusterIssuers a Domain may name in spec.tls.issuer besides --cluster-issuer
+    /// (comma-separated); any other issuer is refused.
+    #[arg(long, env = "LANDLORD_CERTIFICATE_ISSUERS", value_delimiter = ',')]
+    pub certificate_issuers: Vec<String>,
 
     /// ingressClassName of the Ingresses written where Gateway API is not installed.
     #[arg(long, env = "LANDLORD_INGRESS_CLASS")]
@@ -228,6 +268,12 @@ impl RunArgs {
             system_creds: system_creds.into(),
             namespace: self.nats_namespace.clone(),
             default_topic_bytes: self.nats_default_topic_bytes,
+            limits: TenantLimits {
+                connections: self.nats_default_connections,
+                subscriptions_per_connection: self.nats_default_subscriptions_per_connection,
+                max_payload_bytes: self.nats_default_max_payload_bytes,
+                consumers_per_stream: self.nats_default_consumers_per_stream,
+            },
         }))
     }
 
@@ -249,6 +295,15 @@ impl RunArgs {
         }) {
             anyhow::bail!("--database-extensions: {bad:?} is not an extension name");
         }
+        let pre_verified_zones = dns_names("--pre-verified-zones", &self.pre_verified_zones)?;
+        let reserved_hostnames = dns_names("--reserved-hostnames", &self.reserved_hostnames)?;
+        let certificate_issuers = dns_names("--certificate-issuers", &self.certificate_issuers)?;
+        let cluster_issuer = match &self.cluster_issuer {
+            Some(issuer) => dns_names("--cluster-issuer", std::slice::from_ref(issuer))?
+                .into_iter()
+                .next(),
+            None => None,
+        };
         Ok(Config {
             platform_namespace: self.platform_namespace.clone(),
             gateway_namespace: self.gateway_namespace.clone(),
@@ -263,18 +318,48 @@ impl RunArgs {
                 default_storage: self.postgres_storage.clone(),
             },
             runtime_image: self.runtime_image.clone(),
+            image_pull_policy_always: self.image_pull_policy_always,
             nats: self.nats_config()?,
             domains: landlord_controllers::domain::DomainConfig {
                 dns_resolver: self.dns_resolver,
-                pre_verified_zones: self.pre_verified_zones.clone(),
+                pre_verified_zones,
+                reserved_hostnames,
                 gateway_name: self.gateway_name.clone(),
-                cluster_issuer: self.cluster_issuer.clone(),
+                cluster_issuer,
+                certificate_issuers,
                 ingress_class: self.ingress_class.clone(),
                 verification_interval: Duration::from_secs(self.verification_interval_seconds),
             },
             ..Config::default()
         })
     }
+}
+
+/// DNS names (zones, hostnames, labels, issuer names) of a list flag: trimmed, without a
+/// trailing dot, lowercase (as the CRD's hostnames are, so that they compare); empty
+/// entries dropped, anything else that is not a DNS name refused.
+fn dns_names(flag: &str, values: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for value in values {
+        let name = value.trim().trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty() {
+            continue;
+        }
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if name.len() > 253 || !name.split('.').all(label_ok) {
+            anyhow::bail!("{flag}: {value:?} is not a DNS name");
+        }
+        names.push(name);
+    }
+    Ok(names)
 }
 
 async fn client(args: &RunArgs) -> anyhow::Result<Client> {
@@ -450,5 +535,27 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_name_flags_are_normalised_and_checked() {
+        let given: Vec<String> = [" Apps.Example.com. ", "", "login", "a-1.b"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            dns_names("--x", &given).expect("valid"),
+            ["apps.example.com", "login", "a-1.b"]
+        );
+        for bad in ["*.example.com", "a..b", "-a.com", "a_b", "a b"] {
+            let error = dns_names("--reserved-hostnames", &[bad.to_string()])
+                .expect_err(bad)
+                .to_string();
+            assert!(error.starts_with("--reserved-hostnames:"), "{error}");
+        }
     }
 }

@@ -75,7 +75,10 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
     }))?;
     let tenants = Api::<Tenant>::all(client.clone());
     tenants.create(&PostParams::default(), &tenant).await?;
-    wait::until("Tenant Ready", Duration::from_secs(60), || async {
+    // The CRDs are minutes old at most here, so the quota controller first has to discover
+    // them (every 30 s) and recount the tenant's quota (every 15 s on the local stack) before
+    // the namespace is usable (NamespaceReady waits for it).
+    wait::until("Tenant Ready", Duration::from_secs(120), || async {
         Ok(
             (tenants.get(&name).await?.status.and_then(|s| s.phase) == Some(Phase::Ready))
                 .then_some(()),

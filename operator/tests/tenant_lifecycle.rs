@@ -9,13 +9,13 @@ use std::time::Duration;
 use anyhow::Context;
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, Service},
+    core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, Secret, Service},
     networking::v1::NetworkPolicy,
     rbac::v1::{Role, RoleBinding},
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
@@ -293,7 +293,7 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
             "selector": {"matchLabels": {"app": "app"}},
             "template": {"metadata": {"labels": {"app": "app"}}, "spec": {
                 "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{"name": "app", "image": "registry.invalid/app:1",
+                "containers": [{"name": "app", "image": "registry.invalid/app:1", "imagePullPolicy": "Always",
                     "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]
             }}
         }
@@ -333,6 +333,8 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
         403,
         "forbidden",
     )?;
+    // NetworkPolicies and RoleBindings are the tenant's to write (mtb.rs), but not
+    // Landlord's own.
     forbidden(
         "deleting a network policy",
         Api::<NetworkPolicy>::namespaced(user.clone(), &ns)
@@ -340,7 +342,7 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
             .await
             .map(|_| ()),
         403,
-        "forbidden",
+        "landlord-managed-objects",
     )?;
     forbidden(
         "editing a role binding",
@@ -353,7 +355,7 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
             .await
             .map(|_| ()),
         403,
-        "forbidden",
+        "landlord-managed-objects",
     )?;
     let pod = |spec: serde_json::Value| -> anyhow::Result<Pod> {
         Ok(serde_json::from_value(
@@ -391,7 +393,67 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
             .await
             .map(|_| ()),
         403,
-        "services.nodeports",
+        "spec.type: NodePort is not allowed",
+    )?;
+    let services = Api::<Service>::namespaced(user.clone(), &ns);
+    let load_balancer: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "exposed"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "app"}, "ports": [{"port": 80}]}
+    }))?;
+    forbidden(
+        "a LoadBalancer Service",
+        services
+            .create(&PostParams::default(), &load_balancer)
+            .await
+            .map(|_| ()),
+        403,
+        "spec.type: LoadBalancer is not allowed",
+    )?;
+    // CVE-2020-8554: a Service whose external IP is the shared database server's address
+    // would capture every pod's connections to it, the operator's included.
+    let capture: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pg"},
+        "spec": {"selector": {"app": "fakepg"}, "ports": [{"port": 5432}], "externalIPs": ["10.20.30.40"]}
+    }))?;
+    forbidden(
+        "a Service with externalIPs",
+        services
+            .create(&PostParams::default(), &capture)
+            .await
+            .map(|_| ()),
+        403,
+        "spec.externalIPs: not allowed",
+    )?;
+    // CVE-2021-25740: hand-written endpoints would point a Service's name anywhere.
+    let endpoints: k8s_openapi::api::core::v1::Endpoints =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "pg"},
+            "subsets": [{"addresses": [{"ip": "10.20.30.40"}], "ports": [{"port": 5432}]}]
+        }))?;
+    forbidden(
+        "writing Endpoints",
+        Api::<k8s_openapi::api::core::v1::Endpoints>::namespaced(user.clone(), &ns)
+            .create(&PostParams::default(), &endpoints)
+            .await
+            .map(|_| ()),
+        403,
+        "cannot create resource \"endpoints\"",
+    )?;
+    let slice: k8s_openapi::api::discovery::v1::EndpointSlice =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "pg", "labels": {"kubernetes.io/service-name": "pg"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.20.30.40"]}],
+            "ports": [{"port": 5432}]
+        }))?;
+    forbidden(
+        "writing EndpointSlices",
+        Api::<k8s_openapi::api::discovery::v1::EndpointSlice>::namespaced(user.clone(), &ns)
+            .create(&PostParams::default(), &slice)
+            .await
+            .map(|_| ()),
+        403,
+        "cannot create resource \"endpointslices\"",
     )?;
 
     delete_tenant(&h.client, &mine).await?;
@@ -634,7 +696,28 @@ async fn release_annotation_frees_a_tenant_whose_cleanup_cannot_finish() -> anyh
         .await?;
     tenants.delete(&name, &DeleteParams::default()).await?;
     wait_phase(&tenants, &name, Phase::Terminating).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Status says what blocks (the namespace's own conditions name the finalizer) and how to
+    // release the Tenant.
+    let ready = wait::until(
+        "Ready naming the foreign finalizer",
+        Duration::from_secs(60),
+        || async {
+            let t = tenants.get(&name).await?;
+            let ready = t
+                .status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, "Ready").cloned());
+            Ok(ready.filter(|r| r.message.contains("landlord.dev/e2e-hold")))
+        },
+    )
+    .await?;
+    assert_eq!(ready.reason, "NamespaceTerminating", "{ready:?}");
+    assert!(
+        ready.message.contains(&format!("namespace {ns}"))
+            && ready.message.contains("landlord.dev/release=true"),
+        "{}",
+        ready.message
+    );
     assert!(
         tenants.get_opt(&name).await?.is_some(),
         "cleanup should be stuck on the namespace"
@@ -717,5 +800,632 @@ async fn pre_existing_namespace_is_a_conflict_until_adopted() -> anyhow::Result<
     wait_phase(&tenants, &name, Phase::Ready).await?;
     let adopted = namespaces.get(&ns).await?;
     assert_eq!(adopted.labels().get("landlord.dev/tenant"), Some(&name));
+    delete_tenant(&h.client, &name).await
+}
+
+/// Issue 11 item 2: a tenant admin, with its own credentials, cannot forge, change, freeze,
+/// delete or relabel what Landlord wrote in its namespace, nor label its own objects as
+/// Landlord's; a child someone made `immutable` (here the platform admin, whom admission
+/// lets through) is made again, and the suspension behind it still takes effect.
+#[tokio::test]
+async fn tenant_admin_cannot_touch_landlords_objects_and_a_frozen_child_is_remade()
+-> anyhow::Result<()> {
+    let h = harness().await?;
+    let tenants = Api::<Tenant>::all(h.client.clone());
+    let name = unique_name("walls");
+    let spec = serde_json::json!({
+        "tier": "dedicated",
+        "admins": [{"kind": "User", "name": h.cluster.user_name()}],
+        "database": {"deletionPolicy": "Delete"},
+    });
+    tenants
+        .create(&PostParams::default(), &tenant(&name, spec)?)
+        .await?;
+    wait_phase(&tenants, &name, Phase::Ready).await?;
+    let ns = format!("tenant-{name}");
+    let user = h.cluster.user_client().await?;
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=landlord");
+    let config_maps = Api::<ConfigMap>::namespaced(h.client.clone(), &ns)
+        .list(&managed)
+        .await?;
+    let secrets = Api::<Secret>::namespaced(h.client.clone(), &ns)
+        .list(&managed)
+        .await?;
+    let names = |items: &[ConfigMap]| items.iter().map(|c| c.name_any()).collect::<Vec<_>>();
+    assert!(
+        names(&config_maps.items).contains(&"landlord-flags".to_string()),
+        "{:?}",
+        names(&config_maps.items)
+    );
+    assert!(!secrets.items.is_empty(), "the dedicated tier has Secrets");
+
+    let refused = |what: String, result: Result<(), kube::Error>| match result {
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("Landlord") => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("landlord.dev/") => Ok(()),
+        other => Err(anyhow::anyhow!(
+            "{what}: expected a refusal by admission, got {other:?}"
+        )),
+    };
+    let user_cms = Api::<ConfigMap>::namespaced(user.clone(), &ns);
+    let user_secrets = Api::<Secret>::namespaced(user.clone(), &ns);
+    let merge = |v: serde_json::Value| Patch::Merge(v);
+    let attacks = [
+        serde_json::json!({"data": {"forged": "true"}}),
+        serde_json::json!({"immutable": true}),
+        serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": null}}}),
+        serde_json::json!({"metadata": {"labels": {"landlord.dev/tenant": "someone-else"}}}),
+    ];
+    for cm in &config_maps.items {
+        let cm = cm.name_any();
+        for attack in &attacks {
+            refused(
+                format!("patching ConfigMap {cm} with {attack}"),
+                user_cms
+                    .patch(&cm, &PatchParams::default(), &merge(attack.clone()))
+                    .await
+                    .map(|_| ()),
+            )?;
+        }
+        refused(
+            format!("deleting ConfigMap {cm}"),
+            user_cms
+                .delete(&cm, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        )?;
+    }
+    for secret in &secrets.items {
+        let secret = secret.name_any();
+        refused(
+            format!("patching Secret {secret}"),
+            user_secrets
+                .patch(
+                    &secret,
+                    &PatchParams::default(),
+                    &merge(serde_json::json!({"stringData": {"password": "forged"}})),
+                )
+                .await
+                .map(|_| ()),
+        )?;
+        refused(
+            format!("deleting Secret {secret}"),
+            user_secrets
+                .delete(&secret, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        )?;
+    }
+    // Landlord's other kinds, through the rights the tenant-admin Role does grant.
+    refused(
+        "scaling Landlord's Deployment landlord-runtime".into(),
+        Api::<Deployment>::namespaced(user.clone(), &ns)
+            .patch(
+                "landlord-runtime",
+                &PatchParams::default(),
+                &merge(serde_json::json!({"spec": {"replicas": 5}})),
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    match Api::<Deployment>::namespaced(user.clone(), &ns)
+        .patch_scale(
+            "landlord-runtime",
+            &PatchParams::default(),
+            &merge(serde_json::json!({"spec": {"replicas": 5}})),
+        )
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => anyhow::bail!("scaling landlord-runtime through its scale subresource: {other:?}"),
+    }
+    refused(
+        "deleting Landlord's Service landlord-postgres".into(),
+        Api::<Service>::namespaced(user.clone(), &ns)
+            .delete("landlord-postgres", &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    )?;
+    // Objects of its own that claim to be Landlord's, or another tenant's.
+    let own = |name: &str, labels: serde_json::Value| -> anyhow::Result<ConfigMap> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": labels},
+            "data": {"k": "v"}
+        }))?)
+    };
+    refused(
+        "creating a ConfigMap labelled as Landlord's".into(),
+        user_cms
+            .create(
+                &PostParams::default(),
+                &own(
+                    "fake-flags",
+                    serde_json::json!({"app.kubernetes.io/managed-by": "landlord", "landlord.dev/component": "flags"}),
+                )?,
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    refused(
+        "creating a ConfigMap labelled as another tenant's".into(),
+        user_cms
+            .create(
+                &PostParams::default(),
+                &own("other", serde_json::json!({"landlord.dev/tenant": "acme"}))?,
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    // The same user may write its own objects: the refusals above are the policy's, not
+    // missing rights.
+    user_cms
+        .create(
+            &PostParams::default(),
+            &own("mine", serde_json::json!({"app": "mine"}))?,
+        )
+        .await
+        .context("the tenant admin creates its own ConfigMap")?;
+    user_cms
+        .delete("mine", &DeleteParams::default())
+        .await
+        .context("and deletes it")?;
+
+    // Frozen by someone admission trusts: the operator makes it again, and the suspension
+    // it would otherwise have blocked takes effect.
+    let admin_cms = Api::<ConfigMap>::namespaced(h.client.clone(), &ns);
+    let before = admin_cms.get("landlord-flags").await?;
+    admin_cms
+        .patch(
+            "landlord-flags",
+            &PatchParams::default(),
+            &merge(serde_json::json!({"immutable": true, "data": {"flags.json": "{}"}})),
+        )
+        .await?;
+    tenants
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &merge(serde_json::json!({"spec": {"suspended": true}})),
+        )
+        .await?;
+    wait_phase(&tenants, &name, Phase::Suspended).await?;
+    let after = wait::until("landlord-flags made again", READY_TIMEOUT, || async {
+        let now = admin_cms.get("landlord-flags").await?;
+        Ok((now.uid() != before.uid()).then_some(now))
+    })
+    .await?;
+    assert_eq!(after.data, before.data, "the operator's flags are back");
+    assert_ne!(after.immutable, Some(true));
+    let runtime = Api::<Deployment>::namespaced(h.client.clone(), &ns)
+        .get("landlord-runtime")
+        .await?;
+    assert_eq!(
+        runtime.spec.and_then(|s| s.replicas),
+        Some(0),
+        "suspension reached the workloads"
+    );
+
+    delete_tenant(&h.client, &name).await
+}
+
+/// Issue 11 item 7: objects that merely carry Landlord's labels (here in a namespace no
+/// admission protects, by someone with rights there) never reach the operator's caches, so
+/// nobody can grow its memory with large labelled objects of their own.
+#[tokio::test]
+async fn labelled_objects_landlord_does_not_own_stay_out_of_its_cache() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let (_, name) = ready_tenant(&h, "owner", serde_json::json!({"tier": "shared"})).await?;
+    let sandbox = unique_name("sandbox");
+    Api::<Namespace>::all(h.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": sandbox}}))?,
+        )
+        .await?;
+    let blob = "x".repeat(256 * 1024);
+    let forged = Api::<ConfigMap>::namespaced(h.client.clone(), &sandbox);
+    for i in 0..20 {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("junk-{i}"), "labels": {
+                "app.kubernetes.io/managed-by": "landlord",
+                "landlord.dev/tenant": name,
+                "landlord.dev/component": "flags",
+            }},
+            "data": {"blob": blob},
+        }))?;
+        forged.create(&PostParams::default(), &cm).await?;
+    }
+    // A Tenant made after them: once its ConfigMaps are cached, the junk (older events of
+    // the same watch) would be too.
+    let (_, later) = ready_tenant(&h, "later", serde_json::json!({"tier": "shared"})).await?;
+    let all = Api::<ConfigMap>::all(h.client.clone());
+    let owned = || async {
+        let list = all
+            .list(&ListParams::default().labels("app.kubernetes.io/managed-by=landlord"))
+            .await?;
+        let labelled = list.items.len();
+        let owned = list
+            .items
+            .iter()
+            .filter(|c| {
+                c.owner_references()
+                    .iter()
+                    .any(|o| o.api_version.starts_with("landlord.dev/"))
+            })
+            .count();
+        anyhow::Ok((labelled, owned))
+    };
+    let cached = wait::until(
+        "the cache holds exactly the owned ConfigMaps",
+        READY_TIMEOUT,
+        || async {
+            let (labelled, owned) = owned().await?;
+            let cached = h
+                .operator
+                .metric("landlord_cached_objects{kind=\"ConfigMap\"}")
+                .await?;
+            anyhow::ensure!(labelled >= owned + 20, "the junk is listed by the label");
+            Ok((cached == owned as f64).then_some(cached))
+        },
+    )
+    .await?;
+    assert!(
+        cached >= 2.0,
+        "the tenants' own ConfigMaps are cached: {cached}"
+    );
+
+    Api::<Namespace>::all(h.client.clone())
+        .delete(&sandbox, &DeleteParams::default())
+        .await?;
+    delete_tenant(&h.client, &later).await?;
+    delete_tenant(&h.client, &name).await
+}
+
+/// Issue 11 item 5: the operator's own ServiceAccount, used directly (as a compromised
+/// operator would), cannot write outside tenant and platform namespaces, cannot write Roles
+/// or RoleBindings other than Landlord's, nor give those more than Landlord gives, nor take
+/// over a system namespace.
+#[tokio::test]
+async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let (_, name) = ready_tenant(&h, "scope", serde_json::json!({"tier": "shared"})).await?;
+    let ns = format!("tenant-{name}");
+    let kubeconfig = operator::service_account_kubeconfig(h.cluster, &h.client).await?;
+    let op = landlord_e2e::cluster::client_for(&kubeconfig).await?;
+    let refused = |what: &str, result: Result<(), kube::Error>| match result {
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
+        other => Err(anyhow::anyhow!("{what}: expected 403, got {other:?}")),
+    };
+    let role = |namespace: &str, name: &str, rules: serde_json::Value| -> anyhow::Result<Role> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace}, "rules": rules,
+        }))?)
+    };
+    let reads =
+        serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]);
+    refused(
+        "a Role in kube-system",
+        Api::<Role>::namespaced(op.clone(), "kube-system")
+            .create(
+                &PostParams::default(),
+                &role("kube-system", "landlord-tenant-admin", reads.clone())?,
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    let cm: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "landlord-probe"}}))?;
+    refused(
+        "a ConfigMap in kube-system",
+        Api::<ConfigMap>::namespaced(op.clone(), "kube-system")
+            .create(&PostParams::default(), &cm)
+            .await
+            .map(|_| ()),
+    )?;
+    refused(
+        "a Role of another name in a tenant namespace",
+        Api::<Role>::namespaced(op.clone(), &ns)
+            .create(
+                &PostParams::default(),
+                &role(&ns, "takeover", reads.clone())?,
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    refused(
+        "widening landlord-tenant-admin to everything",
+        Api::<Role>::namespaced(op.clone(), &ns)
+            .patch(
+                "landlord-tenant-admin",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]})),
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    refused(
+        "letting landlord-tenant-admin bind roles",
+        Api::<Role>::namespaced(op.clone(), &ns)
+            .patch(
+                "landlord-tenant-admin",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind", "escalate"]}]})),
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "landlord-tenant-viewer", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "mallory"}],
+    }))?;
+    refused(
+        "binding cluster-admin",
+        Api::<RoleBinding>::namespaced(op.clone(), &ns)
+            .patch(
+                "landlord-tenant-viewer",
+                &PatchParams::apply("evil").force(),
+                &Patch::Apply(&binding),
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    refused(
+        "labelling kube-system as a tenant namespace",
+        Api::<Namespace>::all(op.clone())
+            .patch(
+                "kube-system",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    serde_json::json!({"metadata": {"labels": {"landlord.dev/tenant": name}}}),
+                ),
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    refused(
+        "deleting namespace default",
+        Api::<Namespace>::all(op.clone())
+            .delete("default", &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    )?;
+    // What it is for still works with the same credentials.
+    let mine = Api::<ConfigMap>::namespaced(op.clone(), &ns);
+    mine.create(&PostParams::default(), &cm)
+        .await
+        .context("the operator's account writes in a tenant namespace")?;
+    mine.delete("landlord-probe", &DeleteParams::default())
+        .await?;
+
+    delete_tenant(&h.client, &name).await
+}
+
+/// Specs the API server stores in another spelling than they were written in (quantities in
+/// exponent and fraction forms, an admin ServiceAccount whose subject the server stores
+/// without `apiGroup`, small object quotas, defaults left out), in both tiers: once Ready,
+/// forced reconciles of all of them write nothing.
+fn generated_specs() -> Vec<serde_json::Value> {
+    let cpus = [
+        ("12e-1", "2"),
+        ("1200m", "2000m"),
+        ("1.5", "3e0"),
+        ("0.5", "1"),
+    ];
+    let memories = [
+        ("1Gi", "2Gi"),
+        ("1024Mi", "2048Mi"),
+        ("1e9", "2e9"),
+        ("1073741824", "2147483648"),
+    ];
+    let defaults = [
+        ("5e-1", "100m"),
+        ("500m", "0.1"),
+        ("250m", "1e-1"),
+        ("1", "100m"),
+    ];
+    (0..6)
+        .map(|i| {
+            let (cpu, cpu_limit) = cpus[i % cpus.len()];
+            let (memory, memory_limit) = memories[i % memories.len()];
+            let (default_limit, default_request) = defaults[i % defaults.len()];
+            let plan = ["free", "pro", "enterprise"][i % 3];
+            let mut spec = serde_json::json!({
+                "tier": if i % 3 == 2 { "dedicated" } else { "shared" },
+                "plan": plan,
+                "displayName": format!("Generated {i}"),
+                "admins": [
+                    {"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"},
+                    {"kind": "User", "name": format!("user{i}@example.com")},
+                    {"kind": "Group", "name": "ops"},
+                ],
+                "viewers": [{"kind": "Group", "name": "support"}],
+                "quota": {
+                    "requests": {"cpu": cpu, "memory": memory},
+                    "limits": {"cpu": cpu_limit, "memory": memory_limit},
+                    "objects": {"configMaps": 3 + i, "secrets": i % 2, "pods": 20, "services": 5},
+                    "containerDefaults": {
+                        "request": {"cpu": default_request, "memory": "64Mi"},
+                        "limit": {"cpu": default_limit, "memory": "128Mi"},
+                    },
+                },
+                "config": {"brand.name": format!("Brand {i}"), "locale": "en-GB"},
+            });
+            if i % 2 == 1 {
+                spec["network"] = serde_json::json!({
+                    "isolation": "Strict",
+                    "allowedPeers": [{"direction": "Egress", "cidr": "203.0.113.0/24", "ports": [443]}],
+                });
+            }
+            if i == 2 {
+                spec["database"] = serde_json::json!({"deletionPolicy": "Delete"});
+                spec["topics"] = serde_json::json!([{"name": "orders", "maxAge": "24h"}]);
+            }
+            spec
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_accepted_spelling_causes_no_writes_at_rest() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let tenants = Api::<Tenant>::all(h.client.clone());
+    let mut names = Vec::new();
+    for (i, spec) in generated_specs().into_iter().enumerate() {
+        let name = unique_name(&format!("spell{i}"));
+        tenants
+            .create(&PostParams::default(), &tenant(&name, spec)?)
+            .await?;
+        names.push(name);
+    }
+    for name in &names {
+        wait_phase(&tenants, name, Phase::Ready).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (start, _) = operator_writes(h.cluster, 0)?;
+    // Force a reconcile of each (a label-only change) and wait until the operator looked.
+    let before = h.operator.metric("landlord_reconciles_total").await?;
+    for name in &names {
+        let touch = serde_json::json!({"metadata": {"labels": {"touched": "yes"}}});
+        tenants
+            .patch(name, &PatchParams::default(), &Patch::Merge(&touch))
+            .await?;
+    }
+    let wanted = before + names.len() as f64;
+    wait::until(
+        "a reconcile of every touched Tenant",
+        Duration::from_secs(30),
+        || async {
+            Ok((h.operator.metric("landlord_reconciles_total").await? >= wanted).then_some(()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, writes) = operator_writes(h.cluster, start)?;
+    assert!(
+        writes.is_empty(),
+        "forced reconciles of unchanged Tenants wrote {} times:\n{}",
+        writes.len(),
+        writes.join("\n")
+    );
+    for name in &names {
+        delete_tenant(&h.client, name).await?;
+    }
+    Ok(())
+}
+
+/// A quota smaller than what Landlord keeps in the namespace: Landlord's own objects are
+/// added to it, so the stack is Ready and the tenant still has its own share.
+#[tokio::test]
+async fn a_small_object_quota_still_fits_landlords_own_objects() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let (_, name) = ready_tenant(
+        &h,
+        "tight",
+        serde_json::json!({
+            "tier": "dedicated",
+            "quota": {"objects": {"configMaps": 3, "secrets": 1}},
+            "database": {"deletionPolicy": "Delete"},
+            "topics": [{"name": "orders"}],
+        }),
+    )
+    .await?;
+    let ns = format!("tenant-{name}");
+    let secrets = Api::<Secret>::namespaced(h.client.clone(), &ns);
+    let own = |n: &str| Secret {
+        metadata: ObjectMeta {
+            name: Some(n.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &own("mine")).await?;
+    match secrets
+        .create(&PostParams::default(), &own("one-too-many"))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {}
+        other => anyhow::bail!("the tenant's second own Secret: {other:?}"),
+    }
+    delete_tenant(&h.client, &name).await
+}
+
+/// Issue 11 item 7: the Domains and FeatureFlagSets a tenant may write (each held in the
+/// operator's memory) are always counted by its quota; past it, the API server refuses.
+#[tokio::test]
+async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let (_, name) = ready_tenant(
+        &h,
+        "counted",
+        serde_json::json!({
+            "tier": "shared",
+            "admins": [{"kind": "User", "name": h.cluster.user_name()}],
+            "quota": {"objects": {"domains": 1, "featureFlagSets": 1}},
+        }),
+    )
+    .await?;
+    let ns = format!("tenant-{name}");
+    let user = h.cluster.user_client().await?;
+    let domain = |n: &str| -> anyhow::Result<landlord_crds::Domain> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "apiVersion": "landlord.dev/v1alpha1", "kind": "Domain",
+            "metadata": {"name": n, "namespace": ns},
+            "spec": {"hostname": format!("{n}.{name}.example.org"), "tls": {"mode": "None"},
+                     "routes": [{"pathPrefix": "/", "service": "web"}]},
+        }))?)
+    };
+    let set = |n: &str| -> anyhow::Result<landlord_crds::FeatureFlagSet> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "apiVersion": "landlord.dev/v1alpha1", "kind": "FeatureFlagSet",
+            "metadata": {"name": n, "namespace": ns},
+            "spec": {"flags": [{"name": "beta", "type": "boolean",
+                     "variants": {"on": {"boolean": true}}, "defaultVariant": "on"}]},
+        }))?)
+    };
+    let domains = Api::<landlord_crds::Domain>::namespaced(user.clone(), &ns);
+    let sets = Api::<landlord_crds::FeatureFlagSet>::namespaced(user.clone(), &ns);
+    // The quota controller counts asynchronously: the first create may race its status.
+    wait::until(
+        "the quota counts Landlord's kinds",
+        READY_TIMEOUT,
+        || async {
+            let q = Api::<ResourceQuota>::namespaced(h.client.clone(), &ns)
+                .get("landlord-quota")
+                .await?;
+            let used = q.status.and_then(|s| s.used).unwrap_or_default();
+            Ok(used
+                .contains_key("count/domains.landlord.dev")
+                .then_some(()))
+        },
+    )
+    .await?;
+    domains
+        .create(&PostParams::default(), &domain("first")?)
+        .await
+        .context("the first Domain fits")?;
+    sets.create(&PostParams::default(), &set("first")?)
+        .await
+        .context("the first FeatureFlagSet fits")?;
+    for (what, result) in [
+        (
+            "a second Domain",
+            domains
+                .create(&PostParams::default(), &domain("second")?)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "a second FeatureFlagSet",
+            sets.create(&PostParams::default(), &set("second")?)
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        match result {
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {}
+            other => anyhow::bail!("{what}: expected the quota's refusal, got {other:?}"),
+        }
+    }
+
     delete_tenant(&h.client, &name).await
 }

@@ -178,15 +178,25 @@ const WRITE: &[&str] = &[
 ];
 
 /// What a tenant admin may do in its namespace: run workloads and manage their
-/// configuration, but only read its quota, limits, network policies and role bindings.
+/// configuration, grant its own rights to others and narrow traffic between its own pods,
+/// but only read its quota and limits.
+///
+/// Admission bounds the writes further: Landlord's own objects are the operator's
+/// (`landlord-managed-objects`), Services get no external IPs, node ports or load balancers
+/// (`landlord-tenant-services`), pods pull Always (`landlord-image-pull-policy`) and the
+/// tenant's NetworkPolicies name only pods of the namespace (`landlord-tenant-network-policies`).
+/// Roles and RoleBindings need no policy of their own: without `escalate` and `bind`, the API
+/// server's escalation check lets the admin grant only rights it already holds here.
 fn admin_rules() -> Vec<PolicyRule> {
     vec![
+        // No `endpoints` (nor EndpointSlices) writes: hand-written endpoints point a Service's
+        // name at any address, e.g. another tenant's pods or the database server
+        // (CVE-2021-25740); Services with selectors get theirs from Kubernetes.
         rule(
             &[""],
             &[
                 "pods",
                 "services",
-                "endpoints",
                 "configmaps",
                 "secrets",
                 "persistentvolumeclaims",
@@ -199,6 +209,7 @@ fn admin_rules() -> Vec<PolicyRule> {
             &[
                 "pods/log",
                 "pods/status",
+                "endpoints",
                 "events",
                 "resourcequotas",
                 "limitranges",
@@ -210,15 +221,12 @@ fn admin_rules() -> Vec<PolicyRule> {
             &["pods/exec", "pods/portforward"],
             &["create", "get"],
         ),
+        // No `scale` subresources: a Scale carries no labels, so admission could not tell
+        // Landlord's workloads (which a suspended tenant would scale back up) from the
+        // tenant's own. The tenant scales its own through the workload itself.
         rule(
             &["apps"],
-            &[
-                "deployments",
-                "statefulsets",
-                "replicasets",
-                "deployments/scale",
-                "statefulsets/scale",
-            ],
+            &["deployments", "statefulsets", "replicasets"],
             WRITE,
         ),
         rule(&["batch"], &["jobs", "cronjobs"], WRITE),
@@ -230,15 +238,12 @@ fn admin_rules() -> Vec<PolicyRule> {
             &["domains/status", "featureflagsets/status"],
             READ,
         ),
-        rule(
-            &["networking.k8s.io"],
-            &["networkpolicies", "ingresses"],
-            READ,
-        ),
+        rule(&["networking.k8s.io"], &["networkpolicies"], WRITE),
+        rule(&["networking.k8s.io"], &["ingresses"], READ),
         rule(
             &["rbac.authorization.k8s.io"],
             &["roles", "rolebindings"],
-            READ,
+            WRITE,
         ),
         rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(&["events.k8s.io"], &["events"], READ),
@@ -328,12 +333,32 @@ fn binding(metadata: ObjectMeta, role: &str, subjects: &[Subject]) -> RoleBindin
     }
 }
 
+/// Domains a tenant's namespace holds when `spec.quota.objects.domains` is unset.
+pub const DEFAULT_DOMAINS: i32 = 20;
+/// FeatureFlagSets a tenant's namespace holds when `spec.quota.objects.featureFlagSets` is
+/// unset.
+pub const DEFAULT_FEATURE_FLAG_SETS: i32 = 20;
+
 fn quota_spec(tenant: &Tenant) -> ResourceQuotaSpec {
     // A tenant never gets node ports or cloud load balancers: traffic enters through the
-    // platform's gateway only.
+    // platform's gateway only. Landlord's own kinds that a tenant writes are always counted:
+    // the operator holds every Domain and FeatureFlagSet in memory.
+    let objects = tenant.spec.quota.as_ref().and_then(|q| q.objects.as_ref());
+    let count = |value: Option<i32>, default: i32| Quantity(value.unwrap_or(default).to_string());
     let mut hard = BTreeMap::from([
         ("services.nodeports".to_string(), Quantity("0".into())),
         ("services.loadbalancers".to_string(), Quantity("0".into())),
+        (
+            "count/domains.landlord.dev".to_string(),
+            count(objects.and_then(|o| o.domains), DEFAULT_DOMAINS),
+        ),
+        (
+            "count/featureflagsets.landlord.dev".to_string(),
+            count(
+                objects.and_then(|o| o.feature_flag_sets),
+                DEFAULT_FEATURE_FLAG_SETS,
+            ),
+        ),
     ]);
     if let Some(quota) = &tenant.spec.quota {
         let mut put = |key: &str, value: Option<&Quantity>| {
@@ -351,12 +376,18 @@ fn quota_spec(tenant: &Tenant) -> ResourceQuotaSpec {
             put("limits.memory", l.memory.as_ref());
         }
         if let Some(o) = &quota.objects {
+            // The tenant's own objects, plus Landlord's (see `footprint`).
+            let own = super::footprint::footprint(tenant);
+            let plus = |v: Option<i32>, n| v.map(|v| super::footprint::hard(v, n));
             for (key, value) in [
                 ("pods", o.pods),
-                ("services", o.services),
-                ("configmaps", o.config_maps),
-                ("secrets", o.secrets),
-                ("persistentvolumeclaims", o.persistent_volume_claims),
+                ("services", plus(o.services, own.services)),
+                ("configmaps", plus(o.config_maps, own.config_maps)),
+                ("secrets", plus(o.secrets, own.secrets)),
+                (
+                    "persistentvolumeclaims",
+                    plus(o.persistent_volume_claims, own.persistent_volume_claims),
+                ),
             ] {
                 if let Some(v) = value {
                     hard.insert(key.to_string(), Quantity(v.to_string()));
@@ -699,38 +730,75 @@ spec:
         assert_eq!(admin.role_ref.name, names::ADMIN);
     }
 
-    #[test]
-    fn admin_role_cannot_edit_quota_policies_or_bindings() {
-        let s = stack(ACME);
-        let admin = s
-            .roles
+    fn admin_rules_of(s: &NamespaceStack) -> Vec<PolicyRule> {
+        s.roles
             .iter()
             .find(|r| r.metadata.name.as_deref() == Some(names::ADMIN))
-            .expect("admin role");
-        for rule in admin.rules.clone().unwrap_or_default() {
-            let resources = rule.resources.clone().unwrap_or_default();
-            let writes = rule
-                .verbs
-                .iter()
-                .any(|v| !["get", "list", "watch"].contains(&v.as_str()));
-            for protected in [
-                "resourcequotas",
-                "limitranges",
-                "networkpolicies",
-                "roles",
-                "rolebindings",
-                "namespaces",
-            ] {
+            .and_then(|r| r.rules.clone())
+            .expect("admin role with rules")
+    }
+
+    fn admin_may(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool {
+        rules.iter().any(|r| {
+            r.api_groups.iter().flatten().any(|g| g == group)
+                && r.resources.iter().flatten().any(|x| x == resource)
+                && r.verbs.iter().any(|v| v == verb)
+        })
+    }
+
+    #[test]
+    fn admin_role_cannot_edit_quota_limits_or_endpoints_nor_escalate() {
+        let rules = admin_rules_of(&stack(ACME));
+        for (group, protected) in [
+            ("", "resourcequotas"),
+            ("", "limitranges"),
+            ("", "namespaces"),
+            ("", "endpoints"),
+            ("discovery.k8s.io", "endpointslices"),
+            ("", "services/status"),
+            ("apps", "deployments/scale"),
+        ] {
+            for verb in ["create", "update", "patch", "delete", "deletecollection"] {
                 assert!(
-                    !(writes && resources.iter().any(|r| r == protected)),
-                    "admin may write {protected}"
+                    !admin_may(&rules, group, protected, verb),
+                    "admin may {verb} {protected}"
                 );
             }
+        }
+        for rule in &rules {
+            for verb in ["*", "escalate", "bind", "impersonate"] {
+                assert!(!rule.verbs.iter().any(|v| v == verb), "{verb} in {rule:?}");
+            }
             assert!(
-                !rule.verbs.iter().any(|v| v == "*") && !resources.iter().any(|r| r == "*"),
+                !rule.resources.iter().flatten().any(|r| r == "*"),
                 "wildcard in {rule:?}"
             );
         }
+        // Reading endpoints stays: it shows which pods back a Service.
+        assert!(admin_may(&rules, "", "endpoints", "list"));
+    }
+
+    #[test]
+    fn admin_role_grants_self_service_roles_bindings_and_network_policies() {
+        let rules = admin_rules_of(&stack(ACME));
+        for (group, resource) in [
+            ("rbac.authorization.k8s.io", "roles"),
+            ("rbac.authorization.k8s.io", "rolebindings"),
+            ("networking.k8s.io", "networkpolicies"),
+        ] {
+            for verb in WRITE {
+                assert!(
+                    admin_may(&rules, group, resource, verb),
+                    "admin may not {verb} {resource}"
+                );
+            }
+        }
+        assert!(!admin_may(
+            &rules,
+            "networking.k8s.io",
+            "ingresses",
+            "create"
+        ));
     }
 
     #[test]
@@ -749,6 +817,34 @@ spec:
             Some(&Quantity("0".into()))
         );
         assert!(!hard.contains_key("requests.storage"));
+    }
+
+    #[test]
+    fn quota_always_counts_landlords_kinds_that_tenants_write() {
+        let defaults = stack(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a}\nspec: {tier: shared}\n",
+        );
+        let hard = defaults.quota.spec.and_then(|s| s.hard).unwrap_or_default();
+        assert_eq!(
+            hard.get("count/domains.landlord.dev"),
+            Some(&Quantity(DEFAULT_DOMAINS.to_string()))
+        );
+        assert_eq!(
+            hard.get("count/featureflagsets.landlord.dev"),
+            Some(&Quantity(DEFAULT_FEATURE_FLAG_SETS.to_string()))
+        );
+        let set = stack(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a}\nspec: {tier: shared, quota: {objects: {domains: 2, featureFlagSets: 0}}}\n",
+        );
+        let hard = set.quota.spec.and_then(|s| s.hard).unwrap_or_default();
+        assert_eq!(
+            hard.get("count/domains.landlord.dev"),
+            Some(&Quantity("2".into()))
+        );
+        assert_eq!(
+            hard.get("count/featureflagsets.landlord.dev"),
+            Some(&Quantity("0".into()))
+        );
     }
 
     #[test]
@@ -810,6 +906,7 @@ spec:
             system_creds: "".into(),
             namespace: Some("nats-system".into()),
             default_topic_bytes: 1024,
+            limits: crate::nats::TenantLimits::DEFAULT,
         };
         let config = Config {
             nats: Some(nats),

@@ -39,6 +39,13 @@ pub enum Error {
         #[source]
         source: crate::nats::NatsError,
     },
+    /// The object belongs to another part of Landlord (two writers never share one object).
+    #[error("{0}")]
+    Foreign(String),
+    /// Parts failed transiently; their conditions say which and why (status is written).
+    /// The reconcile is retried with backoff.
+    #[error("parts failed: {0}")]
+    PartsFailed(String),
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -67,6 +74,8 @@ impl Error {
             Error::Encode { .. } | Error::MissingUid | Error::Internal(_) => "Internal",
             Error::DatabaseCleanup(_) => "DatabaseCleanup",
             Error::CleanupPending(_) => "CleanupPending",
+            Error::PartsFailed(_) => "PartsFailed",
+            Error::Foreign(_) => "ObjectConflict",
             Error::Nats { source, .. } => source.reason(),
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)

@@ -120,6 +120,54 @@ pub fn observation(resolution: &Resolution) -> Observation {
     )
 }
 
+/// The most a ConfigMap may hold: the API server refuses one whose keys and values together
+/// exceed 1 MiB.
+pub const MAX_BYTES: usize = 1024 * 1024;
+
+/// Size of a ConfigMap's data as the API server counts it (keys and values).
+fn data_bytes(config_map: &ConfigMap) -> usize {
+    config_map
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum()
+}
+
+/// `FlagsReady` when the effective flags do not fit a ConfigMap: the size, the limit, and the
+/// sets that contribute the most, with their share. Nothing is written: the flags served
+/// before (if any) stay, and the rest of the stack is reconciled as usual.
+pub fn too_large(bytes: usize, resolution: &Resolution) -> Option<Observation> {
+    if bytes <= MAX_BYTES {
+        return None;
+    }
+    let mut by_set: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for flag in resolution.flags.values() {
+        let entry = by_set.entry(flag.source.as_str()).or_default();
+        entry.0 += flag.value.to_string().len();
+        entry.1 += 1;
+    }
+    let mut sets: Vec<(&str, (usize, usize))> = by_set.into_iter().collect();
+    sets.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+    let mut named: Vec<String> = sets
+        .iter()
+        .take(SHOWN)
+        .map(|(set, (size, count))| format!("FeatureFlagSet {set} ({count} flags, {size} bytes)"))
+        .collect();
+    if sets.len() > SHOWN {
+        named.push(format!("and {} more sets", sets.len() - SHOWN));
+    }
+    Some(Observation::new(
+        FLAGS_READY,
+        Status::False,
+        "FlagsTooLarge",
+        format!(
+            "the effective flags take {bytes} bytes, more than the {MAX_BYTES} bytes ConfigMap {CONFIG_MAP} may hold; they come from {}; the flags served before are kept",
+            named.join(", ")
+        ),
+    ))
+}
+
 /// Writes the tenant's effective flags (only when they changed) and reports `FlagsReady`.
 pub async fn provision(
     tenant: &Tenant,
@@ -133,6 +181,19 @@ pub async fn provision(
         what: "effective flags",
         source,
     })?;
+    if let Some(too_large) = too_large(data_bytes(&desired), &resolution) {
+        if newly_reported(tenant, &too_large) {
+            super::publish(
+                state,
+                tenant,
+                EventType::Warning,
+                &too_large.reason,
+                &too_large.message,
+            )
+            .await;
+        }
+        return Ok(too_large);
+    }
     let ns = tenant.namespace_name();
     let live = state
         .stores
@@ -152,6 +213,7 @@ pub async fn provision(
                 source,
             });
         }
+        Err(EnsureError::Foreign(message)) => return Err(Error::Foreign(message)),
         Err(EnsureError::Kube(source)) => {
             return Err(Error::Kube {
                 action: format!("applying ConfigMap {CONFIG_MAP}"),
@@ -213,6 +275,42 @@ mod tests {
 
     fn flag(name: &str, type_: &str, value: Value) -> Value {
         json!({"name": name, "type": type_, "variants": {"v": {type_: value}}, "defaultVariant": "v"})
+    }
+
+    #[test]
+    fn flags_over_a_mebibyte_are_flags_too_large_naming_the_size_and_sets() {
+        let big: Vec<Value> = (0..256)
+            .map(|i| flag(&format!("f{i}"), "string", json!("x".repeat(4096))))
+            .collect();
+        let sets = [
+            set("landlord-platform", "big", json!({"flags": big})),
+            set(
+                "landlord-platform",
+                "small",
+                json!({"flags": [flag("tiny", "boolean", json!(true))]}),
+            ),
+        ];
+        let t = tenant();
+        let r = resolve_for(&t, &sets, &Config::default());
+        let owner = desired::owner_reference(&t).expect("owner");
+        let bytes = data_bytes(&config_map(&t, &owner, &r).expect("config map"));
+        assert!(bytes > MAX_BYTES, "{bytes}");
+        let o = too_large(bytes, &r).expect("too large");
+        assert_eq!(
+            (o.type_.as_str(), o.reason.as_str()),
+            ("FlagsReady", "FlagsTooLarge")
+        );
+        assert!(o.message.contains(&bytes.to_string()), "{}", o.message);
+        assert!(
+            o.message
+                .contains("FeatureFlagSet landlord-platform/big (256 flags"),
+            "{}",
+            o.message
+        );
+        // The largest set first.
+        assert!(o.message.find("/big").expect("big") < o.message.find("/small").expect("small"));
+        let few = resolve_for(&t, &sets[1..], &Config::default());
+        assert_eq!(too_large(100, &few), None);
     }
 
     #[test]

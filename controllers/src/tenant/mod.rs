@@ -9,7 +9,9 @@ pub mod database;
 pub mod desired;
 pub mod domains;
 pub mod error;
+pub mod failure;
 pub mod flags;
+pub mod footprint;
 pub mod namespace;
 pub mod runtime;
 pub mod services;
@@ -19,7 +21,7 @@ pub mod validate;
 
 use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::{
     api::{
         apps::v1::{Deployment, StatefulSet},
@@ -168,6 +170,35 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// Publishes how many objects each child cache holds (`landlord_cached_objects{kind}`).
+    fn record_sizes(&self, metrics: &crate::metrics::Metrics) {
+        fn size<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> (String, i64) {
+            let count = i64::try_from(store.state().len()).unwrap_or(i64::MAX);
+            (K::kind(&()).into_owned(), count)
+        }
+        for (kind, count) in [
+            size(&self.namespaces),
+            size(&self.roles),
+            size(&self.role_bindings),
+            size(&self.quotas),
+            size(&self.limit_ranges),
+            size(&self.network_policies),
+            size(&self.config_maps),
+            size(&self.secrets),
+            size(&self.services),
+            size(&self.stateful_sets),
+            size(&self.service_accounts),
+            size(&self.deployments),
+            size(&self.flag_sets),
+            size(&self.domains),
+        ] {
+            metrics
+                .cached_objects
+                .with_label_values(&[kind.as_str()])
+                .set(count);
+        }
+    }
+
     async fn wait_until_ready(&self) {
         let Stores {
             namespaces,
@@ -219,7 +250,12 @@ pub struct State {
     stores_ready: tokio::sync::OnceCell<()>,
 }
 
-/// A label-selected, managed-fields-free cache of one child kind and the stream that fills it
+/// Objects per page when a child cache lists.
+const LIST_PAGE_SIZE: u32 = 100;
+/// How often the sizes of the caches are published (`landlord_cached_objects`).
+const CACHE_METRICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A label-selected, owner-checked, managed-fields-free cache of one child kind and the stream that fills it
 /// and triggers reconciles of the owning Tenant.
 fn owned<K>(
     client: &kube::Client,
@@ -231,9 +267,25 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let config = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
+    // Smaller list pages than kube's 500: a page of objects someone else labelled can be
+    // large, and it is held whole while it is decoded.
+    let config = watcher::Config::default()
+        .labels(labels::MANAGED_SELECTOR)
+        .page_size(LIST_PAGE_SIZE);
     let stream = watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
+        // The label alone is not proof: outside tenant namespaces (where admission protects
+        // it) anyone may set it. Only objects a Landlord object owns reach the cache or
+        // trigger a reconcile, so nobody can grow the operator's memory with labelled
+        // objects of their own.
+        .try_filter(|event| {
+            std::future::ready(match event {
+                watcher::Event::Apply(o)
+                | watcher::Event::InitApply(o)
+                | watcher::Event::Delete(o) => labels::owned_by_landlord(o.meta()),
+                watcher::Event::Init | watcher::Event::InitDone => true,
+            })
+        })
         .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
         .touched_objects();
@@ -323,6 +375,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         tenants: controller.store(),
         stores_ready: tokio::sync::OnceCell::new(),
     });
+    let cache_metrics = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                state.stores.record_sizes(&state.ctx.metrics);
+                tokio::time::sleep(CACHE_METRICS_INTERVAL).await;
+            }
+        })
+    };
     controller
         .with_config(config)
         .reconcile_on(triggered)
@@ -352,6 +413,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         })
         .await;
     health.abort();
+    cache_metrics.abort();
 }
 
 async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {
@@ -414,17 +476,47 @@ fn now() -> Time {
 
 async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
     let mut draft = tenant.status.clone().unwrap_or_default();
+    let mut transient = Vec::new();
     let observations = match validate::validate(tenant, &state.ctx.config) {
         Err(invalid) => vec![invalid],
         Ok(()) => {
             let mut observations = Vec::with_capacity(Part::PROVISION_ORDER.len());
             for part in Part::PROVISION_ORDER {
-                let observation = part.provision(tenant, state, &mut draft).await?;
-                let blocked = !observation.is_true();
+                // A part's failure is its own condition: the other parts still run (and
+                // apply suspension), and status is written below.
+                let (observation, failed) = match part.provision(tenant, state, &mut draft).await {
+                    Ok(observation) => (observation, false),
+                    Err(error) => {
+                        let observation = failure::observation(*part, &error);
+                        warn!(part = ?part, reason = %observation.reason, error = %error, "part failed");
+                        state
+                            .ctx
+                            .metrics
+                            .failures
+                            .with_label_values(&[CONTROLLER, error.category()])
+                            .inc();
+                        (observation, true)
+                    }
+                };
+                if failed && failure::severity(&observation.reason) == failure::Severity::Transient
+                {
+                    transient.push(format!("{} {}", observation.type_, observation.reason));
+                }
+                // Every other part lives in (or hands credentials to) the namespace: they
+                // wait while it is missing or not the tenant's. A refused object inside it
+                // (reported by the namespace part) does not hold the others back.
+                let stop = *part == Part::Namespace
+                    && (matches!(
+                        observation.reason.as_str(),
+                        "NamespaceConflict" | "NamespaceTerminating"
+                    ) || failed
+                        && state
+                            .stores
+                            .namespaces
+                            .get(&ObjectRef::new(&tenant.namespace_name()))
+                            .is_none());
                 observations.push(observation);
-                // Every other part lives in (or hands credentials to) the namespace; the
-                // others are independent, so one blocked part does not hold back the rest.
-                if blocked && *part == Part::Namespace {
+                if stop {
                     break;
                 }
             }
@@ -438,11 +530,23 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
     });
     let status = status::compute(tenant, draft, &observations, &now());
     write_status(tenant, status, state).await?;
+    if !transient.is_empty() {
+        // Retried with backoff by the error policy; the conditions already say why.
+        return Err(Error::PartsFailed(transient.join(", ")));
+    }
     Ok(Action::requeue(if settled { RESYNC } else { RECHECK }))
 }
 
 async fn cleanup(tenant: &Tenant, state: &State) -> Result<Action> {
-    write_status(tenant, status::terminating(tenant, &now()), state).await?;
+    // Once Terminating, Ready is left to the step that waits (below), so that a blocked
+    // deletion is not written twice per look.
+    let terminating = tenant
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase == Some(landlord_crds::tenant::Phase::Terminating));
+    if !terminating {
+        write_status(tenant, status::terminating(tenant, &now()), state).await?;
+    }
     if tenant
         .annotations()
         .get(labels::RELEASE)
@@ -460,7 +564,29 @@ async fn cleanup(tenant: &Tenant, state: &State) -> Result<Action> {
         return Ok(Action::await_change());
     }
     for part in Part::CLEANUP_ORDER {
-        part.cleanup(tenant, state).await?;
+        if let Err(error) = part.cleanup(tenant, state).await {
+            // Status says what the deletion waits for, and how to release the Tenant.
+            let (reason, what) = match error.inner() {
+                Error::CleanupPending(what) => (
+                    match part {
+                        Part::Namespace => "NamespaceTerminating",
+                        _ => "CleanupPending",
+                    },
+                    what.clone(),
+                ),
+                other => (
+                    failure::reason(other),
+                    format!("{part:?} cleanup: {}", failure::message(other)),
+                ),
+            };
+            write_status(
+                tenant,
+                status::terminating_blocked(tenant, reason, &what, &now()),
+                state,
+            )
+            .await?;
+            return Err(error);
+        }
         info!(part = ?part, "cleanup step done");
     }
     publish(
@@ -580,8 +706,12 @@ where
             what: "child object",
             source,
         }),
+        Err(EnsureError::Foreign(message)) => Err(Error::Foreign(message)),
         Err(EnsureError::Kube(source)) => Err(Error::Kube {
-            action: format!("applying {} {name}", K::kind(&())),
+            action: match desired.namespace() {
+                Some(ns) => format!("applying {} {ns}/{name}", K::kind(&())),
+                None => format!("applying {} {name}", K::kind(&())),
+            },
             source,
         }),
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, Preconditions},
@@ -59,30 +59,48 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
         network_policies,
         config_maps,
     } = desired::namespace_stack(tenant, &owner, &ctx.config);
-    let mut written = 0;
-    written += ensure_with(
+    // The namespace first: without it nothing else can be applied. Then every other object,
+    // even when one is refused (a quota, a RoleBinding refused, ...): the walls still go up,
+    // and the first refusal is reported.
+    let mut written = ensure_with(
         Api::all(ctx.client.clone()),
         &stores.namespaces,
         &namespace,
         ctx,
     )
     .await?;
+    let mut refused = None;
     for role in &roles {
-        written += ensure_child(&stores.roles, role, ctx).await?;
+        tally(
+            ensure_child(&stores.roles, role, ctx).await,
+            &mut written,
+            &mut refused,
+        );
     }
     for binding in &role_bindings {
-        written += ensure_child(&stores.role_bindings, binding, ctx).await?;
+        let result = ensure_child(&stores.role_bindings, binding, ctx).await;
+        tally(result, &mut written, &mut refused);
     }
-    written += ensure_child(&stores.quotas, &quota, ctx).await?;
-    written += ensure_child(&stores.limit_ranges, &limit_range, ctx).await?;
+    let result = ensure_child(&stores.quotas, &quota, ctx).await;
+    tally(result, &mut written, &mut refused);
+    let result = ensure_child(&stores.limit_ranges, &limit_range, ctx).await;
+    tally(result, &mut written, &mut refused);
     for policy in &network_policies {
-        written += ensure_child(&stores.network_policies, policy, ctx).await?;
+        let result = ensure_child(&stores.network_policies, policy, ctx).await;
+        tally(result, &mut written, &mut refused);
     }
     for config_map in &config_maps {
-        written += ensure_child(&stores.config_maps, config_map, ctx).await?;
+        let result = ensure_child(&stores.config_maps, config_map, ctx).await;
+        tally(result, &mut written, &mut refused);
+    }
+    if let Some(error) = refused {
+        return Err(error);
     }
     if written > 0 {
         tracing::info!(namespace = %ns_name, written, "applied namespace stack");
+    }
+    if let Some(pending) = quota_pending(&quota, stores) {
+        return Ok(pending);
     }
     Ok(Observation::new(
         NAMESPACE_READY,
@@ -90,6 +108,42 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
         "Provisioned",
         format!("namespace {ns_name} and its policies are in place"),
     ))
+}
+
+/// Until Kubernetes' quota controller has counted a resource of the quota, the API server
+/// refuses every create it covers ("status unknown for quota"): the namespace is not ready
+/// for the tenant's own Domains, FeatureFlagSets or workloads before that. The quota's
+/// status update reconciles the Tenant again.
+fn quota_pending(desired: &ResourceQuota, stores: &Stores) -> Option<Observation> {
+    let name = desired.name_any();
+    let ns = desired.namespace().unwrap_or_default();
+    let wanted = desired.spec.as_ref().and_then(|s| s.hard.as_ref())?;
+    let live = stores.quotas.get(&ObjectRef::new(&name).within(&ns));
+    let counted = live
+        .as_ref()
+        .and_then(|q| q.status.as_ref())
+        .and_then(|s| s.used.as_ref())
+        .is_some_and(|used| wanted.keys().all(|k| used.contains_key(k)));
+    (!counted).then(|| {
+        Observation::new(
+            NAMESPACE_READY,
+            Status::False,
+            "QuotaPending",
+            format!(
+                "ResourceQuota {ns}/{name} is not counted yet by the quota controller; until it is, the API server refuses the writes it covers"
+            ),
+        )
+    })
+}
+
+/// Counts a write, or keeps the first failure.
+fn tally(result: Result<u32>, written: &mut u32, refused: &mut Option<Error>) {
+    match result {
+        Ok(n) => *written += n,
+        Err(e) => {
+            refused.get_or_insert(e);
+        }
+    }
 }
 
 /// A namespace that exists but is not this tenant's: not taken over unless its owner asked.
@@ -147,7 +201,60 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<()> {
             .with_label_values(&[MANAGER, "Namespace"])
             .inc();
     }
-    Err(Error::CleanupPending(format!(
-        "namespace {ns_name} to finish terminating"
-    )))
+    let blockers = blockers(&ns);
+    Err(Error::CleanupPending(if blockers.is_empty() {
+        format!("namespace {ns_name} to finish terminating")
+    } else {
+        format!(
+            "namespace {ns_name} to finish terminating: {}",
+            blockers.join("; ")
+        )
+    }))
+}
+
+/// What a terminating namespace says holds it: its own `NamespaceContentRemaining`,
+/// `NamespaceFinalizersRemaining` and deletion-failure conditions, which name the finalizers
+/// and resources.
+pub fn blockers(ns: &Namespace) -> Vec<String> {
+    ns.status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .filter(|c| {
+            c.status == "True"
+                && matches!(
+                    c.type_.as_str(),
+                    "NamespaceContentRemaining"
+                        | "NamespaceFinalizersRemaining"
+                        | "NamespaceDeletionContentFailure"
+                        | "NamespaceDeletionDiscoveryFailure"
+                        | "NamespaceDeletionGroupVersionParsingFailure"
+                )
+        })
+        .filter_map(|c| c.message.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_terminating_namespace_names_what_holds_it() {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "tenant-acme"},
+            "status": {"phase": "Terminating", "conditions": [
+                {"type": "NamespaceDeletionDiscoveryFailure", "status": "False", "message": "All resources successfully discovered"},
+                {"type": "NamespaceContentRemaining", "status": "True", "message": "Some resources are remaining: configmaps. has 1 resource instances"},
+                {"type": "NamespaceFinalizersRemaining", "status": "True", "message": "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"}
+            ]}
+        }))
+        .expect("namespace");
+        assert_eq!(
+            blockers(&ns),
+            [
+                "Some resources are remaining: configmaps. has 1 resource instances",
+                "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+            ]
+        );
+    }
 }

@@ -131,6 +131,9 @@ pub enum Health {
     NotFound,
     NotOffered(Vec<Tier>),
     Invalid(String),
+    /// The API server refused the tenant's instance (reason, message naming the object and
+    /// quoting the server): a person must act.
+    Refused(&'static str, String),
     /// The rollout of the tenant's instance (dedicated) or of the pool (shared).
     Rollout(Rollout),
 }
@@ -142,9 +145,10 @@ impl Health {
             Health::NotFound => 0,
             Health::NotOffered(_) => 1,
             Health::Invalid(_) => 2,
-            Health::Rollout(Rollout::Stuck(_)) => 3,
-            Health::Rollout(Rollout::Unavailable(_)) => 4,
-            Health::Rollout(Rollout::InProgress(_)) => 5,
+            Health::Refused(..) => 3,
+            Health::Rollout(Rollout::Stuck(_)) => 4,
+            Health::Rollout(Rollout::Unavailable(_)) => 5,
+            Health::Rollout(Rollout::InProgress(_)) => 6,
             Health::Rollout(Rollout::Complete) => u8::MAX,
         }
     }
@@ -154,6 +158,7 @@ impl Health {
             Health::NotFound => "ServiceNotFound",
             Health::NotOffered(_) => "ServiceNotOffered",
             Health::Invalid(_) => "ServiceInvalid",
+            Health::Refused(reason, _) => reason,
             Health::Rollout(r) => r.reason(),
         }
     }
@@ -187,6 +192,7 @@ pub fn observe(
                     .join(", ")
             ),
             Health::Invalid(why) => format!("service {name} has an invalid spec: {why}"),
+            Health::Refused(_, why) => format!("service {name}: {why}"),
             Health::Rollout(r) => match tier {
                 Tier::Shared => format!("service {name} (shared pool): {}", r.message()),
                 Tier::Dedicated => format!("service {name}: {}", r.message()),
@@ -245,6 +251,7 @@ fn failure(f: Failure) -> Error {
             what: "service workload",
             source,
         },
+        EnsureError::Foreign(message) => Error::Foreign(message),
     }
 }
 
@@ -256,6 +263,9 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, caches: &Caches) -> Resul
     let tier = tenant.spec.tier;
     let mut health = Vec::with_capacity(tenant.spec.services.len());
     let mut written = 0;
+    // A transient failure (an outage) of one instance: the others are applied first, then it
+    // is returned, to be retried with backoff.
+    let mut transient = None;
     for selection in &tenant.spec.services {
         let name = &selection.name;
         let catalog = caches.catalog.get(&ObjectRef::new(name).within(platform));
@@ -281,13 +291,33 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, caches: &Caches) -> Resul
                         &ctx.metrics,
                     )
                     .await
-                    .map_err(failure)?;
-                    written += applied.writes;
-                    Health::Rollout(if applied.deployment_written {
-                        Rollout::InProgress(format!("Deployment {name}: applying the new spec"))
-                    } else {
-                        rollout::rollout(caches.workloads.deployment(&namespace, name).as_deref())
-                    })
+                    .map_err(failure);
+                    match applied {
+                        // One refused instance does not stop the others (nor their
+                        // suspension): it is reported as this service's health.
+                        Err(error) => {
+                            let reason = super::failure::reason(&error);
+                            if super::failure::severity(reason)
+                                == super::failure::Severity::Transient
+                            {
+                                transient.get_or_insert(error);
+                                continue;
+                            }
+                            Health::Refused(reason, super::failure::message(&error))
+                        }
+                        Ok(applied) => {
+                            written += applied.writes;
+                            Health::Rollout(if applied.deployment_written {
+                                Rollout::InProgress(format!(
+                                    "Deployment {name}: applying the new spec"
+                                ))
+                            } else {
+                                rollout::rollout(
+                                    caches.workloads.deployment(&namespace, name).as_deref(),
+                                )
+                            })
+                        }
+                    }
                 }
             },
         };
@@ -312,6 +342,9 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, caches: &Caches) -> Resul
     }
     if written > 0 {
         tracing::info!(namespace = %namespace, written, "applied service instances");
+    }
+    if let Some(error) = transient {
+        return Err(error);
     }
     Ok(observe(tenant, &health, platform))
 }

@@ -24,7 +24,9 @@ pub fn is_warning(reason: &str) -> bool {
 
 /// Whether a condition reason needs a person to act (no retry can clear it).
 pub fn needs_action(reason: &str) -> bool {
-    NEEDS_ACTION.contains(&reason) || crate::database::failure::NEEDS_ACTION.contains(&reason)
+    NEEDS_ACTION.contains(&reason)
+        || crate::database::failure::NEEDS_ACTION.contains(&reason)
+        || super::failure::severity(reason) == super::failure::Severity::NeedsPerson
 }
 
 /// Whether only a change of the Tenant itself (or of the operator's configuration, which
@@ -32,7 +34,9 @@ pub fn needs_action(reason: &str) -> bool {
 /// `NamespaceConflict` is not one of them: it clears when the namespace is annotated, which
 /// no watch of Landlord's sees (the namespace is not Landlord's yet).
 pub fn waits_for_tenant_change(reason: &str) -> bool {
-    reason == "InvalidSpec" || crate::database::failure::NEEDS_ACTION.contains(&reason)
+    reason == "InvalidSpec"
+        || crate::database::failure::NEEDS_ACTION.contains(&reason)
+        || super::failure::severity(reason) == super::failure::Severity::NeedsPerson
 }
 
 /// The status a Tenant should have, given the observations of its parts (in provisioning
@@ -121,6 +125,29 @@ pub fn compute(
 /// The status during deletion: everything kept, Ready False and phase Terminating.
 pub fn terminating(tenant: &Tenant, now: &Time) -> TenantStatus {
     compute(tenant, tenant.status.clone().unwrap_or_default(), &[], now)
+}
+
+/// The status during a deletion whose cleanup waits: Ready says what it waits for (`reason`
+/// and `what`, naming the object or system) and how to release the Tenant if that never
+/// clears.
+pub fn terminating_blocked(tenant: &Tenant, reason: &str, what: &str, now: &Time) -> TenantStatus {
+    let mut status = terminating(tenant, now);
+    let ready = Observation::new(
+        READY,
+        Status::False,
+        reason,
+        format!(
+            "the Tenant is being deleted; cleanup waits for {what}. If that can never finish, annotate the Tenant {}=true to release it (external resources are then left behind)",
+            crate::labels::RELEASE
+        ),
+    );
+    conditions::set(
+        &mut status.conditions,
+        &ready,
+        tenant.metadata.generation,
+        now,
+    );
+    status
 }
 
 /// Whether the Tenant is, by its current status, ready (for events on transitions).
@@ -239,6 +266,31 @@ mod tests {
         assert_eq!(
             conditions::find(&s.conditions, "FlagsReady").map(|c| c.status.as_str()),
             Some("False")
+        );
+    }
+
+    #[test]
+    fn a_blocked_deletion_says_what_blocks_and_how_to_release() {
+        let mut t = tenant(false);
+        t.metadata.deletion_timestamp = Some(at(5));
+        let s = terminating_blocked(
+            &t,
+            "NamespaceTerminating",
+            "namespace tenant-acme: Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances",
+            &at(6),
+        );
+        assert_eq!(s.phase, Some(Phase::Terminating));
+        let ready = conditions::find(&s.conditions, READY).expect("Ready");
+        assert_eq!(ready.reason, "NamespaceTerminating");
+        assert!(
+            ready.message.contains("example.com/hold"),
+            "{}",
+            ready.message
+        );
+        assert!(
+            ready.message.contains("landlord.dev/release=true"),
+            "{}",
+            ready.message
         );
     }
 
