@@ -16,6 +16,7 @@ pub mod labels;
 pub mod metrics;
 pub mod nats;
 pub mod pod_security;
+pub mod pool;
 pub mod quantity;
 pub mod service;
 pub mod tenant;

@@ -53,9 +53,15 @@ pub fn nanos(text: &str) -> Option<i128> {
         "Ti" => value.checked_mul(1 << 40)?,
         "Pi" => value.checked_mul(1 << 50)?,
         "Ei" => value.checked_mul(1 << 60)?,
+        // A decimal exponent, `e3` or `e-1` (`12e-1` is `1200m`).
         exponent => {
-            let power: u32 = exponent.strip_prefix(['e', 'E'])?.parse().ok()?;
-            value.checked_mul(10_i128.checked_pow(power)?)?
+            let power: i32 = exponent.strip_prefix(['e', 'E'])?.parse().ok()?;
+            let scale = 10_i128.checked_pow(power.unsigned_abs())?;
+            if power < 0 {
+                value / scale
+            } else {
+                value.checked_mul(scale)?
+            }
         }
     };
     Some(if negative { -scaled } else { scaled })
@@ -77,6 +83,9 @@ mod tests {
         assert!(same("0.5", "500m"));
         assert!(same("1e3", "1k"));
         assert!(same("2", "2"));
+        assert!(same("12e-1", "1200m"));
+        assert!(same("5e-1", "500m"));
+        assert!(same("1E-3", "1m"));
     }
 
     #[test]

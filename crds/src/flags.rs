@@ -38,8 +38,8 @@ use crate::{schema, tenant::Tier};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureFlagSetSpec {
-    /// Platform sets only: which tenants the set applies to. Empty or absent selects every
-    /// tenant. Ignored on a set in a tenant's namespace.
+    /// Platform sets only: which tenants the set applies to. Absent, or with no criteria,
+    /// selects every tenant; an empty list of tiers, plans or tenants is refused. Ignored on a set in a tenant's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<TenantSelector>,
     /// A higher priority wins for a flag defined in several sets (platform sets among
@@ -53,22 +53,23 @@ pub struct FeatureFlagSetSpec {
     pub flags: Vec<Flag>,
 }
 
-/// Selects tenants. All given criteria must match.
+/// Selects tenants. All given criteria must match; a list that is given must name at least
+/// one value (an empty list is refused rather than read as "every tenant").
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSelector {
     /// Tenants of these tiers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 2), extend("x-kubernetes-list-type" = "set"))]
-    pub tiers: Vec<Tier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2), extend("x-kubernetes-list-type" = "set"))]
+    pub tiers: Option<Vec<Tier>>,
     /// Tenants on these plans.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), extend("x-kubernetes-list-type" = "set"), inner(length(min = 1, max = 63)))]
-    pub plans: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), extend("x-kubernetes-list-type" = "set"), inner(length(min = 1, max = 63)))]
+    pub plans: Option<Vec<String>>,
     /// Tenants by name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256), extend("x-kubernetes-list-type" = "set"), inner(length(min = 1, max = 63)))]
-    pub tenants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), extend("x-kubernetes-list-type" = "set"), inner(length(min = 1, max = 63)))]
+    pub tenants: Option<Vec<String>>,
     /// Tenants whose labels include all of these.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 16))]

@@ -46,7 +46,7 @@ async fn harness() -> anyhow::Result<Harness> {
     let cluster: &'static Cluster = cluster();
     let client = cluster.client().await?;
     install_crds(&client).await?;
-    let platform = TestNamespace::new(&client, "platform").await?;
+    let platform = TestNamespace::platform(&client, "platform").await?;
     let operator = operator::start_as_chart(
         cluster,
         &client,
@@ -594,4 +594,63 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     delete_set(&h.client, &platform, &high).await?;
     delete_tenant(&h.client, &tenant).await?;
     h.platform.cleanup().await
+}
+
+/// One valid platform set whose flags do not fit a ConfigMap: `FlagsReady` says so (size and
+/// set named), the flags served before stay, and the rest of the stack is still reconciled
+/// and reported.
+#[tokio::test]
+async fn flags_too_large_for_a_config_map_are_a_flags_problem_of_their_own() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let platform = h.platform.name.clone();
+    let group = unique_name("g");
+    let tenant = unique_name("flags-big");
+    ready_tenant(&h.client, &tenant, json!({"tier": "shared"}), &group).await?;
+    let before = flags_when(&h.client, &tenant, "served", |d| d["flags"].is_object()).await?;
+    let big = unique_name("big");
+    let flags: Vec<Value> = (0..256)
+        .map(|i| typed_flag(&format!("f{i}"), "string", json!("x".repeat(4096))))
+        .collect();
+    create_set(
+        &h.client,
+        flag_set(
+            &platform,
+            &big,
+            json!({"selector": {"matchLabels": {"e2e-flags": group}}, "flags": flags}),
+        )?,
+    )
+    .await?;
+    let t = tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| {
+        c.status == "False" && c.reason == "FlagsTooLarge"
+    })
+    .await?;
+    let status = t.status.context("status")?;
+    let message = &conditions::find(&status.conditions, "FlagsReady")
+        .context("FlagsReady")?
+        .message;
+    assert!(
+        message.contains(&format!("FeatureFlagSet {platform}/{big} (256 flags"))
+            && message.contains("1048576 bytes"),
+        "{message}"
+    );
+    // The other parts were reconciled and reported in the same pass.
+    for type_ in [
+        "NamespaceReady",
+        "DatabaseReady",
+        "TopicsReady",
+        "RuntimeReady",
+    ] {
+        assert!(
+            conditions::find(&status.conditions, type_).is_some_and(|c| c.status == "True"),
+            "{type_}: {:?}",
+            status.conditions
+        );
+    }
+    // Nothing was written over the flags served before.
+    let after = flags_when(&h.client, &tenant, "unchanged", |d| d["flags"].is_object()).await?;
+    assert_eq!(before, after);
+    // Removing the set clears the problem.
+    delete_set(&h.client, &platform, &big).await?;
+    tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| c.status == "True").await?;
+    delete_tenant(&h.client, &tenant).await
 }

@@ -530,7 +530,7 @@ mod tests {
         let tenants = [tenant("acme", None), tenant("globex", None)];
         let mut picky = set(&config.platform_namespace, "a", 1);
         picky.spec.selector = Some(landlord_crds::flags::TenantSelector {
-            tenants: vec!["globex".into()],
+            tenants: Some(vec!["globex".into()]),
             ..Default::default()
         });
         let (s, picked) = scope(&picky, &tenants, &config);

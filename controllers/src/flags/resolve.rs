@@ -24,6 +24,7 @@
 
 use std::{collections::BTreeMap, fmt};
 
+use crate::drift::canonical;
 use kube::ResourceExt;
 use landlord_crds::{
     FeatureFlagSet, Tenant,
@@ -54,7 +55,8 @@ impl TenantFacts {
     }
 }
 
-/// Whether every criterion given in `selector` matches the tenant. No criteria: every tenant.
+/// Whether every criterion given in `selector` matches the tenant. No criteria: every tenant;
+/// an empty list of tiers, plans or tenants: no tenant.
 pub fn matches(selector: &TenantSelector, tenant: &TenantFacts) -> bool {
     let TenantSelector {
         tiers,
@@ -62,9 +64,13 @@ pub fn matches(selector: &TenantSelector, tenant: &TenantFacts) -> bool {
         tenants,
         match_labels,
     } = selector;
-    (tiers.is_empty() || tiers.contains(&tenant.tier))
-        && (plans.is_empty() || tenant.plan.as_ref().is_some_and(|p| plans.contains(p)))
-        && (tenants.is_empty() || tenants.contains(&tenant.name))
+    // A list that is given must hold the tenant's value: an empty list matches no tenant
+    // (the schema refuses it; one stored before that rule selects nobody, not everybody).
+    tiers.as_ref().is_none_or(|t| t.contains(&tenant.tier))
+        && plans
+            .as_ref()
+            .is_none_or(|p| tenant.plan.as_ref().is_some_and(|plan| p.contains(plan)))
+        && tenants.as_ref().is_none_or(|t| t.contains(&tenant.name))
         && match_labels
             .iter()
             .all(|(k, v)| tenant.labels.get(k) == Some(v))
@@ -229,45 +235,6 @@ impl Resolution {
         let value = serde_json::to_value(&self.flags).unwrap_or(Value::Null);
         let digest = Sha256::digest(canonical(&value).as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// JSON with object keys sorted and no whitespace, independent of serde_json's map order.
-pub fn canonical(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, out);
-                }
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
@@ -472,6 +439,38 @@ mod tests {
             "spec": spec,
         }))
         .expect("set fixture")
+    }
+
+    #[test]
+    fn an_empty_list_selects_no_tenant_and_an_absent_one_every_tenant() {
+        for empty in [
+            json!({"tenants": []}),
+            json!({"plans": []}),
+            json!({"tiers": []}),
+        ] {
+            let selector: TenantSelector = serde_json::from_value(empty.clone()).expect("selector");
+            assert!(
+                !matches(&selector, &acme(Tier::Shared, Some("pro"))),
+                "{empty} selected acme"
+            );
+            let platform = set(
+                "landlord-platform",
+                "s",
+                json!({
+                    "selector": empty,
+                    "flags": [{"name": "f", "type": "boolean", "defaultVariant": "on",
+                               "variants": {"on": {"boolean": true}}}]
+                }),
+            );
+            assert!(!selects(&platform, &acme(Tier::Shared, Some("pro"))));
+        }
+        assert!(matches(
+            &TenantSelector::default(),
+            &acme(Tier::Shared, Some("pro"))
+        ));
+        let named: TenantSelector =
+            serde_json::from_value(json!({"tenants": ["acme"]})).expect("selector");
+        assert!(matches(&named, &acme(Tier::Shared, Some("pro"))));
     }
 
     fn platform(name: &str, priority: i32, flags: Value) -> FeatureFlagSet {
