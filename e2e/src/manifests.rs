@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams},
@@ -143,7 +146,45 @@ pub async fn install_crds_on(client: &Client) -> anyhow::Result<()> {
         .with_context(|| format!("CRD {name} not established within 60s"))??;
     }
     for policy in read_documents(&root.join("manifests/policies"))? {
+        // A policy's parameters live in the operator's namespace, which may not exist yet.
+        if let Some(namespace) = policy.namespace() {
+            ensure_namespace(client, &namespace).await?;
+        }
         apply(client, &policy, None).await?;
     }
     Ok(())
+}
+
+/// Creates a namespace unless it exists.
+pub async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    ensure_namespace_labelled(client, name, serde_json::json!({})).await
+}
+
+/// Creates a platform namespace for an operator's `--platform-namespace`: labelled
+/// `landlord.dev/platform`, which the operator-scope admission policy requires of every
+/// namespace the operator writes in (other than tenant namespaces and its defaults).
+pub async fn ensure_platform_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    ensure_namespace_labelled(
+        client,
+        name,
+        serde_json::json!({"landlord.dev/platform": "true"}),
+    )
+    .await
+}
+
+async fn ensure_namespace_labelled(
+    client: &Client,
+    name: &str,
+    labels: serde_json::Value,
+) -> anyhow::Result<()> {
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": labels}}))?;
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating namespace {name}")),
+    }
 }

@@ -39,11 +39,29 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn new(client: &Client, prefix: &str) -> anyhow::Result<Self> {
+        Self::with_labels(client, prefix, &[]).await
+    }
+
+    /// A namespace for an operator's `--platform-namespace` (labelled `landlord.dev/platform`,
+    /// as the operator-scope admission policy requires).
+    pub async fn platform(client: &Client, prefix: &str) -> anyhow::Result<Self> {
+        Self::with_labels(client, prefix, &[("landlord.dev/platform", "true")]).await
+    }
+
+    async fn with_labels(
+        client: &Client,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let name = unique_name(prefix);
+        let labels = std::iter::once(("landlord.dev/e2e", "true"))
+            .chain(labels.iter().copied())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let namespace = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
-                labels: Some([("landlord.dev/e2e".to_string(), "true".to_string())].into()),
+                labels: Some(labels),
                 ..Default::default()
             },
             ..Default::default()

@@ -408,22 +408,92 @@ fn metrics_service_and_disruption_budget_select_the_operator_pods() -> anyhow::R
 }
 
 #[test]
-fn admission_policy_is_the_one_of_manifests_policies() -> anyhow::Result<()> {
+fn admission_policies_are_the_ones_of_manifests_policies() -> anyhow::Result<()> {
     let objects = render(&[])?;
-    let shipped = parse(&std::fs::read_to_string(
-        repo_root().join("manifests/policies/tenant-deletion-protection.yaml"),
-    )?)?;
+    let mut shipped = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("manifests/policies"))? {
+        shipped.extend(parse(&std::fs::read_to_string(entry?.path())?)?);
+    }
     for kind in [
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
     ] {
-        let rendered = only(&objects, kind)?;
-        let original = only(&shipped, kind)?;
-        assert_eq!(name(rendered), name(original), "{kind} name");
+        let rendered = of_kind(&objects, kind);
+        let originals = of_kind(&shipped, kind);
         assert_eq!(
-            rendered["spec"], original["spec"],
-            "the chart's {kind} differs from manifests/policies/tenant-deletion-protection.yaml"
+            rendered.len(),
+            originals.len(),
+            "the chart renders another number of {kind}s than manifests/policies holds"
         );
+        for original in originals {
+            let rendered = rendered
+                .iter()
+                .find(|r| name(r) == name(original))
+                .with_context(|| format!("the chart renders no {kind} {}", name(original)))?;
+            assert_eq!(
+                rendered["spec"],
+                original["spec"],
+                "the chart's {kind} {} differs from manifests/policies",
+                name(original)
+            );
+        }
+    }
+    // The parameters: with the default values, what manifests/policies ships.
+    let params = only_of(&objects, "ConfigMap", "admission-policy")?;
+    let original = only(&shipped, "ConfigMap")?;
+    assert_eq!(
+        (
+            name(params),
+            &params["metadata"]["namespace"],
+            &params["data"]
+        ),
+        (
+            name(original),
+            &original["metadata"]["namespace"],
+            &original["data"]
+        )
+    );
+    Ok(())
+}
+
+#[test]
+fn domain_policy_parameters_follow_the_operator_flags() -> anyhow::Result<()> {
+    let objects = render(&[
+        "domains.clusterIssuer=public",
+        "domains.certificateIssuers={staging,public}",
+        "domains.preVerifiedZones={apps.example.com,example.net}",
+        "domains.reservedHostnames={login,www,status.example.com}",
+    ])?;
+    let params = only_of(&objects, "ConfigMap", "admission-policy")?;
+    assert_eq!(
+        params["data"]["preVerifiedZones"],
+        "apps.example.com,example.net"
+    );
+    assert_eq!(
+        params["data"]["reservedHostnames"],
+        "login,www,status.example.com"
+    );
+    assert_eq!(
+        params["data"]["certificateIssuers"], "public,staging",
+        "the default issuer is offered, once"
+    );
+    let binding = of_kind(&objects, "ValidatingAdmissionPolicyBinding")
+        .into_iter()
+        .find(|b| name(b) == "landlord-domain-names")
+        .context("no landlord-domain-names binding")?;
+    assert_eq!(
+        binding["spec"]["paramRef"]["name"].as_str(),
+        Some(name(params))
+    );
+    let deployment = only(&objects, "Deployment")?;
+    let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    for expected in [
+        "--cluster-issuer=public",
+        "--certificate-issuers=staging,public",
+        "--pre-verified-zones=apps.example.com,example.net",
+        "--reserved-hostnames=login,www,status.example.com",
+    ] {
+        assert!(args.contains(&expected), "args {args:?} lack {expected}");
     }
     Ok(())
 }
@@ -512,6 +582,70 @@ fn nats_key_material_reaches_the_operator_from_a_secret() -> anyhow::Result<()> 
 }
 
 #[test]
+fn image_pull_policy_always_drives_the_flag_and_its_admission_policy() -> anyhow::Result<()> {
+    let pull_policy = |objects: &[Value]| {
+        of_kind(objects, "ValidatingAdmissionPolicy")
+            .iter()
+            .filter(|p| name(p) == "landlord-image-pull-policy")
+            .count()
+    };
+    let flag = |objects: &[Value]| -> anyhow::Result<Vec<String>> {
+        let deployment = only(objects, "Deployment")?;
+        Ok(
+            strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+                .into_iter()
+                .filter(|a| a.starts_with("--image-pull-policy-always"))
+                .map(str::to_string)
+                .collect(),
+        )
+    };
+    let on = render(&[])?;
+    assert_eq!(flag(&on)?, ["--image-pull-policy-always=true"]);
+    assert_eq!(pull_policy(&on), 1);
+    // Off: the operator leaves the pull policy alone, so the policy that would refuse its
+    // pods must not be installed either; the other tenant walls stay.
+    let off = render(&["operator.imagePullPolicyAlways=false"])?;
+    assert_eq!(flag(&off)?, ["--image-pull-policy-always=false"]);
+    assert_eq!(pull_policy(&off), 0);
+    for kept in [
+        "landlord-tenant-services",
+        "landlord-tenant-network-policies",
+    ] {
+        assert!(
+            of_kind(&off, "ValidatingAdmissionPolicy")
+                .iter()
+                .any(|p| name(p) == kept),
+            "{kept} is rendered without imagePullPolicyAlways"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn the_tenant_network_policy_rule_trusts_the_releases_account_and_platform_admins()
+-> anyhow::Result<()> {
+    let objects = render(&[
+        "admissionPolicy.platformAdmins.users={ops@example.com}",
+        "admissionPolicy.platformAdmins.groups={platform,system:masters}",
+    ])?;
+    let policy = of_kind(&objects, "ValidatingAdmissionPolicy")
+        .into_iter()
+        .find(|p| name(p) == "landlord-tenant-network-policies")
+        .context("no landlord-tenant-network-policies")?;
+    let trusted = policy["spec"]["matchConditions"][0]["expression"]
+        .as_str()
+        .context("no matchCondition")?;
+    for expected in [
+        "'system:serviceaccount:landlord-system:landlord'",
+        "'ops@example.com'",
+        "['platform', 'system:masters']",
+    ] {
+        assert!(trusted.contains(expected), "{expected} not in {trusted}");
+    }
+    Ok(())
+}
+
+#[test]
 fn values_outside_the_schema_are_rejected() -> anyhow::Result<()> {
     for (set, names) in [
         ("replicaCount=-1", "replicaCount"),
@@ -524,6 +658,12 @@ fn values_outside_the_schema_are_rejected() -> anyhow::Result<()> {
         ),
         ("podAntiAffinity=strong", "podAntiAffinity"),
         ("service.port=70000", "port"),
+        ("domains.reservedHostnames={Login}", "reservedHostnames"),
+        ("domains.certificateIssuers={Mesh_CA}", "certificateIssuers"),
+        (
+            "operator.imagePullPolicyAlways=sometimes",
+            "imagePullPolicyAlways",
+        ),
     ] {
         let output = run_helm(&["template", "landlord", CHART, "--set", set])?;
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -716,8 +856,14 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
         Access::new("update", "landlord.dev", "tenants/status", None, None),
         Access::new("update", "landlord.dev", "tenants/finalizers", None, None),
         Access::new("create", RBAC, "roles", other, None),
-        Access::new("escalate", RBAC, "roles", other, None),
-        Access::new("bind", RBAC, "roles", other, None),
+        Access::new(
+            "escalate",
+            RBAC,
+            "roles",
+            other,
+            Some("landlord-tenant-admin"),
+        ),
+        Access::new("bind", RBAC, "roles", other, Some("landlord-tenant-viewer")),
         Access::new("create", "", "secrets", other, None),
         Access::new("create", "events.k8s.io", "events", other, None),
         Access::new(
@@ -736,6 +882,8 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
         Access::new("*", "*", "*", None, None),
         Access::new("*", "*", "*", other, None),
         Access::new("create", RBAC, "clusterroles", None, None),
+        Access::new("escalate", RBAC, "roles", other, None),
+        Access::new("bind", RBAC, "roles", other, Some("admin")),
         Access::new("escalate", RBAC, "clusterroles", None, None),
         Access::new("bind", RBAC, "clusterroles", None, None),
         Access::new("create", RBAC, "clusterrolebindings", None, None),
