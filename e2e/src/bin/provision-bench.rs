@@ -188,6 +188,8 @@ struct BenchDatabase {
     servers_file: PathBuf,
     /// The floor's admin connections (the same admin the operator uses).
     pool: sqlx::PgPool,
+    /// The admin's options, for the statements that run on a connection of their own.
+    admin: sqlx::postgres::PgConnectOptions,
     host: String,
     port: u16,
     /// The floor serialises CREATE DATABASE as the operator does (one server).
@@ -203,7 +205,10 @@ impl BenchDatabase {
         c: usize,
     ) -> anyhow::Result<Self> {
         let url = cluster.var("LANDLORD_POSTGRES_URL");
-        let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+        // Pinned like the operator's admin sessions (controllers/src/database/sql.rs, rule 1).
+        let options = url
+            .parse::<sqlx::postgres::PgConnectOptions>()?
+            .options([("search_path", "pg_catalog,pg_temp")]);
         let (user, password, port) = {
             let parsed = url
                 .strip_prefix("postgres://")
@@ -240,11 +245,12 @@ impl BenchDatabase {
         )?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(u32::try_from(c).unwrap_or(16).max(1))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         Ok(Self {
             servers_file,
             pool,
+            admin: options,
             host: "127.0.0.1".into(),
             port,
             create_lock: tokio::sync::Mutex::new(()),
@@ -986,8 +992,9 @@ async fn floor_tenant(
     )];
     let mut draft = tenant.status.clone().unwrap_or_default();
     if let Some(db) = database {
-        // The operator's statements, issued directly: role (with its verifier, marker and
-        // the admin's membership) in one transaction, then the database, serialised.
+        // The operator's statements, issued directly: role (with its verifier and marker) in
+        // one transaction, then the database (as a member of the role for that moment),
+        // serialised.
         let names = Names::for_tenant(&name)?;
         let marker = ownership_marker(&name, &owner.uid);
         let password = scram::generate_password()?;
@@ -1002,7 +1009,7 @@ async fn floor_tenant(
         .await?;
         {
             let _serialised = db.create_lock.lock().await;
-            sql::create_database(&db.pool, &names, &marker).await?;
+            sql::create_database(&db.admin, &names, &marker).await?;
         }
         let endpoint = Endpoint {
             host: db.host.clone(),
@@ -1068,7 +1075,7 @@ async fn floor_delete(env: &Env, names: &[String]) -> anyhow::Result<usize> {
         // deletionPolicy Delete, as in phase 1: database and role dropped first.
         stream::iter(names)
             .map(|name| async move {
-                sql::drop_all(&db.pool, &Names::for_tenant(name)?).await?;
+                sql::drop_all(&db.pool, &db.admin, &Names::for_tenant(name)?).await?;
                 anyhow::Ok(())
             })
             .buffer_unordered(env.c)
