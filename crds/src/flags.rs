@@ -161,9 +161,10 @@ pub struct FlagValue {
     /// A floating-point value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub float: Option<f64>,
-    /// A JSON object value.
+    /// A JSON object value: at most 64 top-level properties and 16 KiB of compact JSON (a
+    /// larger one is left out and reported as `InvalidFlag`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::free_form_object")]
+    #[schemars(schema_with = "schema::flag_object")]
     pub object: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

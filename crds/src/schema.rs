@@ -26,10 +26,12 @@ pub fn optional_quantity(generator: &mut SchemaGenerator) -> Schema {
     quantity(generator)
 }
 
-/// A free-form JSON object (used for object-typed flag values).
-pub fn free_form_object(_: &mut SchemaGenerator) -> Schema {
+/// A flag's object value: free-form JSON with at most 64 top-level properties (the operator
+/// also bounds its encoded size, see `flags::resolve::MAX_OBJECT_VALUE_BYTES`).
+pub fn flag_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
+        "maxProperties": 64,
         "x-kubernetes-preserve-unknown-fields": true
     })
 }

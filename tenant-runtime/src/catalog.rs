@@ -21,6 +21,22 @@ pub const IDENTITY_CONFIG_MAP: &str = "landlord-tenant";
 /// ConfigMap with the tenant's white-label `spec.config`.
 pub const CONFIG_CONFIG_MAP: &str = "landlord-config";
 
+/// Whether the runtime serves `config_map`: one of the ConfigMaps Landlord writes for a
+/// tenant (`landlord-flags`, `landlord-tenant`, `landlord-config`), owned by a Tenant.
+/// Labels alone prove nothing (anyone may set them where admission does not protect them);
+/// an ownerReference to a Tenant is kept by the garbage collector only while that Tenant
+/// exists, and tenant admins cannot add one to an object in their namespace.
+pub fn is_served(config_map: &ConfigMap) -> bool {
+    let name = config_map.metadata.name.as_deref().unwrap_or_default();
+    [flags::CONFIG_MAP, IDENTITY_CONFIG_MAP, CONFIG_CONFIG_MAP].contains(&name)
+        && config_map
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "Tenant" && o.api_version.starts_with("landlord.dev/"))
+}
+
 /// One tenant, as its ConfigMaps describe it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TenantView {
@@ -139,6 +155,34 @@ mod tests {
             "data": data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn only_the_served_config_maps_owned_by_a_tenant_are_served() {
+        let owned = |name: &str, kind: &str, api_version: &str| -> ConfigMap {
+            let mut map = cm("tenant-acme", name, &[]);
+            map.metadata.owner_references = Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                    name: "acme".into(),
+                    uid: "u".into(),
+                    ..Default::default()
+                },
+            ]);
+            map
+        };
+        for name in ["landlord-flags", "landlord-tenant", "landlord-config"] {
+            assert!(is_served(&owned(name, "Tenant", "landlord.dev/v1alpha1")));
+            assert!(!is_served(&cm("tenant-acme", name, &[])), "{name} unowned");
+            assert!(!is_served(&owned(name, "Deployment", "apps/v1")), "{name}");
+            assert!(!is_served(&owned(name, "Tenant", "evil.dev/v1")), "{name}");
+        }
+        assert!(!is_served(&owned(
+            "big-labelled-blob",
+            "Tenant",
+            "landlord.dev/v1alpha1"
+        )));
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub reloads: IntCounter,
     /// Tenants this instance serves.
     pub tenants: IntGauge,
+    /// ConfigMaps in the watch cache: only those it serves, owned by a Tenant.
+    pub cached_config_maps: IntGauge,
 }
 
 impl Metrics {
@@ -38,12 +40,18 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(rejections.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
+        let cached_config_maps = IntGauge::new(
+            "tenant_runtime_cached_config_maps",
+            "ConfigMaps held in the watch cache (served ones, owned by a Tenant)",
+        )?;
         registry.register(Box::new(tenants.clone()))?;
+        registry.register(Box::new(cached_config_maps.clone()))?;
         Ok(Self {
             requests,
             rejections,
             reloads,
             tenants,
+            cached_config_maps,
         })
     }
 }

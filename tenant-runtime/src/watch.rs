@@ -6,10 +6,15 @@
 //!   manages in any namespace. A namespace's `landlord.dev/tenant` label, which only Landlord
 //!   can write, says whose ConfigMaps it holds; a ConfigMap's own labels are not trusted
 //!   for that, since tenant admins may edit ConfigMaps in their namespace.
+//!
+//! Only the ConfigMaps the runtime serves, owned by a Tenant, reach its cache
+//! (`catalog::is_served`): anybody may put Landlord's labels on objects outside the
+//! namespaces admission protects, and a cache of whatever carries them could be grown
+//! until the runtime runs out of memory.
 
 use std::{collections::HashMap, sync::Arc};
 
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
     Api, Client, ResourceExt,
@@ -64,6 +69,14 @@ fn config_maps(
     let (reader, writer) = reflector::store();
     let stream = kube::runtime::watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
         .default_backoff()
+        .try_filter(|event| {
+            std::future::ready(match event {
+                Event::Apply(cm) | Event::InitApply(cm) | Event::Delete(cm) => {
+                    crate::catalog::is_served(cm)
+                }
+                Event::Init | Event::InitDone => true,
+            })
+        })
         .modify(|cm| cm.managed_fields_mut().clear())
         .reflect(writer);
     (reader, stream)
@@ -96,6 +109,7 @@ async fn dedicated(
     let (store, events) = config_maps(Api::namespaced(client, &namespace));
     let rebuild = || {
         let maps = store.state();
+        metrics.cached_config_maps.set(maps.len() as i64);
         let view =
             TenantView::from_config_maps(tenant.as_str(), &namespace, maps.iter().map(|m| &**m));
         publish(&catalog, &metrics, tenant.as_str(), view);
@@ -161,6 +175,7 @@ async fn pooled(client: Client, catalog: Arc<Catalog>, metrics: Arc<Metrics>) {
     };
     let (mut namespaces_listed, mut maps_listed) = (false, false);
     while let Some(change) = changes.next().await {
+        metrics.cached_config_maps.set(maps.state().len() as i64);
         match change {
             Change::None => {}
             Change::Namespace(ns) => {

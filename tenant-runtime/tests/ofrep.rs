@@ -34,7 +34,9 @@ use landlord_controllers::{
     tenant::runtime::{self, RuntimeStack},
 };
 use landlord_crds::Tenant;
-use landlord_e2e::{cluster, cluster::repo_root, manifests, unique_name, wait};
+use landlord_e2e::{
+    cluster, cluster::repo_root, manifests, manifests::install_crds, unique_name, wait,
+};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines},
@@ -43,6 +45,8 @@ use tokio::{
 };
 
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Labelled ConfigMaps (64 KiB each) someone writes outside the tenant namespaces.
+const FOREIGN_CONFIG_MAPS: usize = 40;
 /// The pooled runtime's tenant key in these tests.
 const KEY: &str = "test-tenant-key-0123456789abcdefghijklmnop";
 
@@ -438,7 +442,8 @@ fn labels(tenant: &str) -> Value {
     json!({"app.kubernetes.io/managed-by": "landlord", "landlord.dev/tenant": tenant})
 }
 
-/// Writes (creates or replaces) a ConfigMap as Landlord would.
+/// Writes (creates or replaces) a ConfigMap as Landlord would: labelled, and owned by the
+/// tenant's Tenant (the runtime serves nothing else).
 async fn write_config_map(
     client: &Client,
     namespace: &str,
@@ -450,9 +455,15 @@ async fn write_config_map(
     if name == "landlord-flags" {
         labels["landlord.dev/component"] = "flags".into();
     }
+    let owner = Api::<Tenant>::all(client.clone())
+        .get(tenant)
+        .await
+        .with_context(|| format!("Tenant {tenant}"))?
+        .controller_owner_ref(&())
+        .context("Tenant without uid")?;
     let cm = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels, "ownerReferences": [owner]},
         "data": data,
     });
     Api::<ConfigMap>::namespaced(client.clone(), namespace)
@@ -491,8 +502,19 @@ fn flag(type_: &str, value: Value, variant: &str, reason: &str) -> Value {
     json!({"type": type_, "value": value, "variant": variant, "reason": reason, "source": "landlord-platform/product"})
 }
 
-/// A namespace labelled as Landlord labels a tenant's namespace.
+/// A Tenant of `tier` (no operator runs here, so nothing reconciles it: it only owns the
+/// ConfigMaps the tests write) and its namespace, labelled as Landlord labels it.
 async fn tenant_namespace(client: &Client, tenant: &str, tier: &str) -> anyhow::Result<String> {
+    install_crds(client).await?;
+    let object: Tenant = serde_json::from_value(json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": tenant, "labels": {"landlord.dev/e2e": "true"}},
+        "spec": {"tier": tier},
+    }))?;
+    Api::<Tenant>::all(client.clone())
+        .create(&PostParams::default(), &object)
+        .await
+        .with_context(|| format!("creating Tenant {tenant}"))?;
     let name = format!("tenant-{tenant}");
     let mut labels = labels(tenant);
     labels["landlord.dev/tier"] = tier.into();
@@ -505,10 +527,16 @@ async fn tenant_namespace(client: &Client, tenant: &str, tier: &str) -> anyhow::
     Ok(name)
 }
 
+/// Deletes a namespace `tenant_namespace` made, and its Tenant.
 async fn delete_namespace(client: &Client, name: &str) {
     let _ = Api::<Namespace>::all(client.clone())
         .delete(name, &DeleteParams::default())
         .await;
+    if let Some(tenant) = name.strip_prefix("tenant-") {
+        let _ = Api::<Tenant>::all(client.clone())
+            .delete(tenant, &DeleteParams::default())
+            .await;
+    }
 }
 
 const FLAGS: &[(&str, &str)] = &[
@@ -798,6 +826,31 @@ async fn the_pooled_runtime_serves_the_tenant_its_route_asserts_and_nothing_else
             dedicated.body
         );
 
+        // Whoever may write ConfigMaps in some namespace outside the tenant namespaces (which
+        // admission protects) puts Landlord's labels and names on large ConfigMaps of its own:
+        // they never reach the runtime's cache.
+        let cached = || runtime.metric("tenant_runtime_cached_config_maps", "");
+        let before = cached().await?;
+        let foreign = unique_name("rt-foreign");
+        Api::<Namespace>::all(client.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": foreign, "labels": {"landlord.dev/e2e": "true"}}}))?,
+            )
+            .await?;
+        namespaces.push(foreign.clone());
+        let filler = "x".repeat(64 * 1024);
+        for i in 0..FOREIGN_CONFIG_MAPS {
+            let name = if i == 0 { "landlord-flags".to_string() } else { format!("blob-{i}") };
+            let cm: ConfigMap = serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": labels(&alpha)},
+                "data": {"flags.json": filler},
+            }))?;
+            Api::<ConfigMap>::namespaced(client.clone(), &foreign)
+                .create(&PostParams::default(), &cm)
+                .await?;
+        }
+
         // A change to one tenant's flags reaches that tenant only.
         write_flags(
             &client,
@@ -820,6 +873,14 @@ async fn the_pooled_runtime_serves_the_tenant_its_route_asserts_and_nothing_else
         let answer = b.evaluate(&request).await?;
         assert_eq!(answer["server"]["banner"]["value"], "beta", "{answer}");
         assert_eq!(answer["web"]["banner"]["value"], "beta", "{answer}");
+        // The watch delivered the foreign ConfigMaps before alpha's change (one ordered
+        // stream): none of them was cached. At most the three ConfigMaps of the dedicated
+        // test, which runs beside this one, may have arrived meanwhile.
+        let after = cached().await?;
+        assert!(
+            after - before <= 3.0,
+            "the cache grew from {before} to {after} ConfigMaps with {FOREIGN_CONFIG_MAPS} foreign ones"
+        );
         for code in ["MissingTenant", "MissingAssertion", "ForgedAssertion"] {
             assert!(
                 runtime

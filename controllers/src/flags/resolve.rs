@@ -410,8 +410,22 @@ fn evaluate(flag: &Flag, tenant: &TenantFacts) -> Result<(String, Value, Reason)
         .ok_or_else(|| format!("variant {variant} is not one of its variants"))?;
     let value = typed(flag.type_, value)
         .ok_or_else(|| format!("variant {variant} has no {} value", type_name(flag.type_)))?;
+    if let Value::Object(_) = &value {
+        let bytes = crate::drift::canonical(&value).len();
+        if bytes > MAX_OBJECT_VALUE_BYTES {
+            return Err(format!(
+                "variant {variant}'s object value takes {bytes} bytes of JSON, more than the {MAX_OBJECT_VALUE_BYTES} a flag value may"
+            ));
+        }
+    }
     Ok((variant.clone(), value, reason))
 }
+
+/// The largest object value a tenant is served, in bytes of compact JSON. The CRD bounds a
+/// string value to 4096 characters and an object to 64 top-level properties, but not its
+/// depth; a larger object is left out and reported (`InvalidFlag`) rather than sent to every
+/// runtime that serves the tenant.
+pub const MAX_OBJECT_VALUE_BYTES: usize = 16 * 1024;
 
 /// The JSON value of a variant, when it holds a value of the flag's type.
 fn typed(type_: FlagType, value: &FlagValue) -> Option<Value> {
@@ -816,6 +830,31 @@ mod tests {
         assert_eq!(
             serialized,
             json!({"type": "float", "value": 1.0, "variant": "v", "reason": "STATIC", "source": "landlord-platform/defaults"})
+        );
+    }
+
+    #[test]
+    fn an_object_value_larger_than_the_bound_is_left_out_and_reported() {
+        let big = "x".repeat(MAX_OBJECT_VALUE_BYTES);
+        let p = platform(
+            "defaults",
+            0,
+            json!([{"name": "theme", "type": "object", "variants": {"v": {"object": {"nested": {"logo": big}}}}, "defaultVariant": "v"},
+                   {"name": "small", "type": "object", "variants": {"v": {"object": {"nested": {"logo": "a.svg"}}}}, "defaultVariant": "v"}]),
+        );
+        let r = resolve(&acme(Tier::Shared, None), [&p], []);
+        assert_eq!(r.flags.keys().collect::<Vec<_>>(), ["small"]);
+        assert_eq!(r.problems.len(), 1);
+        assert_eq!(r.problems[0].reason(), "InvalidFlag");
+        assert!(
+            r.problems[0].to_string().contains("theme"),
+            "{}",
+            r.problems[0]
+        );
+        assert!(
+            r.problems[0].to_string().contains("16384"),
+            "{}",
+            r.problems[0]
         );
     }
 
