@@ -32,6 +32,36 @@ pub struct Config {
     /// that the registry checks the pulling pod's credentials each time and no tenant runs a
     /// private image another tenant's pod left on the node (`--image-pull-policy-always`).
     pub image_pull_policy_always: bool,
+    /// The ClusterRole (Secrets: get, list, watch, create, update, patch, delete) the operator
+    /// binds to its own ServiceAccount in each namespace where it keeps Secrets: tenant
+    /// namespaces and the platform namespace. The chart binds it in the operator's own
+    /// namespace (database admin Secrets) and nowhere cluster-wide, so the operator reads no
+    /// Secret outside those namespaces (`--secrets-cluster-role`).
+    pub secrets_cluster_role: String,
+    /// The ServiceAccount the operator runs as, asked of the API server at startup
+    /// (SelfSubjectReview); None when it runs as a user (a developer's kubeconfig), which
+    /// needs no bindings.
+    pub service_account: Option<ServiceAccountName>,
+}
+
+/// A ServiceAccount's namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccountName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ServiceAccountName {
+    /// The account of a Kubernetes username, `system:serviceaccount:<namespace>:<name>`.
+    pub fn from_username(username: &str) -> Option<Self> {
+        let (namespace, name) = username
+            .strip_prefix("system:serviceaccount:")?
+            .split_once(':')?;
+        (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then(|| Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
 }
 
 impl Default for Config {
@@ -50,6 +80,33 @@ impl Default for Config {
             nats: None,
             domains: Default::default(),
             image_pull_policy_always: true,
+            secrets_cluster_role: "landlord-secrets".into(),
+            service_account: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_account_is_read_from_its_username_and_a_user_is_not_one() {
+        assert_eq!(
+            ServiceAccountName::from_username("system:serviceaccount:landlord-system:landlord"),
+            Some(ServiceAccountName {
+                namespace: "landlord-system".into(),
+                name: "landlord".into()
+            })
+        );
+        for user in [
+            "kubernetes-admin",
+            "system:serviceaccount:landlord-system",
+            "system:serviceaccount::landlord",
+            "system:serviceaccount:a:b:c",
+            "system:node:worker-1",
+        ] {
+            assert_eq!(ServiceAccountName::from_username(user), None, "{user}");
         }
     }
 }

@@ -251,11 +251,12 @@ pub fn network_policies(config: &Config) -> Vec<NetworkPolicy> {
     ]
 }
 
-/// Keeps the platform namespace's walls in place: creates the tenant keys' Secret when it is
-/// missing (never rewrites it) and applies the NetworkPolicies on drift. Nothing is written
-/// at rest.
+/// Keeps the platform namespace's walls in place: binds the operator's Secrets role there
+/// (RoleBinding `landlord-operator`), creates the tenant keys' Secret when it is missing
+/// (never rewrites it) and applies the NetworkPolicies on drift. Nothing is written at rest.
 pub async fn ensure(ctx: &Context) -> Result<()> {
     let ns = &ctx.config.platform_namespace;
+    ensure_operator_binding(ctx).await?;
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), ns);
     let existing = secrets
         .get_metadata_opt(KEYS_SECRET)
@@ -290,36 +291,69 @@ pub async fn ensure(ctx: &Context) -> Result<()> {
             }
         }
     }
-    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), ns);
     for policy in network_policies(&ctx.config) {
-        let name = policy.name_any();
-        let live = api
-            .get_opt(&name)
-            .await
-            .map_err(Error::kube(format!("reading NetworkPolicy {ns}/{name}")))?;
-        match apply::ensure(&api, live.as_ref(), &policy, MANAGER, &ctx.metrics).await {
-            Ok(Outcome::Applied) => {
-                info!(namespace = %ns, policy = %name, "applied the pool's NetworkPolicy");
-            }
-            Ok(Outcome::Unchanged) => {}
-            Err(EnsureError::Encode(source)) => {
-                return Err(Error::Encode {
-                    what: "NetworkPolicy",
-                    source,
-                });
-            }
-            Err(EnsureError::Kube(source)) => {
-                return Err(Error::Kube {
-                    action: format!("applying NetworkPolicy {ns}/{name}"),
-                    source,
-                });
-            }
-            Err(EnsureError::Foreign(why)) => {
-                return Err(Error::Internal(format!("NetworkPolicy {ns}/{name}: {why}")));
-            }
-        }
+        ensure_object(ctx, &policy).await?;
     }
     Ok(())
+}
+
+/// Binds the operator's Secrets role to its own ServiceAccount in the platform namespace
+/// (RoleBinding `landlord-operator`) and waits until the binding takes effect. The operator
+/// calls it once before its controllers start, so that their first reads of the tenant key
+/// are not refused; [`ensure`] keeps it in place. Nothing to do when the operator runs as a
+/// user.
+pub async fn ensure_operator_binding(ctx: &Context) -> Result<()> {
+    let ns = &ctx.config.platform_namespace;
+    let binding = crate::tenant::desired::operator_binding(
+        ObjectMeta {
+            name: Some(crate::tenant::desired::names::OPERATOR.into()),
+            namespace: Some(ns.clone()),
+            labels: Some(managed_labels()),
+            ..Default::default()
+        },
+        &ctx.config,
+    );
+    if let Some(binding) = binding
+        && ensure_object(ctx, &binding).await?
+    {
+        crate::tenant::await_secrets_access(ctx, ns).await;
+    }
+    Ok(())
+}
+
+/// Applies one object of the platform namespace on drift; whether it was written.
+async fn ensure_object<K>(ctx: &Context, desired: &K) -> Result<bool>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let ns = &ctx.config.platform_namespace;
+    let api = Api::<K>::namespaced(ctx.client.clone(), ns);
+    let name = desired.name_any();
+    let kind = K::kind(&());
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube(format!("reading {kind} {ns}/{name}")))?;
+    match apply::ensure(&api, live.as_ref(), desired, MANAGER, &ctx.metrics).await {
+        Ok(Outcome::Applied) => {
+            info!(namespace = %ns, %kind, name = %name, "applied a wall of the platform namespace");
+            Ok(true)
+        }
+        Ok(Outcome::Unchanged) => Ok(false),
+        Err(EnsureError::Encode(source)) => Err(Error::Encode {
+            what: "platform namespace object",
+            source,
+        }),
+        Err(EnsureError::Kube(source)) => Err(Error::Kube {
+            action: format!("applying {kind} {ns}/{name}"),
+            source,
+        }),
+        Err(EnsureError::Foreign(why)) => Err(Error::Foreign(why)),
+    }
 }
 
 #[cfg(test)]

@@ -257,7 +257,54 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
         }
     }
 
-    let cluster_role = only_of(&objects, "ClusterRole", "operator")?;
+    // The operator's ClusterRole (bound cluster-wide) and its Secrets ClusterRole (bound only
+    // per namespace).
+    let operator_roles: Vec<&Value> = of_kind(&objects, "ClusterRole")
+        .into_iter()
+        .filter(|o| {
+            o["metadata"]["labels"]["app.kubernetes.io/component"].as_str() == Some("operator")
+        })
+        .collect();
+    let binding = only_of(&objects, "ClusterRoleBinding", "operator")?;
+    let bound = binding["roleRef"]["name"]
+        .as_str()
+        .context("roleRef name")?;
+    let role_named = |wanted: &str| {
+        operator_roles
+            .iter()
+            .find(|r| name(r) == wanted)
+            .copied()
+            .with_context(|| format!("no ClusterRole {wanted} rendered"))
+    };
+    let cluster_role = role_named(bound)?;
+    let secrets_role = role_named(&format!("{bound}-secrets"))?;
+    assert_eq!(operator_roles.len(), 2, "{operator_roles:?}");
+    for rule in cluster_role["rules"].as_sequence().context("no rules")? {
+        assert!(
+            !strings(&rule["resources"]).contains(&"secrets"),
+            "the cluster-wide ClusterRole grants Secrets: {rule:?}"
+        );
+    }
+    assert!(
+        secrets_role["rules"]
+            .as_sequence()
+            .context("no rules")?
+            .iter()
+            .all(|r| strings(&r["resources"]) == ["secrets"]),
+        "the Secrets ClusterRole grants only Secrets"
+    );
+    assert!(
+        of_kind(&objects, "ClusterRoleBinding")
+            .iter()
+            .all(|b| b["roleRef"]["name"].as_str() != Some(name(secrets_role))),
+        "the Secrets ClusterRole is never bound cluster-wide"
+    );
+    assert!(
+        of_kind(&objects, "RoleBinding")
+            .iter()
+            .any(|b| b["roleRef"]["name"].as_str() == Some(name(secrets_role))),
+        "the chart binds the Secrets ClusterRole in its namespace"
+    );
     let rules = cluster_role["rules"].as_sequence().context("no rules")?;
     let grants = |group: &str, resource: &str, verb: &str| {
         rules.iter().any(|r| {
@@ -268,11 +315,24 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
     };
     for resource in ["clusterroles", "clusterrolebindings"] {
         for verb in ["create", "update", "patch", "escalate", "bind"] {
+            // `bind` on its own Secrets ClusterRole alone (checked below).
+            if (resource, verb) == ("clusterroles", "bind") {
+                continue;
+            }
             assert!(
                 !grants(RBAC, resource, verb),
                 "the operator may {verb} {resource}"
             );
         }
+    }
+    for rule in rules.iter().filter(|r| {
+        strings(&r["resources"]).contains(&"clusterroles") && strings(&r["verbs"]).contains(&"bind")
+    }) {
+        assert_eq!(
+            (strings(&rule["verbs"]), strings(&rule["resourceNames"])),
+            (vec!["bind"], vec![name(secrets_role)]),
+            "the operator binds no ClusterRole but its Secrets role: {rule:?}"
+        );
     }
     for verb in ["escalate", "bind", "create"] {
         assert!(
@@ -281,13 +341,16 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
         );
     }
     assert!(!grants(RBAC, "rolebindings", "escalate"));
+    assert!(
+        !grants(RBAC, "clusterroles", "escalate"),
+        "the operator may escalate clusterroles"
+    );
     for (group, resource, verb) in [
         ("landlord.dev", "tenants", "watch"),
         ("landlord.dev", "tenants/status", "patch"),
         ("landlord.dev", "tenants/finalizers", "update"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
         ("", "namespaces", "delete"),
-        ("", "secrets", "create"),
         ("", "events", "create"),
         ("events.k8s.io", "events", "patch"),
         ("networking.k8s.io", "networkpolicies", "patch"),
@@ -333,8 +396,12 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
     for (binding_kind, role_kind, role) in [
         ("ClusterRoleBinding", "ClusterRole", cluster_role),
         ("RoleBinding", "Role", lease_role),
+        ("RoleBinding", "ClusterRole", secrets_role),
     ] {
-        let binding = only_of(&objects, binding_kind, "operator")?;
+        let binding = of_kind(&objects, binding_kind)
+            .into_iter()
+            .find(|b| b["roleRef"]["name"].as_str() == Some(name(role)))
+            .with_context(|| format!("no {binding_kind} of {}", name(role)))?;
         assert_eq!(binding["roleRef"]["kind"].as_str(), Some(role_kind));
         assert_eq!(binding["roleRef"]["name"].as_str(), Some(name(role)));
         let subjects = binding["subjects"].as_sequence().context("no subjects")?;
@@ -850,6 +917,7 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
     };
     let ns = Some(namespace.as_str());
     let other = Some("default");
+    let secrets_role_name = format!("{release}-secrets");
     for allowed in [
         Access::new("create", "", "namespaces", None, None),
         Access::new("patch", "landlord.dev", "tenants", None, None),
@@ -864,7 +932,8 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
             Some("landlord-tenant-admin"),
         ),
         Access::new("bind", RBAC, "roles", other, Some("landlord-tenant-viewer")),
-        Access::new("create", "", "secrets", other, None),
+        Access::new("create", "", "secrets", ns, None),
+        Access::new("bind", RBAC, "clusterroles", None, Some(&secrets_role_name)),
         Access::new("create", "events.k8s.io", "events", other, None),
         Access::new(
             "patch",
@@ -889,6 +958,10 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
         Access::new("create", RBAC, "clusterrolebindings", None, None),
         Access::new("delete", "landlord.dev", "tenants", None, None),
         Access::new("create", "", "pods", other, None),
+        Access::new("get", "", "secrets", other, None),
+        Access::new("list", "", "secrets", None, None),
+        Access::new("create", "", "secrets", other, None),
+        Access::new("bind", RBAC, "clusterroles", None, Some("admin")),
         Access::new("create", "", "pods/exec", other, None),
         Access::new("create", "", "nodes", None, None),
         Access::new("create", LEASES, "leases", other, None),

@@ -146,6 +146,16 @@ pub struct RunArgs {
     #[arg(long, env = "LANDLORD_IMAGE_PULL_POLICY_ALWAYS", default_value_t = true, action = clap::ArgAction::Set)]
     pub image_pull_policy_always: bool,
 
+    /// ClusterRole granting Secrets, which the operator binds to its own ServiceAccount in
+    /// every tenant namespace and in the platform namespace (RoleBinding landlord-operator):
+    /// the operator holds no cluster-wide right on Secrets. The chart creates it.
+    #[arg(
+        long,
+        env = "LANDLORD_SECRETS_CLUSTER_ROLE",
+        default_value = "landlord-secrets"
+    )]
+    pub secrets_cluster_role: String,
+
     /// NATS server (in operator/JWT mode) of the tenants' topics, e.g.
     /// nats://nats.nats.svc:4222; also the URL handed to the tenants. Without it, tenants
     /// with topics report NatsNotConfigured.
@@ -319,6 +329,9 @@ impl RunArgs {
             },
             runtime_image: self.runtime_image.clone(),
             image_pull_policy_always: self.image_pull_policy_always,
+            secrets_cluster_role: self.secrets_cluster_role.clone(),
+            // Asked of the API server once connected (see `run`).
+            service_account: None,
             nats: self.nats_config()?,
             domains: landlord_controllers::domain::DomainConfig {
                 dns_resolver: self.dns_resolver,
@@ -419,10 +432,41 @@ async fn wait_for_crds(client: &Client) {
     }
 }
 
+/// The ServiceAccount this process authenticates as (SelfSubjectReview, which every
+/// authenticated identity may ask), or None for a user.
+async fn service_account(
+    client: &kube::Client,
+) -> anyhow::Result<Option<landlord_controllers::config::ServiceAccountName>> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let review = kube::Api::<SelfSubjectReview>::all(client.clone())
+        .create(
+            &kube::api::PostParams::default(),
+            &SelfSubjectReview::default(),
+        )
+        .await
+        .context("asking the API server who the operator is (SelfSubjectReview)")?;
+    let username = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .unwrap_or_default();
+    let account = landlord_controllers::config::ServiceAccountName::from_username(&username);
+    match &account {
+        Some(account) => info!(
+            namespace = %account.namespace,
+            name = %account.name,
+            "running as a ServiceAccount: it binds its Secrets role in the namespaces it keeps Secrets in"
+        ),
+        None => info!(user = %username, "running as a user: no Secrets role bindings"),
+    }
+    Ok(account)
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Configuration errors stop the operator before it connects anywhere.
-    let config = args.controller_config()?;
+    let mut config = args.controller_config()?;
     let client = client(&args).await?;
+    config.service_account = service_account(&client).await?;
     let registry = prometheus::Registry::new();
     let metrics = Metrics::new(&registry)?;
     let health = Arc::new(Health::default());
@@ -470,6 +514,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics,
         Some(identity.clone()),
     ));
+    // The platform namespace's Secrets binding before the controllers read the tenant key
+    // there (a missing platform namespace is waited for by the pool loop, which binds then).
+    if let Err(e) = landlord_controllers::pool::ensure_operator_binding(&ctx).await {
+        warn!(error = %e, "binding the operator's Secrets role in the platform namespace failed; the pool loop retries");
+    }
     let controllers = tokio::spawn({
         let tenants = landlord_controllers::tenant::run(ctx.clone(), stopped(stop_rx.clone()));
         let flag_sets = landlord_controllers::flags::run(ctx.clone(), stopped(stop_rx.clone()));

@@ -1083,7 +1083,8 @@ async fn labelled_objects_landlord_does_not_own_stay_out_of_its_cache() -> anyho
 /// Issue 11 item 5: the operator's own ServiceAccount, used directly (as a compromised
 /// operator would), cannot write outside tenant and platform namespaces, cannot write Roles
 /// or RoleBindings other than Landlord's, nor give those more than Landlord gives, nor take
-/// over a system namespace.
+/// over a system namespace, nor read or write a Secret outside the namespaces where it keeps
+/// them.
 #[tokio::test]
 async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> anyhow::Result<()> {
     let h = harness().await?;
@@ -1189,7 +1190,106 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
             .await
             .map(|_| ()),
     )?;
-    // What it is for still works with the same credentials.
+    // Secrets: none outside the namespaces where the operator keeps them. A Secret of the
+    // admin's in kube-system and in a namespace of nobody's, read by name and by listing.
+    let elsewhere = unique_name("nobodys");
+    Api::<Namespace>::all(h.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": elsewhere}}))?,
+        )
+        .await?;
+    let probe: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "landlord-scope-probe"}, "stringData": {"token": "not-the-operators"}
+    }))?;
+    for namespace in ["kube-system", elsewhere.as_str()] {
+        Api::<Secret>::namespaced(h.client.clone(), namespace)
+            .create(&PostParams::default(), &probe)
+            .await
+            .with_context(|| format!("the admin writes a Secret in {namespace}"))?;
+        refused(
+            &format!("reading a Secret in {namespace}"),
+            Api::<Secret>::namespaced(op.clone(), namespace)
+                .get("landlord-scope-probe")
+                .await
+                .map(|_| ()),
+        )?;
+        refused(
+            &format!("listing Secrets in {namespace}"),
+            Api::<Secret>::namespaced(op.clone(), namespace)
+                .list(&ListParams::default())
+                .await
+                .map(|_| ()),
+        )?;
+    }
+    refused(
+        "listing Secrets cluster-wide",
+        Api::<Secret>::all(op.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|_| ()),
+    )?;
+    refused(
+        "creating a Secret in a namespace of nobody's",
+        Api::<Secret>::namespaced(op.clone(), &elsewhere)
+            .create(&PostParams::default(), &probe)
+            .await
+            .map(|_| ()),
+    )?;
+    // Nor can it bind itself (or anyone) Secrets where it has none, or hand its Secrets
+    // role to someone else where it has.
+    let secrets_binding = |namespace: &str,
+                           subject_ns: &str,
+                           subject: &str|
+     -> anyhow::Result<RoleBinding> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "landlord-operator", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "landlord-secrets"},
+            "subjects": [{"kind": "ServiceAccount", "name": subject, "namespace": subject_ns}],
+        }))?)
+    };
+    refused(
+        "binding itself Secrets in a namespace of nobody's",
+        Api::<RoleBinding>::namespaced(op.clone(), &elsewhere)
+            .create(
+                &PostParams::default(),
+                &secrets_binding(&elsewhere, operator::NAMESPACE, operator::SERVICE_ACCOUNT)?,
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    refused(
+        "binding the Secrets role to the tenant's default ServiceAccount",
+        Api::<RoleBinding>::namespaced(op.clone(), &ns)
+            .patch(
+                "landlord-operator",
+                &PatchParams::apply("landlord-attack").force(),
+                &Patch::Apply(&secrets_binding(&ns, &ns, "default")?),
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    Api::<Secret>::namespaced(h.client.clone(), "kube-system")
+        .delete("landlord-scope-probe", &DeleteParams::default())
+        .await?;
+    Api::<Namespace>::all(h.client.clone())
+        .delete(&elsewhere, &DeleteParams::default())
+        .await?;
+
+    // What it is for still works with the same credentials: its binding is in place in the
+    // tenant namespace, where it reads and writes Secrets.
+    let binding = Api::<RoleBinding>::namespaced(h.client.clone(), &ns)
+        .get("landlord-operator")
+        .await
+        .context("the operator binds its Secrets role in the tenant namespace")?;
+    assert_eq!(binding.role_ref.name, "landlord-secrets");
+    let mine = Api::<Secret>::namespaced(op.clone(), &ns);
+    mine.create(&PostParams::default(), &probe)
+        .await
+        .context("the operator's account writes a Secret in a tenant namespace")?;
+    mine.get("landlord-scope-probe").await?;
+    mine.delete("landlord-scope-probe", &DeleteParams::default())
+        .await?;
     let mine = Api::<ConfigMap>::namespaced(op.clone(), &ns);
     mine.create(&PostParams::default(), &cm)
         .await

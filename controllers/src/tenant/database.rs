@@ -5,7 +5,7 @@
 //! is looked at again shortly, so it recovers by itself when the server is back. Failures
 //! only a person can fix (a name conflict, an extension off the allowlist) wait for a change.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
@@ -28,6 +28,7 @@ use super::{
     error::{Error, Result},
 };
 use crate::{
+    Context,
     database::{
         config::ServerConfig,
         desired::{self as db_desired, Endpoint, ROTATE_PASSWORD, ROTATION, names, secret_text},
@@ -161,11 +162,8 @@ async fn place(
         .ok_or_else(|| Failure::new("ServerNotFound", format!("server {chosen} vanished")))
 }
 
-fn live_secret(state: &State, tenant: &Tenant, name: &str) -> Option<Arc<Secret>> {
-    state
-        .stores
-        .secrets
-        .get(&ObjectRef::new(name).within(&tenant.namespace_name()))
+async fn live_secret(ctx: &Context, tenant: &Tenant, name: &str) -> Result<Option<Secret>> {
+    super::get_secret(ctx, &tenant.namespace_name(), name).await
 }
 
 async fn shared(
@@ -234,7 +232,8 @@ async fn shared(
         .get(ROTATE_PASSWORD)
         .cloned()
         .unwrap_or_default();
-    let kept = live_secret(state, tenant, names::SECRET)
+    let kept = live_secret(ctx, tenant, names::SECRET)
+        .await?
         .filter(|s| s.annotations().get(ROTATION) == Some(&rotation))
         .and_then(|s| secret_text(&s, "password"));
     let (password, fresh) = match kept {
@@ -374,7 +373,7 @@ async fn shared(
 
     let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
     let secret = db_desired::credentials(tenant, &owner, &names, &endpoint, &password, &rotation);
-    super::ensure_child(&state.stores.secrets, &secret, ctx).await?;
+    super::ensure_secret(&secret, ctx).await?;
     if fresh && !created {
         info!(role = %names.role, "database password set");
     }
@@ -449,7 +448,7 @@ async fn dedicated(
     let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
     // Secrets are generated once and kept: the server only reads them when it initialises
     // its data directory.
-    let server_secret = live_secret(state, tenant, names::SERVER_SECRET);
+    let server_secret = live_secret(&state.ctx, tenant, names::SERVER_SECRET).await?;
     let kept = |key: &str| server_secret.as_ref().and_then(|s| secret_text(s, key));
     let superuser = match kept("password") {
         Some(p) => p,
@@ -496,8 +495,8 @@ async fn dedicated(
     let endpoint = db_desired::dedicated_endpoint(tenant);
     let credentials =
         db_desired::credentials(tenant, &owner, &names, &endpoint, &role_password, "");
-    super::ensure_child(&state.stores.secrets, &server.server_secret, ctx).await?;
-    super::ensure_child(&state.stores.secrets, &credentials, ctx).await?;
+    super::ensure_secret(&server.server_secret, ctx).await?;
+    super::ensure_secret(&credentials, ctx).await?;
     super::ensure_child(&state.stores.config_maps, &server.init, ctx).await?;
     super::ensure_child(&state.stores.services, &server.service, ctx).await?;
     let applied =

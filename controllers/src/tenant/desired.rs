@@ -37,6 +37,8 @@ use crate::{config::Config, labels, quantity};
 pub mod names {
     pub const ADMIN: &str = "landlord-tenant-admin";
     pub const VIEWER: &str = "landlord-tenant-viewer";
+    /// Binds the operator's Secrets ClusterRole to its own ServiceAccount.
+    pub const OPERATOR: &str = "landlord-operator";
     pub const QUOTA: &str = "landlord-quota";
     pub const LIMITS: &str = "landlord-limits";
     pub const DEFAULT_DENY: &str = "landlord-default-deny";
@@ -78,10 +80,22 @@ pub fn namespace_stack(tenant: &Tenant, owner: &OwnerReference, config: &Config)
                 rules: Some(viewer_rules()),
             },
         ],
-        role_bindings: vec![
-            binding(meta(names::ADMIN), names::ADMIN, &tenant.spec.admins),
-            binding(meta(names::VIEWER), names::VIEWER, &tenant.spec.viewers),
-        ],
+        role_bindings: [
+            Some(binding(
+                meta(names::ADMIN),
+                names::ADMIN,
+                &tenant.spec.admins,
+            )),
+            Some(binding(
+                meta(names::VIEWER),
+                names::VIEWER,
+                &tenant.spec.viewers,
+            )),
+            operator_binding(meta(names::OPERATOR), config),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         quota: ResourceQuota {
             metadata: meta(names::QUOTA),
             spec: Some(quota_spec(tenant)),
@@ -295,6 +309,28 @@ fn viewer_rules() -> Vec<PolicyRule> {
         rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(&["events.k8s.io"], &["events"], READ),
     ]
+}
+
+/// The RoleBinding `landlord-operator` of a namespace where the operator keeps Secrets: the
+/// Secrets ClusterRole (`Config::secrets_cluster_role`) for the operator's own
+/// ServiceAccount. None when the operator runs as a user. `metadata` names the binding
+/// [`names::OPERATOR`] in that namespace.
+pub fn operator_binding(metadata: ObjectMeta, config: &Config) -> Option<RoleBinding> {
+    let account = config.service_account.as_ref()?;
+    Some(RoleBinding {
+        metadata,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: config.secrets_cluster_role.clone(),
+        },
+        subjects: Some(vec![RbacSubject {
+            api_group: Some(String::new()),
+            kind: "ServiceAccount".into(),
+            name: account.name.clone(),
+            namespace: Some(account.namespace.clone()),
+        }]),
+    })
 }
 
 fn binding(metadata: ObjectMeta, role: &str, subjects: &[Subject]) -> RoleBinding {
@@ -710,6 +746,50 @@ spec:
                 .iter()
                 .all(|r| r.metadata.namespace.as_deref() == Some("custom-ns"))
         );
+    }
+
+    #[test]
+    fn the_operator_binds_its_secrets_role_to_itself_only_when_it_is_a_service_account() {
+        let t = tenant(ACME);
+        let owner = owner_reference(&t).expect("uid");
+        let as_user = namespace_stack(&t, &owner, &Config::default());
+        assert!(
+            as_user
+                .role_bindings
+                .iter()
+                .all(|b| b.metadata.name.as_deref() != Some(names::OPERATOR))
+        );
+        let config = Config {
+            service_account: Some(crate::config::ServiceAccountName {
+                namespace: "landlord-system".into(),
+                name: "landlord".into(),
+            }),
+            ..Config::default()
+        };
+        let stack = namespace_stack(&t, &owner, &config);
+        let binding = stack
+            .role_bindings
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some(names::OPERATOR))
+            .expect("the operator's binding");
+        assert_eq!(
+            (
+                binding.role_ref.kind.as_str(),
+                binding.role_ref.name.as_str()
+            ),
+            ("ClusterRole", "landlord-secrets")
+        );
+        let subjects = binding.subjects.clone().unwrap_or_default();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(
+            (
+                subjects[0].kind.as_str(),
+                subjects[0].name.as_str(),
+                subjects[0].namespace.as_deref()
+            ),
+            ("ServiceAccount", "landlord", Some("landlord-system"))
+        );
+        assert_eq!(binding.metadata.namespace.as_deref(), Some("tenant-acme"));
     }
 
     #[test]

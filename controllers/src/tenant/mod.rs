@@ -155,7 +155,6 @@ pub struct Stores {
     pub limit_ranges: Store<LimitRange>,
     pub network_policies: Store<NetworkPolicy>,
     pub config_maps: Store<ConfigMap>,
-    pub secrets: Store<Secret>,
     pub services: Store<Service>,
     pub stateful_sets: Store<StatefulSet>,
     pub service_accounts: Store<ServiceAccount>,
@@ -184,7 +183,6 @@ impl Stores {
             size(&self.limit_ranges),
             size(&self.network_policies),
             size(&self.config_maps),
-            size(&self.secrets),
             size(&self.services),
             size(&self.stateful_sets),
             size(&self.service_accounts),
@@ -208,7 +206,6 @@ impl Stores {
             limit_ranges,
             network_policies,
             config_maps,
-            secrets,
             services,
             stateful_sets,
             service_accounts,
@@ -226,7 +223,6 @@ impl Stores {
             limit_ranges.wait_until_ready(),
             network_policies.wait_until_ready(),
             config_maps.wait_until_ready(),
-            secrets.wait_until_ready(),
             services.wait_until_ready(),
             stateful_sets.wait_until_ready(),
             service_accounts.wait_until_ready(),
@@ -311,7 +307,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (limit_ranges, limit_range_events) = owned::<LimitRange>(&client);
     let (network_policies, network_policy_events) = owned::<NetworkPolicy>(&client);
     let (config_maps, config_map_events) = owned::<ConfigMap>(&client);
-    let (secrets, secret_events) = owned::<Secret>(&client);
     let (services, service_events) = owned::<Service>(&client);
     let (stateful_sets, stateful_set_events) = owned::<StatefulSet>(&client);
     let (service_accounts, service_account_events) = owned::<ServiceAccount>(&client);
@@ -338,7 +333,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         limit_ranges,
         network_policies,
         config_maps,
-        secrets,
         services,
         stateful_sets,
         service_accounts,
@@ -395,7 +389,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .watches_stream(limit_range_events, tenant_of)
         .watches_stream(network_policy_events, tenant_of)
         .watches_stream(config_map_events, tenant_of)
-        .watches_stream(secret_events, tenant_of)
         .watches_stream(service_events, tenant_of)
         .watches_stream(stateful_set_events, tenant_of)
         .watches_stream(service_account_events, tenant_of)
@@ -699,7 +692,66 @@ where
         key = key.within(&ns);
     }
     let live = store.get(&key);
-    match apply::ensure(&api, live.as_deref(), desired, MANAGER, &ctx.metrics).await {
+    ensure_against(api, live.as_deref(), desired, ctx).await
+}
+
+/// A Secret of a tenant (or the platform) namespace, read with one GET: the operator may not
+/// list or watch Secrets cluster-wide (see `Config::secrets_cluster_role`), so they are not
+/// cached. Ok(None) when it does not exist.
+pub async fn get_secret(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Secret>> {
+    Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("reading Secret {namespace}/{name}")))
+}
+
+/// Waits, up to 10 s, until the operator may read Secrets in `namespace` after it wrote the
+/// RoleBinding that lets it: the API server's authorizer learns of a binding from its own
+/// watch, a moment after the write. Without the wait the next Secret read could be refused
+/// and reported as `Forbidden`, which is not retried until the slow resync.
+pub async fn await_secrets_access(ctx: &Context, namespace: &str) {
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+    for _ in 0..100 {
+        match api.get_metadata_opt(desired::names::OPERATOR).await {
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            _ => return,
+        }
+    }
+    warn!(
+        namespace,
+        "the operator's Secrets binding did not take effect within 10s"
+    );
+}
+
+/// [`ensure_child`] for a Secret: compared with what a GET returns (Secrets are not cached).
+pub async fn ensure_secret(desired: &Secret, ctx: &Context) -> Result<u32> {
+    let ns = desired.namespace().unwrap_or_default();
+    let live = get_secret(ctx, &ns, &desired.name_any()).await?;
+    ensure_against(
+        Api::namespaced(ctx.client.clone(), &ns),
+        live.as_ref(),
+        desired,
+        ctx,
+    )
+    .await
+}
+
+/// Applies `desired` unless `live` is already up to date; the number of writes (0 or 1).
+async fn ensure_against<K>(api: Api<K>, live: Option<&K>, desired: &K, ctx: &Context) -> Result<u32>
+where
+    K: Resource<DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let name = desired.name_any();
+    match apply::ensure(&api, live, desired, MANAGER, &ctx.metrics).await {
         Ok(Outcome::Applied) => Ok(1),
         Ok(Outcome::Unchanged) => Ok(0),
         Err(EnsureError::Encode(source)) => Err(Error::Encode {

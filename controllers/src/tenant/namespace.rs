@@ -79,6 +79,10 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
     }
     for binding in &role_bindings {
         let result = ensure_child(&stores.role_bindings, binding, ctx).await;
+        if matches!(result, Ok(1)) && binding.name_any() == desired::names::OPERATOR {
+            // The database and topics parts write Secrets right after this one.
+            super::await_secrets_access(ctx, &ns_name).await;
+        }
         tally(result, &mut written, &mut refused);
     }
     let result = ensure_child(&stores.quotas, &quota, ctx).await;

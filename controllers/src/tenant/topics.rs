@@ -42,11 +42,7 @@ use k8s_openapi::{
     api::core::v1::Secret,
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
 };
-use kube::{
-    Api, ResourceExt,
-    api::DeleteParams,
-    runtime::reflector::{ObjectRef, Store},
-};
+use kube::{Api, ResourceExt, api::DeleteParams};
 use landlord_crds::{
     Tenant, TenantStatus,
     conditions::{Observation, Status, tenant::TOPICS_READY},
@@ -474,7 +470,7 @@ pub async fn provision(
         if let Err(e) = teardown(tenant, nats, &account).await {
             return Ok(failed(&e));
         }
-        delete_secret(tenant, ctx, &state.stores.secrets).await?;
+        delete_secret(tenant, ctx).await?;
         draft.topics.clear();
         return Ok(observation(
             Status::True,
@@ -490,7 +486,7 @@ pub async fn provision(
     // The creds first, the account after: new creds work as soon as they are in the Secret,
     // and the account push that revokes the old ones follows (a failed write leaves the old
     // ones working).
-    let creds = ensure_secret(tenant, ctx, &state.stores.secrets, &account, live.as_ref()).await?;
+    let creds = ensure_secret(tenant, ctx, &account, live.as_ref()).await?;
     let limits = tenant_limits(
         tenant.spec.quota.as_ref().and_then(|q| q.nats.as_ref()),
         &nats.config().limits,
@@ -851,25 +847,16 @@ fn revoked_before(live: Option<&Claims<jwt::Account>>) -> i64 {
 async fn ensure_secret(
     tenant: &Tenant,
     ctx: &Context,
-    secrets: &Store<Secret>,
     account: &KeyPair,
     live_account: Option<&Claims<jwt::Account>>,
 ) -> Result<Creds> {
     let namespace = tenant.namespace_name();
     let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
     let revoked = revoked_before(live_account);
-    let mut live = secrets.get(&ObjectRef::new(SECRET).within(&namespace));
-    let mut creds = kept_creds(tenant, account, revoked, live.as_deref());
-    if creds.is_none() {
-        // The cache may lag behind creds written a moment ago: new creds would revoke those,
-        // so read the Secret itself before issuing.
-        let fresh = api.get_opt(SECRET).await.map_err(|source| Error::Kube {
-            action: format!("reading Secret {SECRET}"),
-            source,
-        })?;
-        creds = kept_creds(tenant, account, revoked, fresh.as_ref());
-        live = fresh.map(std::sync::Arc::new);
-    }
+    // Read, not cached (the operator may not watch Secrets cluster-wide): always the creds
+    // written last, so new ones are issued only when those are not current.
+    let live = super::get_secret(ctx, &namespace, SECRET).await?;
+    let creds = kept_creds(tenant, account, revoked, live.as_ref());
     let creds =
         match creds {
             Some(creds) => creds,
@@ -887,7 +874,7 @@ async fn ensure_secret(
         .map(|n| n.config().tenant_url())
         .unwrap_or_default();
     let secret = desired_secret(tenant, owner, &url, &creds);
-    match apply::ensure(&api, live.as_deref(), &secret, MANAGER, &ctx.metrics).await {
+    match apply::ensure(&api, live.as_ref(), &secret, MANAGER, &ctx.metrics).await {
         Ok(Outcome::Applied) => {
             info!(namespace = %namespace, secret = SECRET, "applied the tenant's NATS creds");
             Ok(creds)
@@ -905,12 +892,9 @@ async fn ensure_secret(
     }
 }
 
-async fn delete_secret(tenant: &Tenant, ctx: &Context, secrets: &Store<Secret>) -> Result<()> {
+async fn delete_secret(tenant: &Tenant, ctx: &Context) -> Result<()> {
     let namespace = tenant.namespace_name();
-    if secrets
-        .get(&ObjectRef::new(SECRET).within(&namespace))
-        .is_none()
-    {
+    if super::get_secret(ctx, &namespace, SECRET).await?.is_none() {
         return Ok(());
     }
     let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
