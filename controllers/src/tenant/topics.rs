@@ -382,6 +382,22 @@ fn kept_creds(
     })
 }
 
+/// When new creds are issued (unix seconds): now, but always after the creds they replace
+/// and after the account's last revocation of all users. The account revokes every user JWT
+/// issued up to a second before the current one; JWT times are whole seconds, so creds
+/// rotated within the second they were issued would otherwise share that second with the
+/// creds they replace, and the old ones would stay valid.
+fn issue_time(now: i64, revoked_before: i64, replaced: Option<&Secret>) -> i64 {
+    let previous = replaced
+        .and_then(|s| s.data.as_ref()?.get("creds"))
+        .and_then(|c| std::str::from_utf8(&c.0).ok())
+        .and_then(jwt::parse_creds)
+        .and_then(|(token, _)| Claims::<jwt::User>::decode(&token).ok())
+        .map_or(i64::MIN, |claims| claims.iat);
+    now.max(previous.saturating_add(1))
+        .max(revoked_before.saturating_add(1))
+}
+
 /// New creds for the tenant: `user` (a fresh random key), signed by its account.
 fn issue_creds(
     tenant: &Tenant,
@@ -857,16 +873,18 @@ async fn ensure_secret(
     // written last, so new ones are issued only when those are not current.
     let live = super::get_secret(ctx, &namespace, SECRET).await?;
     let creds = kept_creds(tenant, account, revoked, live.as_ref());
-    let creds =
-        match creds {
-            Some(creds) => creds,
-            None => issue_creds(tenant, account, &KeyPair::new(KeyPairType::User), now()).map_err(
+    let creds = match creds {
+        Some(creds) => creds,
+        None => {
+            let issued_at = issue_time(now(), revoked, live.as_ref());
+            issue_creds(tenant, account, &KeyPair::new(KeyPairType::User), issued_at).map_err(
                 |e| Error::Nats {
                     action: "issuing the tenant's NATS user".into(),
                     source: e.into(),
                 },
-            )?,
-        };
+            )?
+        }
+    };
     let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;
     let url = ctx
         .nats
@@ -1135,6 +1153,33 @@ mod tests {
     fn secret_with(tenant: &Tenant, creds: &Creds) -> Secret {
         let owner = desired::owner_reference(tenant).expect("owner");
         desired_secret(tenant, owner, "nats://n:4222", creds)
+    }
+
+    #[test]
+    fn creds_rotated_within_their_second_are_issued_after_the_ones_they_replace() {
+        let tenant: Tenant = serde_yaml::from_str(
+            "{apiVersion: landlord.dev/v1alpha1, kind: Tenant, metadata: {name: acme, uid: u1}, spec: {tier: shared}}",
+        )
+        .expect("fixture");
+        let account = KeyPair::new(KeyPairType::Account);
+        let old =
+            issue_creds(&tenant, &account, &KeyPair::new(KeyPairType::User), 1_000).expect("creds");
+        let secret = secret_with(&tenant, &old);
+        // Rotated in the same second: one second later, so that the account's revocation
+        // (one second before the new creds) covers the old ones.
+        let at = issue_time(1_000, i64::MIN, Some(&secret));
+        assert_eq!(at, 1_001);
+        let user = TenantUser {
+            key: "U".into(),
+            issued_at: at,
+        };
+        let claims = account_claims("acme", "A", &user, &TenantLimits::DEFAULT, &[1], false);
+        let revoked = claims.nats.revocations[ALL_USERS];
+        assert!(old.user.issued_at <= revoked && revoked < at);
+        // Later: now. After a revocation of all users: after it.
+        assert_eq!(issue_time(2_000, i64::MIN, Some(&secret)), 2_000);
+        assert_eq!(issue_time(1_000, 1_500, None), 1_501);
+        assert_eq!(issue_time(1_000, i64::MIN, None), 1_000);
     }
 
     #[test]
