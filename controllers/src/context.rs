@@ -21,6 +21,8 @@ pub struct Context {
     pub databases: database::Servers,
     /// The NATS provisioner, when a server is configured; it connects on first use.
     pub nats: Option<Nats>,
+    /// Which caches have synced (`/readyz`, bounded waits).
+    pub caches: std::sync::Arc<crate::caches::CacheSync>,
 }
 
 impl Context {
@@ -37,6 +39,7 @@ impl Context {
             metrics,
             backoff: Backoff::default(),
             databases: database::Servers::default(),
+            caches: Default::default(),
         }
     }
 }

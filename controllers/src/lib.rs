@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod caches;
 pub mod config;
 pub mod context;
 pub mod database;
@@ -18,6 +19,7 @@ pub mod nats;
 pub mod pod_security;
 pub mod pool;
 pub mod quantity;
+pub mod runner;
 pub mod service;
 pub mod tenant;
 

@@ -187,7 +187,8 @@ impl Operator {
         })
     }
 
-    /// GET on the operator's probe port; the body when the status is 200.
+    /// GET on the operator's probe port; the body when the status is 200, else an error
+    /// with the status line and the body.
     pub async fn get(&self, path: &str) -> anyhow::Result<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.probe_port)).await?;
@@ -201,7 +202,7 @@ impl Operator {
             .context("malformed HTTP response")?;
         anyhow::ensure!(
             head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-            "{path}: {head}"
+            "{path}: {head}: {body}"
         );
         Ok(body.to_string())
     }

@@ -1,5 +1,6 @@
 //! The operator's own HTTP endpoints: `/healthz` (the process is alive), `/readyz` (its CRDs
-//! are installed and it is connected) and `/metrics` (Prometheus text format).
+//! are installed, it is connected and, when it leads, every controller cache has synced; a
+//! 503 names the caches that have not) and `/metrics` (Prometheus text format).
 
 use std::{
     net::SocketAddr,
@@ -19,6 +20,8 @@ pub struct Health {
     pub ready: AtomicBool,
     /// This replica holds the leader lease.
     pub leader: AtomicBool,
+    /// The controllers' caches (registered once this replica leads).
+    pub caches: Arc<landlord_controllers::caches::CacheSync>,
 }
 
 #[derive(Clone)]
@@ -37,13 +40,21 @@ pub fn router(health: Arc<Health>, registry: Registry) -> Router {
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     let leader = state.health.leader.load(Ordering::Relaxed);
-    if state.health.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, format!("ok (leader: {leader})"))
-    } else {
+    let pending = state.health.caches.pending();
+    if !state.health.ready.load(Ordering::Relaxed) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "waiting for the Landlord CRDs".into(),
         )
+    } else if !pending.is_empty() {
+        // A cache that stays here has a watch that keeps failing, usually a missing RBAC
+        // right; the log has the watch's error.
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("caches not synced: {}", pending.join(", ")),
+        )
+    } else {
+        (StatusCode::OK, format!("ok (leader: {leader})"))
     }
 }
 
@@ -68,4 +79,38 @@ pub async fn serve(
     tracing::info!(address = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
     axum::serve(listener, router(health, registry)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn probe(health: &Arc<Health>) -> (StatusCode, String) {
+        readyz(State(AppState {
+            health: health.clone(),
+            registry: Registry::new(),
+        }))
+        .await
+    }
+
+    #[tokio::test]
+    async fn readyz_names_the_caches_that_have_not_synced() {
+        let health = Arc::new(Health::default());
+        assert_eq!(probe(&health).await.0, StatusCode::SERVICE_UNAVAILABLE);
+        health.ready.store(true, Ordering::Relaxed);
+        health.leader.store(true, Ordering::Relaxed);
+        health.caches.register("tenant/StatefulSet");
+        assert_eq!(
+            probe(&health).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "caches not synced: tenant/StatefulSet".to_string()
+            )
+        );
+        health.caches.synced("tenant/StatefulSet");
+        assert_eq!(
+            probe(&health).await,
+            (StatusCode::OK, "ok (leader: true)".to_string())
+        );
+    }
 }

@@ -508,12 +508,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     health.leader.store(true, Ordering::Relaxed);
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        config,
-        metrics,
-        Some(identity.clone()),
-    ));
+    let mut context = Context::new(client.clone(), config, metrics, Some(identity.clone()));
+    context.caches = health.caches.clone();
+    let ctx = Arc::new(context);
     // The platform namespace's Secrets binding before the controllers read the tenant key
     // there (a missing platform namespace is waited for by the pool loop, which binds then).
     if let Err(e) = landlord_controllers::pool::ensure_operator_binding(&ctx).await {

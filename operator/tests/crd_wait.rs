@@ -4,6 +4,7 @@
 
 use std::{path::Path, time::Duration};
 
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::{Api, api::PostParams};
 use landlord_crds::{Tenant, tenant::Phase};
 use landlord_e2e::{
@@ -84,5 +85,70 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
                 .then_some(()),
         )
     })
-    .await
+    .await?;
+    drop(operator);
+    a_cache_that_never_syncs_is_named_by_readyz(cluster, &client, &options).await
+}
+
+/// Issue 12: without the right to list StatefulSets (a chart edited by hand, an aggregated
+/// role gone), the Tenant controller's StatefulSet cache never syncs. The operator stays up,
+/// /readyz says which cache it waits for, and once the right is back it becomes ready.
+async fn a_cache_that_never_syncs_is_named_by_readyz(
+    cluster: &Cluster,
+    client: &kube::Client,
+    options: &Options<'_>,
+) -> anyhow::Result<()> {
+    let roles = Api::<ClusterRole>::all(client.clone());
+    let mut role = roles.get("landlord").await?;
+    let full = role.rules.clone();
+    for rule in role.rules.iter_mut().flatten() {
+        if let Some(resources) = rule.resources.as_mut() {
+            resources.retain(|r| r != "statefulsets");
+        }
+    }
+    role.metadata.managed_fields = None;
+    roles
+        .replace("landlord", &PostParams::default(), &role)
+        .await?;
+    let operator = Operator::start_unready(cluster, options)?;
+    // Every cache is pending at first; the others sync within moments, the StatefulSet
+    // cache never does.
+    let body = wait::until(
+        "/readyz to name the StatefulSet cache alone",
+        Duration::from_secs(60),
+        || async {
+            Ok(match operator.get("/readyz").await {
+                Err(e)
+                    if e.to_string()
+                        .ends_with("caches not synced: tenant/StatefulSet") =>
+                {
+                    Some(e.to_string())
+                }
+                _ => None,
+            })
+        },
+    )
+    .await?;
+    assert!(body.contains("503"), "{body}");
+    assert!(
+        operator
+            .log_text()
+            .contains("a watch of the controller failed"),
+        "the failing watch is logged: {}",
+        operator.log_text()
+    );
+
+    let mut role = roles.get("landlord").await?;
+    role.rules = full;
+    role.metadata.managed_fields = None;
+    roles
+        .replace("landlord", &PostParams::default(), &role)
+        .await?;
+    wait::until(
+        "/readyz ok once the right is back",
+        Duration::from_secs(120),
+        || async { Ok(operator.get("/readyz").await.ok()) },
+    )
+    .await?;
+    Ok(())
 }

@@ -322,10 +322,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "domain reconcile failed");
-            }
+        .for_each(|outcome| async move {
+            crate::runner::log_outcome(CONTROLLER, outcome);
         })
         .await;
 }

@@ -112,10 +112,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     .reconcile_on(futures::stream::select(from_workloads, from_tenants))
     .graceful_shutdown_on(shutdown)
     .run(reconcile, error_policy, state)
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "reconcile failed");
-        }
+    .for_each(|outcome| async move {
+        crate::runner::log_outcome(CONTROLLER, outcome);
     })
     .await;
 }

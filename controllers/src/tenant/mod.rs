@@ -197,7 +197,8 @@ impl Stores {
         }
     }
 
-    async fn wait_until_ready(&self) {
+    /// Waits until every cache has listed, each tracked in `caches` as `tenants/<kind>`.
+    async fn wait_until_ready(&self, caches: &crate::caches::CacheSync) {
         let Stores {
             namespaces,
             roles,
@@ -214,22 +215,33 @@ impl Stores {
             workloads,
             domains,
         } = self;
+        fn name<K: Resource<DynamicType = ()>>(_: &Store<K>) -> String {
+            format!("{CONTROLLER}/{}", K::kind(&()))
+        }
+        macro_rules! tracked {
+            ($store:expr) => {
+                caches.track(name($store), $store.wait_until_ready())
+            };
+        }
         // Errors only when the writer is gone, i.e. the controller is shutting down.
-        let _ = futures::join!(
-            namespaces.wait_until_ready(),
-            roles.wait_until_ready(),
-            role_bindings.wait_until_ready(),
-            quotas.wait_until_ready(),
-            limit_ranges.wait_until_ready(),
-            network_policies.wait_until_ready(),
-            config_maps.wait_until_ready(),
-            services.wait_until_ready(),
-            stateful_sets.wait_until_ready(),
-            service_accounts.wait_until_ready(),
-            deployments.wait_until_ready(),
-            flag_sets.wait_until_ready(),
-            workloads.wait_until_ready(),
-            domains.wait_until_ready(),
+        futures::join!(
+            tracked!(namespaces),
+            tracked!(roles),
+            tracked!(role_bindings),
+            tracked!(quotas),
+            tracked!(limit_ranges),
+            tracked!(network_policies),
+            tracked!(config_maps),
+            tracked!(services),
+            tracked!(stateful_sets),
+            tracked!(service_accounts),
+            tracked!(deployments),
+            tracked!(flag_sets),
+            caches.track(
+                format!("{CONTROLLER}/catalog Service"),
+                workloads.wait_until_ready()
+            ),
+            tracked!(domains),
         );
     }
 }
@@ -369,6 +381,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         tenants: controller.store(),
         stores_ready: tokio::sync::OnceCell::new(),
     });
+    // The caches are waited for from the start, not only by the first reconcile: /readyz
+    // names the ones that never sync even while there is no Tenant.
+    let caches_synced = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            state
+                .stores_ready
+                .get_or_init(|| state.stores.wait_until_ready(&state.ctx.caches))
+                .await;
+        })
+    };
     let cache_metrics = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -399,14 +422,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile failed");
-            }
+        .for_each(|outcome| async move {
+            crate::runner::log_outcome(CONTROLLER, outcome);
         })
         .await;
     health.abort();
     cache_metrics.abort();
+    caches_synced.abort();
 }
 
 async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {
@@ -419,10 +441,18 @@ async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {
             .duration
             .with_label_values(&[CONTROLLER])
             .start_timer();
-        state
-            .stores_ready
-            .get_or_init(|| state.stores.wait_until_ready())
-            .await;
+        if let Err(not_synced) = state
+            .ctx
+            .caches
+            .bounded(
+                state
+                    .stores_ready
+                    .get_or_init(|| state.stores.wait_until_ready(&state.ctx.caches)),
+            )
+            .await
+        {
+            return Err(Error::Internal(not_synced.to_string()));
+        }
         let api = Api::<Tenant>::all(state.ctx.client.clone());
         let result = finalizer(&api, CLEANUP_FINALIZER, tenant, |event| async {
             match event {
