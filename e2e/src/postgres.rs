@@ -146,6 +146,27 @@ impl PgServer {
         Ok(())
     }
 
+    /// Sends the postmaster `signal` (`STOP`, `CONT`).
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("the server is not running")?;
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} postgres failed");
+        Ok(())
+    }
+
+    /// Hangs the postmaster (SIGSTOP), as a wedged server does: sessions already open keep
+    /// answering (their backends run on), new connections wait forever.
+    pub fn hang(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a hung postmaster run again (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
     /// Connection options of the superuser `landlord_admin`.
     pub fn admin_options(&self) -> PgConnectOptions {
         PgConnectOptions::new()
@@ -189,6 +210,8 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
+        // A hung postmaster handles the stop signal only once it runs again.
+        let _ = self.resume();
         let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

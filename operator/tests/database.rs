@@ -558,6 +558,63 @@ async fn a_server_outage_is_reported_and_tenants_recover_by_themselves() -> anyh
     Ok(())
 }
 
+/// Issue 12: a server whose postmaster hangs (SIGSTOP) keeps answering on the sessions it
+/// already has, but takes no new one, which is what a tenant's service needs. The probe opens
+/// a new session with a timeout, so the outage reaches the tenants' status while it lasts.
+#[tokio::test]
+async fn a_hung_server_is_reported_although_its_open_sessions_answer() -> anyhow::Result<()> {
+    let h = harness(&[("wedged", 10)]).await?;
+    let api = h.tenants();
+    let name = unique_name("hung");
+    h.create(&name, shared(serde_json::json!({}))).await?;
+    wait_ready(&api, &name).await?;
+    let mut open = connect(&credentials(&h.client, &name).await?["uri"]).await?;
+
+    h.servers[0].1.hang()?;
+    let result = async {
+        // What fooled a pooled probe: the open session still answers.
+        let one: i32 = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::query_scalar("SELECT 1").fetch_one(&mut open),
+        )
+        .await
+        .context("an open session of the hung server answers")??;
+        assert_eq!(one, 1);
+        let t = wait_condition(
+            &api,
+            &name,
+            "DatabaseReady",
+            "False",
+            Some("ServerUnreachable"),
+        )
+        .await?;
+        let ready = t
+            .status
+            .as_ref()
+            .and_then(|s| conditions::find(&s.conditions, "Ready"))
+            .context("Ready")?;
+        assert_eq!(ready.status, "False");
+        assert!(ready.message.contains("wedged"), "{}", ready.message);
+        wait::until("the probe reports the server down", TIMEOUT, || async {
+            let up = h
+                .operator
+                .metric("landlord_database_server_up{server=\"wedged\"}")
+                .await?;
+            Ok((up == 0.0).then_some(()))
+        })
+        .await?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    h.servers[0].1.resume()?;
+    result?;
+
+    let t = wait_ready(&api, &name).await?;
+    assert_eq!(t.status.and_then(|s| s.phase), Some(Phase::Ready));
+    h.delete(&[&name]).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn retain_keeps_the_data_delete_drops_it_and_a_namesake_adopts_only_when_asked()
 -> anyhow::Result<()> {
@@ -730,9 +787,13 @@ async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::
     let c = condition(&t, "DatabaseReady")?;
     assert!(c.message.contains("not made by Landlord"), "{}", c.message);
 
-    // Settled: no retry storm. Over 15 seconds at most a couple of reconciles happen (the
-    // initial ones may still be finishing), where a 10s recheck loop would add more per
-    // tenant and an error backoff many more.
+    // Settled: no retry storm. Once both namespaces are ready (the quota controller's first
+    // count reconciles each tenant once more), over 15 seconds at most a couple of
+    // reconciles happen, where a 10s recheck loop would add more per tenant and an error
+    // backoff many more.
+    for name in [&ext, &squat] {
+        wait_condition(&api, name, "NamespaceReady", "True", None).await?;
+    }
     let before = h
         .operator
         .metric("landlord_reconciles_total{controller=\"tenant\"}")

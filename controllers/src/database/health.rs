@@ -24,7 +24,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 async fn probe(admin: &sqlx::postgres::PgConnectOptions) -> bool {
     use sqlx::Connection;
     let session = async {
-        let mut conn = sqlx::PgConnection::connect_with(admin).await?;
+        let mut conn = super::servers::open_session(admin).await?;
         sqlx::query("SELECT 1").execute(&mut conn).await?;
         conn.close().await
     };
@@ -52,6 +52,7 @@ pub async fn watch(
                 .database_server_up
                 .with_label_values(&[&server.name])
                 .set(i64::from(healthy));
+            ctx.databases.set_up(&server.name, healthy);
             let before = up.insert(server.name.clone(), healthy);
             if before.is_none() || before == Some(healthy) {
                 continue;

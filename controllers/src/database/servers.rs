@@ -49,6 +49,18 @@ pub struct Servers {
     reservations: Mutex<HashMap<String, String>>,
     /// Placement decisions run one at a time, so two new tenants see each other's choice.
     pub placement_lock: tokio::sync::Mutex<()>,
+    /// Servers whose last health probe failed: they take no new session, whatever the
+    /// sessions already in a pool still answer (see `health`).
+    down: Mutex<std::collections::HashSet<String>>,
+}
+
+/// A new session, given [`CONNECT_TIMEOUT`] to open: a server whose postmaster hangs accepts
+/// the TCP connection and never answers, so without a bound the caller would wait forever.
+pub async fn open_session(options: &PgConnectOptions) -> Result<sqlx::PgConnection, sqlx::Error> {
+    use sqlx::Connection;
+    tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(options))
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
 impl Server {
@@ -65,6 +77,24 @@ impl Server {
 }
 
 impl Servers {
+    /// Records the health probe's answer for `server`.
+    pub fn set_up(&self, server: &str, up: bool) {
+        let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        if up {
+            down.remove(server);
+        } else {
+            down.insert(server.to_string());
+        }
+    }
+
+    /// Whether the last health probe of `server` failed.
+    pub fn is_down(&self, server: &str) -> bool {
+        self.down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(server)
+    }
+
     /// The pool of `server`, opened from its admin Secret on first use.
     pub async fn connect(
         &self,

@@ -190,7 +190,7 @@ struct AsRole {
 
 impl AsRole {
     async fn begin(admin: &PgConnectOptions, names: &Names) -> Result<Self, sqlx::Error> {
-        let mut conn = PgConnection::connect_with(admin).await?;
+        let mut conn = super::servers::open_session(admin).await?;
         let role = quote_ident(&names.role);
         conn.execute(format!("GRANT {role} TO CURRENT_USER").as_str())
             .await?;
@@ -370,7 +370,7 @@ pub async fn ensure_extensions(
     tenant: &PgConnectOptions,
     extensions: &[String],
 ) -> Result<Vec<String>, sqlx::Error> {
-    let mut conn = PgConnection::connect_with(tenant).await?;
+    let mut conn = super::servers::open_session(tenant).await?;
     let present: Vec<String> =
         sqlx::query_scalar("SELECT e.extname::text FROM pg_catalog.pg_extension e")
             .fetch_all(&mut conn)

@@ -198,6 +198,17 @@ async fn shared(
         name: Some(names.database.clone()),
         secret: previous_secret,
     });
+    // What a tenant's service needs is a new session; a pool's open sessions may still
+    // answer on a server that takes none (a hung postmaster).
+    if ctx.databases.is_down(&server.name) {
+        return Ok(Err(Failure::new(
+            "ServerUnreachable",
+            format!(
+                "server {}: it takes no new session (the last health probe failed); tenants cannot connect",
+                server.name
+            ),
+        )));
+    }
     let handle = match ctx.databases.connect(&server, &ctx.client).await {
         Ok(h) => h,
         Err(f) => return Ok(Err(f)),
