@@ -1,7 +1,9 @@
 //! Which of the controllers' caches have listed what they watch. `/readyz` reports the ones
 //! that have not (a cache that never syncs is usually a missing RBAC right: its watch keeps
 //! failing), and reconciles wait for their caches only so long, then say which ones they
-//! waited for.
+//! waited for, and not at all once the process stops (a controller stopping gracefully no
+//! longer feeds its caches, so a reconcile waiting for them would hold the shutdown, and the
+//! leader's Lease, until the grace period ends).
 
 use std::{collections::BTreeSet, future::Future, sync::Mutex, time::Duration};
 
@@ -10,9 +12,19 @@ use std::{collections::BTreeSet, future::Future, sync::Mutex, time::Duration};
 pub const WAIT_BOUND: Duration = Duration::from_secs(60);
 
 /// The caches registered and not yet synced, by name (`<controller>/<kind>`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CacheSync {
     pending: Mutex<BTreeSet<String>>,
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for CacheSync {
+    fn default() -> Self {
+        Self {
+            pending: Mutex::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 /// Caches that did not sync within [`WAIT_BOUND`], by name.
@@ -49,12 +61,34 @@ impl CacheSync {
         }
     }
 
-    /// Waits for `ready` (every cache of a controller) at most [`WAIT_BOUND`]; the caches
-    /// still pending when it gives up.
-    pub async fn bounded<T>(&self, ready: impl Future<Output = T>) -> Result<T, NotSynced> {
-        tokio::time::timeout(WAIT_BOUND, ready)
-            .await
-            .map_err(|_| NotSynced(self.pending()))
+    /// Records that the process is stopping: waits for caches end at once.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Waits for `ready` (every cache of a controller) at most [`WAIT_BOUND`]: Ok(None) when
+    /// the process stops first, else the caches still pending when it gives up.
+    pub async fn bounded<T>(&self, ready: impl Future<Output = T>) -> Result<Option<T>, NotSynced> {
+        tokio::select! {
+            waited = tokio::time::timeout(WAIT_BOUND, ready) => {
+                waited.map(Some).map_err(|_| NotSynced(self.pending()))
+            }
+            _ = self.stopped() => Ok(None),
+        }
+    }
+
+    /// Waits for `ready` unless the process stops first (None).
+    pub async fn unless_stopping<T>(&self, ready: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            value = ready => Some(value),
+            _ = self.stopped() => None,
+        }
+    }
+
+    async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        // Errors only when the sender is gone, which it never is while `self` lives.
+        let _ = stopping.wait_for(|stop| *stop).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
@@ -86,6 +120,18 @@ mod tests {
         let caches = CacheSync::default();
         let never = caches.track("tenants/StatefulSet".into(), std::future::pending::<()>());
         let error = caches.bounded(never).await.expect_err("never syncs");
+        let stopping = CacheSync::default();
+        stopping.stop();
+        let never = stopping.track("tenants/Secret".into(), std::future::pending::<()>());
+        assert_eq!(
+            stopping.bounded(never).await,
+            Ok(None),
+            "a stop ends the wait"
+        );
+        assert_eq!(
+            stopping.unless_stopping(std::future::pending::<()>()).await,
+            None
+        );
         assert_eq!(error.0, ["tenants/StatefulSet"]);
         assert_eq!(
             error.to_string(),

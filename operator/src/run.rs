@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client,
@@ -473,9 +474,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(http::serve(args.probe_address, health.clone(), registry));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let caches = health.caches.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         info!("shutdown requested");
+        // Reconciles waiting for caches give up at once: a stopping controller no longer
+        // feeds them.
+        caches.stop();
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -517,10 +522,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         warn!(error = %e, "binding the operator's Secrets role in the platform namespace failed; the pool loop retries");
     }
     let controllers = tokio::spawn({
-        let tenants = landlord_controllers::tenant::run(ctx.clone(), stopped(stop_rx.clone()));
-        let flag_sets = landlord_controllers::flags::run(ctx.clone(), stopped(stop_rx.clone()));
-        let services = landlord_controllers::service::run(ctx.clone(), stopped(stop_rx.clone()));
-        let domains = landlord_controllers::domain::run(ctx.clone(), stopped(stop_rx.clone()));
+        let done = |name: &'static str| move |()| info!(controller = name, "controller stopped");
+        let tenants = landlord_controllers::tenant::run(ctx.clone(), stopped(stop_rx.clone()))
+            .map(done("tenant"));
+        let flag_sets = landlord_controllers::flags::run(ctx.clone(), stopped(stop_rx.clone()))
+            .map(done("featureflagset"));
+        let services = landlord_controllers::service::run(ctx.clone(), stopped(stop_rx.clone()))
+            .map(done("service"));
+        let domains = landlord_controllers::domain::run(ctx.clone(), stopped(stop_rx.clone()))
+            .map(done("domain"));
         async move {
             tokio::join!(tenants, flag_sets, services, domains);
         }

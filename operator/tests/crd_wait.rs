@@ -133,7 +133,7 @@ async fn a_cache_that_never_syncs_is_named_by_readyz(
     assert!(
         operator
             .log_text()
-            .contains("a watch of the controller failed"),
+            .contains("a watch failed; it is retried with backoff"),
         "the failing watch is logged: {}",
         operator.log_text()
     );

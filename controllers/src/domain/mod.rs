@@ -261,7 +261,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let signed = domains.clone();
     let shared_tenants = tenants.clone();
     // The tenant key's Secret, metadata only (no key material in this watch): a rotation
-    // re-signs every shared tenant's routes.
+    // re-signs every shared tenant's routes. The watch fails until the operator's Secrets
+    // binding exists in the platform namespace (or while that namespace does not).
     let key_events = watcher(
         Api::<kube::core::PartialObjectMeta<Secret>>::namespaced(
             client.clone(),
@@ -271,6 +272,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     )
     .default_backoff()
     .touched_objects();
+    let key_events = crate::runner::logged(CONTROLLER, "Secret landlord-tenant-keys", key_events);
     let state = Arc::new(State {
         ctx,
         domains,
@@ -350,12 +352,15 @@ async fn reconcile(domain: Arc<Domain>, state: Arc<State>) -> Result<Action> {
             .duration
             .with_label_values(&[CONTROLLER])
             .start_timer();
-        state
-            .tenants_ready
-            .get_or_init(|| async {
+        let caches = state
+            .ctx
+            .caches
+            .unless_stopping(state.tenants_ready.get_or_init(|| async {
                 let _ = state.tenants.wait_until_ready().await;
-            })
-            .await;
+            }));
+        if caches.await.is_none() {
+            return Ok(Action::await_change());
+        }
         let action = apply_domain(&domain, &state).await?;
         state.ctx.backoff.reset(&key(&domain));
         Ok(action)

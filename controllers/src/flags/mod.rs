@@ -322,15 +322,18 @@ async fn reconcile(set: Arc<FeatureFlagSet>, state: Arc<State>) -> Result<Action
             .duration
             .with_label_values(&[CONTROLLER])
             .start_timer();
-        state
-            .ready
-            .get_or_init(|| async {
+        let caches = state
+            .ctx
+            .caches
+            .unless_stopping(state.ready.get_or_init(|| async {
                 let _ = futures::join!(
                     state.tenants.wait_until_ready(),
                     state.sets.wait_until_ready()
                 );
-            })
-            .await;
+            }));
+        if caches.await.is_none() {
+            return Ok(Action::await_change());
+        }
         let config = &state.ctx.config;
         let tenants = state.tenants.state();
         let sets = state.sets.state();

@@ -297,7 +297,18 @@ where
         .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
         .touched_objects();
-    (reader, stream)
+    (
+        reader,
+        crate::runner::logged(CONTROLLER, kind_name::<K>(), stream),
+    )
+}
+
+/// A kind's name for logs, e.g. `ConfigMap`.
+fn kind_name<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::kind(&()) {
+        std::borrow::Cow::Borrowed(kind) => kind,
+        std::borrow::Cow::Owned(_) => "child",
+    }
 }
 
 /// The Tenant a child belongs to, by its `landlord.dev/tenant` label. (kube's `owns` maps an
@@ -441,7 +452,7 @@ async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {
             .duration
             .with_label_values(&[CONTROLLER])
             .start_timer();
-        if let Err(not_synced) = state
+        match state
             .ctx
             .caches
             .bounded(
@@ -451,7 +462,10 @@ async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {
             )
             .await
         {
-            return Err(Error::Internal(not_synced.to_string()));
+            Ok(Some(_)) => {}
+            // Stopping: the change is picked up by whoever leads next.
+            Ok(None) => return Ok(Action::await_change()),
+            Err(not_synced) => return Err(Error::Internal(not_synced.to_string())),
         }
         let api = Api::<Tenant>::all(state.ctx.client.clone());
         let result = finalizer(&api, CLEANUP_FINALIZER, tenant, |event| async {
