@@ -12,6 +12,7 @@ pub mod context;
 pub mod database;
 pub mod domain;
 pub mod drift;
+pub mod failure;
 pub mod flags;
 pub mod labels;
 pub mod metrics;

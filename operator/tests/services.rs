@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{Namespace, Service as KubeService},
+    core::v1::{Namespace, ResourceQuota, Service as KubeService},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
@@ -777,4 +777,82 @@ async fn an_autoscaled_service_leaves_replicas_to_its_autoscaler_and_suspension_
 
     h.delete_tenant(&tenant).await?;
     h.delete_service(&elastic).await
+}
+
+/// Issue 12: the API server refuses the pool (here a quota in the platform namespace that
+/// allows no more Deployments). The catalog Service says so in its Ready condition, naming
+/// the Deployment and quoting the server, instead of only the log; once the quota is gone,
+/// the next change of the Service brings the pool up.
+#[tokio::test]
+async fn a_refused_pool_reaches_the_services_status() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let quotas = Api::<ResourceQuota>::namespaced(h.client.clone(), PLATFORM);
+    let quota_name = unique_name("no-deployments");
+    let quota: ResourceQuota = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": quota_name},
+        "spec": {"hard": {"count/deployments.apps": "0"}},
+    }))?;
+    quotas.create(&PostParams::default(), &quota).await?;
+    let result = async {
+        // Until the quota controller has counted, the API server refuses for another reason.
+        wait::until("the quota counted", TIMEOUT, || async {
+            let q = quotas.get(&quota_name).await?;
+            Ok(q.status
+                .and_then(|s| s.used)
+                .is_some_and(|u| u.contains_key("count/deployments.apps"))
+                .then_some(()))
+        })
+        .await?;
+        let name = h
+            .create_service(
+                "quota",
+                serde_json::json!({
+                    "image": "registry.example.com/shop/web:2.0.0",
+                    "ports": [{"name": "http", "port": 80}],
+                    "tiers": ["shared"],
+                }),
+            )
+            .await?;
+        let catalog = h.catalog();
+        let condition = wait::until(
+            &format!("Service {name} Ready=False QuotaExceeded"),
+            TIMEOUT,
+            || async {
+                let s = catalog.get(&name).await?.status.unwrap_or_default();
+                Ok(conditions::find(&s.conditions, "Ready")
+                    .filter(|c| c.status == "False" && c.reason == "QuotaExceeded")
+                    .cloned())
+            },
+        )
+        .await?;
+        for part in [
+            format!("Deployment {PLATFORM}/{name}"),
+            "exceeded quota".to_string(),
+            quota_name.clone(),
+        ] {
+            assert!(
+                condition.message.contains(&part),
+                "{part} not in {}",
+                condition.message
+            );
+        }
+
+        quotas.delete(&quota_name, &DeleteParams::default()).await?;
+        catalog
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"labels": {"retry": "1"}}})),
+            )
+            .await?;
+        wait::until(&format!("Service {name} Ready"), TIMEOUT, || async {
+            let s = catalog.get(&name).await?.status.unwrap_or_default();
+            Ok(conditions::is_true(&s.conditions, "Ready").then_some(()))
+        })
+        .await?;
+        h.delete_service(&name).await
+    }
+    .await;
+    let _ = quotas.delete(&quota_name, &DeleteParams::default()).await;
+    result
 }

@@ -41,6 +41,19 @@ impl From<Failure> for Error {
 }
 
 impl Error {
+    /// The CamelCase reason the Service's `Ready` condition gives for this failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube {
+                source: kube::Error::Api(status),
+                ..
+            } => crate::failure::api_reason(status),
+            Error::Kube { .. } => "ApiUnreachable",
+            Error::Encode { .. } | Error::MissingUid => "InternalError",
+            Error::Foreign(_) => "ObjectConflict",
+        }
+    }
+
     /// A small fixed set of categories: metric labels.
     pub fn category(&self) -> &'static str {
         match self {

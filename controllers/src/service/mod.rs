@@ -140,13 +140,16 @@ async fn reconcile(service: Arc<Service>, state: Arc<State>) -> Result<Action> {
             .duration
             .with_label_values(&[CONTROLLER])
             .start_timer();
-        state
-            .ready
-            .get_or_init(|| async {
+        let caches = state
+            .ctx
+            .caches
+            .unless_stopping(state.ready.get_or_init(|| async {
                 state.workloads.wait_until_ready().await;
                 let _ = state.tenants.wait_until_ready().await;
-            })
-            .await;
+            }));
+        if caches.await.is_none() {
+            return Ok(Action::await_change());
+        }
         if service.meta().deletion_timestamp.is_some() {
             // The pool is owned by the Service; the garbage collector removes it.
             return Ok(Action::await_change());
@@ -178,15 +181,21 @@ async fn apply(service: &Service, state: &State) -> Result<()> {
     let invalid = desired::validate(&service.spec).err();
     let pooled = desired::offers(service, Tier::Shared);
     let mut pool_written = false;
+    // A refused pool (a quota, an invalid object, missing rights) is the Service's status; a
+    // transient failure is retried with backoff once status says so.
+    let mut refused: Option<Error> = None;
     if invalid.is_none() && pooled {
         let owner = service.controller_owner_ref(&()).ok_or(Error::MissingUid)?;
         let pool = desired::workload(service, &Audience::Pool, &owner, &ctx.config);
-        let applied =
-            workload::apply(&ctx.client, &state.workloads, &pool, MANAGER, &ctx.metrics).await?;
-        if applied.writes > 0 {
-            info!(writes = applied.writes, "applied pool");
+        match workload::apply(&ctx.client, &state.workloads, &pool, MANAGER, &ctx.metrics).await {
+            Ok(applied) => {
+                if applied.writes > 0 {
+                    info!(writes = applied.writes, "applied pool");
+                }
+                pool_written = applied.deployment_written;
+            }
+            Err(failure) => refused = Some(failure.into()),
         }
-        pool_written = applied.deployment_written;
     } else if !pooled
         && workload::remove(
             &ctx.client,
@@ -231,8 +240,31 @@ async fn apply(service: &Service, state: &State) -> Result<()> {
         rollout: pool_rollout,
     });
     let now = Time(Timestamp::now());
-    let status = status::compute(service, invalid.as_deref(), pool.as_ref(), &tenants, &now);
-    write_status(service, status, state).await
+    let refusal = refused.as_ref().map(|error| status::Refused {
+        reason: error.reason(),
+        message: error.to_string(),
+    });
+    let status = status::compute(
+        service,
+        invalid.as_deref(),
+        refusal.as_ref(),
+        pool.as_ref(),
+        &tenants,
+        &now,
+    );
+    write_status(service, status, state).await?;
+    match refused {
+        Some(error)
+            if crate::failure::severity(error.reason()) == crate::failure::Severity::Transient =>
+        {
+            Err(error)
+        }
+        Some(error) => {
+            warn!(service = %name, reason = error.reason(), error = %error, "pool refused; waiting for a change");
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 async fn write_status(service: &Service, status: ServiceStatus, state: &State) -> Result<()> {

@@ -20,12 +20,21 @@ pub struct Pool<'a> {
     pub rollout: Rollout,
 }
 
-/// The status of a catalog Service. `invalid` is the validation error of its spec;
-/// `tenants` holds, for each tenant that runs the Service, whether its instance (its own
-/// Deployment, or the pool for a shared tenant) is rolled out.
+/// Why the API server refused the pool's objects: the reason and a message naming the object
+/// and quoting the server.
+pub struct Refused<'a> {
+    pub reason: &'a str,
+    pub message: String,
+}
+
+/// The status of a catalog Service. `invalid` is the validation error of its spec; `refused`
+/// says why its pool could not be written; `tenants` holds, for each tenant that runs the
+/// Service, whether its instance (its own Deployment, or the pool for a shared tenant) is
+/// rolled out.
 pub fn compute(
     service: &Service,
     invalid: Option<&str>,
+    refused: Option<&Refused>,
     pool: Option<&Pool>,
     tenants: &[bool],
     now: &Time,
@@ -45,6 +54,12 @@ pub fn compute(
     let name = service.name_any();
     let ready = match (invalid, pool) {
         (Some(why), _) => Observation::new(READY, Status::False, "InvalidSpec", why),
+        (None, _) if let Some(refused) = refused => Observation::new(
+            READY,
+            Status::False,
+            refused.reason,
+            format!("pool: {}", refused.message),
+        ),
         (None, Some(pool)) if !pool.rollout.is_complete() => Observation::new(
             READY,
             Status::False,
@@ -119,7 +134,14 @@ mod tests {
             deployment: Some(&d),
             rollout: Rollout::Complete,
         };
-        let s = compute(&service(), None, Some(&pool), &[true, false, true], &at(1));
+        let s = compute(
+            &service(),
+            None,
+            None,
+            Some(&pool),
+            &[true, false, true],
+            &at(1),
+        );
         assert_eq!((s.tenants, s.tenants_ready), (3, 2));
         assert_eq!(
             s.pool,
@@ -139,7 +161,7 @@ mod tests {
             deployment: Some(&d),
             rollout: Rollout::Stuck("Deployment api exceeded its progress deadline".into()),
         };
-        let s = compute(&service(), None, Some(&pool), &[], &at(1));
+        let s = compute(&service(), None, None, Some(&pool), &[], &at(1));
         let c = conditions::find(&s.conditions, READY).expect("Ready");
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
@@ -153,15 +175,39 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_pool_is_not_ready_with_the_servers_reason() {
+        let pool = Pool {
+            deployment: None,
+            rollout: Rollout::InProgress("waiting".into()),
+        };
+        let refused = Refused {
+            reason: "QuotaExceeded",
+            message: "applying Deployment landlord-platform/api: exceeded quota".into(),
+        };
+        let s = compute(&service(), None, Some(&refused), Some(&pool), &[], &at(1));
+        let c = conditions::find(&s.conditions, READY).expect("Ready");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "QuotaExceeded")
+        );
+        assert!(
+            c.message
+                .starts_with("pool: applying Deployment landlord-platform/api"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
     fn an_invalid_spec_names_the_field_and_an_unchanged_world_is_stable() {
         let mut svc = service();
-        let s = compute(&svc, Some("spec.rollout: both 0"), None, &[], &at(1));
+        let s = compute(&svc, Some("spec.rollout: both 0"), None, None, &[], &at(1));
         let c = conditions::find(&s.conditions, READY).expect("Ready");
         assert_eq!(c.reason, "InvalidSpec");
         assert!(s.pool.is_none(), "no pool for a dedicated-only Service");
         svc.status = Some(s.clone());
         assert_eq!(
-            compute(&svc, Some("spec.rollout: both 0"), None, &[], &at(99)),
+            compute(&svc, Some("spec.rollout: both 0"), None, None, &[], &at(99)),
             s
         );
     }

@@ -11,29 +11,9 @@
 
 use landlord_crds::conditions::{Observation, Status, tenant};
 
+pub use crate::failure::{NEEDS_PERSON, Severity, api_reason, severity};
+
 use super::{Part, error::Error};
-
-/// How a failure is handled after it reached status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
-    /// May clear on its own (the API server restarting, a conflict, an unreachable server):
-    /// retried with jittered exponential backoff.
-    Transient,
-    /// Only a person can clear it (a quota too small, an object refused as invalid or too
-    /// large, missing rights): not retried until something changes.
-    NeedsPerson,
-}
-
-/// Reasons a person must act on, produced by [`reason`] for API refusals.
-pub const NEEDS_PERSON: &[&str] = &[
-    "QuotaExceeded",
-    "ObjectInvalid",
-    "ObjectTooLarge",
-    "Forbidden",
-    "FlagsTooLarge",
-    "NameReserved",
-    "ObjectConflict",
-];
 
 /// The condition type a part reports.
 pub fn condition_type(part: Part) -> &'static str {
@@ -45,25 +25,6 @@ pub fn condition_type(part: Part) -> &'static str {
         Part::Runtime => tenant::RUNTIME_READY,
         Part::Services => tenant::SERVICES_READY,
         Part::Domains => tenant::DOMAINS_READY,
-    }
-}
-
-/// The reason of a failed API request, by what the API server answered.
-fn api_reason(status: &kube::core::Status) -> &'static str {
-    let message = status.message.to_ascii_lowercase();
-    match status.code {
-        403 if message.contains("exceeded quota") => "QuotaExceeded",
-        403 => "Forbidden",
-        413 => "ObjectTooLarge",
-        422 | 400 if message.contains("too long") || message.contains("too large") => {
-            "ObjectTooLarge"
-        }
-        422 | 400 => "ObjectInvalid",
-        409 => "ApiConflict",
-        404 => "NotFound",
-        429 => "ApiThrottled",
-        code if code >= 500 => "ApiUnavailable",
-        _ => "ApiError",
     }
 }
 
@@ -83,15 +44,6 @@ pub fn reason(error: &Error) -> &'static str {
         Error::Finalizer(_) => "FinalizerFailed",
         Error::PartsFailed(_) => "PartsFailed",
         Error::Foreign(_) => "ObjectConflict",
-    }
-}
-
-/// How a reason is handled.
-pub fn severity(reason: &str) -> Severity {
-    if NEEDS_PERSON.contains(&reason) || reason == "InvalidSpec" {
-        Severity::NeedsPerson
-    } else {
-        Severity::Transient
     }
 }
 
