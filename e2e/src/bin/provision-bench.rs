@@ -909,7 +909,15 @@ async fn floor_provision(
     names: &[String],
     label: &str,
 ) -> anyhow::Result<(HashMap<String, Created>, Vec<(u32, Duration)>)> {
-    let config = ControllerConfig::default();
+    // The same children as the operator's, its Secrets binding included: the operator runs
+    // as the chart's ServiceAccount.
+    let config = ControllerConfig {
+        service_account: Some(landlord_controllers::config::ServiceAccountName {
+            namespace: operator::NAMESPACE.into(),
+            name: operator::SERVICE_ACCOUNT.into(),
+        }),
+        ..ControllerConfig::default()
+    };
     let (queue, queued) = mpsc::unbounded_channel::<Tenant>();
     let creators = create_tenants(env, names, label, Some(queue));
     let workers = stream::unfold(queued, |mut rx| async move {
