@@ -121,14 +121,8 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
 fn quota_pending(desired: &ResourceQuota, stores: &Stores) -> Option<Observation> {
     let name = desired.name_any();
     let ns = desired.namespace().unwrap_or_default();
-    let wanted = desired.spec.as_ref().and_then(|s| s.hard.as_ref())?;
     let live = stores.quotas.get(&ObjectRef::new(&name).within(&ns));
-    let counted = live
-        .as_ref()
-        .and_then(|q| q.status.as_ref())
-        .and_then(|s| s.used.as_ref())
-        .is_some_and(|used| wanted.keys().all(|k| used.contains_key(k)));
-    (!counted).then(|| {
+    (!quota_counted(desired, live.as_deref())).then(|| {
         Observation::new(
             NAMESPACE_READY,
             Status::False,
@@ -138,6 +132,16 @@ fn quota_pending(desired: &ResourceQuota, stores: &Stores) -> Option<Observation
             ),
         )
     })
+}
+
+/// Whether the quota controller has counted every resource `desired` limits, in `live`.
+pub fn quota_counted(desired: &ResourceQuota, live: Option<&ResourceQuota>) -> bool {
+    let Some(wanted) = desired.spec.as_ref().and_then(|s| s.hard.as_ref()) else {
+        return true;
+    };
+    live.and_then(|q| q.status.as_ref())
+        .and_then(|s| s.used.as_ref())
+        .is_some_and(|used| wanted.keys().all(|k| used.contains_key(k)))
 }
 
 /// Counts a write, or keeps the first failure.

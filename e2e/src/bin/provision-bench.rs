@@ -19,10 +19,12 @@
 //!
 //! Phase 2, the floor: no operator. As each Tenant is created (so its children get a real
 //! owner uid), it is queued for one of C floor workers, which builds its children with the
-//! operator's own pure builder (`namespace_stack`), server-side applies each of them in the
-//! operator's order, with the operator's ServiceAccount credential (same RBAC, same API
-//! Priority and Fairness level) and no reads or drift checks, then writes the same status
-//! (phase Ready) in one patch. Deletion mirrors the operator's order: delete the namespace,
+//! operator's own pure builder (`namespace_stack`, its Secrets binding included), server-side
+//! applies each of them in the operator's order, with the operator's ServiceAccount credential
+//! (same RBAC, same API Priority and Fairness level) and no drift checks, adds the
+//! `landlord-flags` ConfigMap from the operator's resolver, waits as the operator does until
+//! the quota controller has counted the namespace's quota, then writes the same status (phase
+//! Ready) in one patch. Deletion mirrors the operator's order: delete the namespace,
 //! and delete the Tenant once the namespace is gone.
 //!
 //! In both phases, time-to-Ready runs from the start of a Tenant's create call to the first
@@ -43,7 +45,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::{
-    api::core::v1::Namespace,
+    api::core::v1::{Namespace, ResourceQuota},
     apimachinery::pkg::apis::meta::v1::{OwnerReference, Time},
     jiff::Timestamp,
 };
@@ -59,8 +61,9 @@ use landlord_controllers::{
         identifier::{Names, ownership_marker},
         scram, sql,
     },
+    flags::resolve,
     labels::MANAGED_SELECTOR,
-    tenant::{desired, status},
+    tenant::{desired, flags as tenant_flags, namespace, status},
 };
 use landlord_crds::{
     Tenant,
@@ -991,13 +994,35 @@ async fn floor_tenant(
         apply(&Api::namespaced(here(), &ns), config_map).await?;
         writes += 1;
     }
+    // The tenant's effective flags (no FeatureFlagSets here), as the operator writes them.
+    let flags = resolve::resolve(&resolve::TenantFacts::of(&tenant), [], []);
+    apply(
+        &Api::namespaced(here(), &ns),
+        &tenant_flags::config_map(&tenant, &owner, &flags)?,
+    )
+    .await?;
+    writes += 1;
+    // Ready means what it means for the operator: the quota controller has counted the
+    // namespace's quota (until then the API server refuses the creates it covers).
+    let quotas = Api::<ResourceQuota>::namespaced(here(), &ns);
+    let quota_name = stack.quota.name_any();
+    loop {
+        let live = quotas.get_opt(&quota_name).await?;
+        if namespace::quota_counted(&stack.quota, live.as_ref()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // The status the operator writes for a provisioned namespace stack, by its own function.
-    let mut observations = vec![Observation::new(
-        NAMESPACE_READY,
-        Status::True,
-        "Provisioned",
-        format!("namespace {ns} and its policies are in place"),
-    )];
+    let mut observations = vec![
+        Observation::new(
+            NAMESPACE_READY,
+            Status::True,
+            "Provisioned",
+            format!("namespace {ns} and its policies are in place"),
+        ),
+        tenant_flags::observation(&flags),
+    ];
     let mut draft = tenant.status.clone().unwrap_or_default();
     if let Some(db) = database {
         // The operator's statements, issued directly: role (with its verifier and marker) in
