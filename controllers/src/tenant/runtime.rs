@@ -557,20 +557,7 @@ mod tests {
     fn the_dedicated_instance_pulls_always_unless_turned_off_and_the_pool_keeps_the_default() {
         let t = tenant("dedicated", false);
         let owner = desired::owner_reference(&t).unwrap();
-        let policy = |stack: &RuntimeStack| {
-            stack
-                .deployment
-                .spec
-                .as_ref()
-                .unwrap()
-                .template
-                .spec
-                .as_ref()
-                .unwrap()
-                .containers[0]
-                .image_pull_policy
-                .clone()
-        };
+        let policy = |stack: &RuntimeStack| container(stack).image_pull_policy.clone();
         assert_eq!(
             policy(&dedicated(&t, &owner, &config())).as_deref(),
             Some("Always")
@@ -677,22 +664,13 @@ mod tests {
                 .unwrap()
                 .contains_key(labels::TENANT)
         );
-        let args = stack
-            .deployment
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap()
-            .containers[0]
-            .args
-            .clone()
-            .unwrap();
+        let args = container(&stack).args.clone().unwrap();
         assert!(!args.iter().any(|a| a == "--tenant"));
     }
 
-    fn env_names(stack: &RuntimeStack) -> Vec<String> {
-        stack
+    /// The one container of a stack's Deployment.
+    fn container(stack: &RuntimeStack) -> &Container {
+        &stack
             .deployment
             .spec
             .as_ref()
@@ -702,6 +680,10 @@ mod tests {
             .as_ref()
             .unwrap()
             .containers[0]
+    }
+
+    fn env_names(stack: &RuntimeStack) -> Vec<String> {
+        container(stack)
             .env
             .iter()
             .flatten()
@@ -712,17 +694,7 @@ mod tests {
     #[test]
     fn only_the_pooled_instance_gets_the_tenant_keys() {
         let stack = pooled(&config());
-        let env = &stack
-            .deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0]
-            .env;
+        let env = &container(&stack).env;
         assert_eq!(env.as_ref().unwrap()[1..], crate::pool::key_env()[..]);
         assert_eq!(
             env_names(&stack),
