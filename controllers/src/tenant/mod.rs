@@ -694,14 +694,7 @@ async fn write_status(tenant: &Tenant, status: TenantStatus, state: &State) -> R
 /// wrote.
 pub async fn ensure_child<K>(store: &Store<K>, desired: &K, ctx: &Context) -> Result<u32>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Child + Resource<Scope = NamespaceResourceScope>,
 {
     let ns = desired.namespace().unwrap_or_default();
     ensure_with(
@@ -713,6 +706,25 @@ where
     .await
 }
 
+/// What a child object of a Tenant must be for the apply path: a typed Kubernetes object
+/// that can be encoded, decoded, compared and sent across tasks.
+pub trait Child:
+    Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Child for K where
+    K: Resource<DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// [`ensure_child`] through a given API (cluster-scoped children, such as the namespace).
 pub async fn ensure_with<K>(
     api: Api<K>,
@@ -721,14 +733,7 @@ pub async fn ensure_with<K>(
     ctx: &Context,
 ) -> Result<u32>
 where
-    K: Resource<DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Child,
 {
     let name = desired.name_any();
     let mut key = ObjectRef::new(&name);
@@ -785,14 +790,7 @@ pub async fn ensure_secret(desired: &Secret, ctx: &Context) -> Result<u32> {
 /// Applies `desired` unless `live` is already up to date; the number of writes (0 or 1).
 async fn ensure_against<K>(api: Api<K>, live: Option<&K>, desired: &K, ctx: &Context) -> Result<u32>
 where
-    K: Resource<DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Child,
 {
     let name = desired.name_any();
     match apply::ensure(&api, live, desired, MANAGER, &ctx.metrics).await {
