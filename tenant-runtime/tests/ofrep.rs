@@ -624,7 +624,10 @@ async fn an_official_provider_evaluates_a_dedicated_tenants_flags_and_sees_a_cha
                 answer[side]["dark-mode"]["value"] == json!(false)
                     && answer[side]["theme"]["value"] == json!({"color": "red"})
             });
-            Ok(seen.then_some(answer))
+            // The web provider's change event can trail the values it already serves by a
+            // poll: wait for it too (asserted below) rather than race it.
+            let announced = answer["webChanges"].as_u64() >= Some(1);
+            Ok((seen && announced).then_some(answer))
         })
         .await?;
         for side in ["server", "web"] {
