@@ -13,6 +13,7 @@ pub mod manifests;
 pub mod names;
 pub mod operator;
 pub mod postgres;
+pub mod tenants;
 pub mod wait;
 
 pub use cluster::{Cluster, cluster};
