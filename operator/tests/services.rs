@@ -15,73 +15,36 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
-use landlord_crds::{Service, Tenant, conditions, tenant::Phase};
+use landlord_crds::{Service, conditions, tenant::Phase};
 use landlord_e2e::{
-    Cluster,
-    audit::operator_writes,
-    cluster,
-    manifests::install_crds,
-    operator::{self, Operator},
-    unique_name, wait,
+    audit::operator_writes, manifests::ensure_namespace, tenants::Harness, unique_name, wait,
 };
-use tokio::sync::{Mutex, MutexGuard};
 
-static SERIAL: Mutex<()> = Mutex::const_new(());
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 /// The operator's default platform namespace, where the catalog and the pools live.
 const PLATFORM: &str = "landlord-platform";
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-struct Harness {
-    cluster: &'static Cluster,
-    client: Client,
-    operator: Operator,
-    _serial: MutexGuard<'static, ()>,
-}
-
-async fn harness() -> anyhow::Result<Harness> {
-    let serial = SERIAL.lock().await;
-    let cluster = cluster();
-    let client = cluster.client().await?;
-    install_crds(&client).await?;
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(PLATFORM.into()),
-            ..Default::default()
-        },
-        ..Default::default()
+/// An operator of this test's own, once the platform namespace exists.
+async fn harness() -> anyhow::Result<Harness<Catalog>> {
+    let setup = Harness::setup(LANDLORD).await?.timeout(TIMEOUT);
+    ensure_namespace(&setup.client, PLATFORM).await?;
+    let catalog = Catalog {
+        api: Api::namespaced(setup.client.clone(), PLATFORM),
     };
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(e) => return Err(e.into()),
-    }
-    let operator = operator::start_as_chart(
-        cluster,
-        &client,
-        env!("CARGO_BIN_EXE_landlord").as_ref(),
-        &[],
-    )
-    .await?;
-    Ok(Harness {
-        cluster,
-        client,
-        operator,
-        _serial: serial,
-    })
+    setup.start_with(catalog).await
 }
 
-impl Harness {
-    fn catalog(&self) -> Api<Service> {
-        Api::namespaced(self.client.clone(), PLATFORM)
-    }
+/// The catalog Services in the platform namespace.
+struct Catalog {
+    api: Api<Service>,
+}
 
-    fn tenants(&self) -> Api<Tenant> {
-        Api::all(self.client.clone())
+impl Catalog {
+    fn catalog(&self) -> Api<Service> {
+        self.api.clone()
     }
 
     async fn create_service(
@@ -99,55 +62,6 @@ impl Harness {
             .create(&PostParams::default(), &service)
             .await?;
         Ok(name)
-    }
-
-    async fn create_tenant(&self, prefix: &str, spec: serde_json::Value) -> anyhow::Result<String> {
-        let name = unique_name(prefix);
-        let tenant: Tenant = serde_json::from_value(serde_json::json!({
-            "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
-            "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-            "spec": spec,
-        }))?;
-        self.tenants()
-            .create(&PostParams::default(), &tenant)
-            .await?;
-        Ok(name)
-    }
-
-    /// Waits until the Tenant's ServicesReady has this status and reason.
-    async fn services_ready(
-        &self,
-        tenant: &str,
-        status: &str,
-        reason: &str,
-    ) -> anyhow::Result<Tenant> {
-        let api = self.tenants();
-        wait::until(
-            &format!("Tenant {tenant} ServicesReady {status}/{reason}"),
-            TIMEOUT,
-            || async {
-                let t = api.get(tenant).await?;
-                let c = t
-                    .status
-                    .as_ref()
-                    .and_then(|s| conditions::find(&s.conditions, "ServicesReady"))
-                    .cloned();
-                match c {
-                    Some(c) if c.status == status && c.reason == reason => Ok(Some(t)),
-                    other => anyhow::bail!("ServicesReady is {other:?}"),
-                }
-            },
-        )
-        .await
-    }
-
-    async fn delete_tenant(&self, name: &str) -> anyhow::Result<()> {
-        let api = self.tenants();
-        api.delete(name, &DeleteParams::default()).await?;
-        wait::until(&format!("Tenant {name} deleted"), TIMEOUT, || async {
-            Ok(api.get_opt(name).await?.is_none().then_some(()))
-        })
-        .await
     }
 
     async fn delete_service(&self, name: &str) -> anyhow::Result<()> {
@@ -252,7 +166,7 @@ async fn dedicated_tenant_runs_its_services_with_the_documented_env_and_follows_
         )
         .await?;
     let tenant = h
-        .create_tenant(
+        .new_tenant(
             "globex",
             serde_json::json!({
                 "tier": "dedicated",
@@ -267,7 +181,9 @@ async fn dedicated_tenant_runs_its_services_with_the_documented_env_and_follows_
         )
         .await?;
     let ns = format!("tenant-{tenant}");
-    let ready = h.services_ready(&tenant, "True", "Ready").await?;
+    let ready = h
+        .wait_condition(&tenant, "ServicesReady", "True", Some("Ready"))
+        .await?;
     let message = ready
         .status
         .as_ref()
@@ -430,7 +346,8 @@ async fn dedicated_tenant_runs_its_services_with_the_documented_env_and_follows_
     );
     let pool = rolled_out(&h.client, PLATFORM, &api).await?;
     assert_eq!(template_container(&pool)?.image.as_deref(), Some(image));
-    h.services_ready(&tenant, "True", "Ready").await?;
+    h.wait_condition(&tenant, "ServicesReady", "True", Some("Ready"))
+        .await?;
 
     h.delete_tenant(&tenant).await?;
     h.delete_service(&api).await?;
@@ -453,19 +370,21 @@ async fn shared_tenants_are_served_by_the_pool_without_workloads_of_their_own() 
         )
         .await?;
     let acme = h
-        .create_tenant(
+        .new_tenant(
             "acme",
             serde_json::json!({"tier": "shared", "services": [{"name": web}]}),
         )
         .await?;
     let initech = h
-        .create_tenant(
+        .new_tenant(
             "initech",
             serde_json::json!({"tier": "shared", "services": [{"name": web}]}),
         )
         .await?;
     for tenant in [&acme, &initech] {
-        let t = h.services_ready(tenant, "True", "Ready").await?;
+        let t = h
+            .wait_condition(tenant, "ServicesReady", "True", Some("Ready"))
+            .await?;
         let c = t
             .status
             .as_ref()
@@ -536,7 +455,7 @@ async fn shared_tenants_are_served_by_the_pool_without_workloads_of_their_own() 
         )
         .await?;
     let t = h
-        .services_ready(&initech, "False", "ServiceNotFound")
+        .wait_condition(&initech, "ServicesReady", "False", Some("ServiceNotFound"))
         .await?;
     let c = t
         .status
@@ -571,12 +490,14 @@ async fn a_rollout_that_cannot_finish_is_reported_stuck_naming_the_service() -> 
         )
         .await?;
     let tenant = h
-        .create_tenant(
+        .new_tenant(
             "hooli",
             serde_json::json!({"tier": "dedicated", "services": [{"name": healthy}, {"name": slow}]}),
         )
         .await?;
-    let t = h.services_ready(&tenant, "False", "RolloutStuck").await?;
+    let t = h
+        .wait_condition(&tenant, "ServicesReady", "False", Some("RolloutStuck"))
+        .await?;
     let status = t.status.clone().context("status")?;
     let c = conditions::find(&status.conditions, "ServicesReady").context("ServicesReady")?;
     assert!(
@@ -610,7 +531,8 @@ async fn a_rollout_that_cannot_finish_is_reported_stuck_naming_the_service() -> 
             &Patch::Merge(&serde_json::json!({"spec": {"podLabels": null}})),
         )
         .await?;
-    h.services_ready(&tenant, "True", "Ready").await?;
+    h.wait_condition(&tenant, "ServicesReady", "True", Some("Ready"))
+        .await?;
 
     h.delete_tenant(&tenant).await?;
     h.delete_service(&healthy).await?;
@@ -627,12 +549,13 @@ async fn deleting_a_tenant_stops_its_workloads_before_its_namespace_goes() -> an
         )
         .await?;
     let tenant = h
-        .create_tenant(
+        .new_tenant(
             "umbrella",
             serde_json::json!({"tier": "dedicated", "services": [{"name": app}]}),
         )
         .await?;
-    h.services_ready(&tenant, "True", "Ready").await?;
+    h.wait_condition(&tenant, "ServicesReady", "True", Some("Ready"))
+        .await?;
     let ns = format!("tenant-{tenant}");
     let deployments = Api::<Deployment>::namespaced(h.client.clone(), &ns);
     // A finalizer of the test's holds the Deployment, so the order is visible.
@@ -707,7 +630,7 @@ async fn an_autoscaled_service_leaves_replicas_to_its_autoscaler_and_suspension_
         )
         .await?;
     let tenant = h
-        .create_tenant(
+        .new_tenant(
             "wayne",
             serde_json::json!({"tier": "dedicated", "services": [{"name": elastic}]}),
         )
@@ -731,7 +654,8 @@ async fn an_autoscaled_service_leaves_replicas_to_its_autoscaler_and_suspension_
     })
     .await?;
     rolled_out(&h.client, &ns, &elastic).await?;
-    h.services_ready(&tenant, "True", "Ready").await?;
+    h.wait_condition(&tenant, "ServicesReady", "True", Some("Ready"))
+        .await?;
     assert_eq!(
         deployments
             .get(&elastic)
@@ -751,7 +675,8 @@ async fn an_autoscaled_service_leaves_replicas_to_its_autoscaler_and_suspension_
             &Patch::Merge(&suspend(true)),
         )
         .await?;
-    h.services_ready(&tenant, "True", "ScaledToZero").await?;
+    h.wait_condition(&tenant, "ServicesReady", "True", Some("ScaledToZero"))
+        .await?;
     let d = rolled_out(&h.client, &ns, &elastic).await?;
     assert_eq!(d.spec.and_then(|s| s.replicas), Some(0));
     assert!(
@@ -773,7 +698,8 @@ async fn an_autoscaled_service_leaves_replicas_to_its_autoscaler_and_suspension_
     })
     .await?;
     autoscalers.get(&elastic).await?;
-    h.services_ready(&tenant, "True", "Ready").await?;
+    h.wait_condition(&tenant, "ServicesReady", "True", Some("Ready"))
+        .await?;
 
     h.delete_tenant(&tenant).await?;
     h.delete_service(&elastic).await

@@ -14,105 +14,22 @@ use k8s_openapi::api::{
     rbac::v1::{Role, RoleBinding},
 };
 use kube::{
-    Api, Client, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    Cluster,
     audit::operator_writes,
-    cluster,
-    manifests::install_crds,
-    operator::{self, Operator},
+    operator,
+    tenants::{self, Harness, tenant},
     unique_name, wait,
 };
-use tokio::sync::{Mutex, MutexGuard};
 
-static SERIAL: Mutex<()> = Mutex::const_new(());
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Harness {
-    cluster: &'static Cluster,
-    client: Client,
-    operator: Operator,
-    _serial: MutexGuard<'static, ()>,
-}
-
-async fn harness() -> anyhow::Result<Harness> {
-    let serial = SERIAL.lock().await;
-    let cluster = cluster();
-    let client = cluster.client().await?;
-    install_crds(&client).await?;
-    let operator = operator::start_as_chart(
-        cluster,
-        &client,
-        env!("CARGO_BIN_EXE_landlord").as_ref(),
-        &[],
-    )
-    .await?;
-    Ok(Harness {
-        cluster,
-        client,
-        operator,
-        _serial: serial,
-    })
-}
-
-fn tenant(name: &str, spec: serde_json::Value) -> anyhow::Result<Tenant> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "Tenant",
-        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-        "spec": spec,
-    }))?)
-}
-
-async fn wait_phase(api: &Api<Tenant>, name: &str, phase: Phase) -> anyhow::Result<Tenant> {
-    wait::until(
-        &format!("Tenant {name} phase {phase:?}"),
-        READY_TIMEOUT,
-        || async {
-            let t = api.get(name).await?;
-            let current = t.status.as_ref().and_then(|s| s.phase);
-            if current == Some(phase) {
-                Ok(Some(t))
-            } else {
-                anyhow::bail!("phase is {current:?}, status {:?}", t.status)
-            }
-        },
-    )
-    .await
-}
-
-/// Creates a Tenant named `<prefix>-<random>` and waits until it is Ready.
-async fn ready_tenant(
-    h: &Harness,
-    prefix: &str,
-    spec: serde_json::Value,
-) -> anyhow::Result<(Api<Tenant>, String)> {
-    let tenants = Api::<Tenant>::all(h.client.clone());
-    let name = unique_name(prefix);
-    tenants
-        .create(&PostParams::default(), &tenant(&name, spec)?)
-        .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
-    Ok((tenants, name))
-}
-
-async fn delete_tenant(client: &Client, name: &str) -> anyhow::Result<()> {
-    let api = Api::<Tenant>::all(client.clone());
-    api.delete(name, &DeleteParams::default()).await?;
-    wait::until(
-        &format!("Tenant {name} deleted"),
-        Duration::from_secs(90),
-        || async { Ok(api.get_opt(name).await?.is_none().then_some(())) },
-    )
-    .await
-}
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 
 #[tokio::test]
 async fn tenant_becomes_ready_with_every_child() -> anyhow::Result<()> {
-    let h = harness().await?;
+    let h = Harness::start(LANDLORD).await?;
     let name = unique_name("ready");
     let tenants = Api::<Tenant>::all(h.client.clone());
     let spec = serde_json::json!({
@@ -132,7 +49,7 @@ async fn tenant_becomes_ready_with_every_child() -> anyhow::Result<()> {
     tenants
         .create(&PostParams::default(), &tenant(&name, spec)?)
         .await?;
-    let ready = wait_phase(&tenants, &name, Phase::Ready).await?;
+    let ready = h.wait_phase(&name, Phase::Ready).await?;
     let ns = format!("tenant-{name}");
 
     let status = ready.status.clone().context("status")?;
@@ -261,13 +178,13 @@ async fn tenant_becomes_ready_with_every_child() -> anyhow::Result<()> {
         "{columns}"
     );
 
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&name).await
 }
 
 /// What the non-admin user may and may not do once it is a tenant admin.
 #[tokio::test]
 async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Result<()> {
-    let h = harness().await?;
+    let h = Harness::start(LANDLORD).await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let mine = unique_name("mine");
     let other = unique_name("other");
@@ -280,8 +197,8 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
             &tenant(&other, serde_json::json!({"tier": "shared"}))?,
         )
         .await?;
-    wait_phase(&tenants, &mine, Phase::Ready).await?;
-    wait_phase(&tenants, &other, Phase::Ready).await?;
+    h.wait_phase(&mine, Phase::Ready).await?;
+    h.wait_phase(&other, Phase::Ready).await?;
     let ns = format!("tenant-{mine}");
     let other_ns = format!("tenant-{other}");
     let user = h.cluster.user_client().await?;
@@ -456,13 +373,13 @@ async fn tenant_admin_works_in_its_namespace_and_cannot_escape() -> anyhow::Resu
         "cannot create resource \"endpointslices\"",
     )?;
 
-    delete_tenant(&h.client, &mine).await?;
-    delete_tenant(&h.client, &other).await
+    h.delete_tenant(&mine).await?;
+    h.delete_tenant(&other).await
 }
 
 #[tokio::test]
 async fn deleted_or_edited_children_are_restored() -> anyhow::Result<()> {
-    let h = harness().await?;
+    let h = Harness::start(LANDLORD).await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let name = unique_name("drift");
     tenants
@@ -474,7 +391,7 @@ async fn deleted_or_edited_children_are_restored() -> anyhow::Result<()> {
             )?,
         )
         .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
+    h.wait_phase(&name, Phase::Ready).await?;
     let ns = format!("tenant-{name}");
     let policies = Api::<NetworkPolicy>::namespaced(h.client.clone(), &ns);
     let quotas = Api::<ResourceQuota>::namespaced(h.client.clone(), &ns);
@@ -528,19 +445,19 @@ async fn deleted_or_edited_children_are_restored() -> anyhow::Result<()> {
         || async { Ok(bindings.get_opt("landlord-tenant-admin").await?.map(|_| ())) },
     )
     .await?;
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&name).await
 }
 
 #[tokio::test]
 async fn ready_tenant_causes_no_writes_for_30_seconds() -> anyhow::Result<()> {
-    let h = harness().await?;
+    let h = Harness::start(LANDLORD).await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let name = unique_name("quiet");
     let spec = serde_json::json!({"tier": "shared", "plan": "pro", "quota": {"requests": {"cpu": "1000m", "memory": "1024Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}}, "config": {"a": "b"}});
     tenants
         .create(&PostParams::default(), &tenant(&name, spec)?)
         .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
+    h.wait_phase(&name, Phase::Ready).await?;
     // Let the watch events of the operator's own writes come back and be reconciled.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (start, _) = operator_writes(h.cluster, 0)?;
@@ -577,19 +494,21 @@ async fn ready_tenant_causes_no_writes_for_30_seconds() -> anyhow::Result<()> {
         "a label-only change caused writes:\n{}",
         writes.join("\n")
     );
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&name).await
 }
 
 #[tokio::test]
 async fn suspend_and_resume() -> anyhow::Result<()> {
-    let h = harness().await?;
-    let (tenants, name) =
-        ready_tenant(&h, "sleepy", serde_json::json!({"tier": "dedicated"})).await?;
+    let h = Harness::start(LANDLORD).await?;
+    let name = h
+        .ready_tenant("sleepy", serde_json::json!({"tier": "dedicated"}))
+        .await?;
+    let tenants = h.tenants();
     let set = |suspended: bool| serde_json::json!({"spec": {"suspended": suspended}});
     tenants
         .patch(&name, &PatchParams::default(), &Patch::Merge(set(true)))
         .await?;
-    let suspended = wait_phase(&tenants, &name, Phase::Suspended).await?;
+    let suspended = h.wait_phase(&name, Phase::Suspended).await?;
     let ready = conditions::find(
         &suspended.status.clone().unwrap_or_default().conditions,
         "Ready",
@@ -614,14 +533,17 @@ async fn suspend_and_resume() -> anyhow::Result<()> {
     tenants
         .patch(&name, &PatchParams::default(), &Patch::Merge(set(false)))
         .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
-    delete_tenant(&h.client, &name).await
+    h.wait_phase(&name, Phase::Ready).await?;
+    h.delete_tenant(&name).await
 }
 
 #[tokio::test]
 async fn deletion_removes_the_namespace_before_the_tenant() -> anyhow::Result<()> {
-    let h = harness().await?;
-    let (tenants, name) = ready_tenant(&h, "gone", serde_json::json!({"tier": "shared"})).await?;
+    let h = Harness::start(LANDLORD).await?;
+    let name = h
+        .ready_tenant("gone", serde_json::json!({"tier": "shared"}))
+        .await?;
+    let tenants = h.tenants();
     let ns = format!("tenant-{name}");
     // Content in the namespace keeps it terminating for a moment, so the order is visible.
     Api::<ConfigMap>::namespaced(h.client.clone(), &ns)
@@ -638,7 +560,7 @@ async fn deletion_removes_the_namespace_before_the_tenant() -> anyhow::Result<()
         )
         .await?;
     tenants.delete(&name, &DeleteParams::default()).await?;
-    let terminating = wait_phase(&tenants, &name, Phase::Terminating).await?;
+    let terminating = h.wait_phase(&name, Phase::Terminating).await?;
     assert!(terminating.metadata.deletion_timestamp.is_some());
     let namespaces = Api::<Namespace>::all(h.client.clone());
     wait::until("namespace terminating", Duration::from_secs(20), || async {
@@ -677,8 +599,11 @@ async fn deletion_removes_the_namespace_before_the_tenant() -> anyhow::Result<()
 
 #[tokio::test]
 async fn release_annotation_frees_a_tenant_whose_cleanup_cannot_finish() -> anyhow::Result<()> {
-    let h = harness().await?;
-    let (tenants, name) = ready_tenant(&h, "stuck", serde_json::json!({"tier": "shared"})).await?;
+    let h = Harness::start(LANDLORD).await?;
+    let name = h
+        .ready_tenant("stuck", serde_json::json!({"tier": "shared"}))
+        .await?;
+    let tenants = h.tenants();
     let ns = format!("tenant-{name}");
     let config_maps = Api::<ConfigMap>::namespaced(h.client.clone(), &ns);
     config_maps
@@ -695,7 +620,7 @@ async fn release_annotation_frees_a_tenant_whose_cleanup_cannot_finish() -> anyh
         )
         .await?;
     tenants.delete(&name, &DeleteParams::default()).await?;
-    wait_phase(&tenants, &name, Phase::Terminating).await?;
+    h.wait_phase(&name, Phase::Terminating).await?;
     // Status says what blocks (the namespace's own conditions name the finalizer) and how to
     // release the Tenant.
     let ready = wait::until(
@@ -740,7 +665,7 @@ async fn release_annotation_frees_a_tenant_whose_cleanup_cannot_finish() -> anyh
 
 #[tokio::test]
 async fn pre_existing_namespace_is_a_conflict_until_adopted() -> anyhow::Result<()> {
-    let h = harness().await?;
+    let h = Harness::start(LANDLORD).await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let namespaces = Api::<Namespace>::all(h.client.clone());
     let name = unique_name("squat");
@@ -763,7 +688,7 @@ async fn pre_existing_namespace_is_a_conflict_until_adopted() -> anyhow::Result<
             &tenant(&name, serde_json::json!({"tier": "shared"}))?,
         )
         .await?;
-    let failed = wait_phase(&tenants, &name, Phase::Failed).await?;
+    let failed = h.wait_phase(&name, Phase::Failed).await?;
     let status = failed.status.clone().unwrap_or_default();
     let condition = conditions::find(&status.conditions, "NamespaceReady")
         .cloned()
@@ -797,10 +722,10 @@ async fn pre_existing_namespace_is_a_conflict_until_adopted() -> anyhow::Result<
     namespaces
         .patch(&ns, &PatchParams::default(), &Patch::Merge(&adopt))
         .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
+    h.wait_phase(&name, Phase::Ready).await?;
     let adopted = namespaces.get(&ns).await?;
     assert_eq!(adopted.labels().get("landlord.dev/tenant"), Some(&name));
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&name).await
 }
 
 /// Issue 11 item 2: a tenant admin, with its own credentials, cannot forge, change, freeze,
@@ -810,7 +735,7 @@ async fn pre_existing_namespace_is_a_conflict_until_adopted() -> anyhow::Result<
 #[tokio::test]
 async fn tenant_admin_cannot_touch_landlords_objects_and_a_frozen_child_is_remade()
 -> anyhow::Result<()> {
-    let h = harness().await?;
+    let h = Harness::start(LANDLORD).await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let name = unique_name("walls");
     let spec = serde_json::json!({
@@ -821,7 +746,7 @@ async fn tenant_admin_cannot_touch_landlords_objects_and_a_frozen_child_is_remad
     tenants
         .create(&PostParams::default(), &tenant(&name, spec)?)
         .await?;
-    wait_phase(&tenants, &name, Phase::Ready).await?;
+    h.wait_phase(&name, Phase::Ready).await?;
     let ns = format!("tenant-{name}");
     let user = h.cluster.user_client().await?;
     let managed = ListParams::default().labels("app.kubernetes.io/managed-by=landlord");
@@ -987,11 +912,15 @@ async fn tenant_admin_cannot_touch_landlords_objects_and_a_frozen_child_is_remad
             &merge(serde_json::json!({"spec": {"suspended": true}})),
         )
         .await?;
-    wait_phase(&tenants, &name, Phase::Suspended).await?;
-    let after = wait::until("landlord-flags made again", READY_TIMEOUT, || async {
-        let now = admin_cms.get("landlord-flags").await?;
-        Ok((now.uid() != before.uid()).then_some(now))
-    })
+    h.wait_phase(&name, Phase::Suspended).await?;
+    let after = wait::until(
+        "landlord-flags made again",
+        tenants::READY_TIMEOUT,
+        || async {
+            let now = admin_cms.get("landlord-flags").await?;
+            Ok((now.uid() != before.uid()).then_some(now))
+        },
+    )
     .await?;
     assert_eq!(after.data, before.data, "the operator's flags are back");
     assert_ne!(after.immutable, Some(true));
@@ -1004,7 +933,7 @@ async fn tenant_admin_cannot_touch_landlords_objects_and_a_frozen_child_is_remad
         "suspension reached the workloads"
     );
 
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&name).await
 }
 
 /// Issue 11 item 7: objects that merely carry Landlord's labels (here in a namespace no
@@ -1012,8 +941,10 @@ async fn tenant_admin_cannot_touch_landlords_objects_and_a_frozen_child_is_remad
 /// nobody can grow its memory with large labelled objects of their own.
 #[tokio::test]
 async fn labelled_objects_landlord_does_not_own_stay_out_of_its_cache() -> anyhow::Result<()> {
-    let h = harness().await?;
-    let (_, name) = ready_tenant(&h, "owner", serde_json::json!({"tier": "shared"})).await?;
+    let h = Harness::start(LANDLORD).await?;
+    let name = h
+        .ready_tenant("owner", serde_json::json!({"tier": "shared"}))
+        .await?;
     let sandbox = unique_name("sandbox");
     Api::<Namespace>::all(h.client.clone())
         .create(
@@ -1036,7 +967,9 @@ async fn labelled_objects_landlord_does_not_own_stay_out_of_its_cache() -> anyho
     }
     // A Tenant made after them: once its ConfigMaps are cached, the junk (older events of
     // the same watch) would be too.
-    let (_, later) = ready_tenant(&h, "later", serde_json::json!({"tier": "shared"})).await?;
+    let later = h
+        .ready_tenant("later", serde_json::json!({"tier": "shared"}))
+        .await?;
     let all = Api::<ConfigMap>::all(h.client.clone());
     let owned = || async {
         let list = all
@@ -1056,7 +989,7 @@ async fn labelled_objects_landlord_does_not_own_stay_out_of_its_cache() -> anyho
     };
     let cached = wait::until(
         "the cache holds exactly the owned ConfigMaps",
-        READY_TIMEOUT,
+        tenants::READY_TIMEOUT,
         || async {
             let (labelled, owned) = owned().await?;
             let cached = h
@@ -1076,8 +1009,8 @@ async fn labelled_objects_landlord_does_not_own_stay_out_of_its_cache() -> anyho
     Api::<Namespace>::all(h.client.clone())
         .delete(&sandbox, &DeleteParams::default())
         .await?;
-    delete_tenant(&h.client, &later).await?;
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&later).await?;
+    h.delete_tenant(&name).await
 }
 
 /// Issue 11 item 5: the operator's own ServiceAccount, used directly (as a compromised
@@ -1087,8 +1020,10 @@ async fn labelled_objects_landlord_does_not_own_stay_out_of_its_cache() -> anyho
 /// them.
 #[tokio::test]
 async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> anyhow::Result<()> {
-    let h = harness().await?;
-    let (_, name) = ready_tenant(&h, "scope", serde_json::json!({"tier": "shared"})).await?;
+    let h = Harness::start(LANDLORD).await?;
+    let name = h
+        .ready_tenant("scope", serde_json::json!({"tier": "shared"}))
+        .await?;
     let ns = format!("tenant-{name}");
     let kubeconfig = operator::service_account_kubeconfig(h.cluster, &h.client).await?;
     let op = landlord_e2e::cluster::client_for(&kubeconfig).await?;
@@ -1297,7 +1232,7 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
     mine.delete("landlord-probe", &DeleteParams::default())
         .await?;
 
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&name).await
 }
 
 /// Specs the API server stores in another spelling than they were written in (quantities in
@@ -1367,7 +1302,7 @@ fn generated_specs() -> Vec<serde_json::Value> {
 
 #[tokio::test]
 async fn every_accepted_spelling_causes_no_writes_at_rest() -> anyhow::Result<()> {
-    let h = harness().await?;
+    let h = Harness::start(LANDLORD).await?;
     let tenants = Api::<Tenant>::all(h.client.clone());
     let mut names = Vec::new();
     for (i, spec) in generated_specs().into_iter().enumerate() {
@@ -1378,7 +1313,7 @@ async fn every_accepted_spelling_causes_no_writes_at_rest() -> anyhow::Result<()
         names.push(name);
     }
     for name in &names {
-        wait_phase(&tenants, name, Phase::Ready).await?;
+        h.wait_phase(name, Phase::Ready).await?;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (start, _) = operator_writes(h.cluster, 0)?;
@@ -1408,7 +1343,7 @@ async fn every_accepted_spelling_causes_no_writes_at_rest() -> anyhow::Result<()
         writes.join("\n")
     );
     for name in &names {
-        delete_tenant(&h.client, name).await?;
+        h.delete_tenant(name).await?;
     }
     Ok(())
 }
@@ -1417,18 +1352,18 @@ async fn every_accepted_spelling_causes_no_writes_at_rest() -> anyhow::Result<()
 /// added to it, so the stack is Ready and the tenant still has its own share.
 #[tokio::test]
 async fn a_small_object_quota_still_fits_landlords_own_objects() -> anyhow::Result<()> {
-    let h = harness().await?;
-    let (_, name) = ready_tenant(
-        &h,
-        "tight",
-        serde_json::json!({
-            "tier": "dedicated",
-            "quota": {"objects": {"configMaps": 3, "secrets": 1}},
-            "database": {"deletionPolicy": "Delete"},
-            "topics": [{"name": "orders"}],
-        }),
-    )
-    .await?;
+    let h = Harness::start(LANDLORD).await?;
+    let name = h
+        .ready_tenant(
+            "tight",
+            serde_json::json!({
+                "tier": "dedicated",
+                "quota": {"objects": {"configMaps": 3, "secrets": 1}},
+                "database": {"deletionPolicy": "Delete"},
+                "topics": [{"name": "orders"}],
+            }),
+        )
+        .await?;
     let ns = format!("tenant-{name}");
     let secrets = Api::<Secret>::namespaced(h.client.clone(), &ns);
     let own = |n: &str| Secret {
@@ -1446,24 +1381,24 @@ async fn a_small_object_quota_still_fits_landlords_own_objects() -> anyhow::Resu
         Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {}
         other => anyhow::bail!("the tenant's second own Secret: {other:?}"),
     }
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&name).await
 }
 
 /// Issue 11 item 7: the Domains and FeatureFlagSets a tenant may write (each held in the
 /// operator's memory) are always counted by its quota; past it, the API server refuses.
 #[tokio::test]
 async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyhow::Result<()> {
-    let h = harness().await?;
-    let (_, name) = ready_tenant(
-        &h,
-        "counted",
-        serde_json::json!({
-            "tier": "shared",
-            "admins": [{"kind": "User", "name": h.cluster.user_name()}],
-            "quota": {"objects": {"domains": 1, "featureFlagSets": 1}},
-        }),
-    )
-    .await?;
+    let h = Harness::start(LANDLORD).await?;
+    let name = h
+        .ready_tenant(
+            "counted",
+            serde_json::json!({
+                "tier": "shared",
+                "admins": [{"kind": "User", "name": h.cluster.user_name()}],
+                "quota": {"objects": {"domains": 1, "featureFlagSets": 1}},
+            }),
+        )
+        .await?;
     let ns = format!("tenant-{name}");
     let user = h.cluster.user_client().await?;
     let domain = |n: &str| -> anyhow::Result<landlord_crds::Domain> {
@@ -1487,7 +1422,7 @@ async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyho
     // The quota controller counts asynchronously: the first create may race its status.
     wait::until(
         "the quota counts Landlord's kinds",
-        READY_TIMEOUT,
+        tenants::READY_TIMEOUT,
         || async {
             let q = Api::<ResourceQuota>::namespaced(h.client.clone(), &ns)
                 .get("landlord-quota")
@@ -1527,5 +1462,5 @@ async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyho
         }
     }
 
-    delete_tenant(&h.client, &name).await
+    h.delete_tenant(&name).await
 }

@@ -19,125 +19,54 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams},
 };
 use landlord_controllers::nats::jwt::{self, Claims};
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     Cluster, cluster,
-    manifests::install_crds,
     operator::{self, Operator},
-    unique_name, wait,
+    tenants::Harness,
+    wait,
 };
-use tokio::sync::{Mutex, MutexGuard, mpsc};
+use tokio::sync::mpsc;
 
-static SERIAL: Mutex<()> = Mutex::const_new(());
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Harness {
-    cluster: &'static Cluster,
-    client: kube::Client,
-    operator: Operator,
-    _serial: MutexGuard<'static, ()>,
-}
 
 /// An operator of its own, with `args` (the local stack's NATS unless they name another).
 async fn harness_with(args: Vec<String>) -> anyhow::Result<Harness> {
-    let serial = SERIAL.lock().await;
-    let cluster = cluster();
-    let client = cluster.client().await?;
-    install_crds(&client).await?;
-    let operator = operator::start_as_chart(
-        cluster,
-        &client,
-        env!("CARGO_BIN_EXE_landlord").as_ref(),
-        &args,
-    )
-    .await?;
-    Ok(Harness {
-        cluster,
-        client,
-        operator,
-        _serial: serial,
-    })
+    Harness::setup(LANDLORD).await?.args(args).start().await
 }
 
 async fn harness() -> anyhow::Result<Harness> {
-    harness_with(Vec::new()).await
+    Harness::start(LANDLORD).await
 }
 
-impl Harness {
-    fn tenants(&self) -> Api<Tenant> {
-        Api::all(self.client.clone())
-    }
-
-    async fn create(&self, prefix: &str, spec: serde_json::Value) -> anyhow::Result<String> {
-        let name = unique_name(prefix);
-        let tenant: Tenant = serde_json::from_value(serde_json::json!({
-            "apiVersion": "landlord.dev/v1alpha1",
-            "kind": "Tenant",
-            "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-            "spec": spec,
-        }))?;
-        self.tenants()
-            .create(&PostParams::default(), &tenant)
-            .await?;
-        Ok(name)
-    }
-
-    async fn wait_phase(&self, name: &str, phase: Phase) -> anyhow::Result<Tenant> {
-        let api = self.tenants();
-        wait::until(
-            &format!("Tenant {name} phase {phase:?}"),
-            TIMEOUT,
-            || async {
-                let t = api.get(name).await?;
-                let current = t.status.as_ref().and_then(|s| s.phase);
-                if current == Some(phase) {
-                    Ok(Some(t))
-                } else {
-                    anyhow::bail!("phase is {current:?}, status {:?}", t.status)
-                }
-            },
-        )
-        .await
-    }
-
-    async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
-        self.tenants()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({"spec": spec})),
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn delete(&self, name: &str) -> anyhow::Result<()> {
-        let api = self.tenants();
-        api.delete(name, &DeleteParams::default()).await?;
-        wait::until(
-            &format!("Tenant {name} deleted"),
-            Duration::from_secs(90),
-            || async { Ok(api.get_opt(name).await?.is_none().then_some(())) },
-        )
-        .await
-    }
-
+/// The steps of this file on a tenant's NATS account.
+trait TenantTopics {
     /// A Tenant created with `spec` and Ready, and its creds.
     async fn ready(
         &self,
         prefix: &str,
         spec: serde_json::Value,
+    ) -> anyhow::Result<(String, TenantCreds)>;
+
+    /// The URL and `.creds` a tenant's services get, from Secret `landlord-nats`.
+    async fn tenant_creds(&self, name: &str) -> anyhow::Result<TenantCreds>;
+}
+
+impl TenantTopics for Harness {
+    async fn ready(
+        &self,
+        prefix: &str,
+        spec: serde_json::Value,
     ) -> anyhow::Result<(String, TenantCreds)> {
-        let name = self.create(prefix, spec).await?;
-        self.wait_phase(&name, Phase::Ready).await?;
+        let name = self.ready_tenant(prefix, spec).await?;
         let creds = self.tenant_creds(&name).await?;
         Ok((name, creds))
     }
 
-    /// The URL and `.creds` a tenant's services get, from Secret `landlord-nats`.
     async fn tenant_creds(&self, name: &str) -> anyhow::Result<TenantCreds> {
         let secrets = Api::<Secret>::namespaced(self.client.clone(), &format!("tenant-{name}"));
         let secret = wait::until(
@@ -297,13 +226,13 @@ fn topics_condition(t: &Tenant) -> Option<(String, String, String)> {
 async fn tenants_reach_only_their_own_subjects_and_streams() -> anyhow::Result<()> {
     let h = harness().await?;
     let a = h
-        .create(
+        .new_tenant(
             "topics-a",
             serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}, {"name": "events"}]}),
         )
         .await?;
     let b = h
-        .create(
+        .new_tenant(
             "topics-b",
             serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}, {"name": "invoices"}]}),
         )
@@ -439,8 +368,8 @@ async fn tenants_reach_only_their_own_subjects_and_streams() -> anyhow::Result<(
     // B's own creds keep working.
     assert_eq!(consume_one(&js_b, "orders").await?, "b-1");
 
-    h.delete(&a).await?;
-    h.delete(&b).await?;
+    h.delete_tenant(&a).await?;
+    h.delete_tenant(&b).await?;
     Ok(())
 }
 
@@ -448,7 +377,7 @@ async fn tenants_reach_only_their_own_subjects_and_streams() -> anyhow::Result<(
 async fn streams_follow_the_spec_and_go_with_the_tenant() -> anyhow::Result<()> {
     let h = harness().await?;
     let name = h
-        .create(
+        .new_tenant(
             "topics-spec",
             serde_json::json!({"tier": "shared", "topics": [
                 {"name": "orders", "retention": "Interest", "maxAge": "1h", "maxBytes": 65536, "maxMessages": 100}
@@ -518,7 +447,7 @@ async fn streams_follow_the_spec_and_go_with_the_tenant() -> anyhow::Result<()> 
     assert!(resolver_accounts(h.cluster).await?.contains(&creds.account));
     drop(js);
     drop(conn);
-    h.delete(&name).await?;
+    h.delete_tenant(&name).await?;
     assert!(
         !data.join("streams/orders").exists(),
         "the stream's data outlived the Tenant"
@@ -575,7 +504,7 @@ async fn suspend_cuts_access_and_resume_restores_it() -> anyhow::Result<()> {
         2,
         "the stream kept its messages through the suspension"
     );
-    h.delete(&name).await?;
+    h.delete_tenant(&name).await?;
     Ok(())
 }
 
@@ -651,7 +580,7 @@ async fn the_account_limits_hold_against_the_tenants_own_creds() -> anyhow::Resu
     drop(held);
     drop(js);
     drop(small);
-    h.delete(&name).await?;
+    h.delete_tenant(&name).await?;
     Ok(())
 }
 
@@ -707,7 +636,7 @@ async fn rotation_revokes_the_old_creds_and_the_new_ones_work() -> anyhow::Resul
         "the stream kept its messages through the rotation"
     );
     assert!(connect(&old).await.is_err(), "the old creds came back");
-    h.delete(&name).await?;
+    h.delete_tenant(&name).await?;
     Ok(())
 }
 
@@ -747,7 +676,7 @@ async fn max_age_can_shrink_below_the_duplicate_window() -> anyhow::Result<()> {
     let after = js.get_stream("events").await?.cached_info().config.clone();
     assert_eq!(after.max_age, Duration::from_secs(60));
     assert!(after.duplicate_window <= after.max_age, "{after:?}");
-    h.delete(&name).await?;
+    h.delete_tenant(&name).await?;
     Ok(())
 }
 
@@ -815,7 +744,7 @@ async fn a_retention_change_to_or_from_work_queue_is_refused_at_apply() -> anyho
         let events = js.get_stream("events").await?.cached_info().config.clone();
         assert_eq!(events.retention, RetentionPolicy::Interest);
     }
-    h.delete(&name).await?;
+    h.delete_tenant(&name).await?;
     Ok(())
 }
 
@@ -833,7 +762,7 @@ async fn topic_writes(operator: &Operator) -> anyhow::Result<f64> {
 async fn an_unchanged_tenant_with_topics_causes_no_writes() -> anyhow::Result<()> {
     let h = harness().await?;
     let name = h
-        .create(
+        .new_tenant(
             "topics-quiet",
             serde_json::json!({"tier": "shared", "topics": [{"name": "orders", "maxBytes": 8192}]}),
         )
@@ -871,7 +800,7 @@ async fn an_unchanged_tenant_with_topics_causes_no_writes() -> anyhow::Result<()
         1,
         "stream created again"
     );
-    h.delete(&name).await?;
+    h.delete_tenant(&name).await?;
     Ok(())
 }
 
@@ -880,7 +809,7 @@ async fn a_topic_larger_than_the_server_allows_is_reported() -> anyhow::Result<(
     let h = harness().await?;
     // The local server keeps at most 4 GB of streams.
     let name = h
-        .create(
+        .new_tenant(
             "topics-huge",
             serde_json::json!({"tier": "shared", "topics": [{"name": "firehose", "maxBytes": 1099511627776_i64}]}),
         )
@@ -892,7 +821,7 @@ async fn a_topic_larger_than_the_server_allows_is_reported() -> anyhow::Result<(
     .await?;
     assert_eq!(condition.1, "StreamLimitRejected", "{condition:?}");
     assert!(condition.2.contains("firehose"), "{condition:?}");
-    h.delete(&name).await?;
+    h.delete_tenant(&name).await?;
     Ok(())
 }
 
@@ -908,7 +837,7 @@ async fn tenants_without_topics_do_not_need_nats() -> anyhow::Result<()> {
     extra[url + 1] = "nats://127.0.0.1:1".into();
     let h = harness_with(extra).await?;
     let plain = h
-        .create("topics-none", serde_json::json!({"tier": "shared"}))
+        .new_tenant("topics-none", serde_json::json!({"tier": "shared"}))
         .await?;
     let ready = h.wait_phase(&plain, Phase::Ready).await?;
     assert_eq!(
@@ -916,7 +845,7 @@ async fn tenants_without_topics_do_not_need_nats() -> anyhow::Result<()> {
         Some(("True".into(), "NoTopics".into()))
     );
     let with = h
-        .create(
+        .new_tenant(
             "topics-unreachable",
             serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}]}),
         )
@@ -927,7 +856,7 @@ async fn tenants_without_topics_do_not_need_nats() -> anyhow::Result<()> {
     })
     .await?;
     assert_eq!(condition.1, "NatsUnreachable", "{condition:?}");
-    h.delete(&plain).await?;
+    h.delete_tenant(&plain).await?;
     // Its cleanup cannot reach NATS either: release it.
     h.tenants()
         .patch(
@@ -938,6 +867,6 @@ async fn tenants_without_topics_do_not_need_nats() -> anyhow::Result<()> {
             ),
         )
         .await?;
-    h.delete(&with).await?;
+    h.delete_tenant(&with).await?;
     Ok(())
 }
