@@ -17,41 +17,43 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    Cluster, cluster,
-    manifests::install_crds,
-    operator::{self, Operator, Options},
+    operator,
     postgres::PgServer,
+    tenants::{self, Harness, tenant},
     unique_name, wait,
 };
 use sqlx::{Connection, Executor, PgConnection, Row};
-use tokio::sync::{Mutex, MutexGuard};
 
-static SERIAL: Mutex<()> = Mutex::const_new(());
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 const TIMEOUT: Duration = Duration::from_secs(90);
 const PROVISIONER: &str = "landlord_provisioner";
 
-struct Harness {
-    cluster: &'static Cluster,
-    client: Client,
-    operator: Operator,
-    kubeconfig: PathBuf,
-    args: Vec<String>,
+/// The PostgreSQL servers this test started and registered with its operator.
+struct Servers {
     /// (server name in the operator's configuration, the server)
     servers: Vec<(String, PgServer)>,
-    _serial: MutexGuard<'static, ()>,
+}
+
+impl Servers {
+    fn server(&self, name: &str) -> anyhow::Result<&PgServer> {
+        self.servers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+            .with_context(|| format!("no server {name}"))
+    }
 }
 
 /// Starts one PostgreSQL server per `(name, capacity)`, registers them with a fresh operator.
-async fn harness(servers: &[(&str, u32)]) -> anyhow::Result<Harness> {
-    let serial = SERIAL.lock().await;
-    let cluster = cluster();
-    let client = cluster.client().await?;
-    install_crds(&client).await?;
-    let kubeconfig = operator::service_account_kubeconfig(cluster, &client).await?;
+async fn harness(servers: &[(&str, u32)]) -> anyhow::Result<Harness<Servers>> {
+    let setup = Harness::setup(LANDLORD).await?.timeout(TIMEOUT);
+    let (cluster, client) = (setup.cluster, &setup.client);
+    // The operator's namespace, where the admin Secrets live, comes with its RBAC.
+    operator::service_account_kubeconfig(cluster, client).await?;
     let secrets = Api::<Secret>::namespaced(client.clone(), operator::NAMESPACE);
     let mut started = Vec::new();
     let mut yaml = String::new();
@@ -94,79 +96,10 @@ async fn harness(servers: &[(&str, u32)]) -> anyhow::Result<Harness> {
         "--postgres-image".to_string(),
         "registry.example/postgres".to_string(),
     ];
-    let operator = start_operator(cluster, &kubeconfig, &args).await?;
-    Ok(Harness {
-        cluster,
-        client,
-        operator,
-        kubeconfig,
-        args,
-        servers: started,
-        _serial: serial,
-    })
-}
-
-async fn start_operator(
-    cluster: &Cluster,
-    kubeconfig: &std::path::Path,
-    args: &[String],
-) -> anyhow::Result<Operator> {
-    Operator::start(
-        cluster,
-        &Options {
-            binary: env!("CARGO_BIN_EXE_landlord").as_ref(),
-            kubeconfig,
-            lease_name: operator::LEASE,
-            lease_duration_seconds: 15,
-            args,
-        },
-    )
-    .await
-}
-
-impl Harness {
-    fn server(&self, name: &str) -> anyhow::Result<&PgServer> {
-        self.servers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s)
-            .with_context(|| format!("no server {name}"))
-    }
-
-    fn tenants(&self) -> Api<Tenant> {
-        Api::all(self.client.clone())
-    }
-
-    async fn create(&self, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
-        self.tenants()
-            .create(&PostParams::default(), &tenant(name, spec)?)
-            .await?;
-        Ok(())
-    }
-
-    /// Deletes the tenants and waits until they are gone (their cleanup needs the servers).
-    async fn delete(&self, names: &[&str]) -> anyhow::Result<()> {
-        let api = self.tenants();
-        for name in names {
-            api.delete(name, &DeleteParams::default()).await?;
-        }
-        for name in names {
-            wait::until(&format!("Tenant {name} deleted"), TIMEOUT, || async {
-                Ok(api.get_opt(name).await?.is_none().then_some(()))
-            })
-            .await?;
-        }
-        Ok(())
-    }
-}
-
-fn tenant(name: &str, spec: serde_json::Value) -> anyhow::Result<Tenant> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "Tenant",
-        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-        "spec": spec,
-    }))?)
+    setup
+        .args(args)
+        .start_with(Servers { servers: started })
+        .await
 }
 
 fn shared(extra: serde_json::Value) -> serde_json::Value {
@@ -179,49 +112,14 @@ fn shared(extra: serde_json::Value) -> serde_json::Value {
     spec
 }
 
-/// Waits until `condition` of the Tenant has `status` (and `reason`, when given).
-async fn wait_condition(
-    api: &Api<Tenant>,
-    name: &str,
-    condition: &str,
-    status: &str,
-    reason: Option<&str>,
-) -> anyhow::Result<Tenant> {
-    wait::until(
-        &format!("Tenant {name} {condition}={status} {reason:?}"),
-        TIMEOUT,
-        || async {
-            let t = api.get(name).await?;
-            let c = t
-                .status
-                .as_ref()
-                .and_then(|s| conditions::find(&s.conditions, condition).cloned());
-            match c {
-                Some(c) if c.status == status && reason.is_none_or(|r| r == c.reason) => {
-                    Ok(Some(t))
-                }
-                other => anyhow::bail!("{condition} is {other:?}"),
-            }
-        },
-    )
-    .await
-}
-
 /// The Tenant's condition of `type_`.
 fn condition(
     tenant: &Tenant,
     type_: &str,
 ) -> anyhow::Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    tenant
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, type_))
+    tenants::condition(tenant, type_)
         .cloned()
         .with_context(|| format!("Tenant {} has no {type_} condition", tenant.name_any()))
-}
-
-async fn wait_ready(api: &Api<Tenant>, name: &str) -> anyhow::Result<Tenant> {
-    wait_condition(api, name, "Ready", "True", None).await
 }
 
 async fn credentials(client: &Client, tenant: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -274,7 +172,7 @@ async fn a_shared_tenant_gets_an_isolated_database_and_no_password_leaks() -> an
     let h = harness(&[("main", 50)]).await?;
     let api = h.tenants();
     let (a, b) = (unique_name("db-a"), unique_name("db-b"));
-    h.create(
+    h.create_tenant(
         &a,
         shared(serde_json::json!({
             "database": {"extensions": ["citext", "pg_trgm"], "deletionPolicy": "Delete"},
@@ -282,9 +180,9 @@ async fn a_shared_tenant_gets_an_isolated_database_and_no_password_leaks() -> an
         })),
     )
     .await?;
-    h.create(&b, shared(serde_json::json!({}))).await?;
-    let ready = wait_ready(&api, &a).await?;
-    wait_ready(&api, &b).await?;
+    h.create_tenant(&b, shared(serde_json::json!({}))).await?;
+    let ready = h.wait_condition(&a, "Ready", "True", None).await?;
+    h.wait_condition(&b, "Ready", "True", None).await?;
 
     let status = ready
         .status
@@ -431,7 +329,7 @@ async fn a_shared_tenant_gets_an_isolated_database_and_no_password_leaks() -> an
         assert!(!metrics.contains(password), "a password is in the metrics");
     }
 
-    h.delete(&[&a, &b]).await?;
+    h.delete_tenants(&[&a, &b]).await?;
     Ok(())
 }
 
@@ -439,14 +337,13 @@ async fn a_shared_tenant_gets_an_isolated_database_and_no_password_leaks() -> an
 async fn tenants_spread_by_load_explicit_placement_is_honoured_and_capacity_holds()
 -> anyhow::Result<()> {
     let h = harness(&[("east", 3), ("west", 3)]).await?;
-    let api = h.tenants();
     let names: Vec<String> = (0..4).map(|_| unique_name("spread")).collect();
     for name in &names {
-        h.create(name, shared(serde_json::json!({}))).await?;
+        h.create_tenant(name, shared(serde_json::json!({}))).await?;
     }
     let mut per_server: BTreeMap<String, u32> = BTreeMap::new();
     for name in &names {
-        let t = wait_ready(&api, name).await?;
+        let t = h.wait_condition(name, "Ready", "True", None).await?;
         let server = t
             .status
             .and_then(|s| s.database)
@@ -462,12 +359,12 @@ async fn tenants_spread_by_load_explicit_placement_is_honoured_and_capacity_hold
 
     // An explicit choice wins over load: east gets a third even though loads are equal.
     let pinned = unique_name("pinned");
-    h.create(
+    h.create_tenant(
         &pinned,
         shared(serde_json::json!({"database": {"server": "east", "deletionPolicy": "Delete"}})),
     )
     .await?;
-    let t = wait_ready(&api, &pinned).await?;
+    let t = h.wait_condition(&pinned, "Ready", "True", None).await?;
     assert_eq!(
         t.status
             .and_then(|s| s.database)
@@ -479,19 +376,14 @@ async fn tenants_spread_by_load_explicit_placement_is_honoured_and_capacity_hold
 
     // East is now full (3/3): a fourth explicit request is refused with a reason.
     let overflow = unique_name("overflow");
-    h.create(
+    h.create_tenant(
         &overflow,
         shared(serde_json::json!({"database": {"server": "east", "deletionPolicy": "Delete"}})),
     )
     .await?;
-    let t = wait_condition(
-        &api,
-        &overflow,
-        "DatabaseReady",
-        "False",
-        Some("CapacityFull"),
-    )
-    .await?;
+    let t = h
+        .wait_condition(&overflow, "DatabaseReady", "False", Some("CapacityFull"))
+        .await?;
     let ready = condition(&t, "Ready")?;
     assert_eq!(ready.status, "False");
     assert!(ready.message.contains("east"), "{}", ready.message);
@@ -503,27 +395,22 @@ async fn tenants_spread_by_load_explicit_placement_is_honoured_and_capacity_hold
 
     let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
     all.extend([pinned.as_str(), overflow.as_str()]);
-    h.delete(&all).await?;
+    h.delete_tenants(&all).await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn a_server_outage_is_reported_and_tenants_recover_by_themselves() -> anyhow::Result<()> {
     let mut h = harness(&[("flaky", 10)]).await?;
-    let api = h.tenants();
     let name = unique_name("outage");
-    h.create(&name, shared(serde_json::json!({}))).await?;
-    wait_ready(&api, &name).await?;
+    h.create_tenant(&name, shared(serde_json::json!({})))
+        .await?;
+    h.wait_condition(&name, "Ready", "True", None).await?;
 
     h.servers[0].1.stop()?;
-    let t = wait_condition(
-        &api,
-        &name,
-        "DatabaseReady",
-        "False",
-        Some("ServerUnreachable"),
-    )
-    .await?;
+    let t = h
+        .wait_condition(&name, "DatabaseReady", "False", Some("ServerUnreachable"))
+        .await?;
     let status = t.status.context("status")?;
     let ready = conditions::find(&status.conditions, "Ready").context("Ready")?;
     assert_eq!(
@@ -547,14 +434,14 @@ async fn a_server_outage_is_reported_and_tenants_recover_by_themselves() -> anyh
     .await?;
 
     h.servers[0].1.start_again().await?;
-    let t = wait_ready(&api, &name).await?;
+    let t = h.wait_condition(&name, "Ready", "True", None).await?;
     assert_eq!(t.status.and_then(|s| s.phase), Some(Phase::Ready));
     connect(&credentials(&h.client, &name).await?["uri"])
         .await?
         .close()
         .await?;
 
-    h.delete(&[&name]).await?;
+    h.delete_tenants(&[&name]).await?;
     Ok(())
 }
 
@@ -564,10 +451,10 @@ async fn a_server_outage_is_reported_and_tenants_recover_by_themselves() -> anyh
 #[tokio::test]
 async fn a_hung_server_is_reported_although_its_open_sessions_answer() -> anyhow::Result<()> {
     let h = harness(&[("wedged", 10)]).await?;
-    let api = h.tenants();
     let name = unique_name("hung");
-    h.create(&name, shared(serde_json::json!({}))).await?;
-    wait_ready(&api, &name).await?;
+    h.create_tenant(&name, shared(serde_json::json!({})))
+        .await?;
+    h.wait_condition(&name, "Ready", "True", None).await?;
     let mut open = connect(&credentials(&h.client, &name).await?["uri"]).await?;
 
     h.servers[0].1.hang()?;
@@ -580,14 +467,9 @@ async fn a_hung_server_is_reported_although_its_open_sessions_answer() -> anyhow
         .await
         .context("an open session of the hung server answers")??;
         assert_eq!(one, 1);
-        let t = wait_condition(
-            &api,
-            &name,
-            "DatabaseReady",
-            "False",
-            Some("ServerUnreachable"),
-        )
-        .await?;
+        let t = h
+            .wait_condition(&name, "DatabaseReady", "False", Some("ServerUnreachable"))
+            .await?;
         let ready = t
             .status
             .as_ref()
@@ -609,9 +491,9 @@ async fn a_hung_server_is_reported_although_its_open_sessions_answer() -> anyhow
     h.servers[0].1.resume()?;
     result?;
 
-    let t = wait_ready(&api, &name).await?;
+    let t = h.wait_condition(&name, "Ready", "True", None).await?;
     assert_eq!(t.status.and_then(|s| s.phase), Some(Phase::Ready));
-    h.delete(&[&name]).await?;
+    h.delete_tenants(&[&name]).await?;
     Ok(())
 }
 
@@ -622,24 +504,24 @@ async fn retain_keeps_the_data_delete_drops_it_and_a_namesake_adopts_only_when_a
     let api = h.tenants();
     let server = h.server("keep")?;
     let (kept, dropped) = (unique_name("kept"), unique_name("dropped"));
-    h.create(
+    h.create_tenant(
         &kept,
         shared(serde_json::json!({"database": {"deletionPolicy": "Retain"}})),
     )
     .await?;
-    h.create(
+    h.create_tenant(
         &dropped,
         shared(serde_json::json!({"database": {"deletionPolicy": "Delete"}})),
     )
     .await?;
-    wait_ready(&api, &kept).await?;
-    wait_ready(&api, &dropped).await?;
+    h.wait_condition(&kept, "Ready", "True", None).await?;
+    h.wait_condition(&dropped, "Ready", "True", None).await?;
     let mut conn = connect(&credentials(&h.client, &kept).await?["uri"]).await?;
     conn.execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (42)")
         .await?;
     conn.close().await?;
 
-    h.delete(&[&kept, &dropped]).await?;
+    h.delete_tenants(&[&kept, &dropped]).await?;
     assert_eq!(
         server_objects(server, &kept).await?,
         (1, 1, Some(false)),
@@ -652,12 +534,14 @@ async fn retain_keeps_the_data_delete_drops_it_and_a_namesake_adopts_only_when_a
     );
 
     // A new Tenant of the same name does not silently inherit the data...
-    h.create(
+    h.create_tenant(
         &kept,
         shared(serde_json::json!({"database": {"deletionPolicy": "Delete"}})),
     )
     .await?;
-    let t = wait_condition(&api, &kept, "DatabaseReady", "False", Some("NameConflict")).await?;
+    let t = h
+        .wait_condition(&kept, "DatabaseReady", "False", Some("NameConflict"))
+        .await?;
     assert_eq!(t.status.and_then(|s| s.phase), Some(Phase::Failed));
     // ...until it asks to adopt it; then the retained rows are there, with a new password.
     api.patch(
@@ -666,7 +550,7 @@ async fn retain_keeps_the_data_delete_drops_it_and_a_namesake_adopts_only_when_a
         &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/adopt-database": "true"}}})),
     )
     .await?;
-    wait_ready(&api, &kept).await?;
+    h.wait_condition(&kept, "Ready", "True", None).await?;
     let mut conn = connect(&credentials(&h.client, &kept).await?["uri"]).await?;
     let id: i32 = sqlx::query("SELECT id FROM orders")
         .fetch_one(&mut conn)
@@ -675,7 +559,7 @@ async fn retain_keeps_the_data_delete_drops_it_and_a_namesake_adopts_only_when_a
     assert_eq!(id, 42);
     conn.close().await?;
 
-    h.delete(&[&kept]).await?;
+    h.delete_tenants(&[&kept]).await?;
     assert_eq!(server_objects(server, &kept).await?, (0, 0, None));
     Ok(())
 }
@@ -717,9 +601,9 @@ async fn applying_twice_or_killing_the_operator_midway_leaves_one_role_and_one_d
         )
         .await?;
     }
-    h.operator = start_operator(h.cluster, &h.kubeconfig, &h.args).await?;
+    h.operator = h.start_operator().await?;
     for name in &names {
-        wait_ready(&api, name).await?;
+        h.wait_condition(name, "Ready", "True", None).await?;
         connect(&credentials(&h.client, name).await?["uri"])
             .await?
             .close()
@@ -745,24 +629,18 @@ async fn applying_twice_or_killing_the_operator_midway_leaves_one_role_and_one_d
     conn.close().await?;
 
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
-    h.delete(&all).await?;
+    h.delete_tenants(&all).await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::Result<()> {
     let h = harness(&[("strict", 10)]).await?;
-    let api = h.tenants();
     let ext = unique_name("badext");
-    h.create(&ext, shared(serde_json::json!({"database": {"extensions": ["plpython3u"], "deletionPolicy": "Delete"}}))).await?;
-    let t = wait_condition(
-        &api,
-        &ext,
-        "DatabaseReady",
-        "False",
-        Some("ExtensionNotAllowed"),
-    )
-    .await?;
+    h.create_tenant(&ext, shared(serde_json::json!({"database": {"extensions": ["plpython3u"], "deletionPolicy": "Delete"}}))).await?;
+    let t = h
+        .wait_condition(&ext, "DatabaseReady", "False", Some("ExtensionNotAllowed"))
+        .await?;
     let c = condition(&t, "DatabaseReady")?;
     assert!(
         c.message
@@ -782,8 +660,11 @@ async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::
     conn.execute(format!("CREATE ROLE t_{}", squat.replace('-', "_")).as_str())
         .await?;
     conn.close().await?;
-    h.create(&squat, shared(serde_json::json!({}))).await?;
-    let t = wait_condition(&api, &squat, "DatabaseReady", "False", Some("NameConflict")).await?;
+    h.create_tenant(&squat, shared(serde_json::json!({})))
+        .await?;
+    let t = h
+        .wait_condition(&squat, "DatabaseReady", "False", Some("NameConflict"))
+        .await?;
     let c = condition(&t, "DatabaseReady")?;
     assert!(c.message.contains("not made by Landlord"), "{}", c.message);
 
@@ -792,7 +673,8 @@ async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::
     // reconciles happen, where a 10s recheck loop would add more per tenant and an error
     // backoff many more.
     for name in [&ext, &squat] {
-        wait_condition(&api, name, "NamespaceReady", "True", None).await?;
+        h.wait_condition(name, "NamespaceReady", "True", None)
+            .await?;
     }
     let before = h
         .operator
@@ -809,7 +691,7 @@ async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::
         after - before
     );
 
-    h.delete(&[&ext, &squat]).await?;
+    h.delete_tenants(&[&ext, &squat]).await?;
     Ok(())
 }
 
@@ -818,7 +700,7 @@ async fn a_dedicated_tenant_gets_its_own_server() -> anyhow::Result<()> {
     let h = harness(&[]).await?;
     let api = h.tenants();
     let name = unique_name("ded");
-    h.create(
+    h.create_tenant(
         &name,
         serde_json::json!({
             "tier": "dedicated",
@@ -826,7 +708,9 @@ async fn a_dedicated_tenant_gets_its_own_server() -> anyhow::Result<()> {
         }),
     )
     .await?;
-    let t = wait_condition(&api, &name, "DatabaseReady", "True", Some("Provisioned")).await?;
+    let t = h
+        .wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
+        .await?;
     let ns = format!("tenant-{name}");
     // DatabaseReady is True only once the StatefulSet reports a ready pod.
     let set = Api::<StatefulSet>::namespaced(h.client.clone(), &ns)
@@ -893,7 +777,8 @@ async fn a_dedicated_tenant_gets_its_own_server() -> anyhow::Result<()> {
         &Patch::Merge(serde_json::json!({"spec": {"suspended": true}})),
     )
     .await?;
-    wait_condition(&api, &name, "DatabaseReady", "True", Some("Suspended")).await?;
+    h.wait_condition(&name, "DatabaseReady", "True", Some("Suspended"))
+        .await?;
     let set = Api::<StatefulSet>::namespaced(h.client.clone(), &ns)
         .get("landlord-postgres")
         .await?;
@@ -906,7 +791,7 @@ async fn a_dedicated_tenant_gets_its_own_server() -> anyhow::Result<()> {
         .spec
         .and_then(|s| s.volume_name)
         .context("the claim is bound")?;
-    h.delete(&[&name]).await?;
+    h.delete_tenants(&[&name]).await?;
     let pv = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(h.client.clone())
         .get(&volume)
         .await?;
@@ -953,16 +838,17 @@ async fn a_tenant_cannot_run_code_as_the_admin_or_reach_another_tenants_database
         format!("t_{}", victim.replace('-', "_")),
         format!("t_{}", mallory.replace('-', "_")),
     );
-    h.create(&victim, shared(serde_json::json!({}))).await?;
-    h.create(
+    h.create_tenant(&victim, shared(serde_json::json!({})))
+        .await?;
+    h.create_tenant(
         &mallory,
         shared(
             serde_json::json!({"database": {"extensions": ["citext"], "deletionPolicy": "Delete"}}),
         ),
     )
     .await?;
-    wait_ready(&api, &victim).await?;
-    wait_ready(&api, &mallory).await?;
+    h.wait_condition(&victim, "Ready", "True", None).await?;
+    h.wait_condition(&mallory, "Ready", "True", None).await?;
     let server = h.server("pool")?;
     let victim_creds = credentials(&h.client, &victim).await?;
     connect(&victim_creds["uri"])
@@ -1088,7 +974,8 @@ async fn a_tenant_cannot_run_code_as_the_admin_or_reach_another_tenants_database
         &Patch::Merge(serde_json::json!({"spec": {"suspended": true}})),
     )
     .await?;
-    wait_condition(&api, &mallory, "DatabaseReady", "True", Some("Suspended")).await?;
+    h.wait_condition(&mallory, "DatabaseReady", "True", Some("Suspended"))
+        .await?;
     // Sessions are ended in the reconcile that reports the suspension.
     assert!(
         held.execute("SELECT 1").await.is_err(),
@@ -1100,7 +987,8 @@ async fn a_tenant_cannot_run_code_as_the_admin_or_reach_another_tenants_database
         &Patch::Merge(serde_json::json!({"spec": {"suspended": false}})),
     )
     .await?;
-    wait_condition(&api, &mallory, "DatabaseReady", "True", Some("Provisioned")).await?;
+    h.wait_condition(&mallory, "DatabaseReady", "True", Some("Provisioned"))
+        .await?;
     // 3. Rotation.
     api.patch(
         &mallory,
@@ -1139,7 +1027,7 @@ async fn a_tenant_cannot_run_code_as_the_admin_or_reach_another_tenants_database
     v.close().await?;
 
     // 4. Deletion (drops mallory's database as its owner, then the role).
-    h.delete(&[&mallory]).await?;
+    h.delete_tenants(&[&mallory]).await?;
     let mut su = server.connect_admin().await?;
     su.execute("ALTER DATABASE postgres RESET search_path")
         .await?;
@@ -1156,7 +1044,7 @@ async fn a_tenant_cannot_run_code_as_the_admin_or_reach_another_tenants_database
     assert_eq!(granted, 0, "someone holds the victim's role");
     su.close().await?;
 
-    h.delete(&[&victim]).await?;
+    h.delete_tenants(&[&victim]).await?;
     Ok(())
 }
 
@@ -1178,17 +1066,17 @@ async fn tenants_cannot_exhaust_a_shared_servers_connections() -> anyhow::Result
     let api = h.tenants();
     let (hog, late) = (unique_name("hog"), unique_name("late"));
     let with_limit = |n: i32| shared(serde_json::json!({"quota": {"databaseConnections": n}}));
-    h.create(&hog, with_limit(20)).await?;
-    wait_ready(&api, &hog).await?;
-    h.create(&late, with_limit(20)).await?;
-    let t = wait_condition(
-        &api,
-        &late,
-        "DatabaseReady",
-        "False",
-        Some("ConnectionBudgetExceeded"),
-    )
-    .await?;
+    h.create_tenant(&hog, with_limit(20)).await?;
+    h.wait_condition(&hog, "Ready", "True", None).await?;
+    h.create_tenant(&late, with_limit(20)).await?;
+    let t = h
+        .wait_condition(
+            &late,
+            "DatabaseReady",
+            "False",
+            Some("ConnectionBudgetExceeded"),
+        )
+        .await?;
     let message = condition(&t, "DatabaseReady")?.message;
     for needle in [
         "spec.quota.databaseConnections",
@@ -1204,7 +1092,7 @@ async fn tenants_cannot_exhaust_a_shared_servers_connections() -> anyhow::Result
         &Patch::Merge(serde_json::json!({"spec": {"quota": {"databaseConnections": 5}}})),
     )
     .await?;
-    wait_ready(&api, &late).await?;
+    h.wait_condition(&late, "Ready", "True", None).await?;
 
     // The hog takes every connection its role may have; one more is refused by PostgreSQL.
     let creds = credentials(&h.client, &hog).await?;
@@ -1221,7 +1109,8 @@ async fn tenants_cannot_exhaust_a_shared_servers_connections() -> anyhow::Result
         &Patch::Merge(serde_json::json!({"spec": {"suspended": true}})),
     )
     .await?;
-    wait_condition(&api, &hog, "DatabaseReady", "True", Some("Suspended")).await?;
+    h.wait_condition(&hog, "DatabaseReady", "True", Some("Suspended"))
+        .await?;
     // Sessions are ended in the reconcile that reports the suspension.
     for conn in held.iter_mut() {
         assert!(
@@ -1230,6 +1119,6 @@ async fn tenants_cannot_exhaust_a_shared_servers_connections() -> anyhow::Result
         );
     }
 
-    h.delete(&[&hog, &late]).await?;
+    h.delete_tenants(&[&hog, &late]).await?;
     Ok(())
 }

@@ -23,15 +23,14 @@ use landlord_crds::{Domain, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     Cluster,
     audit::operator_deletes,
-    cluster,
     cluster::repo_root,
-    manifests::{FIELD_MANAGER, ensure_platform_namespace, install_crds, install_crds_on},
-    operator::{self, Operator},
+    manifests::{FIELD_MANAGER, ensure_platform_namespace, install_crds_on},
+    operator,
+    tenants::{self, Harness},
     unique_name, wait,
 };
-use tokio::sync::{Mutex, MutexGuard};
 
-static SERIAL: Mutex<()> = Mutex::const_new(());
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 const TIMEOUT: Duration = Duration::from_secs(60);
 const ISSUER: &str = "landlord-test-issuer";
 /// A second ClusterIssuer the test platform offers (`--certificate-issuers`).
@@ -39,15 +38,12 @@ const OTHER_ISSUER: &str = "landlord-test-staging";
 /// Labels the test platform reserves under its zone (`--reserved-hostnames`).
 const RESERVED: &str = "login,api,admin,www";
 
-struct Harness {
-    cluster: &'static Cluster,
-    client: Client,
-    operator: Operator,
+/// The test platform the operator was configured with.
+struct Platform {
     /// Hostnames under this zone are pre-verified by the operator's configuration.
     platform_zone: String,
     /// The operator's platform namespace (catalog Services, ReferenceGrants), this test's own.
     platform: String,
-    _serial: MutexGuard<'static, ()>,
 }
 
 /// The operator's flags for Domains on the stack `cluster`.
@@ -63,51 +59,28 @@ fn domain_flags(cluster: &Cluster, platform_zone: &str, platform: &str) -> Vec<S
     ]
 }
 
-async fn start_operator(
-    cluster: &Cluster,
-    client: &Client,
-    flags: &[String],
-) -> anyhow::Result<Operator> {
-    operator::start_as_chart(
-        cluster,
-        client,
-        env!("CARGO_BIN_EXE_landlord").as_ref(),
-        flags,
-    )
-    .await
-}
-
-async fn harness() -> anyhow::Result<Harness> {
-    let serial = SERIAL.lock().await;
-    let cluster = cluster();
-    let client = cluster.client().await?;
+async fn harness() -> anyhow::Result<Harness<Platform>> {
+    let setup = Harness::setup(LANDLORD).await?;
+    let cluster = setup.cluster;
     let platform_zone = format!("platform.{}", cluster.dns_zone());
-    install_crds(&client).await?;
     // The admission policy's parameters, in step with the operator's flags (as the chart
     // renders them from one set of values).
     set_domain_policy(
-        &client,
+        &setup.client,
         &platform_zone,
         RESERVED,
         &format!("{ISSUER},{OTHER_ISSUER}"),
     )
     .await?;
     let platform = unique_name("platform");
-    ensure_platform_namespace(&client, &platform).await?;
-    let operator = start_operator(
-        cluster,
-        &client,
-        &domain_flags(cluster, &platform_zone, &platform),
-    )
-    .await?;
-    Ok(Harness {
-        cluster,
-        client,
-        operator,
-        platform_zone,
-        platform,
-        _serial: serial,
-    })
+    ensure_platform_namespace(&setup.client, &platform).await?;
+    setup
+        .args(domain_flags(cluster, &platform_zone, &platform))
+        .start_with(Platform {
+            platform_zone,
+            platform,
+        })
+        .await
 }
 
 /// Writes the parameters of the `landlord-domain-names` admission policy (the ConfigMap
@@ -205,7 +178,7 @@ async fn catalog_service(
 }
 
 /// Deletes the test's platform namespace (its catalog Services with it).
-async fn delete_platform(h: &Harness) -> anyhow::Result<()> {
+async fn delete_platform(h: &Harness<Platform>) -> anyhow::Result<()> {
     Api::<Namespace>::all(h.client.clone())
         .delete(&h.platform, &DeleteParams::default())
         .await?;
@@ -233,35 +206,14 @@ async fn ready_tenant_with_admin(
         .iter()
         .map(|user| serde_json::json!({"kind": "User", "name": user}))
         .collect();
-    let tenant: Tenant = serde_json::from_value(serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-        "spec": {"tier": tier, "services": services, "admins": admins},
-    }))?;
-    let api = Api::<Tenant>::all(client.clone());
-    api.create(&PostParams::default(), &tenant).await?;
-    wait::until(&format!("Tenant {name} Ready"), TIMEOUT, || async {
-        let t = api.get(&name).await?;
-        let status = t.status.clone().unwrap_or_default();
-        if status.phase == Some(Phase::Ready) {
-            Ok(Some(()))
-        } else {
-            anyhow::bail!("status {status:?}")
-        }
-    })
-    .await?;
-    Ok(name)
-}
-
-async fn delete_tenant(client: &Client, name: &str) -> anyhow::Result<()> {
-    let api = Api::<Tenant>::all(client.clone());
-    api.delete(name, &DeleteParams::default()).await?;
-    wait::until(
-        &format!("Tenant {name} deleted"),
-        Duration::from_secs(90),
-        || async { Ok(api.get_opt(name).await?.is_none().then_some(())) },
+    tenants::create(
+        client,
+        &name,
+        serde_json::json!({"tier": tier, "services": services, "admins": admins}),
     )
-    .await
+    .await?;
+    tenants::wait_phase(client, &name, Phase::Ready, TIMEOUT).await?;
+    Ok(name)
 }
 
 async fn create_domain(
@@ -538,7 +490,7 @@ async fn domain_is_routed_only_once_its_txt_record_exists() -> anyhow::Result<()
         Some("True")
     );
 
-    delete_tenant(&h.client, &tenant).await?;
+    h.delete_tenant(&tenant).await?;
     delete_platform(&h).await
 }
 
@@ -725,7 +677,7 @@ async fn shared_tier_route_sets_the_tenant_header_and_managed_tls_gets_a_certifi
     })
     .await?;
 
-    delete_tenant(&h.client, &tenant).await?;
+    h.delete_tenant(&tenant).await?;
     delete_platform(&h).await
 }
 
@@ -808,8 +760,8 @@ async fn a_second_claim_gets_conflict_until_the_holder_is_deleted() -> anyhow::R
         serde_json::json!([hostname])
     );
 
-    delete_tenant(&h.client, &first).await?;
-    delete_tenant(&h.client, &second).await?;
+    h.delete_tenant(&first).await?;
+    h.delete_tenant(&second).await?;
     delete_platform(&h).await
 }
 
@@ -827,7 +779,7 @@ async fn deleting_a_tenant_removes_its_routes_before_its_workloads_and_namespace
 }
 
 /// Publishes the TXT record a Domain's status asks for.
-async fn publish_record(h: &Harness, namespace: &str, name: &str) -> anyhow::Result<()> {
+async fn publish_record(h: &Harness<Platform>, namespace: &str, name: &str) -> anyhow::Result<()> {
     let pending = wait_condition(
         &h.client,
         namespace,
@@ -844,7 +796,7 @@ async fn publish_record(h: &Harness, namespace: &str, name: &str) -> anyhow::Res
     h.cluster.set_txt(&record.record_name, &record.record_value)
 }
 
-async fn deletion_order(h: &Harness, tier: &str, service: &str) -> anyhow::Result<()> {
+async fn deletion_order(h: &Harness<Platform>, tier: &str, service: &str) -> anyhow::Result<()> {
     let tenant = ready_tenant(&h.client, tier, &[service]).await?;
     let ns = format!("tenant-{tenant}");
     // A name below the tenant's own in the pre-verified zone.
@@ -868,7 +820,7 @@ async fn deletion_order(h: &Harness, tier: &str, service: &str) -> anyhow::Resul
         "a ReferenceGrant exists exactly for the shared tier"
     );
 
-    delete_tenant(&h.client, &tenant).await?;
+    h.delete_tenant(&tenant).await?;
     assert!(
         get_dynamic(&h.client, &grants, &h.platform, &grant_name)
             .await?
@@ -906,7 +858,7 @@ async fn deletion_order(h: &Harness, tier: &str, service: &str) -> anyhow::Resul
 /// missing, dedicated Domains get an Ingress, shared ones say they need Gateway API.
 #[tokio::test]
 async fn without_gateway_api_and_cert_manager() -> anyhow::Result<()> {
-    let _serial = SERIAL.lock().await;
+    let _serial = tenants::serial().await;
     let cluster = Cluster::up_in_with(
         &repo_root()
             .join("target")
@@ -924,8 +876,13 @@ async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
     install_crds_on(&client).await?;
     let platform = unique_name("platform");
     ensure_platform_namespace(&client, &platform).await?;
-    let _operator =
-        start_operator(cluster, &client, &domain_flags(cluster, &zone, &platform)).await?;
+    let _operator = operator::start_as_chart(
+        cluster,
+        &client,
+        LANDLORD.as_ref(),
+        &domain_flags(cluster, &zone, &platform),
+    )
+    .await?;
     let service = unique_name("web");
     catalog_service(&client, &platform, &service, "/").await?;
 
@@ -1007,7 +964,7 @@ async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
 
 /// The operator's write count once it has stopped moving (the Tenants' statuses follow
 /// their Domains' for a moment).
-async fn settled_writes(h: &Harness) -> anyhow::Result<f64> {
+async fn settled_writes(h: &Harness<Platform>) -> anyhow::Result<f64> {
     let mut last = h.operator.metric("landlord_api_writes_total").await?;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -1021,7 +978,11 @@ async fn settled_writes(h: &Harness) -> anyhow::Result<f64> {
 }
 
 /// The children a Domain would have: none may exist for a refused one.
-async fn assert_no_children(h: &Harness, namespace: &str, name: &str) -> anyhow::Result<()> {
+async fn assert_no_children(
+    h: &Harness<Platform>,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<()> {
     for (resource, kind) in [
         (gateway_api("HTTPRoute", "httproutes"), "HTTPRoute"),
         (gateway_api("ListenerSet", "listenersets"), "ListenerSet"),
@@ -1217,8 +1178,8 @@ async fn a_tenant_holds_only_its_own_names_in_the_platform_zone() -> anyhow::Res
         "a refused Domain that did not change caused writes"
     );
 
-    delete_tenant(&h.client, &tenant).await?;
-    delete_tenant(&h.client, &other).await?;
+    h.delete_tenant(&tenant).await?;
+    h.delete_tenant(&other).await?;
     delete_platform(&h).await
 }
 
@@ -1337,6 +1298,6 @@ async fn only_issuers_the_platform_offers_sign_a_tenants_certificate() -> anyhow
         "a Certificate from an issuer the platform does not offer"
     );
 
-    delete_tenant(&h.client, &tenant).await?;
+    h.delete_tenant(&tenant).await?;
     delete_platform(&h).await
 }

@@ -15,52 +15,32 @@ use kube::{
 };
 use landlord_crds::{FeatureFlagSet, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    Cluster, TestNamespace,
+    TestNamespace,
     audit::operator_writes,
-    cluster,
     cluster::repo_root,
-    manifests::install_crds,
-    operator::{self, Operator},
+    tenants::{self, Harness},
     unique_name, wait,
 };
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, MutexGuard};
 
-static SERIAL: Mutex<()> = Mutex::const_new(());
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// How soon a change of a set must show in the ConfigMap (the operator reacts to watch
 /// events; this bound only keeps a broken test from hanging).
 const PROPAGATION: Duration = Duration::from_secs(20);
 
-struct Harness {
-    cluster: &'static Cluster,
-    client: Client,
-    /// The operator's platform namespace.
+/// The operator's platform namespace, this test's own.
+struct Platform {
     platform: TestNamespace,
-    _operator: Operator,
-    _serial: MutexGuard<'static, ()>,
 }
 
-async fn harness() -> anyhow::Result<Harness> {
-    let serial = SERIAL.lock().await;
-    let cluster: &'static Cluster = cluster();
-    let client = cluster.client().await?;
-    install_crds(&client).await?;
-    let platform = TestNamespace::platform(&client, "platform").await?;
-    let operator = operator::start_as_chart(
-        cluster,
-        &client,
-        env!("CARGO_BIN_EXE_landlord").as_ref(),
-        &["--platform-namespace".to_string(), platform.name.clone()],
-    )
-    .await?;
-    Ok(Harness {
-        cluster,
-        client,
-        platform,
-        _operator: operator,
-        _serial: serial,
-    })
+async fn harness() -> anyhow::Result<Harness<Platform>> {
+    let setup = Harness::setup(LANDLORD).await?;
+    let platform = TestNamespace::platform(&setup.client, "platform").await?;
+    setup
+        .args(["--platform-namespace".to_string(), platform.name.clone()])
+        .start_with(Platform { platform })
+        .await
 }
 
 /// An example manifest from manifests/examples, as a FeatureFlagSet to adapt.
@@ -95,33 +75,17 @@ async fn delete_set(client: &Client, namespace: &str, name: &str) -> anyhow::Res
     Ok(())
 }
 
-/// Creates a Tenant and waits until it is Ready.
+/// Creates a Tenant labelled with its test's `group` and waits until it is Ready.
 async fn ready_tenant(client: &Client, name: &str, spec: Value, group: &str) -> anyhow::Result<()> {
-    let tenant: Tenant = serde_json::from_value(json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "Tenant",
-        "metadata": {"name": name, "labels": {
-            "landlord.dev/e2e": "true", "e2e-flags": group, "segment": "wholesale"}},
-        "spec": spec,
-    }))?;
-    let api = Api::<Tenant>::all(client.clone());
-    api.create(&PostParams::default(), &tenant).await?;
-    wait::until(&format!("Tenant {name} Ready"), TIMEOUT, || async {
-        let t = api.get(name).await?;
-        Ok((t.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready)).then_some(()))
-    })
-    .await
-}
-
-async fn delete_tenant(client: &Client, name: &str) -> anyhow::Result<()> {
-    let api = Api::<Tenant>::all(client.clone());
-    api.delete(name, &DeleteParams::default()).await?;
-    wait::until(
-        &format!("Tenant {name} deleted"),
-        Duration::from_secs(90),
-        || async { Ok(api.get_opt(name).await?.is_none().then_some(())) },
-    )
-    .await
+    let labels = [("e2e-flags", group), ("segment", "wholesale")];
+    Api::<Tenant>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &tenants::tenant_labelled(name, &labels, spec)?,
+        )
+        .await?;
+    tenants::wait_phase(client, name, Phase::Ready, TIMEOUT).await?;
+    Ok(())
 }
 
 /// The `flags.json` document of a tenant's `landlord-flags` ConfigMap, once `check` holds.
@@ -149,33 +113,6 @@ async fn flags_when(
                 Ok(Some(doc))
             } else {
                 anyhow::bail!("document is {doc}")
-            }
-        },
-    )
-    .await
-}
-
-/// A Tenant's condition of that type, once `check` holds for it.
-async fn tenant_condition_when(
-    client: &Client,
-    tenant: &str,
-    type_: &str,
-    check: impl Fn(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition) -> bool,
-) -> anyhow::Result<Tenant> {
-    let api = Api::<Tenant>::all(client.clone());
-    wait::until(
-        &format!("{type_} of Tenant {tenant}"),
-        PROPAGATION,
-        || async {
-            let t = api.get(tenant).await?;
-            let found = t
-                .status
-                .as_ref()
-                .and_then(|s| conditions::find(&s.conditions, type_))
-                .cloned();
-            match found {
-                Some(c) if check(&c) => Ok(Some(t)),
-                other => anyhow::bail!("{type_} is {other:?}"),
             }
         },
     )
@@ -318,10 +255,13 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     assert_eq!(flag(&doc, "search-backend")["source"], json!(platform_id));
     assert_eq!(flag(&doc, "new-checkout")["value"], json!(true));
     assert_eq!(flag(&doc, "holiday-banner"), &Value::Null);
-    tenant_condition_when(&h.client, &dedicated, "FlagsReady", |c| c.status == "True").await?;
+    tenants::wait_condition(&h.client, &dedicated, "FlagsReady", PROPAGATION, |c| {
+        c.status == "True"
+    })
+    .await?;
 
     // The locked override: visible on the Tenant and on the set, without taking the tenant down.
-    let t = tenant_condition_when(&h.client, &shared, "FlagsReady", |c| {
+    let t = tenants::wait_condition(&h.client, &shared, "FlagsReady", PROPAGATION, |c| {
         c.status == "False" && c.reason == "LockedFlagOverride"
     })
     .await?;
@@ -418,7 +358,10 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     })
     .await?;
     assert_eq!(flag(&doc, "search-backend")["value"], json!("postgres-fts"));
-    tenant_condition_when(&h.client, &shared, "FlagsReady", |c| c.status == "True").await?;
+    tenants::wait_condition(&h.client, &shared, "FlagsReady", PROPAGATION, |c| {
+        c.status == "True"
+    })
+    .await?;
 
     // A tenant whose labels no longer match loses the platform set's flags.
     Api::<Tenant>::all(h.client.clone())
@@ -442,9 +385,9 @@ async fn platform_and_tenant_sets_resolve_into_the_tenants_flags() -> anyhow::Re
     .await?;
 
     delete_set(&h.client, &platform, &platform_name).await?;
-    delete_tenant(&h.client, &shared).await?;
-    delete_tenant(&h.client, &dedicated).await?;
-    h.platform.cleanup().await
+    h.delete_tenant(&shared).await?;
+    h.delete_tenant(&dedicated).await?;
+    h.fixture.platform.cleanup().await
 }
 
 fn typed_flag(name: &str, type_: &str, value: Value) -> Value {
@@ -511,7 +454,7 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     assert_eq!(flag(&doc, "other")["source"], json!(low_id));
 
     // The Tenant says so (naming both sets) and stays Ready.
-    let t = tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| {
+    let t = tenants::wait_condition(&h.client, &tenant, "FlagsReady", PROPAGATION, |c| {
         c.status == "False" && c.reason == "FlagConflict"
     })
     .await?;
@@ -542,7 +485,10 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
         condition(s, "Conflict").is_some_and(|c| c.0 == "False")
     })
     .await?;
-    tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| c.status == "True").await?;
+    tenants::wait_condition(&h.client, &tenant, "FlagsReady", PROPAGATION, |c| {
+        c.status == "True"
+    })
+    .await?;
 
     // A tenant's own set that gives the flag another type: reported on that set (naming the
     // platform set) and on the Tenant, while the platform set, shared by every tenant, stays
@@ -570,7 +516,7 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
         },
     )
     .await?;
-    tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| {
+    tenants::wait_condition(&h.client, &tenant, "FlagsReady", PROPAGATION, |c| {
         c.reason == "FlagConflict" && c.message.contains(&format!("{own_ns}/mine"))
     })
     .await?;
@@ -592,8 +538,8 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
     assert_eq!(flag(&doc, "beta")["source"], json!(high_id));
 
     delete_set(&h.client, &platform, &high).await?;
-    delete_tenant(&h.client, &tenant).await?;
-    h.platform.cleanup().await
+    h.delete_tenant(&tenant).await?;
+    h.fixture.platform.cleanup().await
 }
 
 /// One valid platform set whose flags do not fit a ConfigMap: `FlagsReady` says so (size and
@@ -620,7 +566,7 @@ async fn flags_too_large_for_a_config_map_are_a_flags_problem_of_their_own() -> 
         )?,
     )
     .await?;
-    let t = tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| {
+    let t = tenants::wait_condition(&h.client, &tenant, "FlagsReady", PROPAGATION, |c| {
         c.status == "False" && c.reason == "FlagsTooLarge"
     })
     .await?;
@@ -651,6 +597,9 @@ async fn flags_too_large_for_a_config_map_are_a_flags_problem_of_their_own() -> 
     assert_eq!(before, after);
     // Removing the set clears the problem.
     delete_set(&h.client, &platform, &big).await?;
-    tenant_condition_when(&h.client, &tenant, "FlagsReady", |c| c.status == "True").await?;
-    delete_tenant(&h.client, &tenant).await
+    tenants::wait_condition(&h.client, &tenant, "FlagsReady", PROPAGATION, |c| {
+        c.status == "True"
+    })
+    .await?;
+    h.delete_tenant(&tenant).await
 }
