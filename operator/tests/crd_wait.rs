@@ -12,7 +12,7 @@ use landlord_e2e::{
     cluster::repo_root,
     manifests::install_crds,
     operator::{self, Operator, Options},
-    unique_name, wait,
+    tenants, unique_name, wait,
 };
 
 #[tokio::test]
@@ -74,18 +74,13 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
         "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
         "metadata": {"name": name}, "spec": {"tier": "shared"}
     }))?;
-    let tenants = Api::<Tenant>::all(client.clone());
-    tenants.create(&PostParams::default(), &tenant).await?;
+    Api::<Tenant>::all(client.clone())
+        .create(&PostParams::default(), &tenant)
+        .await?;
     // The CRDs are minutes old at most here, so the quota controller first has to discover
     // them (every 30 s) and recount the tenant's quota (every 15 s on the local stack) before
     // the namespace is usable (NamespaceReady waits for it).
-    wait::until("Tenant Ready", Duration::from_secs(120), || async {
-        Ok(
-            (tenants.get(&name).await?.status.and_then(|s| s.phase) == Some(Phase::Ready))
-                .then_some(()),
-        )
-    })
-    .await?;
+    tenants::wait_phase(&client, &name, Phase::Ready, Duration::from_secs(120)).await?;
     drop(operator);
     a_cache_that_never_syncs_is_named_by_readyz(cluster, &client, &options).await
 }

@@ -7,44 +7,22 @@ use std::{
 };
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::{
-    Api, Client,
-    api::{DeleteParams, PostParams},
-};
-use landlord_crds::{Tenant, tenant::Phase};
+use kube::{Api, Client};
+use landlord_crds::tenant::Phase;
 use landlord_e2e::{
     Cluster, cluster,
     manifests::install_crds,
     operator::{self, Operator, Options},
-    unique_name, wait,
+    tenants, unique_name, wait,
 };
 
 const LEASE_SECONDS: u64 = 6;
-/// Operators reconcile every Tenant in the cluster: one pair at a time, so the Tenants a test
-/// watches are provisioned by that test's operators only.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// How long a Tenant may take to be Ready, or gone once deleted.
+const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn tenant(name: &str) -> anyhow::Result<Tenant> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-        "spec": {"tier": "shared"}
-    }))?)
-}
-
-async fn ready(client: &Client, name: &str) -> anyhow::Result<()> {
-    let api = Api::<Tenant>::all(client.clone());
-    wait::until(
-        &format!("Tenant {name} Ready"),
-        Duration::from_secs(60),
-        || async {
-            Ok(
-                (api.get(name).await?.status.and_then(|s| s.phase) == Some(Phase::Ready))
-                    .then_some(()),
-            )
-        },
-    )
-    .await
+/// The spec of the Tenants the operators provision.
+fn shared() -> serde_json::Value {
+    serde_json::json!({"tier": "shared"})
 }
 
 async fn holder(client: &Client, lease: &str) -> anyhow::Result<Option<String>> {
@@ -82,7 +60,9 @@ async fn pair(
 /// Kills the leader (SIGKILL: no release) or stops it (SIGTERM: release) and returns how long
 /// the standby took to lead and to provision a new Tenant.
 async fn failover(graceful: bool) -> anyhow::Result<()> {
-    let _serial = SERIAL.lock().await;
+    // Operators reconcile every Tenant in the cluster: one pair at a time, so the Tenants a
+    // test watches are provisioned by that test's operators only.
+    let _serial = tenants::serial().await;
     let cluster = cluster();
     let client = cluster.client().await?;
     install_crds(&client).await?;
@@ -94,10 +74,8 @@ async fn failover(graceful: bool) -> anyhow::Result<()> {
     );
 
     let before = unique_name("before");
-    Api::<Tenant>::all(client.clone())
-        .create(&PostParams::default(), &tenant(&before)?)
-        .await?;
-    ready(&client, &before).await?;
+    tenants::create(&client, &before, shared()).await?;
+    tenants::wait_phase(&client, &before, Phase::Ready, TIMEOUT).await?;
     assert!(!standby.is_leader().await, "the standby claims to lead");
     assert_eq!(
         standby.metric("landlord_reconciles_total").await?,
@@ -124,10 +102,8 @@ async fn failover(graceful: bool) -> anyhow::Result<()> {
     .await?;
     let took_over = stopped.elapsed();
     let after = unique_name("after");
-    Api::<Tenant>::all(client.clone())
-        .create(&PostParams::default(), &tenant(&after)?)
-        .await?;
-    ready(&client, &after).await?;
+    tenants::create(&client, &after, shared()).await?;
+    tenants::wait_phase(&client, &after, Phase::Ready, TIMEOUT).await?;
     let provisioned = stopped.elapsed();
     assert_eq!(
         holder(&client, lease).await?.as_deref(),
@@ -150,17 +126,7 @@ async fn failover(graceful: bool) -> anyhow::Result<()> {
             "a released lease should be taken at once, took {took_over:?}"
         );
     }
-    let tenants = Api::<Tenant>::all(client.clone());
-    for name in [&before, &after] {
-        tenants.delete(name, &DeleteParams::default()).await?;
-    }
-    for name in [&before, &after] {
-        wait::until("Tenant deleted", Duration::from_secs(60), || async {
-            Ok(tenants.get_opt(name).await?.is_none().then_some(()))
-        })
-        .await?;
-    }
-    Ok(())
+    tenants::delete(&client, &[&before, &after], TIMEOUT).await
 }
 
 #[tokio::test]

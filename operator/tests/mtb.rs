@@ -8,7 +8,6 @@
 //! every admission check and store nothing.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use anyhow::Context;
 use k8s_openapi::api::{
@@ -23,31 +22,12 @@ use kube::{
     discovery::{ApiResource, Discovery, Scope, verbs},
 };
 use landlord_crds::{Tenant, tenant::Phase};
-use landlord_e2e::{cluster, manifests::install_crds, operator, unique_name, wait};
+use landlord_e2e::{
+    tenants::{Harness, tenant},
+    unique_name,
+};
 
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn tenant(name: &str, spec: serde_json::Value) -> anyhow::Result<Tenant> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "Tenant",
-        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-        "spec": spec,
-    }))?)
-}
-
-async fn wait_ready(api: &Api<Tenant>, name: &str) -> anyhow::Result<()> {
-    wait::until(&format!("Tenant {name} Ready"), READY_TIMEOUT, || async {
-        let t = api.get(name).await?;
-        let phase = t.status.as_ref().and_then(|s| s.phase);
-        if phase == Some(Phase::Ready) {
-            Ok(Some(()))
-        } else {
-            anyhow::bail!("phase is {phase:?}, status {:?}", t.status)
-        }
-    })
-    .await
-}
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 
 /// Whether the API server lets `client` do `verb` (SelfSubjectAccessReview, as kubectl-mtb
 /// asks).
@@ -147,16 +127,8 @@ fn with(mut value: serde_json::Value, pointer: &str, set: serde_json::Value) -> 
 
 #[tokio::test]
 async fn the_multi_tenancy_benchmark_as_a_tenant_admin() -> anyhow::Result<()> {
-    let cluster = cluster();
-    let admin = cluster.client().await?;
-    install_crds(&admin).await?;
-    let _operator = operator::start_as_chart(
-        cluster,
-        &admin,
-        env!("CARGO_BIN_EXE_landlord").as_ref(),
-        &[],
-    )
-    .await?;
+    let h = Harness::start(LANDLORD).await?;
+    let (cluster, admin) = (h.cluster, h.client.clone());
     let tenants = Api::<Tenant>::all(admin.clone());
     let mine = unique_name("mtb");
     let other = unique_name("mtb-other");
@@ -183,8 +155,8 @@ async fn the_multi_tenancy_benchmark_as_a_tenant_admin() -> anyhow::Result<()> {
             &tenant(&other, serde_json::json!({"tier": "dedicated"}))?,
         )
         .await?;
-    wait_ready(&tenants, &mine).await?;
-    wait_ready(&tenants, &other).await?;
+    h.wait_phase(&mine, Phase::Ready).await?;
+    h.wait_phase(&other, Phase::Ready).await?;
     let ns = format!("tenant-{mine}");
     let other_ns = format!("tenant-{other}");
     let user = cluster.user_client().await?;

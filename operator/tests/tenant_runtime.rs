@@ -21,8 +21,8 @@ use k8s_openapi::{
     },
 };
 use kube::{
-    Api, Client,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    Api,
+    api::{DeleteParams, Patch, PatchParams},
 };
 use landlord_controllers::{
     pool,
@@ -30,74 +30,22 @@ use landlord_controllers::{
 };
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    cluster,
-    manifests::install_crds,
-    operator::{self, Operator},
+    manifests::{ensure_namespace, ensure_platform_namespace},
+    tenants::Harness,
     unique_name, wait,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const PLATFORM_NAMESPACE: &str = "landlord-platform";
 
-async fn start_operator(client: &Client) -> anyhow::Result<Operator> {
-    let cluster = cluster();
-    install_crds(client).await?;
-    operator::start_as_chart(
-        cluster,
-        client,
-        env!("CARGO_BIN_EXE_landlord").as_ref(),
-        &[],
-    )
-    .await
-}
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 
-async fn ensure_platform_namespace(client: &Client) -> anyhow::Result<()> {
-    ensure_namespace(client, PLATFORM_NAMESPACE).await
-}
-
-async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
-    let namespace: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn ready_tenant(client: &Client, prefix: &str, tier: &str) -> anyhow::Result<Tenant> {
-    let name = unique_name(prefix);
-    let tenant: Tenant = serde_json::from_value(serde_json::json!({
-        "apiVersion": "landlord.dev/v1alpha1",
-        "kind": "Tenant",
-        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
-        // A quota with limits: the runtime pod must declare its resources to be admitted.
-        "spec": {"tier": tier, "plan": "pro", "quota": {"limits": {"cpu": "2", "memory": "2Gi"}}},
-    }))?;
-    let api = Api::<Tenant>::all(client.clone());
-    api.create(&PostParams::default(), &tenant).await?;
-    wait::until(&format!("Tenant {name} Ready"), TIMEOUT, || async {
-        let t = api.get(&name).await?;
-        let phase = t.status.as_ref().and_then(|s| s.phase);
-        if phase == Some(Phase::Ready) {
-            Ok(Some(t))
-        } else {
-            anyhow::bail!("phase {phase:?}, status {:?}", t.status)
-        }
-    })
-    .await
-}
-
-async fn delete_tenant(client: &Client, name: &str) -> anyhow::Result<()> {
-    let api = Api::<Tenant>::all(client.clone());
-    api.delete(name, &DeleteParams::default()).await?;
-    wait::until(&format!("Tenant {name} deleted"), TIMEOUT, || async {
-        Ok(api.get_opt(name).await?.is_none().then_some(()))
-    })
-    .await
+/// Creates a Tenant of `tier` named `<prefix>-<random>` and waits until it is Ready.
+async fn ready_tenant(h: &Harness, prefix: &str, tier: &str) -> anyhow::Result<Tenant> {
+    // A quota with limits: the runtime pod must declare its resources to be admitted.
+    let spec = serde_json::json!({"tier": tier, "plan": "pro", "quota": {"limits": {"cpu": "2", "memory": "2Gi"}}});
+    let name = h.new_tenant(prefix, spec).await?;
+    h.wait_phase(&name, Phase::Ready).await
 }
 
 fn runtime_condition(tenant: &Tenant) -> anyhow::Result<(String, String)> {
@@ -108,11 +56,12 @@ fn runtime_condition(tenant: &Tenant) -> anyhow::Result<(String, String)> {
 
 #[tokio::test]
 async fn a_dedicated_tenant_gets_its_runtime_a_shared_tenant_uses_the_pool() -> anyhow::Result<()> {
-    let client = cluster().client().await?;
-    ensure_platform_namespace(&client).await?;
-    let _operator = start_operator(&client).await?;
+    let setup = Harness::setup(LANDLORD).await?.timeout(TIMEOUT);
+    ensure_namespace(&setup.client, PLATFORM_NAMESPACE).await?;
+    let h = setup.start().await?;
+    let client = h.client.clone();
 
-    let dedicated = ready_tenant(&client, "rtded", "dedicated").await?;
+    let dedicated = ready_tenant(&h, "rtded", "dedicated").await?;
     let name = dedicated.metadata.name.clone().context("name")?;
     let ns = dedicated.namespace_name();
     // Ready implies RuntimeReady, which waits for the Deployment to be Available.
@@ -172,7 +121,7 @@ async fn a_dedicated_tenant_gets_its_runtime_a_shared_tenant_uses_the_pool() -> 
     })
     .await?;
 
-    let shared = ready_tenant(&client, "rtshr", "shared").await?;
+    let shared = ready_tenant(&h, "rtshr", "shared").await?;
     assert_eq!(
         runtime_condition(&shared)?,
         ("True".to_string(), "Pooled".to_string())
@@ -200,37 +149,29 @@ async fn a_dedicated_tenant_gets_its_runtime_a_shared_tenant_uses_the_pool() -> 
         .get(NAME)
         .await?;
 
-    delete_tenant(&client, &name).await?;
-    delete_tenant(&client, shared.metadata.name.as_deref().unwrap_or_default()).await?;
+    h.delete_tenant(&name).await?;
+    h.delete_tenant(shared.metadata.name.as_deref().unwrap_or_default())
+        .await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn the_pool_admits_only_the_gateway_and_pool_pods_and_holds_the_tenant_key()
 -> anyhow::Result<()> {
-    let client = cluster().client().await?;
-    install_crds(&client).await?;
+    let setup = Harness::setup(LANDLORD).await?.timeout(TIMEOUT);
+    let client = setup.client.clone();
     let (platform, gateway) = (unique_name("platform"), unique_name("gateway"));
     // Labelled as a platform namespace: the operator-scope admission policy lets the
     // operator write only in tenant namespaces, its own, and platform namespaces.
-    landlord_e2e::manifests::ensure_platform_namespace(&client, &platform).await?;
+    ensure_platform_namespace(&client, &platform).await?;
     let args = [
         format!("--platform-namespace={platform}"),
         format!("--gateway-namespace={gateway}"),
     ];
-    let start = || async {
-        operator::start_as_chart(
-            cluster(),
-            &client,
-            env!("CARGO_BIN_EXE_landlord").as_ref(),
-            &args,
-        )
-        .await
-    };
     let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &platform);
     let secrets = Api::<Secret>::namespaced(client.clone(), &platform);
     let result = async {
-        let mut operator = start().await?;
+        let mut h = setup.args(args).start().await?;
         let key = wait::until("the tenant key", TIMEOUT, || async {
             Ok(secrets.get_opt(pool::KEYS_SECRET).await?)
         })
@@ -242,7 +183,7 @@ async fn the_pool_admits_only_the_gateway_and_pool_pods_and_holds_the_tenant_key
             .context("no primary key")?;
         assert!(primary.0.len() >= pool::MIN_KEY_BYTES, "a short key");
         assert!(
-            !operator
+            !h.operator
                 .log_text()
                 .contains(&String::from_utf8_lossy(&primary.0).to_string()),
             "the key reached the operator's log"
@@ -308,7 +249,7 @@ async fn the_pool_admits_only_the_gateway_and_pool_pods_and_holds_the_tenant_key
         // The platform admin rotates the key while the operator is down, and someone deletes a
         // policy. A new operator puts the policy back, keeps the admin's key, and writes
         // nothing else.
-        operator.terminate()?;
+        h.operator.terminate()?;
         let rotated = "a-key-the-platform-admin-chose-0123456789";
         let patch = serde_json::json!({"data": {
             pool::PRIMARY: ByteString(rotated.into()),
@@ -325,7 +266,7 @@ async fn the_pool_admits_only_the_gateway_and_pool_pods_and_holds_the_tenant_key
             .delete(pool::POOL_POLICY, &DeleteParams::default())
             .await?;
         let runtime_version = runtime_policy.metadata.resource_version.clone();
-        let _operator = start().await?;
+        h.operator = h.start_operator().await?;
         wait::until("the deleted policy to come back", TIMEOUT, || async {
             Ok(policies.get_opt(pool::POOL_POLICY).await?)
         })
