@@ -263,6 +263,21 @@ impl<F> Harness<F> {
         start_operator(self.cluster, &self.binary, &self.kubeconfig, &self.args).await
     }
 
+    /// The operator's reconcile count (`landlord_reconciles_total`, over all controllers).
+    pub async fn reconciles(&self) -> anyhow::Result<f64> {
+        self.operator.metric("landlord_reconciles_total").await
+    }
+
+    /// Waits up to 15 s until the operator has reconciled since its count was `before`
+    /// ([`Harness::reconciles`]): proof that it looked at a change (`what`) that must not
+    /// cause writes.
+    pub async fn wait_reconcile(&self, what: &str, before: f64) -> anyhow::Result<()> {
+        wait::until(what, Duration::from_secs(15), || async {
+            Ok((self.reconciles().await? > before).then_some(()))
+        })
+        .await
+    }
+
     /// All Tenants (they are cluster-scoped), as the cluster admin.
     pub fn tenants(&self) -> Api<Tenant> {
         Api::all(self.client.clone())

@@ -470,11 +470,7 @@ async fn a_hung_server_is_reported_although_its_open_sessions_answer() -> anyhow
         let t = h
             .wait_condition(&name, "DatabaseReady", "False", Some("ServerUnreachable"))
             .await?;
-        let ready = t
-            .status
-            .as_ref()
-            .and_then(|s| conditions::find(&s.conditions, "Ready"))
-            .context("Ready")?;
+        let ready = tenants::condition(&t, "Ready").context("Ready")?;
         assert_eq!(ready.status, "False");
         assert!(ready.message.contains("wedged"), "{}", ready.message);
         wait::until("the probe reports the server down", TIMEOUT, || async {

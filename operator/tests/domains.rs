@@ -457,7 +457,7 @@ async fn domain_is_routed_only_once_its_txt_record_exists() -> anyhow::Result<()
     // An unchanged, ready Domain causes no write, even when reconciled again.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let writes_before = h.operator.metric("landlord_api_writes_total").await?;
-    let reconciles_before = h.operator.metric("landlord_reconciles_total").await?;
+    let reconciles_before = h.reconciles().await?;
     Api::<Domain>::namespaced(h.client.clone(), &ns)
         .patch(
             "shop",
@@ -465,17 +465,8 @@ async fn domain_is_routed_only_once_its_txt_record_exists() -> anyhow::Result<()
             &Patch::Merge(serde_json::json!({"metadata": {"labels": {"touched": "yes"}}})),
         )
         .await?;
-    wait::until(
-        "the touched Domain reconciled",
-        Duration::from_secs(15),
-        || async {
-            Ok(
-                (h.operator.metric("landlord_reconciles_total").await? > reconciles_before)
-                    .then_some(()),
-            )
-        },
-    )
-    .await?;
+    h.wait_reconcile("the touched Domain reconciled", reconciles_before)
+        .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         h.operator.metric("landlord_api_writes_total").await?,
@@ -1152,7 +1143,7 @@ async fn a_tenant_holds_only_its_own_names_in_the_platform_zone() -> anyhow::Res
 
     // Settled: refused Domains cause no write when reconciled again.
     let writes_before = settled_writes(&h).await?;
-    let reconciles_before = h.operator.metric("landlord_reconciles_total").await?;
+    let reconciles_before = h.reconciles().await?;
     Api::<Domain>::namespaced(h.client.clone(), &ns)
         .patch(
             "theirs",
@@ -1160,17 +1151,8 @@ async fn a_tenant_holds_only_its_own_names_in_the_platform_zone() -> anyhow::Res
             &Patch::Merge(serde_json::json!({"metadata": {"labels": {"touched": "yes"}}})),
         )
         .await?;
-    wait::until(
-        "the touched Domain reconciled",
-        Duration::from_secs(15),
-        || async {
-            Ok(
-                (h.operator.metric("landlord_reconciles_total").await? > reconciles_before)
-                    .then_some(()),
-            )
-        },
-    )
-    .await?;
+    h.wait_reconcile("the touched Domain reconciled", reconciles_before)
+        .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         h.operator.metric("landlord_api_writes_total").await?,

@@ -19,7 +19,10 @@ use kube::{
 };
 use landlord_crds::{Service, conditions, tenant::Phase};
 use landlord_e2e::{
-    audit::operator_writes, manifests::ensure_namespace, tenants::Harness, unique_name, wait,
+    audit::operator_writes,
+    manifests::ensure_namespace,
+    tenants::{self, Harness},
+    unique_name, wait,
 };
 
 const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
@@ -184,10 +187,7 @@ async fn dedicated_tenant_runs_its_services_with_the_documented_env_and_follows_
     let ready = h
         .wait_condition(&tenant, "ServicesReady", "True", Some("Ready"))
         .await?;
-    let message = ready
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, "ServicesReady"))
+    let message = tenants::condition(&ready, "ServicesReady")
         .map(|c| c.message.clone())
         .unwrap_or_default();
     assert!(
@@ -385,11 +385,7 @@ async fn shared_tenants_are_served_by_the_pool_without_workloads_of_their_own() 
         let t = h
             .wait_condition(tenant, "ServicesReady", "True", Some("Ready"))
             .await?;
-        let c = t
-            .status
-            .as_ref()
-            .and_then(|s| conditions::find(&s.conditions, "ServicesReady"))
-            .context("ServicesReady")?;
+        let c = tenants::condition(&t, "ServicesReady").context("ServicesReady")?;
         assert!(c.message.contains("shared pool"), "{}", c.message);
     }
 
@@ -457,11 +453,7 @@ async fn shared_tenants_are_served_by_the_pool_without_workloads_of_their_own() 
     let t = h
         .wait_condition(&initech, "ServicesReady", "False", Some("ServiceNotFound"))
         .await?;
-    let c = t
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, "ServicesReady"))
-        .context("ServicesReady")?;
+    let c = tenants::condition(&t, "ServicesReady").context("ServicesReady")?;
     assert!(c.message.contains(&missing), "{}", c.message);
 
     h.delete_tenant(&acme).await?;

@@ -461,7 +461,7 @@ async fn ready_tenant_causes_no_writes_for_30_seconds() -> anyhow::Result<()> {
     // Let the watch events of the operator's own writes come back and be reconciled.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (start, _) = operator_writes(h.cluster, 0)?;
-    let reconciles_before = h.operator.metric("landlord_reconciles_total").await?;
+    let reconciles_before = h.reconciles().await?;
     tokio::time::sleep(Duration::from_secs(30)).await;
     let (_, writes) = operator_writes(h.cluster, start)?;
     assert!(
@@ -476,17 +476,8 @@ async fn ready_tenant_causes_no_writes_for_30_seconds() -> anyhow::Result<()> {
     tenants
         .patch(&name, &PatchParams::default(), &Patch::Merge(&touch))
         .await?;
-    wait::until(
-        "a reconcile of the touched Tenant",
-        Duration::from_secs(15),
-        || async {
-            Ok(
-                (h.operator.metric("landlord_reconciles_total").await? > reconciles_before)
-                    .then_some(()),
-            )
-        },
-    )
-    .await?;
+    h.wait_reconcile("a reconcile of the touched Tenant", reconciles_before)
+        .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, writes) = operator_writes(h.cluster, start)?;
     assert!(
