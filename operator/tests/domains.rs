@@ -457,22 +457,14 @@ async fn domain_is_routed_only_once_its_txt_record_exists() -> anyhow::Result<()
     // An unchanged, ready Domain causes no write, even when reconciled again.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let writes_before = h.operator.metric("landlord_api_writes_total").await?;
-    let reconciles_before = h.reconciles().await?;
-    Api::<Domain>::namespaced(h.client.clone(), &ns)
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"touched": "yes"}}})),
-        )
-        .await?;
-    h.wait_reconcile("the touched Domain reconciled", reconciles_before)
-        .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        h.operator.metric("landlord_api_writes_total").await?,
+    touch_causes_no_writes(
+        &h,
+        &ns,
+        "shop",
         writes_before,
-        "a ready Domain that did not change caused writes"
-    );
+        "a ready Domain that did not change caused writes",
+    )
+    .await?;
     let again = Api::<Domain>::namespaced(h.client.clone(), &ns)
         .get("shop")
         .await?;
@@ -953,6 +945,35 @@ async fn without_upstream_scenario(cluster: &Cluster) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Touches the labels of Domain `namespace/name` (no spec change), waits until the operator
+/// has reconciled since, and asserts its write count is still `writes_before` (`message`
+/// when not).
+async fn touch_causes_no_writes(
+    h: &Harness<Platform>,
+    namespace: &str,
+    name: &str,
+    writes_before: f64,
+    message: &str,
+) -> anyhow::Result<()> {
+    let reconciles_before = h.reconciles().await?;
+    Api::<Domain>::namespaced(h.client.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await?;
+    h.wait_reconcile("the touched Domain reconciled", reconciles_before)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        h.operator.metric("landlord_api_writes_total").await?,
+        writes_before,
+        "{message}"
+    );
+    Ok(())
+}
+
 /// The operator's write count once it has stopped moving (the Tenants' statuses follow
 /// their Domains' for a moment).
 async fn settled_writes(h: &Harness<Platform>) -> anyhow::Result<f64> {
@@ -1143,22 +1164,14 @@ async fn a_tenant_holds_only_its_own_names_in_the_platform_zone() -> anyhow::Res
 
     // Settled: refused Domains cause no write when reconciled again.
     let writes_before = settled_writes(&h).await?;
-    let reconciles_before = h.reconciles().await?;
-    Api::<Domain>::namespaced(h.client.clone(), &ns)
-        .patch(
-            "theirs",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"touched": "yes"}}})),
-        )
-        .await?;
-    h.wait_reconcile("the touched Domain reconciled", reconciles_before)
-        .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        h.operator.metric("landlord_api_writes_total").await?,
+    touch_causes_no_writes(
+        &h,
+        &ns,
+        "theirs",
         writes_before,
-        "a refused Domain that did not change caused writes"
-    );
+        "a refused Domain that did not change caused writes",
+    )
+    .await?;
 
     h.delete_tenant(&tenant).await?;
     h.delete_tenant(&other).await?;
