@@ -185,13 +185,16 @@ impl Setup {
         self
     }
 
-    /// Starts the operator and waits until its /readyz answers.
+    /// Starts the operator and waits until its /readyz answers. Errors when the chart's
+    /// ServiceAccount and RBAC cannot be applied or its token requested, or when the operator
+    /// exits or is not ready within 30 s (the error carries its log).
     pub async fn start(self) -> anyhow::Result<Harness> {
         self.start_with(()).await
     }
 
     /// Like [`Setup::start`], with a fixture of the test file's own that the harness keeps
-    /// (and dereferences to) until it is dropped, after the operator.
+    /// (and dereferences to) until it is dropped, after the operator. Errors as
+    /// [`Setup::start`].
     pub async fn start_with<F>(self, fixture: F) -> anyhow::Result<Harness<F>> {
         let kubeconfig = operator::service_account_kubeconfig(self.cluster, &self.client).await?;
         let operator = start_operator(self.cluster, &self.binary, &kubeconfig, &self.args).await?;
