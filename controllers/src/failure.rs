@@ -43,6 +43,20 @@ pub fn api_reason(status: &kube::core::Status) -> &'static str {
     }
 }
 
+/// The category of a failed request to the API server, by its status code: a small fixed
+/// set of CamelCase values, the `category` label of `landlord_reconcile_failures_total` in
+/// every controller.
+pub fn api_category(error: &kube::Error) -> &'static str {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => "ApiForbidden",
+        kube::Error::Api(status) if status.code == 409 => "ApiConflict",
+        kube::Error::Api(status) if status.code == 422 || status.code == 400 => "ApiInvalid",
+        kube::Error::Api(status) if status.code >= 500 => "ApiUnavailable",
+        kube::Error::Api(_) => "ApiError",
+        _ => "ApiUnreachable",
+    }
+}
+
 /// How a reason is handled.
 pub fn severity(reason: &str) -> Severity {
     if NEEDS_PERSON.contains(&reason) || reason == "InvalidSpec" {

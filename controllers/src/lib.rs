@@ -20,6 +20,7 @@ pub mod nats;
 pub mod pod_security;
 pub mod pool;
 pub mod quantity;
+pub mod reflectors;
 pub mod runner;
 pub mod service;
 pub mod tenant;

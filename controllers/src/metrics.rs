@@ -19,6 +19,8 @@ pub struct Metrics {
     pub database_server_up: IntGaugeVec,
     /// Objects in the Tenant controller's caches, by kind.
     pub cached_objects: IntGaugeVec,
+    /// Objects the operator cannot decode (and so leaves alone), by kind.
+    pub undecodable_objects: IntGaugeVec,
 }
 
 impl Metrics {
@@ -85,6 +87,14 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let undecodable_objects = IntGaugeVec::new(
+            Opts::new(
+                "landlord_undecodable_objects",
+                "Objects the operator cannot decode and leaves alone, by kind (each is named in a warning log, an event and its Ready condition)",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(undecodable_objects.clone()))?;
         registry.register(Box::new(cached_objects.clone()))?;
         registry.register(Box::new(database_server_up.clone()))?;
         registry.register(Box::new(database_provision.clone()))?;
@@ -104,6 +114,7 @@ impl Metrics {
             database_errors,
             database_server_up,
             cached_objects,
+            undecodable_objects,
         })
     }
 }

@@ -521,20 +521,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Err(e) = landlord_controllers::pool::ensure_operator_binding(&ctx).await {
         warn!(error = %e, "binding the operator's Secrets role in the platform namespace failed; the pool loop retries");
     }
-    let controllers = tokio::spawn({
+    // Each kind several controllers read is watched once; every controller subscribes
+    // before the watches start, so that each sees the first list.
+    let reflectors = landlord_controllers::reflectors::Reflectors::new(&ctx);
+    let controllers = {
+        use landlord_controllers::{domain, flags, service, tenant};
         let done = |name: &'static str| move |()| info!(controller = name, "controller stopped");
-        let tenants = landlord_controllers::tenant::run(ctx.clone(), stopped(stop_rx.clone()))
-            .map(done("tenant"));
-        let flag_sets = landlord_controllers::flags::run(ctx.clone(), stopped(stop_rx.clone()))
+        let tenants =
+            tenant::run(ctx.clone(), &reflectors, stopped(stop_rx.clone())).map(done("tenant"));
+        let flag_sets = flags::run(ctx.clone(), &reflectors, stopped(stop_rx.clone()))
             .map(done("featureflagset"));
-        let services = landlord_controllers::service::run(ctx.clone(), stopped(stop_rx.clone()))
-            .map(done("service"));
-        let domains = landlord_controllers::domain::run(ctx.clone(), stopped(stop_rx.clone()))
-            .map(done("domain"));
-        async move {
+        let services =
+            service::run(ctx.clone(), &reflectors, stopped(stop_rx.clone())).map(done("service"));
+        let domains =
+            domain::run(ctx.clone(), &reflectors, stopped(stop_rx.clone())).map(done("domain"));
+        let watches = reflectors.start();
+        tokio::spawn(async move {
             tokio::join!(tenants, flag_sets, services, domains);
-        }
-    });
+            drop(watches);
+        })
+    };
     tokio::spawn(landlord_controllers::tenant::runtime::run_pool(
         ctx,
         stopped(stop_rx.clone()),

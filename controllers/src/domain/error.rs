@@ -32,16 +32,7 @@ impl Error {
     /// A small fixed set of categories: metric labels.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube { source, .. } => match source {
-                kube::Error::Api(status) if status.code == 403 => "ApiForbidden",
-                kube::Error::Api(status) if status.code == 409 => "ApiConflict",
-                kube::Error::Api(status) if status.code == 422 || status.code == 400 => {
-                    "ApiInvalid"
-                }
-                kube::Error::Api(status) if status.code >= 500 => "ApiUnavailable",
-                kube::Error::Api(_) => "ApiError",
-                _ => "ApiUnreachable",
-            },
+            Error::Kube { source, .. } => crate::failure::api_category(source),
             Error::Encode { .. } | Error::Incomplete(_) => "Internal",
         }
     }

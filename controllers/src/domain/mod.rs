@@ -36,7 +36,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
 use k8s_openapi::{
     api::{core::v1::Secret, networking::v1::Ingress},
     apimachinery::pkg::apis::meta::v1::Time,
@@ -48,7 +47,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
-        reflector::{self, ObjectRef, Store},
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -63,11 +62,12 @@ use landlord_crds::{
     tenant::Tier,
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 use crate::{
     Context,
     apply::{self, EnsureError, Outcome},
+    reflectors::Reflectors,
 };
 use claim::Claim;
 use desired::ResolvedRoute;
@@ -183,7 +183,6 @@ pub struct State {
     ctx: Arc<Context>,
     domains: Store<Domain>,
     tenants: Store<Tenant>,
-    tenants_ready: tokio::sync::OnceCell<()>,
     resolver: Option<Resolver>,
     capabilities: Mutex<Option<(Instant, Capabilities)>>,
 }
@@ -230,9 +229,13 @@ fn resolver(config: &DomainConfig) -> Option<Resolver> {
         .map(Resolver::new)
 }
 
-/// Runs the Domain controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let client = ctx.client.clone();
+/// The Domain controller: subscribes to the shared reflectors at once (call before
+/// [`Reflectors::start`]); the future runs it until `shutdown` resolves.
+pub fn run(
+    ctx: Arc<Context>,
+    reflectors: &Reflectors,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
     let resolver = resolver(&ctx.config.domains);
     match &resolver {
         Some(r) => info!(server = %r.server, "domain verification asks this DNS server"),
@@ -240,22 +243,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             "no DNS server configured or found in /etc/resolv.conf: Domains cannot be verified by TXT record"
         ),
     }
-    let (tenants, tenant_writer) = reflector::store();
-    let tenant_events = watcher(
-        Api::<Tenant>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|t| t.managed_fields_mut().clear())
-    .reflect(tenant_writer)
-    .touched_objects();
-    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    let controller = Controller::new(
-        Api::<Domain>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(config);
-    let domains = controller.store();
+    let client = ctx.client.clone();
+    let tenants = reflectors.tenants.store();
+    let tenant_events = reflectors.tenants.touched();
+    let domains = reflectors.domains.store();
+    let domain_events = reflectors.domains.touched();
+    let changed_claims = reflectors.domains.touched();
     let in_namespace = domains.clone();
     let same_hostname = domains.clone();
     let signed = domains.clone();
@@ -265,7 +258,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     // binding exists in the platform namespace (or while that namespace does not).
     let key_events = watcher(
         Api::<kube::core::PartialObjectMeta<Secret>>::namespaced(
-            client.clone(),
+            client,
             &ctx.config.platform_namespace,
         ),
         watcher::Config::default().fields(&format!("metadata.name={}", crate::pool::KEYS_SECRET)),
@@ -275,15 +268,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let key_events = crate::runner::logged(CONTROLLER, "Secret landlord-tenant-keys", key_events);
     let state = Arc::new(State {
         ctx,
-        domains,
+        domains: domains.clone(),
         tenants,
-        tenants_ready: tokio::sync::OnceCell::new(),
         resolver,
         capabilities: Mutex::new(None),
     });
-    controller
+    let controller = Controller::for_shared_stream(domain_events, domains)
         // A Tenant's change (ready, terminating, tier, services) concerns its Domains.
-        .watches_stream(tenant_events, move |tenant: Tenant| {
+        .watches_shared_stream(tenant_events, move |tenant: Arc<Tenant>| {
             let namespace = tenant.namespace_name();
             in_namespace
                 .state()
@@ -308,77 +300,37 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 .collect::<Vec<_>>()
         })
         // A claim that changes or goes away concerns the other claims on its hostname.
-        .watches(
-            Api::<Domain>::all(client),
-            watcher::Config::default(),
-            move |changed: Domain| {
-                same_hostname
-                    .state()
-                    .into_iter()
-                    .filter(|d| {
-                        d.spec.hostname == changed.spec.hostname && d.uid() != changed.uid()
-                    })
-                    .map(|d| ObjectRef::from_obj(&*d))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, state)
-        .for_each(|outcome| async move {
-            crate::runner::log_outcome(CONTROLLER, outcome);
-        })
-        .await;
+        .watches_shared_stream(changed_claims, move |changed: Arc<Domain>| {
+            same_hostname
+                .state()
+                .into_iter()
+                .filter(|d| d.spec.hostname == changed.spec.hostname && d.uid() != changed.uid())
+                .map(|d| ObjectRef::from_obj(&*d))
+                .collect::<Vec<_>>()
+        });
+    crate::runner::run(controller, state, shutdown)
 }
 
-fn key(domain: &Domain) -> String {
-    format!(
-        "domain/{}/{}",
-        domain.namespace().unwrap_or_default(),
-        domain.name_any()
-    )
-}
+impl crate::runner::Reconciler for State {
+    type Object = Domain;
+    type Error = Error;
+    const NAME: &'static str = CONTROLLER;
 
-async fn reconcile(domain: Arc<Domain>, state: Arc<State>) -> Result<Action> {
-    let span = info_span!(
-        "reconcile",
-        controller = CONTROLLER,
-        namespace = %domain.namespace().unwrap_or_default(),
-        domain = %domain.name_any()
-    );
-    async move {
-        let metrics = &state.ctx.metrics;
-        metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
-        let _timer = metrics
-            .duration
-            .with_label_values(&[CONTROLLER])
-            .start_timer();
-        let caches = state
-            .ctx
-            .caches
-            .unless_stopping(state.tenants_ready.get_or_init(|| async {
-                let _ = state.tenants.wait_until_ready().await;
-            }));
-        if caches.await.is_none() {
-            return Ok(Action::await_change());
-        }
-        let action = apply_domain(&domain, &state).await?;
-        state.ctx.backoff.reset(&key(&domain));
-        Ok(action)
+    fn context(&self) -> &Context {
+        &self.ctx
     }
-    .instrument(span)
-    .await
-}
 
-fn error_policy(domain: Arc<Domain>, error: &Error, state: Arc<State>) -> Action {
-    state
-        .ctx
-        .metrics
-        .failures
-        .with_label_values(&[CONTROLLER, error.category()])
-        .inc();
-    let delay = state.ctx.backoff.next(&key(&domain));
-    warn!(domain = %domain.name_any(), error = %error, category = error.category(), retry_in_ms = delay.as_millis() as u64, "domain reconcile failed");
-    Action::requeue(delay)
+    async fn caches_ready(&self) {
+        let _ = self.tenants.wait_until_ready().await;
+    }
+
+    async fn reconcile(&self, domain: Arc<Domain>) -> Result<Action> {
+        apply_domain(&domain, self).await
+    }
+
+    fn category(error: &Error) -> &'static str {
+        error.category()
+    }
 }
 
 fn jittered(base: Duration) -> Duration {

@@ -24,16 +24,15 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
-        Controller, WatchStreamExt,
+        Controller,
         controller::Action,
-        reflector::{self, ObjectRef, Store},
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
 use landlord_crds::{FeatureFlagSet, Tenant};
-use tracing::{Instrument, info_span, warn};
 
-use crate::{Context, config::Config};
+use crate::{Context, config::Config, reflectors::Reflectors};
 use resolve::{Resolution, TenantFacts};
 use status::Scope;
 
@@ -182,33 +181,19 @@ impl<K: Resource<DynamicType = ()>> Changes<K> {
     }
 }
 
-/// A cache of every FeatureFlagSet and the stream that fills it, yielding the references of
-/// sets whose spec changed or that were deleted (after the cache has seen the change).
+/// The shared cache of every FeatureFlagSet, and a stream of the references of sets whose
+/// spec changed or that were deleted (after the cache has seen the change).
 pub fn set_changes(
-    client: &kube::Client,
+    reflectors: &Reflectors,
 ) -> (
     Store<FeatureFlagSet>,
     impl futures::Stream<Item = Vec<ObjectRef<FeatureFlagSet>>> + Send + 'static,
 ) {
-    let (reader, writer) = reflector::store();
     let mut changes = Changes::new(set_key);
-    let stream = watcher(
-        Api::<FeatureFlagSet>::all(client.clone()),
-        Default::default(),
-    )
-    .default_backoff()
-    .modify(|set| set.managed_fields_mut().clear())
-    .reflect(writer)
-    .filter_map(move |event| {
-        future::ready(match event {
-            Ok(event) => Some(changes.observe(&event)).filter(|c| !c.is_empty()),
-            Err(e) => {
-                warn!(error = %e, "watching FeatureFlagSets failed");
-                None
-            }
-        })
+    let stream = reflectors.flag_sets.events().filter_map(move |event| {
+        future::ready(Some(changes.observe(&event)).filter(|c| !c.is_empty()))
     });
-    (reader, stream)
+    (reflectors.flag_sets.store(), stream)
 }
 
 /// Why a FeatureFlagSet reconcile did not finish.
@@ -227,16 +212,7 @@ impl Error {
     /// A small fixed set of categories: metric labels.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube { source, .. } => match source {
-                kube::Error::Api(status) if status.code == 403 => "ApiForbidden",
-                kube::Error::Api(status) if status.code == 409 => "ApiConflict",
-                kube::Error::Api(status) if status.code == 422 || status.code == 400 => {
-                    "ApiInvalid"
-                }
-                kube::Error::Api(status) if status.code >= 500 => "ApiUnavailable",
-                kube::Error::Api(_) => "ApiError",
-                _ => "ApiUnreachable",
-            },
+            Error::Kube { source, .. } => crate::failure::api_category(source),
         }
     }
 }
@@ -245,98 +221,60 @@ struct State {
     ctx: Arc<Context>,
     tenants: Store<Tenant>,
     sets: Store<FeatureFlagSet>,
-    ready: tokio::sync::OnceCell<()>,
 }
 
-/// Runs the FeatureFlagSet controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let client = ctx.client.clone();
-
-    let (tenants, tenant_writer) = reflector::store();
+/// The FeatureFlagSet controller: subscribes to the shared reflectors at once (call before
+/// [`Reflectors::start`]); the future runs it until `shutdown` resolves.
+pub fn run(
+    ctx: Arc<Context>,
+    reflectors: &Reflectors,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    // Any change to what resolution reads of a Tenant reconciles every set.
     let mut tenant_changes = Changes::new(tenant_key);
-    let tenant_events = watcher(Api::<Tenant>::all(client.clone()), Default::default())
-        .default_backoff()
-        .modify(|tenant| {
-            // Only what resolution reads is kept.
-            tenant.managed_fields_mut().clear();
-            tenant.status = None;
-        })
-        .reflect(tenant_writer)
-        .filter_map(move |event| {
-            future::ready(match event {
-                Ok(event) => (!tenant_changes.observe(&event).is_empty()).then_some(()),
-                Err(e) => {
-                    warn!(error = %e, "watching Tenants failed");
-                    None
-                }
-            })
-        });
-
-    // Own watch of the sets: every event reconciles its set; a spec change or a deletion
-    // also reconciles all the others (their conflicts may have changed).
-    let (sets, set_writer) = reflector::store();
-    let (others_tx, others_rx) = futures::channel::mpsc::unbounded();
-    let mut set_changes = Changes::new(set_key);
-    let set_events = watcher(
-        Api::<FeatureFlagSet>::all(client.clone()),
-        Default::default(),
-    )
-    .default_backoff()
-    .modify(|set| set.managed_fields_mut().clear())
-    .reflect(set_writer)
-    .inspect(move |event| {
-        if let Ok(event) = event
-            && !set_changes.observe(event).is_empty()
-        {
-            let _ = others_tx.unbounded_send(());
-        }
-    })
-    .touched_objects();
-
-    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    let state = Arc::new(State {
-        ctx,
-        tenants,
-        sets: sets.clone(),
-        ready: tokio::sync::OnceCell::new(),
+    let tenant_events = reflectors.tenants.events().filter_map(move |event| {
+        future::ready((!tenant_changes.observe(&event).is_empty()).then_some(()))
     });
-    Controller::for_stream(set_events, sets)
-        .with_config(config)
+    // Every event reconciles its set; a spec change or a deletion also reconciles all the
+    // others (their conflicts may have changed).
+    let mut set_changes = Changes::new(set_key);
+    let others = reflectors.flag_sets.events().filter_map(move |event| {
+        future::ready((!set_changes.observe(&event).is_empty()).then_some(()))
+    });
+    let set_events = reflectors.flag_sets.touched();
+    let sets = reflectors.flag_sets.store();
+    let state = Arc::new(State {
+        tenants: reflectors.tenants.store(),
+        sets: sets.clone(),
+        ctx,
+    });
+    let controller = Controller::for_shared_stream(set_events, sets)
         .reconcile_all_on(tenant_events)
-        .reconcile_all_on(others_rx)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, state)
-        .for_each(|outcome| async move {
-            crate::runner::log_outcome(CONTROLLER, outcome);
-        })
-        .await;
+        .reconcile_all_on(others);
+    crate::runner::run(controller, state, shutdown)
 }
 
-async fn reconcile(set: Arc<FeatureFlagSet>, state: Arc<State>) -> Result<Action, Error> {
-    let id = resolve::set_id(&set);
-    let span = info_span!("reconcile", controller = CONTROLLER, featureflagset = %id);
-    async move {
-        let metrics = &state.ctx.metrics;
-        metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
-        let _timer = metrics
-            .duration
-            .with_label_values(&[CONTROLLER])
-            .start_timer();
-        let caches = state
-            .ctx
-            .caches
-            .unless_stopping(state.ready.get_or_init(|| async {
-                let _ = futures::join!(
-                    state.tenants.wait_until_ready(),
-                    state.sets.wait_until_ready()
-                );
-            }));
-        if caches.await.is_none() {
-            return Ok(Action::await_change());
-        }
-        let config = &state.ctx.config;
-        let tenants = state.tenants.state();
-        let sets = state.sets.state();
+impl crate::runner::Reconciler for State {
+    type Object = FeatureFlagSet;
+    type Error = Error;
+    const NAME: &'static str = CONTROLLER;
+
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn caches_ready(&self) {
+        let _ = futures::join!(
+            self.tenants.wait_until_ready(),
+            self.sets.wait_until_ready()
+        );
+    }
+
+    async fn reconcile(&self, set: Arc<FeatureFlagSet>) -> Result<Action, Error> {
+        let id = resolve::set_id(&set);
+        let config = &self.ctx.config;
+        let tenants = self.tenants.state();
+        let sets = self.sets.state();
         let (scope, applies_to) = scope(&set, &tenants, config);
         let mut problems = Vec::new();
         for tenant in &applies_to {
@@ -348,12 +286,13 @@ async fn reconcile(set: Arc<FeatureFlagSet>, state: Arc<State>) -> Result<Action
         }
         let now = Time(Timestamp::now());
         let status = status::compute(&set, &id, &scope, applies_to.len(), &problems, &now);
-        write_status(&set, status, &state).await?;
-        state.ctx.backoff.reset(&backoff_key(&id));
+        write_status(&set, status, self).await?;
         Ok(Action::requeue(RESYNC))
     }
-    .instrument(span)
-    .await
+
+    fn category(error: &Error) -> &'static str {
+        error.category()
+    }
 }
 
 /// Where the set lives and the tenants it applies to.
@@ -382,11 +321,6 @@ fn scope(
     }
 }
 
-/// The set's key in the shared backoff (which the Tenant controller keys by tenant name).
-fn backoff_key(id: &str) -> String {
-    format!("featureflagset/{id}")
-}
-
 async fn write_status(
     set: &FeatureFlagSet,
     status: landlord_crds::FeatureFlagSetStatus,
@@ -410,18 +344,6 @@ async fn write_status(
         source,
     })?;
     Ok(())
-}
-
-fn error_policy(set: Arc<FeatureFlagSet>, error: &Error, state: Arc<State>) -> Action {
-    state
-        .ctx
-        .metrics
-        .failures
-        .with_label_values(&[CONTROLLER, error.category()])
-        .inc();
-    let delay = state.ctx.backoff.next(&backoff_key(&resolve::set_id(&set)));
-    warn!(featureflagset = %resolve::set_id(&set), error = %error, category = error.category(), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
-    Action::requeue(delay)
 }
 
 #[cfg(test)]

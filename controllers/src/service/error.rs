@@ -57,22 +57,10 @@ impl Error {
     /// A small fixed set of categories: metric labels.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube { source, .. } => api_category(source),
+            Error::Kube { source, .. } => crate::failure::api_category(source),
             Error::Encode { .. } | Error::MissingUid => "Internal",
             Error::Foreign(_) => "ObjectConflict",
         }
-    }
-}
-
-/// The category of a failed API request, by its status code.
-pub fn api_category(error: &kube::Error) -> &'static str {
-    match error {
-        kube::Error::Api(status) if status.code == 403 => "ApiForbidden",
-        kube::Error::Api(status) if status.code == 409 => "ApiConflict",
-        kube::Error::Api(status) if status.code == 422 || status.code == 400 => "ApiInvalid",
-        kube::Error::Api(status) if status.code >= 500 => "ApiUnavailable",
-        kube::Error::Api(_) => "ApiError",
-        _ => "ApiUnreachable",
     }
 }
 

@@ -24,19 +24,18 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
-        Controller, WatchStreamExt,
+        Controller,
         controller::Action,
-        reflector::{self, ObjectRef, Store},
-        watcher,
+        reflector::{ObjectRef, Store},
     },
 };
 use landlord_crds::{Service, ServiceStatus, Tenant, tenant::Tier};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 pub use error::Error;
 use error::Result;
 
-use crate::Context;
+use crate::{Context, reflectors::Reflectors};
 use desired::Audience;
 use rollout::Rollout;
 
@@ -53,29 +52,21 @@ pub struct State {
     pub ctx: Arc<Context>,
     pub workloads: workload::Caches,
     pub tenants: Store<Tenant>,
-    ready: tokio::sync::OnceCell<()>,
 }
 
-/// Runs the catalog Service controller (Services in the platform namespace) until `shutdown`
-/// resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let client = ctx.client.clone();
+/// The catalog Service controller (Services in the platform namespace): subscribes to the
+/// shared reflectors at once (call before [`Reflectors::start`]); the future runs it until
+/// `shutdown` resolves.
+pub fn run(
+    ctx: Arc<Context>,
+    reflectors: &Reflectors,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
     let platform = ctx.config.platform_namespace.clone();
-    let (workloads, touched) = workload::watch(&client);
-    let (tenants, tenant_writer) = reflector::store::<Tenant>();
-    let tenant_events = watcher(
-        Api::<Tenant>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|t| t.managed_fields_mut().clear())
-    .reflect(tenant_writer)
-    .touched_objects();
-
     // A pool object changed: its Service. A tenant's Deployment changed: the Service it runs
     // (its tenant count may have changed). A Tenant changed: the Services it selects.
     let ns = platform.clone();
-    let from_workloads = touched.filter_map(move |t| {
+    let from_workloads = reflectors.workloads.touched().filter_map(move |t| {
         let target = match (t.service(), t.tenant()) {
             (Some(service), None) if t.namespace == ns => Some(service),
             (Some(service), Some(_)) if t.deployment => Some(service),
@@ -84,94 +75,55 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .map(|s| ObjectRef::<Service>::new(s).within(&ns));
         futures::future::ready(target)
     });
-    let ns = platform.clone();
-    let from_tenants = tenant_events
-        .filter_map(|r| futures::future::ready(r.ok()))
-        .flat_map(move |tenant: Tenant| {
-            let refs: Vec<_> = tenant
-                .spec
-                .services
-                .iter()
-                .map(|s| ObjectRef::<Service>::new(&s.name).within(&ns))
-                .collect();
-            futures::stream::iter(refs)
-        });
-
-    let state = Arc::new(State {
-        ctx: ctx.clone(),
-        workloads,
-        tenants,
-        ready: tokio::sync::OnceCell::new(),
+    let ns = platform;
+    let from_tenants = reflectors.tenants.touched().flat_map(move |tenant| {
+        let refs: Vec<_> = tenant
+            .spec
+            .services
+            .iter()
+            .map(|s| ObjectRef::<Service>::new(&s.name).within(&ns))
+            .collect();
+        futures::stream::iter(refs)
     });
-    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    Controller::new(
-        Api::<Service>::namespaced(client, &platform),
-        watcher::Config::default(),
-    )
-    .with_config(config)
-    .reconcile_on(futures::stream::select(from_workloads, from_tenants))
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, state)
-    .for_each(|outcome| async move {
-        crate::runner::log_outcome(CONTROLLER, outcome);
-    })
-    .await;
+    let state = Arc::new(State {
+        workloads: reflectors.workloads.caches(),
+        tenants: reflectors.tenants.store(),
+        ctx,
+    });
+    let controller =
+        Controller::for_shared_stream(reflectors.catalog.touched(), reflectors.catalog.store())
+            .reconcile_on(futures::stream::select(from_workloads, from_tenants));
+    crate::runner::run(controller, state, shutdown)
 }
 
-fn backoff_key(service: &Service) -> String {
-    format!(
-        "service/{}/{}",
-        service.namespace().unwrap_or_default(),
-        service.name_any()
-    )
-}
+impl crate::runner::Reconciler for State {
+    type Object = Service;
+    type Error = Error;
+    const NAME: &'static str = CONTROLLER;
 
-async fn reconcile(service: Arc<Service>, state: Arc<State>) -> Result<Action> {
-    let span = info_span!(
-        "reconcile",
-        controller = CONTROLLER,
-        service = %service.name_any(),
-        namespace = %service.namespace().unwrap_or_default()
-    );
-    async move {
-        let metrics = &state.ctx.metrics;
-        metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
-        let _timer = metrics
-            .duration
-            .with_label_values(&[CONTROLLER])
-            .start_timer();
-        let caches = state
-            .ctx
-            .caches
-            .unless_stopping(state.ready.get_or_init(|| async {
-                state.workloads.wait_until_ready().await;
-                let _ = state.tenants.wait_until_ready().await;
-            }));
-        if caches.await.is_none() {
-            return Ok(Action::await_change());
-        }
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn caches_ready(&self) {
+        let _ = futures::join!(
+            self.workloads.wait_until_ready(),
+            self.tenants.wait_until_ready()
+        );
+    }
+
+    async fn reconcile(&self, service: Arc<Service>) -> Result<Action> {
         if service.meta().deletion_timestamp.is_some() {
             // The pool is owned by the Service; the garbage collector removes it.
             return Ok(Action::await_change());
         }
-        apply(&service, &state).await?;
-        state.ctx.backoff.reset(&backoff_key(&service));
+        apply(&service, self).await?;
         Ok(Action::requeue(RESYNC))
     }
-    .instrument(span)
-    .await
-}
 
-fn error_policy(service: Arc<Service>, error: &Error, state: Arc<State>) -> Action {
-    state
-        .ctx
-        .metrics
-        .failures
-        .with_label_values(&[CONTROLLER, error.category()])
-        .inc();
-    let delay = state.ctx.backoff.next(&backoff_key(&service));
-    warn!(service = %service.name_any(), error = %error, category = error.category(), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
-    Action::requeue(delay)
+    fn category(error: &Error) -> &'static str {
+        error.category()
+    }
 }
 
 async fn apply(service: &Service, state: &State) -> Result<()> {

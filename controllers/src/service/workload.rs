@@ -4,7 +4,6 @@
 
 use std::{collections::BTreeMap, fmt::Debug, sync::Arc};
 
-use futures::{Stream, StreamExt, stream::BoxStream};
 use k8s_openapi::{
     NamespaceResourceScope,
     api::{
@@ -15,14 +14,9 @@ use k8s_openapi::{
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::DeleteParams,
-    runtime::{
-        WatchStreamExt,
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    runtime::reflector::{ObjectRef, Store},
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tracing::debug;
 
 use super::desired::Workload;
 use crate::{
@@ -61,52 +55,6 @@ impl Touched {
     pub fn tenant(&self) -> Option<&str> {
         self.labels.get(labels::TENANT).map(String::as_str)
     }
-}
-
-fn cache<K>(client: &Client) -> (Store<K>, BoxStream<'static, Touched>)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(
-        Api::<K>::all(client.clone()),
-        watcher::Config::default().labels(SELECTOR),
-    )
-    .default_backoff()
-    .modify(|object| object.managed_fields_mut().clear())
-    .reflect(writer)
-    .touched_objects()
-    .filter_map(|result| async move {
-        match result {
-            Ok(object) => Some(Touched {
-                namespace: object.namespace().unwrap_or_default(),
-                labels: object.labels().clone(),
-                deployment: K::kind(&()) == "Deployment",
-            }),
-            Err(e) => {
-                debug!(error = %e, kind = %K::kind(&()), "watch error (retried)");
-                None
-            }
-        }
-    })
-    .boxed();
-    (reader, stream)
-}
-
-/// Caches of every catalog Service instance in the cluster, and the stream of changes that
-/// fills them (poll it, e.g. as a controller trigger, or the caches stay empty).
-pub fn watch(client: &Client) -> (Caches, impl Stream<Item = Touched> + Send + 'static) {
-    let (deployments, d) = cache::<Deployment>(client);
-    let (services, s) = cache::<KubeService>(client);
-    let (disruption_budgets, p) = cache::<PodDisruptionBudget>(client);
-    let (autoscalers, h) = cache::<HorizontalPodAutoscaler>(client);
-    let caches = Caches {
-        deployments,
-        services,
-        disruption_budgets,
-        autoscalers,
-    };
-    (caches, futures::stream::select_all([d, s, p, h]))
 }
 
 impl Caches {

@@ -61,16 +61,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::InvalidSpec(_) => "InvalidSpec",
-            Error::Kube { source, .. } => match source {
-                kube::Error::Api(status) if status.code == 403 => "ApiForbidden",
-                kube::Error::Api(status) if status.code == 409 => "ApiConflict",
-                kube::Error::Api(status) if status.code == 422 || status.code == 400 => {
-                    "ApiInvalid"
-                }
-                kube::Error::Api(status) if status.code >= 500 => "ApiUnavailable",
-                kube::Error::Api(_) => "ApiError",
-                _ => "ApiUnreachable",
-            },
+            Error::Kube { source, .. } => crate::failure::api_category(source),
             Error::Encode { .. } | Error::MissingUid | Error::Internal(_) => "Internal",
             Error::DatabaseCleanup(_) => "DatabaseCleanup",
             Error::CleanupPending(_) => "CleanupPending",

@@ -50,7 +50,7 @@ use landlord_crds::{
     CLEANUP_FINALIZER, Domain, FeatureFlagSet, Tenant, TenantStatus, conditions::Observation,
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 pub use error::Error;
 use error::Result;
@@ -59,6 +59,7 @@ use crate::{
     Context,
     apply::{self, EnsureError, Outcome},
     labels,
+    reflectors::{Reflectors, kind},
 };
 
 /// Name of this controller in metrics and logs.
@@ -299,16 +300,8 @@ where
         .touched_objects();
     (
         reader,
-        crate::runner::logged(CONTROLLER, kind_name::<K>(), stream),
+        crate::runner::logged(CONTROLLER, kind::<K>(), stream),
     )
-}
-
-/// A kind's name for logs, e.g. `ConfigMap`.
-fn kind_name<K: Resource<DynamicType = ()>>() -> &'static str {
-    match K::kind(&()) {
-        std::borrow::Cow::Borrowed(kind) => kind,
-        std::borrow::Cow::Owned(_) => "child",
-    }
 }
 
 /// The Tenant a child belongs to, by its `landlord.dev/tenant` label. (kube's `owns` maps an
@@ -320,189 +313,163 @@ fn tenant_of<K: Resource>(child: K) -> Option<ObjectRef<Tenant>> {
         .map(|name| ObjectRef::new(name))
 }
 
-/// Runs the Tenant controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let client = ctx.client.clone();
-    let (namespaces, namespace_events) = owned::<Namespace>(&client);
-    let (roles, role_events) = owned::<Role>(&client);
-    let (role_bindings, role_binding_events) = owned::<RoleBinding>(&client);
-    let (quotas, quota_events) = owned::<ResourceQuota>(&client);
-    let (limit_ranges, limit_range_events) = owned::<LimitRange>(&client);
-    let (network_policies, network_policy_events) = owned::<NetworkPolicy>(&client);
-    let (config_maps, config_map_events) = owned::<ConfigMap>(&client);
-    let (services, service_events) = owned::<Service>(&client);
-    let (stateful_sets, stateful_set_events) = owned::<StatefulSet>(&client);
-    let (service_accounts, service_account_events) = owned::<ServiceAccount>(&client);
-    let (deployments, deployment_events) = owned::<Deployment>(&client);
-    let (flag_sets, flag_set_changes) = crate::flags::set_changes(&client);
-    let (workloads, workload_triggers) = services::watch(&client, &ctx.config.platform_namespace);
-    let (domains, domain_events) = {
-        let (reader, writer) = reflector::store();
-        let stream = watcher(
-            Api::<Domain>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(|d| d.managed_fields_mut().clear())
-        .reflect(writer)
-        .touched_objects();
-        (reader, stream)
-    };
-    let stores = Stores {
-        namespaces,
-        roles,
-        role_bindings,
-        quotas,
-        limit_ranges,
-        network_policies,
-        config_maps,
-        services,
-        stateful_sets,
-        service_accounts,
-        deployments,
-        flag_sets,
-        workloads,
-        domains,
-    };
-    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    let controller = Controller::new(Api::<Tenant>::all(client), watcher::Config::default());
-    // Server outages and recoveries reconcile the tenants placed on the server at once.
-    let (trigger, triggered) = futures::channel::mpsc::channel(1024);
-    let health = tokio::spawn(crate::database::health::watch(
-        ctx.clone(),
-        controller.store(),
-        trigger,
-        DATABASE_PROBE,
-    ));
-    // A changed FeatureFlagSet re-resolves the flags of the tenants it can affect.
-    let flags_config = ctx.config.clone();
-    let tenants = controller.store();
-    let flag_set_triggers = flag_set_changes.flat_map(move |sets| {
-        let all = tenants.state();
-        let affected: Vec<_> = sets
-            .iter()
-            .flat_map(|set| crate::flags::affected_tenants(set, &all, &flags_config))
-            .collect();
-        futures::stream::iter(affected)
-    });
-    let workload_triggers = workload_triggers.into_stream(controller.store());
-    let state = Arc::new(State {
-        ctx,
-        stores,
-        tenants: controller.store(),
-        stores_ready: tokio::sync::OnceCell::new(),
-    });
-    // The caches are waited for from the start, not only by the first reconcile: /readyz
-    // names the ones that never sync even while there is no Tenant.
-    let caches_synced = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            state
-                .stores_ready
-                .get_or_init(|| state.stores.wait_until_ready(&state.ctx.caches))
-                .await;
-        })
-    };
-    let cache_metrics = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                state.stores.record_sizes(&state.ctx.metrics);
-                tokio::time::sleep(CACHE_METRICS_INTERVAL).await;
-            }
-        })
-    };
-    controller
-        .with_config(config)
-        .reconcile_on(triggered)
-        .reconcile_on(workload_triggers)
-        .watches_stream(namespace_events, tenant_of)
-        .watches_stream(role_events, tenant_of)
-        .watches_stream(role_binding_events, tenant_of)
-        .watches_stream(quota_events, tenant_of)
-        .watches_stream(limit_range_events, tenant_of)
-        .watches_stream(network_policy_events, tenant_of)
-        .watches_stream(config_map_events, tenant_of)
-        .watches_stream(service_events, tenant_of)
-        .watches_stream(stateful_set_events, tenant_of)
-        .watches_stream(service_account_events, tenant_of)
-        .watches_stream(deployment_events, tenant_of)
-        .reconcile_on(flag_set_triggers)
-        .watches_stream(domain_events, |d: Domain| {
-            d.status.and_then(|s| s.tenant).map(|t| ObjectRef::new(&t))
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, state)
-        .for_each(|outcome| async move {
-            crate::runner::log_outcome(CONTROLLER, outcome);
-        })
-        .await;
-    health.abort();
-    cache_metrics.abort();
-    caches_synced.abort();
-}
-
-async fn reconcile(tenant: Arc<Tenant>, state: Arc<State>) -> Result<Action> {
-    let name = tenant.name_any();
-    let span = info_span!("reconcile", controller = CONTROLLER, tenant = %name);
+/// The Tenant controller: subscribes to the shared reflectors at once (call before
+/// [`Reflectors::start`]); the future runs it until `shutdown` resolves.
+pub fn run(
+    ctx: Arc<Context>,
+    reflectors: &Reflectors,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    let tenant_events = reflectors.tenants.touched();
+    let tenants = reflectors.tenants.store();
+    let (flag_sets, flag_set_changes) = crate::flags::set_changes(reflectors);
+    let (workloads, workload_triggers) = services::watch(reflectors);
+    let domains = reflectors.domains.store();
+    let domain_events = reflectors.domains.touched();
     async move {
-        let metrics = &state.ctx.metrics;
-        metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
-        let _timer = metrics
-            .duration
-            .with_label_values(&[CONTROLLER])
-            .start_timer();
-        match state
-            .ctx
-            .caches
-            .bounded(
+        let client = ctx.client.clone();
+        let (namespaces, namespace_events) = owned::<Namespace>(&client);
+        let (roles, role_events) = owned::<Role>(&client);
+        let (role_bindings, role_binding_events) = owned::<RoleBinding>(&client);
+        let (quotas, quota_events) = owned::<ResourceQuota>(&client);
+        let (limit_ranges, limit_range_events) = owned::<LimitRange>(&client);
+        let (network_policies, network_policy_events) = owned::<NetworkPolicy>(&client);
+        let (config_maps, config_map_events) = owned::<ConfigMap>(&client);
+        let (services, service_events) = owned::<Service>(&client);
+        let (stateful_sets, stateful_set_events) = owned::<StatefulSet>(&client);
+        let (service_accounts, service_account_events) = owned::<ServiceAccount>(&client);
+        let (deployments, deployment_events) = owned::<Deployment>(&client);
+        let stores = Stores {
+            namespaces,
+            roles,
+            role_bindings,
+            quotas,
+            limit_ranges,
+            network_policies,
+            config_maps,
+            services,
+            stateful_sets,
+            service_accounts,
+            deployments,
+            flag_sets,
+            workloads,
+            domains,
+        };
+        let controller = Controller::for_shared_stream(tenant_events, tenants);
+        // Server outages and recoveries reconcile the tenants placed on the server at once.
+        let (trigger, triggered) = futures::channel::mpsc::channel(1024);
+        let health = tokio::spawn(crate::database::health::watch(
+            ctx.clone(),
+            controller.store(),
+            trigger,
+            DATABASE_PROBE,
+        ));
+        // A changed FeatureFlagSet re-resolves the flags of the tenants it can affect.
+        let flags_config = ctx.config.clone();
+        let tenants = controller.store();
+        let flag_set_triggers = flag_set_changes.flat_map(move |sets| {
+            let all = tenants.state();
+            let affected: Vec<_> = sets
+                .iter()
+                .flat_map(|set| crate::flags::affected_tenants(set, &all, &flags_config))
+                .collect();
+            futures::stream::iter(affected)
+        });
+        let workload_triggers = workload_triggers
+            .into_stream(controller.store(), ctx.config.platform_namespace.clone());
+        let state = Arc::new(State {
+            ctx,
+            stores,
+            tenants: controller.store(),
+            stores_ready: tokio::sync::OnceCell::new(),
+        });
+        // The caches are waited for from the start, not only by the first reconcile: /readyz
+        // names the ones that never sync even while there is no Tenant.
+        let caches_synced = {
+            let state = state.clone();
+            tokio::spawn(async move {
                 state
                     .stores_ready
-                    .get_or_init(|| state.stores.wait_until_ready(&state.ctx.caches)),
-            )
-            .await
-        {
-            Ok(Some(_)) => {}
-            // Stopping: the change is picked up by whoever leads next.
-            Ok(None) => return Ok(Action::await_change()),
-            Err(not_synced) => return Err(Error::Internal(not_synced.to_string())),
-        }
-        let api = Api::<Tenant>::all(state.ctx.client.clone());
-        let result = finalizer(&api, CLEANUP_FINALIZER, tenant, |event| async {
+                    .get_or_init(|| state.stores.wait_until_ready(&state.ctx.caches))
+                    .await;
+            })
+        };
+        let cache_metrics = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                loop {
+                    state.stores.record_sizes(&state.ctx.metrics);
+                    tokio::time::sleep(CACHE_METRICS_INTERVAL).await;
+                }
+            })
+        };
+        let controller = controller
+            .reconcile_on(triggered)
+            .reconcile_on(workload_triggers)
+            .watches_stream(namespace_events, tenant_of)
+            .watches_stream(role_events, tenant_of)
+            .watches_stream(role_binding_events, tenant_of)
+            .watches_stream(quota_events, tenant_of)
+            .watches_stream(limit_range_events, tenant_of)
+            .watches_stream(network_policy_events, tenant_of)
+            .watches_stream(config_map_events, tenant_of)
+            .watches_stream(service_events, tenant_of)
+            .watches_stream(stateful_set_events, tenant_of)
+            .watches_stream(service_account_events, tenant_of)
+            .watches_stream(deployment_events, tenant_of)
+            .reconcile_on(flag_set_triggers)
+            .watches_shared_stream(domain_events, |d: Arc<Domain>| {
+                d.status
+                    .as_ref()
+                    .and_then(|s| s.tenant.as_deref())
+                    .map(ObjectRef::new)
+            });
+        crate::runner::run(controller, state, shutdown).await;
+        health.abort();
+        cache_metrics.abort();
+        caches_synced.abort();
+    }
+}
+
+impl crate::runner::Reconciler for State {
+    type Object = Tenant;
+    type Error = Error;
+    const NAME: &'static str = CONTROLLER;
+
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn caches_ready(&self) {
+        self.stores_ready
+            .get_or_init(|| self.stores.wait_until_ready(&self.ctx.caches))
+            .await;
+    }
+
+    async fn reconcile(&self, tenant: Arc<Tenant>) -> Result<Action> {
+        let api = Api::<Tenant>::all(self.ctx.client.clone());
+        finalizer(&api, CLEANUP_FINALIZER, tenant, |event| async {
             match event {
-                Finalizer::Apply(tenant) => apply(&tenant, &state).await,
-                Finalizer::Cleanup(tenant) => cleanup(&tenant, &state).await,
+                Finalizer::Apply(tenant) => apply(&tenant, self).await,
+                Finalizer::Cleanup(tenant) => cleanup(&tenant, self).await,
             }
         })
         .await
-        .map_err(|e| Error::Finalizer(Box::new(e)));
-        if result.is_ok() {
-            state.ctx.backoff.reset(&name);
-        }
-        result
+        .map_err(|e| Error::Finalizer(Box::new(e)))
     }
-    .instrument(span)
-    .await
-}
 
-fn error_policy(tenant: Arc<Tenant>, error: &Error, state: Arc<State>) -> Action {
-    let name = tenant.name_any();
-    state
-        .ctx
-        .metrics
-        .failures
-        .with_label_values(&[CONTROLLER, error.category()])
-        .inc();
-    match error.inner() {
-        Error::CleanupPending(what) => {
-            info!(tenant = %name, waiting_for = %what, "cleanup in progress");
-            Action::requeue(CLEANUP_POLL)
-        }
-        Error::InvalidSpec(_) => Action::await_change(),
-        _ => {
-            let delay = state.ctx.backoff.next(&name);
-            warn!(tenant = %name, error = %error, category = error.category(), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
-            Action::requeue(delay)
+    fn category(error: &Error) -> &'static str {
+        error.category()
+    }
+
+    fn on_error(tenant: &Tenant, error: &Error) -> Option<Action> {
+        match error.inner() {
+            Error::CleanupPending(what) => {
+                info!(tenant = %tenant.name_any(), waiting_for = %what, "cleanup in progress");
+                Some(Action::requeue(CLEANUP_POLL))
+            }
+            Error::InvalidSpec(_) => Some(Action::await_change()),
+            _ => None,
         }
     }
 }

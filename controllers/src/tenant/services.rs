@@ -10,14 +10,12 @@
 //! deleted): a catalog Service that disappears, turns invalid or stops offering the tier is
 //! reported, and the tenant's running workload is left alone.
 
+use std::sync::Arc;
+
 use futures::{Stream, StreamExt, stream::BoxStream};
 use kube::{
-    Api, Client, ResourceExt,
-    runtime::{
-        WatchStreamExt,
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    ResourceExt,
+    runtime::reflector::{ObjectRef, Store},
 };
 use landlord_crds::{
     Service, Tenant,
@@ -33,6 +31,7 @@ use super::{
 use crate::{
     Context,
     apply::EnsureError,
+    reflectors::Reflectors,
     service::{
         desired::{self, Audience},
         rollout::{self, Rollout},
@@ -57,33 +56,21 @@ impl Caches {
 
 /// The change streams that fill the caches, to be turned into Tenant reconciles.
 pub struct Triggers {
-    catalog: BoxStream<'static, Service>,
+    catalog: BoxStream<'static, Arc<Service>>,
     workloads: BoxStream<'static, Touched>,
-    platform_namespace: String,
 }
 
-/// Starts the caches of the services part (filled once the triggers are polled).
-pub fn watch(client: &Client, platform_namespace: &str) -> (Caches, Triggers) {
-    let (catalog, writer) = reflector::store();
-    let catalog_events = watcher(
-        Api::<Service>::namespaced(client.clone(), platform_namespace),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|s| s.managed_fields_mut().clear())
-    .reflect(writer)
-    .touched_objects()
-    .filter_map(|r| futures::future::ready(r.ok()))
-    .boxed();
-    let (workloads, touched) = workload::watch(client);
-    (
-        Caches { catalog, workloads },
-        Triggers {
-            catalog: catalog_events,
-            workloads: touched.boxed(),
-            platform_namespace: platform_namespace.to_string(),
-        },
-    )
+/// The caches of the services part and their change streams, from the shared reflectors.
+pub fn watch(reflectors: &Reflectors) -> (Caches, Triggers) {
+    let caches = Caches {
+        catalog: reflectors.catalog.store(),
+        workloads: reflectors.workloads.caches(),
+    };
+    let triggers = Triggers {
+        catalog: reflectors.catalog.touched().boxed(),
+        workloads: reflectors.workloads.touched().boxed(),
+    };
+    (caches, triggers)
 }
 
 impl Triggers {
@@ -93,12 +80,9 @@ impl Triggers {
     pub fn into_stream(
         self,
         tenants: Store<Tenant>,
+        platform_namespace: String,
     ) -> impl Stream<Item = ObjectRef<Tenant>> + Send + 'static {
-        let Triggers {
-            catalog,
-            workloads,
-            platform_namespace,
-        } = self;
+        let Triggers { catalog, workloads } = self;
         let selecting = move |service: &str, tier: Option<Tier>| -> Vec<ObjectRef<Tenant>> {
             tenants
                 .state()
