@@ -21,6 +21,8 @@ pub struct Context {
     pub databases: database::Servers,
     /// The NATS provisioner, when a server is configured; it connects on first use.
     pub nats: Option<Nats>,
+    /// The last outcome of the pool loop (what shared tenants' `RuntimeReady` reports).
+    pub pool: crate::pool::Health,
     /// Which caches have synced (`/readyz`, bounded waits).
     pub caches: std::sync::Arc<crate::caches::CacheSync>,
 }
@@ -40,6 +42,7 @@ impl Context {
             backoff: Backoff::default(),
             databases: database::Servers::default(),
             caches: Default::default(),
+            pool: Default::default(),
         }
     }
 }

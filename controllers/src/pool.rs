@@ -17,9 +17,14 @@
 //!   model). Tenants cannot read the platform namespace; a tenant can read its own HTTPRoute
 //!   and so its own assertion, which only says what it already is.
 //!
-//! The builders are pure; [`ensure`] is the I/O, run with the pooled runtime's loop.
+//! The builders are pure; [`ensure`] is the I/O, run with the pooled runtime's loop, whose
+//! last outcome is kept in [`Health`]: a failure there (a quota in the platform namespace, a
+//! refused object, missing rights) is what every shared tenant's `RuntimeReady` reports,
+//! since the pool serves them all.
 
 use std::collections::BTreeMap;
+
+use landlord_crds::conditions::Observation;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
@@ -508,5 +513,39 @@ mod tests {
         for (k, v) in runtime_pods().match_labels.unwrap() {
             assert_eq!(pod_labels.get(&k), Some(&v));
         }
+    }
+}
+
+/// The last outcome of the pool loop (the platform namespace's walls, the tenant key and the
+/// pooled tenant-runtime): `None` while everything is in place, else the failure as shared
+/// tenants' `RuntimeReady` condition (reason, and a message naming the object and quoting the
+/// API server). Subscribers are told of every change.
+#[derive(Debug)]
+pub struct Health(tokio::sync::watch::Sender<Option<Observation>>);
+
+impl Default for Health {
+    fn default() -> Self {
+        Self(tokio::sync::watch::Sender::new(None))
+    }
+}
+
+impl Health {
+    /// Records the outcome of a pass; returns whether it changed.
+    pub fn set(&self, failure: Option<Observation>) -> bool {
+        self.0.send_if_modified(|current| {
+            let changed = *current != failure;
+            *current = failure;
+            changed
+        })
+    }
+
+    /// The current failure, if any.
+    pub fn failure(&self) -> Option<Observation> {
+        self.0.borrow().clone()
+    }
+
+    /// A receiver that sees every change from now on.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<Observation>> {
+        self.0.subscribe()
     }
 }

@@ -375,6 +375,21 @@ pub fn run(
                 .collect();
             futures::stream::iter(affected)
         });
+        // A change in the pool's state (failing, back in place) concerns every shared tenant.
+        let shared = controller.store();
+        let pool_triggers = futures::stream::unfold(ctx.pool.subscribe(), |mut changes| async {
+            changes.changed().await.ok()?;
+            Some(((), changes))
+        })
+        .flat_map(move |()| {
+            let refs: Vec<_> = shared
+                .state()
+                .iter()
+                .filter(|t| t.spec.tier == landlord_crds::tenant::Tier::Shared)
+                .map(|t| ObjectRef::from_obj(t.as_ref()))
+                .collect();
+            futures::stream::iter(refs)
+        });
         let workload_triggers = workload_triggers
             .into_stream(controller.store(), ctx.config.platform_namespace.clone());
         let state = Arc::new(State {
@@ -405,6 +420,7 @@ pub fn run(
         };
         let controller = controller
             .reconcile_on(triggered)
+            .reconcile_on(pool_triggers)
             .reconcile_on(workload_triggers)
             .watches_stream(namespace_events, tenant_of)
             .watches_stream(role_events, tenant_of)

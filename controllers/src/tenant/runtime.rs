@@ -332,6 +332,9 @@ pub fn available(deployment: &Deployment) -> bool {
 /// served by the pool and gets nothing in its namespace.
 pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Result<Observation> {
     if tenant.spec.tier == Tier::Shared {
+        if let Some(failure) = ctx.pool.failure() {
+            return Ok(failure);
+        }
         return Ok(Observation::new(
             RUNTIME_READY,
             Status::True,
@@ -448,14 +451,34 @@ where
 pub async fn run_pool(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        if let Err(e) = ensure_pool(&ctx).await {
-            warn!(error = %e, category = e.category(), "keeping the pooled tenant-runtime in place failed");
+        let failure = match ensure_pool(&ctx).await {
+            Ok(()) => None,
+            Err(e) => {
+                warn!(error = %e, category = e.category(), "keeping the pooled tenant-runtime in place failed");
+                Some(pool_failure(&e, &ctx.config.platform_namespace))
+            }
+        };
+        if ctx.pool.set(failure) {
+            info!(
+                failing = ctx.pool.failure().is_some(),
+                "the pool's state changed; shared tenants are reconciled"
+            );
         }
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(POOL_RESYNC) => {}
         }
     }
+}
+
+/// A failure of the pool loop as shared tenants' `RuntimeReady` condition.
+fn pool_failure(error: &Error, platform_namespace: &str) -> Observation {
+    let mut observation = super::failure::observation(super::Part::Runtime, error);
+    observation.message = format!(
+        "the pool in namespace {platform_namespace} that serves shared tenants is not in place: {}",
+        observation.message
+    );
+    observation
 }
 
 async fn ensure_pool(ctx: &Context) -> Result<()> {
@@ -532,6 +555,42 @@ mod tests {
         .unwrap();
         t.metadata.uid = Some("uid-1".into());
         t
+    }
+
+    #[test]
+    fn a_refused_pool_is_every_shared_tenants_runtime_condition_until_it_is_back() {
+        let refused = Error::Kube {
+            action: "applying Deployment landlord-system/landlord-runtime".into(),
+            source: kube::Error::Api(Box::new(
+                kube::core::Status::failure(
+                    "deployments.apps \"landlord-runtime\" is forbidden: exceeded quota: walls",
+                    "Forbidden",
+                )
+                .with_code(403),
+            )),
+        };
+        let failure = pool_failure(&refused, "landlord-system");
+        assert_eq!(failure.type_, RUNTIME_READY);
+        assert_eq!(failure.status, Status::False);
+        assert_eq!(failure.reason, "QuotaExceeded");
+        assert!(
+            failure.message.starts_with(
+                "the pool in namespace landlord-system that serves shared tenants is not in place: applying Deployment landlord-system/landlord-runtime: the API server answered 403"
+            ),
+            "{}",
+            failure.message
+        );
+        let health = crate::pool::Health::default();
+        let changes = health.subscribe();
+        assert!(health.set(Some(failure.clone())), "failing is a change");
+        assert!(
+            !health.set(Some(failure.clone())),
+            "the same failure again is not"
+        );
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(health.failure(), Some(failure));
+        assert!(health.set(None), "back in place is a change");
+        assert_eq!(health.failure(), None);
     }
 
     fn config() -> Config {
