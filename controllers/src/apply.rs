@@ -1,11 +1,14 @@
 //! The one way Landlord writes an object: server-side apply with a field manager per use
-//! site, and only when the live object is missing, drifted, or behind a new intent.
+//! site, and only when the live object is missing, drifted, or behind a new intent; deletes,
+//! creates and status writes go through here too. Every write has a bound
+//! ([`WRITE_TIMEOUT`]) and is counted once in `landlord_api_writes_total{controller, kind,
+//! verb}` (`controller` is the field manager).
 
-use std::fmt::Debug;
+use std::{fmt::Debug, future::Future, time::Duration};
 
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, Preconditions},
+    api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -15,6 +18,56 @@ use crate::{
     labels::{APPLIED_HASH, COMPONENT, MANAGED_BY, MANAGED_BY_KEY, SERVICE},
     metrics::Metrics,
 };
+
+/// How long one write may wait for the API server's answer before it fails (as
+/// `kube::Error::Service`, an unreachable API server: retried with backoff).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a write did to the object: the `verb` label of `landlord_api_writes_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// A server-side apply (a patch).
+    Apply,
+    Create,
+    Delete,
+    /// A server-side apply of the status subresource.
+    Status,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Apply => "apply",
+            Verb::Create => "create",
+            Verb::Delete => "delete",
+            Verb::Status => "status",
+        }
+    }
+}
+
+/// Counts one write of a `kind` object by `manager`.
+pub fn count(metrics: &Metrics, manager: &str, kind: &str, verb: Verb) {
+    metrics
+        .writes
+        .with_label_values(&[manager, kind, verb.as_str()])
+        .inc();
+}
+
+/// `request`, failing after [`WRITE_TIMEOUT`] without an answer.
+pub async fn bounded<T>(
+    request: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, kube::Error> {
+    match tokio::time::timeout(WRITE_TIMEOUT, request).await {
+        Ok(answer) => answer,
+        Err(_) => Err(kube::Error::Service(
+            format!(
+                "the API server did not answer within {}s",
+                WRITE_TIMEOUT.as_secs()
+            )
+            .into(),
+        )),
+    }
+}
 
 /// Field manager of a use site: `landlord/<scope>`, e.g. `landlord/tenant`.
 pub fn field_manager(scope: &str) -> String {
@@ -69,13 +122,8 @@ where
     }
     let name = desired.name_any();
     let params = PatchParams::apply(manager).force();
-    let count = || {
-        metrics
-            .writes
-            .with_label_values(&[manager, &K::kind(&())])
-            .inc()
-    };
-    match api.patch(&name, &params, &Patch::Apply(&value)).await {
+    let kind = K::kind(&());
+    match bounded(api.patch(&name, &params, &Patch::Apply(&value))).await {
         Ok(_) => {}
         // Someone else made the live ConfigMap or Secret `immutable`, so no patch can bring
         // it back: it is made again (only the very object seen, by its uid).
@@ -88,17 +136,17 @@ where
                 }),
                 ..DeleteParams::default()
             };
-            api.delete(&name, &delete)
+            bounded(api.delete(&name, &delete))
                 .await
                 .map_err(EnsureError::Kube)?;
-            count();
-            api.patch(&name, &params, &Patch::Apply(&value))
+            count(metrics, manager, &kind, Verb::Delete);
+            bounded(api.patch(&name, &params, &Patch::Apply(&value)))
                 .await
                 .map_err(EnsureError::Kube)?;
         }
         Err(e) => return Err(EnsureError::Kube(e)),
     }
-    count();
+    count(metrics, manager, &kind, Verb::Apply);
     Ok(Outcome::Applied)
 }
 
@@ -170,15 +218,51 @@ where
     if live.meta().deletion_timestamp.is_some() {
         return Ok(false);
     }
-    match api.delete(&live.name_any(), params).await {
+    delete_named(api, &live.name_any(), params, manager, metrics).await
+}
+
+/// Deletes the object `name` (with `params`: preconditions, propagation). Returns whether a
+/// delete was sent; `Ok(false)` when it was already gone.
+pub async fn delete_named<K>(
+    api: &Api<K>,
+    name: &str,
+    params: &DeleteParams,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    match bounded(api.delete(name, params)).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
         Err(e) => return Err(e),
     }
-    metrics
-        .writes
-        .with_label_values(&[manager, &K::kind(&())])
-        .inc();
+    count(metrics, manager, &K::kind(&()), Verb::Delete);
+    Ok(true)
+}
+
+/// Creates `object` (for objects made once and never changed by Landlord afterwards, like a
+/// generated key): `Ok(false)` when it already exists, whoever made it.
+pub async fn create<K>(
+    api: &Api<K>,
+    object: &K,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + serde::Serialize + DeserializeOwned + Clone + Debug,
+{
+    let params = PostParams {
+        field_manager: Some(manager.into()),
+        ..Default::default()
+    };
+    match bounded(api.create(&params, object)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    count(metrics, manager, &K::kind(&()), Verb::Create);
     Ok(true)
 }
 
@@ -205,16 +289,13 @@ where
         "kind": K::kind(&()),
         "status": desired,
     });
-    api.patch_status(
+    bounded(api.patch_status(
         &object.name_any(),
         &PatchParams::apply(manager).force(),
         &Patch::Apply(&patch),
-    )
+    ))
     .await?;
-    metrics
-        .writes
-        .with_label_values(&[manager, &K::kind(&())])
-        .inc();
+    count(metrics, manager, &K::kind(&()), Verb::Status);
     Ok(Outcome::Applied)
 }
 
@@ -233,6 +314,18 @@ mod tests {
                 .collect(),
         );
         s
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_without_an_answer_fails_after_the_bound() {
+        let started = tokio::time::Instant::now();
+        let error = bounded(std::future::pending::<Result<(), kube::Error>>())
+            .await
+            .expect_err("no answer");
+        assert_eq!(started.elapsed(), WRITE_TIMEOUT);
+        assert!(matches!(error, kube::Error::Service(_)), "{error:?}");
+        assert_eq!(crate::failure::api_category(&error), "ApiUnreachable");
+        assert!(bounded(async { Ok::<_, kube::Error>(7) }).await.is_ok());
     }
 
     #[test]

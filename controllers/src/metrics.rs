@@ -50,9 +50,9 @@ impl Metrics {
         let writes = IntCounterVec::new(
             Opts::new(
                 "landlord_api_writes_total",
-                "Writes to the Kubernetes API, by controller and kind",
+                "Writes to the Kubernetes API, by controller (field manager), kind and verb (apply, create, delete, status)",
             ),
-            &["controller", "kind"],
+            &["controller", "kind", "verb"],
         )?;
         let tenants = IntGaugeVec::new(
             Opts::new("landlord_tenants", "Tenants by phase"),

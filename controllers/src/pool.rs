@@ -38,7 +38,7 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta},
 };
-use kube::{Api, ResourceExt, api::PostParams};
+use kube::{Api, ResourceExt};
 use sha2::Sha256;
 use tracing::info;
 
@@ -269,31 +269,17 @@ pub async fn ensure(ctx: &Context) -> Result<()> {
         .map_err(Error::kube(format!("reading Secret {ns}/{KEYS_SECRET}")))?;
     if existing.is_none() {
         let key = generate_key().map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
-        match secrets
-            .create(
-                &PostParams {
-                    field_manager: Some(MANAGER.into()),
-                    ..Default::default()
-                },
-                &keys_secret(&ctx.config, &key),
-            )
-            .await
-        {
-            Ok(_) => {
-                ctx.metrics
-                    .writes
-                    .with_label_values(&[MANAGER, "Secret"])
-                    .inc();
-                info!(namespace = %ns, secret = KEYS_SECRET, "created the tenant key");
-            }
-            // Another replica (or the admin) made it first: theirs stands.
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(source) => {
-                return Err(Error::Kube {
-                    action: format!("creating Secret {ns}/{KEYS_SECRET}"),
-                    source,
-                });
-            }
+        // Another replica (or the admin) may have made it first: theirs stands.
+        let created = crate::apply::create(
+            &secrets,
+            &keys_secret(&ctx.config, &key),
+            MANAGER,
+            &ctx.metrics,
+        )
+        .await
+        .map_err(Error::kube(format!("creating Secret {ns}/{KEYS_SECRET}")))?;
+        if created {
+            info!(namespace = %ns, secret = KEYS_SECRET, "created the tenant key");
         }
     }
     for policy in network_policies(&ctx.config) {

@@ -1029,18 +1029,17 @@ impl Children<'_> {
             }),
             ..DeleteParams::background()
         };
-        match api.delete(&name, &params).await {
-            Ok(_) => {
-                info!(kind = %K::kind(&()), name = %name, "removed");
-                self.state
-                    .ctx
-                    .metrics
-                    .writes
-                    .with_label_values(&[MANAGER, &K::kind(&())])
-                    .inc();
+        match crate::apply::delete_named(api, &name, &params, MANAGER, &self.state.ctx.metrics)
+            .await
+        {
+            Ok(removed) => {
+                if removed {
+                    info!(kind = %K::kind(&()), name = %name, "removed");
+                }
                 Ok(())
             }
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+            // Another object of that name now (the uid precondition failed): not ours.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
             Err(e) => Err(Error::kube(format!("deleting {} {name}", K::kind(&())))(e)),
         }
     }

@@ -40,6 +40,8 @@ use crate::metrics::Metrics;
 
 /// The condition reason (and event reason) of an object the operator cannot decode.
 pub const REASON: &str = "ObjectUndecodable";
+/// Who writes the report into an undecodable object's status.
+const MANAGER: &str = "landlord/reflector";
 
 /// An object of kind `K` as it came from the API server: decoded, or kept aside with why not.
 #[derive(Clone, Debug)]
@@ -295,12 +297,18 @@ impl Report {
             status["phase"] = json!("Failed");
         }
         let patch = json!({"status": status});
-        api.patch_status(
+        crate::apply::bounded(api.patch_status(
             metadata.name.as_deref().unwrap_or_default(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
-        )
+        ))
         .await?;
+        crate::apply::count(
+            &self.metrics,
+            MANAGER,
+            &resource.kind,
+            crate::apply::Verb::Status,
+        );
         Ok(())
     }
 }

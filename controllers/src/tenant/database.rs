@@ -696,14 +696,22 @@ async fn cleanup_dedicated(tenant: &Tenant, spec: &DatabaseSpec, state: &State) 
             },
             "spec": { "persistentVolumeReclaimPolicy": "Retain" },
         });
-        volumes
-            .patch(
-                &volume,
-                &PatchParams::apply("landlord/tenant-retain").force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(Error::kube(format!("retaining volume {volume}")))?;
+        // A partial apply of a few fields of an object Landlord does not own: not an
+        // `apply::ensure`, but bounded and counted like every write.
+        let manager = "landlord/tenant-retain";
+        crate::apply::bounded(volumes.patch(
+            &volume,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&patch),
+        ))
+        .await
+        .map_err(Error::kube(format!("retaining volume {volume}")))?;
+        crate::apply::count(
+            &state.ctx.metrics,
+            manager,
+            "PersistentVolume",
+            crate::apply::Verb::Apply,
+        );
         info!(volume = %volume, "volume retained (deletionPolicy Retain)");
     }
     Ok(())

@@ -181,14 +181,17 @@ where
     for object in list.items {
         let name = object.name_any();
         if object.metadata.deletion_timestamp.is_none() {
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {
-                    ctx.metrics
-                        .writes
-                        .with_label_values(&[MANAGER, &kind])
-                        .inc();
-                }
-                Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            match crate::apply::delete_named(
+                api,
+                &name,
+                &DeleteParams::background(),
+                MANAGER,
+                &ctx.metrics,
+            )
+            .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
                 Err(e) => return Err(Error::kube(format!("deleting {kind} {name}"))(e)),
             }
         }

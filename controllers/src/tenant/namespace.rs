@@ -201,13 +201,9 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<()> {
             }),
             ..DeleteParams::background()
         };
-        api.delete(&ns_name, &params)
+        crate::apply::delete_named(&api, &ns_name, &params, MANAGER, &ctx.metrics)
             .await
             .map_err(Error::kube(format!("deleting namespace {ns_name}")))?;
-        ctx.metrics
-            .writes
-            .with_label_values(&[MANAGER, "Namespace"])
-            .inc();
     }
     let blockers = blockers(&ns);
     Err(Error::CleanupPending(if blockers.is_empty() {

@@ -916,15 +916,16 @@ async fn delete_secret(tenant: &Tenant, ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
-    match api.delete(SECRET, &DeleteParams::default()).await {
-        Ok(_) => {
-            ctx.metrics
-                .writes
-                .with_label_values(&[MANAGER, "Secret"])
-                .inc();
-            Ok(())
-        }
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+    match crate::apply::delete_named(
+        &api,
+        SECRET,
+        &DeleteParams::default(),
+        MANAGER,
+        &ctx.metrics,
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
         Err(source) => Err(Error::Kube {
             action: format!("deleting Secret {SECRET}"),
             source,
