@@ -306,3 +306,72 @@ async fn the_pool_admits_only_the_gateway_and_pool_pods_and_holds_the_tenant_key
         .await;
     result
 }
+
+/// The pool serves every shared tenant, so a pool Landlord cannot put in place is every
+/// shared tenant's `RuntimeReady`, with the API server's reason and the object named; once
+/// the cause is gone, the next pass of the pool loop clears it on every shared tenant.
+#[tokio::test]
+async fn a_refused_pool_reaches_every_shared_tenants_status() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    use kube::api::PostParams;
+
+    // The pool loop passes every minute: waits for it to clear take up to two passes.
+    let setup = Harness::setup(LANDLORD)
+        .await?
+        .timeout(Duration::from_secs(150));
+    let client = setup.client.clone();
+    let platform = unique_name("platform");
+    ensure_platform_namespace(&client, &platform).await?;
+    let quotas = Api::<ResourceQuota>::namespaced(client.clone(), &platform);
+    // No Deployment may be created in the platform namespace: the pooled runtime's is refused.
+    let quota: ResourceQuota = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "no-deployments"},
+        "spec": {"hard": {"count/deployments.apps": "0"}},
+    }))?;
+    quotas.create(&PostParams::default(), &quota).await?;
+    // Counted first, so that the refusal is the quota's ("exceeded quota").
+    wait::until("the quota counted", TIMEOUT, || async {
+        let quota = quotas.get("no-deployments").await?;
+        Ok(quota.status.and_then(|s| s.hard).map(|_| ()))
+    })
+    .await?;
+    let result = async {
+        let h = setup
+            .args([format!("--platform-namespace={platform}")])
+            .start()
+            .await?;
+        let spec = serde_json::json!({"tier": "shared", "plan": "pro"});
+        let name = h.new_tenant("pool-refused", spec).await?;
+        let refused = h
+            .wait_condition(&name, "RuntimeReady", "False", Some("QuotaExceeded"))
+            .await?;
+        let condition = conditions::find(
+            &refused.status.context("status")?.conditions,
+            "RuntimeReady",
+        )
+        .cloned()
+        .context("RuntimeReady")?;
+        assert_eq!(condition.status, "False");
+        for part in [platform.as_str(), "Deployment", NAME, "exceeded quota"] {
+            assert!(
+                condition.message.contains(part),
+                "{part}: {}",
+                condition.message
+            );
+        }
+        // The cause goes: the next pass puts the pool in place and clears it.
+        quotas
+            .delete("no-deployments", &DeleteParams::default())
+            .await?;
+        let back = h
+            .wait_condition(&name, "RuntimeReady", "True", Some("Pooled"))
+            .await?;
+        assert_eq!(runtime_condition(&back)?.1, "Pooled");
+        h.delete_tenant(&name).await
+    }
+    .await;
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(&platform, &DeleteParams::default())
+        .await;
+    result
+}
