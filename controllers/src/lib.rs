@@ -24,6 +24,8 @@ pub mod reflectors;
 pub mod runner;
 pub mod service;
 pub mod tenant;
+#[cfg(test)]
+mod testing;
 
 pub use config::Config;
 pub use context::Context;

@@ -13,6 +13,8 @@ pub mod failure;
 pub mod flags;
 pub mod footprint;
 pub mod namespace;
+#[cfg(test)]
+mod orchestration;
 pub mod runtime;
 pub mod services;
 pub mod status;
