@@ -4,6 +4,8 @@
 
 use std::{path::Path, time::Duration};
 
+use anyhow::Context;
+
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::{Api, api::PostParams};
 use landlord_crds::{Tenant, tenant::Phase};
@@ -66,9 +68,10 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
     wait::until(
         "operator ready once the CRDs exist",
         Duration::from_secs(30),
-        || async { Ok(operator.get("/readyz").await.ok()) },
+        || async { Ok(Some(operator.get("/readyz").await?)) },
     )
-    .await?;
+    .await
+    .with_context(|| format!("operator log: {}", operator.log_text()))?;
     let name = unique_name("late");
     let tenant: Tenant = serde_json::from_value(serde_json::json!({
         "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
@@ -80,7 +83,9 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
     // The CRDs are minutes old at most here, so the quota controller first has to discover
     // them (every 30 s) and recount the tenant's quota (every 15 s on the local stack) before
     // the namespace is usable (NamespaceReady waits for it).
-    tenants::wait_phase(&client, &name, Phase::Ready, Duration::from_secs(120)).await?;
+    tenants::wait_phase(&client, &name, Phase::Ready, Duration::from_secs(120))
+        .await
+        .with_context(|| format!("operator log: {}", operator.log_text()))?;
     drop(operator);
     a_cache_that_never_syncs_is_named_by_readyz(cluster, &client, &options).await
 }

@@ -183,6 +183,7 @@ pub struct State {
     ctx: Arc<Context>,
     domains: Store<Domain>,
     tenants: Store<Tenant>,
+    tenants_synced: crate::reflectors::Synced,
     resolver: Option<Resolver>,
     capabilities: Mutex<Option<(Instant, Capabilities)>>,
 }
@@ -266,10 +267,12 @@ pub fn run(
     .default_backoff()
     .touched_objects();
     let key_events = crate::runner::logged(CONTROLLER, "Secret landlord-tenant-keys", key_events);
+    let tenants_synced = reflectors.tenants.synced();
     let state = Arc::new(State {
         ctx,
         domains: domains.clone(),
         tenants,
+        tenants_synced,
         resolver,
         capabilities: Mutex::new(None),
     });
@@ -321,7 +324,7 @@ impl crate::runner::Reconciler for State {
     }
 
     async fn caches_ready(&self) {
-        let _ = self.tenants.wait_until_ready().await;
+        self.tenants_synced.wait().await;
     }
 
     async fn reconcile(&self, domain: Arc<Domain>) -> Result<Action> {

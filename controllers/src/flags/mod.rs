@@ -221,6 +221,8 @@ struct State {
     ctx: Arc<Context>,
     tenants: Store<Tenant>,
     sets: Store<FeatureFlagSet>,
+    /// Whether both caches have listed.
+    synced: crate::reflectors::Synced,
 }
 
 /// The FeatureFlagSet controller: subscribes to the shared reflectors at once (call before
@@ -246,6 +248,10 @@ pub fn run(
     let state = Arc::new(State {
         tenants: reflectors.tenants.store(),
         sets: sets.clone(),
+        synced: crate::reflectors::Synced::all([
+            reflectors.tenants.synced(),
+            reflectors.flag_sets.synced(),
+        ]),
         ctx,
     });
     let controller = Controller::for_shared_stream(set_events, sets)
@@ -264,10 +270,7 @@ impl crate::runner::Reconciler for State {
     }
 
     async fn caches_ready(&self) {
-        let _ = futures::join!(
-            self.tenants.wait_until_ready(),
-            self.sets.wait_until_ready()
-        );
+        self.synced.wait().await;
     }
 
     async fn reconcile(&self, set: Arc<FeatureFlagSet>) -> Result<Action, Error> {

@@ -51,9 +51,35 @@ use undecodable::{Admission, Decoded, Report};
 /// How many events a subscriber may trail the watch by before the watch waits for it.
 const FAN_OUT_CAPACITY: usize = 256;
 
+/// Whether caches have listed, awaitable by any number of tasks at once.
+///
+/// kube's `Store::wait_until_ready` wakes only the last task that polled it (its readiness is
+/// a oneshot channel), so with one cache read by several controllers a waiter could hang for
+/// ever. Each shared cache's readiness is therefore this instead; a `Store` is awaited only
+/// by the one controller whose own reader it is (kube's runner, once).
+#[derive(Clone, Debug, Default)]
+pub struct Synced(Vec<tokio::sync::watch::Receiver<bool>>);
+
+impl Synced {
+    /// Completes once every cache in `self` has listed (or its watch stopped for good, when
+    /// the process stops).
+    pub async fn wait(&self) {
+        for ready in &self.0 {
+            let mut ready = ready.clone();
+            let _ = ready.wait_for(|synced| *synced).await;
+        }
+    }
+
+    /// Ready when all of `parts` are.
+    pub fn all(parts: impl IntoIterator<Item = Synced>) -> Self {
+        Self(parts.into_iter().flat_map(|p| p.0).collect())
+    }
+}
+
 /// One watch of a kind: its cache, and the fan-out of its events to subscribers.
 pub struct Shared<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> {
     store: Store<K>,
+    synced: tokio::sync::watch::Sender<bool>,
     sender: async_broadcast::Sender<Arc<watcher::Event<K>>>,
     /// Keeps the channel open while no subscriber is active.
     _open: async_broadcast::InactiveReceiver<Arc<watcher::Event<K>>>,
@@ -78,9 +104,14 @@ where
         sender.set_overflow(false);
         sender.set_await_active(false);
         let fan_out = sender.clone();
+        let synced = tokio::sync::watch::Sender::new(false);
+        let listed = synced.clone();
         let driver = watch(store.clone())
             .for_each(move |event| {
                 writer.apply_watcher_event(&event);
+                if matches!(event, watcher::Event::InitDone) {
+                    listed.send_replace(true);
+                }
                 let fan_out = fan_out.clone();
                 async move {
                     // Fails only when no subscriber is left (the controllers have stopped).
@@ -90,15 +121,21 @@ where
             .boxed();
         Self {
             store,
+            synced,
             sender,
             _open: receiver.deactivate(),
             driver: Mutex::new(Some(driver)),
         }
     }
 
-    /// The cache (ready once the first list has been applied).
+    /// The cache (filled once the first list has been applied: see [`Shared::synced`]).
     pub fn store(&self) -> Store<K> {
         self.store.clone()
+    }
+
+    /// Whether the cache has listed (await this, not the store's own readiness).
+    pub fn synced(&self) -> Synced {
+        Synced(vec![self.synced.subscribe()])
     }
 
     /// Every watch event from now on, in order. Subscribe before [`Reflectors::start`] to
@@ -192,6 +229,12 @@ impl Workloads {
             services: self.services.store(),
             disruption_budgets: self.disruption_budgets.store(),
             autoscalers: self.autoscalers.store(),
+            synced: Synced::all([
+                self.deployments.synced(),
+                self.services.synced(),
+                self.disruption_budgets.synced(),
+                self.autoscalers.synced(),
+            ]),
         }
     }
 
@@ -289,6 +332,31 @@ impl Drop for Running {
     fn drop(&mut self) {
         for task in &self.0 {
             task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_waiter_sees_a_shared_cache_listed() {
+        let listed = tokio::sync::watch::Sender::new(false);
+        let synced = Synced::all([Synced(vec![listed.subscribe()]), Synced::default()]);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let synced = synced.clone();
+                tokio::spawn(async move { synced.wait().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        listed.send_replace(true);
+        for waiter in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                .await
+                .expect("a waiter was not woken")
+                .expect("waiter panicked");
         }
     }
 }

@@ -52,6 +52,7 @@ pub struct State {
     pub ctx: Arc<Context>,
     pub workloads: workload::Caches,
     pub tenants: Store<Tenant>,
+    tenants_synced: crate::reflectors::Synced,
 }
 
 /// The catalog Service controller (Services in the platform namespace): subscribes to the
@@ -88,6 +89,7 @@ pub fn run(
     let state = Arc::new(State {
         workloads: reflectors.workloads.caches(),
         tenants: reflectors.tenants.store(),
+        tenants_synced: reflectors.tenants.synced(),
         ctx,
     });
     let controller =
@@ -108,7 +110,7 @@ impl crate::runner::Reconciler for State {
     async fn caches_ready(&self) {
         let _ = futures::join!(
             self.workloads.wait_until_ready(),
-            self.tenants.wait_until_ready()
+            self.tenants_synced.wait()
         );
     }
 

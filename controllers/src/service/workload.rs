@@ -34,6 +34,8 @@ pub struct Caches {
     pub services: Store<KubeService>,
     pub disruption_budgets: Store<PodDisruptionBudget>,
     pub autoscalers: Store<HorizontalPodAutoscaler>,
+    /// Whether all four have listed.
+    pub synced: crate::reflectors::Synced,
 }
 
 /// Which instance an event was about: its namespace and labels.
@@ -59,18 +61,7 @@ impl Touched {
 
 impl Caches {
     pub async fn wait_until_ready(&self) {
-        let Caches {
-            deployments,
-            services,
-            disruption_budgets,
-            autoscalers,
-        } = self;
-        let _ = futures::join!(
-            deployments.wait_until_ready(),
-            services.wait_until_ready(),
-            disruption_budgets.wait_until_ready(),
-            autoscalers.wait_until_ready(),
-        );
+        self.synced.wait().await;
     }
 
     /// The Deployment of a catalog Service's instance in a namespace.

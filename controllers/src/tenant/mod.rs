@@ -61,7 +61,7 @@ use crate::{
     Context,
     apply::{self, EnsureError, Outcome},
     labels,
-    reflectors::{Reflectors, kind},
+    reflectors::{Reflectors, Synced, kind},
 };
 
 /// Name of this controller in metrics and logs.
@@ -169,6 +169,14 @@ pub struct Stores {
     /// Every Domain (user-created, so not label-selected), mapped to its Tenant by the
     /// `status.tenant` the Domain controller writes.
     pub domains: Store<Domain>,
+    /// Whether the shared caches (FeatureFlagSets, Domains) have listed.
+    pub shared: SharedSynced,
+}
+
+/// Whether the Tenant controller's shared caches have listed (see [`Synced`]).
+pub struct SharedSynced {
+    pub flag_sets: Synced,
+    pub domains: Synced,
 }
 
 impl Stores {
@@ -217,6 +225,7 @@ impl Stores {
             flag_sets,
             workloads,
             domains,
+            shared,
         } = self;
         fn name<K: Resource<DynamicType = ()>>(_: &Store<K>) -> String {
             format!("{CONTROLLER}/{}", K::kind(&()))
@@ -239,12 +248,12 @@ impl Stores {
             tracked!(stateful_sets),
             tracked!(service_accounts),
             tracked!(deployments),
-            tracked!(flag_sets),
+            caches.track(name(flag_sets), shared.flag_sets.wait()),
             caches.track(
                 format!("{CONTROLLER}/catalog Service"),
                 workloads.wait_until_ready()
             ),
-            tracked!(domains),
+            caches.track(name(domains), shared.domains.wait()),
         );
     }
 }
@@ -326,6 +335,10 @@ pub fn run(
     let tenants = reflectors.tenants.store();
     let (flag_sets, flag_set_changes) = crate::flags::set_changes(reflectors);
     let (workloads, workload_triggers) = services::watch(reflectors);
+    let shared = SharedSynced {
+        flag_sets: reflectors.flag_sets.synced(),
+        domains: reflectors.domains.synced(),
+    };
     let domains = reflectors.domains.store();
     let domain_events = reflectors.domains.touched();
     async move {
@@ -356,6 +369,7 @@ pub fn run(
             flag_sets,
             workloads,
             domains,
+            shared,
         };
         let controller = Controller::for_shared_stream(tenant_events, tenants);
         // Server outages and recoveries reconcile the tenants placed on the server at once.

@@ -14,6 +14,7 @@ use crate::{
     Context,
     config::Config,
     metrics::Metrics,
+    reflectors::Synced,
     service::workload,
     testing::{self, Log, Rule},
 };
@@ -54,9 +55,15 @@ fn state(mut rules: Vec<Rule>) -> (State, Log) {
                 services: store().0,
                 disruption_budgets: store().0,
                 autoscalers: store().0,
+                synced: Synced::default(),
             },
+            catalog_synced: Synced::default(),
         },
         domains: store().0,
+        shared: super::SharedSynced {
+            flag_sets: Synced::default(),
+            domains: Synced::default(),
+        },
     };
     let state = State {
         ctx: Arc::new(ctx),

@@ -43,12 +43,14 @@ use crate::{
 pub struct Caches {
     pub catalog: Store<Service>,
     pub workloads: workload::Caches,
+    /// Whether the catalog has listed.
+    pub catalog_synced: crate::reflectors::Synced,
 }
 
 impl Caches {
     pub async fn wait_until_ready(&self) {
         let _ = futures::join!(
-            self.catalog.wait_until_ready(),
+            self.catalog_synced.wait(),
             self.workloads.wait_until_ready()
         );
     }
@@ -65,6 +67,7 @@ pub fn watch(reflectors: &Reflectors) -> (Caches, Triggers) {
     let caches = Caches {
         catalog: reflectors.catalog.store(),
         workloads: reflectors.workloads.caches(),
+        catalog_synced: reflectors.catalog.synced(),
     };
     let triggers = Triggers {
         catalog: reflectors.catalog.touched().boxed(),
