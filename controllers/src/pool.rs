@@ -516,10 +516,14 @@ impl Default for Health {
 }
 
 impl Health {
-    /// Records the outcome of a pass; returns whether it changed.
+    /// Records the outcome of a pass; returns whether it changed in what shared tenants
+    /// report (in place, or failing with another reason). A new message with the same reason
+    /// (the quota's counts, say) is kept for the next look but reconciles nobody, so that
+    /// an unchanged pool causes no status writes.
     pub fn set(&self, failure: Option<Observation>) -> bool {
         self.0.send_if_modified(|current| {
-            let changed = *current != failure;
+            let reason = |o: &Option<Observation>| o.as_ref().map(|o| o.reason.clone());
+            let changed = reason(current) != reason(&failure);
             *current = failure;
             changed
         })

@@ -17,7 +17,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, info_span, warn};
 
-use crate::{Context, caches::NotSynced};
+use crate::{Context, caches::NotSynced, reflectors::undecodable::Undecodables};
 
 /// A controller as the runner sees it.
 pub trait Reconciler: Send + Sync + 'static {
@@ -47,6 +47,12 @@ pub trait Reconciler: Send + Sync + 'static {
         &self,
         object: Arc<Self::Object>,
     ) -> impl Future<Output = Result<Action, Self::Error>> + Send + '_;
+
+    /// The objects of the kind that do not decode now: not reconciled (the shared reflector
+    /// reports them; see `reflectors::undecodable`). `None` for kinds that always decode.
+    fn undecodable(&self) -> Option<&Undecodables<Self::Object>> {
+        None
+    }
 
     /// The error's category: a small fixed set of CamelCase values (metric label).
     fn category(error: &Self::Error) -> &'static str;
@@ -121,6 +127,14 @@ async fn reconcile<R: Reconciler>(
             // Stopping: the change is picked up by whoever leads next.
             Ok(None) => return Ok(Action::await_change()),
             Err(not_synced) => return Err(Failure::CachesNotSynced(not_synced)),
+        }
+        if runner
+            .reconciler
+            .undecodable()
+            .is_some_and(|undecodable| undecodable.contains(&object))
+        {
+            // Its last version that decoded is cached; the current one is reported instead.
+            return Ok(Action::await_change());
         }
         let result = runner.reconciler.reconcile(object).await;
         if result.is_ok() {

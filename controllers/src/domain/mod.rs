@@ -184,6 +184,7 @@ pub struct State {
     domains: Store<Domain>,
     tenants: Store<Tenant>,
     tenants_synced: crate::reflectors::Synced,
+    undecodable: crate::reflectors::undecodable::Undecodables<Domain>,
     resolver: Option<Resolver>,
     capabilities: Mutex<Option<(Instant, Capabilities)>>,
 }
@@ -273,6 +274,7 @@ pub fn run(
         domains: domains.clone(),
         tenants,
         tenants_synced,
+        undecodable: reflectors.domains.undecodable(),
         resolver,
         capabilities: Mutex::new(None),
     });
@@ -329,6 +331,10 @@ impl crate::runner::Reconciler for State {
 
     async fn reconcile(&self, domain: Arc<Domain>) -> Result<Action> {
         apply_domain(&domain, self).await
+    }
+
+    fn undecodable(&self) -> Option<&crate::reflectors::undecodable::Undecodables<Domain>> {
+        Some(&self.undecodable)
     }
 
     fn category(error: &Error) -> &'static str {

@@ -221,6 +221,7 @@ struct State {
     ctx: Arc<Context>,
     tenants: Store<Tenant>,
     sets: Store<FeatureFlagSet>,
+    undecodable: crate::reflectors::undecodable::Undecodables<FeatureFlagSet>,
     /// Whether both caches have listed.
     synced: crate::reflectors::Synced,
 }
@@ -248,6 +249,7 @@ pub fn run(
     let state = Arc::new(State {
         tenants: reflectors.tenants.store(),
         sets: sets.clone(),
+        undecodable: reflectors.flag_sets.undecodable(),
         synced: crate::reflectors::Synced::all([
             reflectors.tenants.synced(),
             reflectors.flag_sets.synced(),
@@ -291,6 +293,10 @@ impl crate::runner::Reconciler for State {
         let status = status::compute(&set, &id, &scope, applies_to.len(), &problems, &now);
         write_status(&set, status, self).await?;
         Ok(Action::requeue(RESYNC))
+    }
+
+    fn undecodable(&self) -> Option<&crate::reflectors::undecodable::Undecodables<FeatureFlagSet>> {
+        Some(&self.undecodable)
     }
 
     fn category(error: &Error) -> &'static str {

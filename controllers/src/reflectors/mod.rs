@@ -79,6 +79,8 @@ impl Synced {
 /// One watch of a kind: its cache, and the fan-out of its events to subscribers.
 pub struct Shared<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> {
     store: Store<K>,
+    /// The objects that do not decode (only Landlord's own kinds have any).
+    undecodable: undecodable::Undecodables<K>,
     synced: tokio::sync::watch::Sender<bool>,
     sender: async_broadcast::Sender<Arc<watcher::Event<K>>>,
     /// Keeps the channel open while no subscriber is active.
@@ -93,11 +95,12 @@ where
 {
     /// A shared reflector over the events `watch` yields, given the cache it fills (so that a
     /// filter may look at what is cached). Nothing is watched until [`Shared::start`].
-    fn new<S>(watch: impl FnOnce(Store<K>) -> S) -> Self
+    fn new<S>(watch: impl FnOnce(Store<K>, undecodable::Undecodables<K>) -> S) -> Self
     where
         S: Stream<Item = watcher::Event<K>> + Send + 'static,
     {
         let (store, mut writer) = reflector::store();
+        let undecodable = undecodable::Undecodables::default();
         let (mut sender, receiver) = async_broadcast::broadcast(FAN_OUT_CAPACITY);
         // Wait for slow subscribers rather than drop their events; send nothing while there
         // is no subscriber (the cache is still filled).
@@ -106,7 +109,7 @@ where
         let fan_out = sender.clone();
         let synced = tokio::sync::watch::Sender::new(false);
         let listed = synced.clone();
-        let driver = watch(store.clone())
+        let driver = watch(store.clone(), undecodable.clone())
             .for_each(move |event| {
                 writer.apply_watcher_event(&event);
                 if matches!(event, watcher::Event::InitDone) {
@@ -121,6 +124,7 @@ where
             .boxed();
         Self {
             store,
+            undecodable,
             synced,
             sender,
             _open: receiver.deactivate(),
@@ -131,6 +135,11 @@ where
     /// The cache (filled once the first list has been applied: see [`Shared::synced`]).
     pub fn store(&self) -> Store<K> {
         self.store.clone()
+    }
+
+    /// The objects that do not decode now (not to be reconciled).
+    pub fn undecodable(&self) -> undecodable::Undecodables<K> {
+        self.undecodable.clone()
     }
 
     /// Whether the cache has listed (await this, not the store's own readiness).
@@ -144,8 +153,7 @@ where
         self.sender.new_receiver()
     }
 
-    /// The objects touched (applied, listed or deleted) from now on: the cached object when
-    /// there is one (no copy), else the event's.
+    /// The objects touched (applied, listed or deleted) from now on, as the event has them.
     pub fn touched(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
         let store = self.store.clone();
         self.events().flat_map(move |event| {
@@ -154,9 +162,12 @@ where
                 watcher::Event::Delete(o) => Some(o),
                 watcher::Event::Init | watcher::Event::InitDone => None,
             };
+            // The cached object when it is this very version (no copy); during a relist the
+            // cache still holds the versions from before it, so then the event's own.
             let object = object.map(|o| {
                 store
                     .get(&ObjectRef::from_obj(o))
+                    .filter(|cached| cached.resource_version() == o.resource_version())
                     .unwrap_or_else(|| Arc::new(o.clone()))
             });
             stream::iter(object)
@@ -189,14 +200,14 @@ where
 fn watch_leniently<K>(
     client: &Client,
     report: &Arc<Report>,
-) -> impl FnOnce(Store<K>) -> BoxStreamEvents<K>
+) -> impl FnOnce(Store<K>, undecodable::Undecodables<K>) -> BoxStreamEvents<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let api = Api::<Decoded<K>>::all(client.clone());
     let report = report.clone();
-    move |store| {
-        let mut admission = Admission::new(store, report);
+    move |store, invalid| {
+        let mut admission = Admission::new(store, invalid, report);
         watch(api, watcher::Config::default())
             .filter_map(move |event| future::ready(admission.admit(event)))
             .boxed()
@@ -293,17 +304,19 @@ impl Reflectors {
             tenants: Shared::new(watch_leniently(client, &report)),
             flag_sets: Shared::new(watch_leniently(client, &report)),
             domains: Shared::new(watch_leniently(client, &report)),
-            catalog: Shared::new(|_| {
+            catalog: Shared::new(|_, _| {
                 watch(
                     Api::<Service>::namespaced(client.clone(), &ctx.config.platform_namespace),
                     watcher::Config::default(),
                 )
             }),
             workloads: Workloads {
-                deployments: Shared::new(|_| watch(Api::all(client.clone()), workloads())),
-                services: Shared::new(|_| watch(Api::all(client.clone()), workloads())),
-                disruption_budgets: Shared::new(|_| watch(Api::all(client.clone()), workloads())),
-                autoscalers: Shared::new(|_| watch(Api::all(client.clone()), workloads())),
+                deployments: Shared::new(|_, _| watch(Api::all(client.clone()), workloads())),
+                services: Shared::new(|_, _| watch(Api::all(client.clone()), workloads())),
+                disruption_budgets: Shared::new(|_, _| {
+                    watch(Api::all(client.clone()), workloads())
+                }),
+                autoscalers: Shared::new(|_, _| watch(Api::all(client.clone()), workloads())),
             },
         }
     }

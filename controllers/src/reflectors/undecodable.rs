@@ -5,8 +5,9 @@
 //! a schema edited by hand) fails the page, the watcher retries with backoff forever, and the
 //! cache never syncs, so no object of the kind is reconciled at all. Landlord's own kinds are
 //! therefore watched as [`Decoded`]: an object that fails is kept aside as [`Undecodable`]
-//! (its metadata, its status, and the field serde names), [`Admission`] leaves it out of the
-//! cache, and it is reported where the owner of the object looks: a warning log, the metric
+//! (its metadata, its status, and the field serde names), [`Admission`] keeps it out of the
+//! cache (or keeps its last version that decoded), the runner does not reconcile it, and it
+//! is reported where the owner of the object looks: a warning log, the metric
 //! `landlord_undecodable_objects{kind}`, a Warning event and its `Ready` condition
 //! (`ObjectUndecodable`, naming the field). Nothing is written to fix it and nothing of the
 //! object's stack is touched; once it decodes again it is reconciled as usual.
@@ -15,7 +16,7 @@ use std::{
     borrow::Cow,
     collections::HashMap,
     fmt::{Debug, Display},
-    sync::Arc,
+    sync::{Arc, RwLock},
 };
 
 use k8s_openapi::{
@@ -118,14 +119,53 @@ impl<K: Resource<DynamicType = ()>> Resource for Decoded<K> {
     }
 }
 
-/// Turns the watch events of [`Decoded`] objects into events of `K` for the cache: an
-/// undecodable object is reported and left out (taken out of the cache when an earlier
-/// version of it is there, so that no controller acts on a spec its owner has since changed).
+/// The objects of a kind that do not decode now, with why: shared by the watch that finds
+/// them and the runner, which does not reconcile them (see [`Admission`]).
+pub struct Undecodables<K: Resource<DynamicType = ()> + 'static>(
+    Arc<RwLock<HashMap<ObjectRef<K>, String>>>,
+);
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for Undecodables<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Default for Undecodables<K> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Undecodables<K> {
+    /// Whether `object` did not decode the last time it was seen.
+    pub fn contains(&self, object: &K) -> bool {
+        self.read().contains_key(&ObjectRef::from_obj(object))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ObjectRef<K>, String>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ObjectRef<K>, String>> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Turns the watch events of [`Decoded`] objects into events of `K` for the cache. An object
+/// that does not decode is reported, and the cache keeps its last version that did (or has
+/// none of it): the controllers that read it as a dependency (a Tenant's Domains, the
+/// FeatureFlagSets of its flags, a hostname's other claims) go on as before rather than act
+/// as if it were deleted, and the runner does not reconcile it ([`Undecodables`]).
 pub struct Admission<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
     report: Arc<Report>,
     /// The undecodable objects and their errors (reported once per error).
-    invalid: HashMap<ObjectRef<K>, String>,
+    invalid: Undecodables<K>,
     /// Those seen by the relist in progress, which replace `invalid` when it ends.
     relisted: Option<HashMap<ObjectRef<K>, String>>,
 }
@@ -134,11 +174,11 @@ impl<K> Admission<K>
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    pub fn new(store: Store<K>, report: Arc<Report>) -> Self {
+    pub fn new(store: Store<K>, invalid: Undecodables<K>, report: Arc<Report>) -> Self {
         Self {
             store,
             report,
-            invalid: HashMap::new(),
+            invalid,
             relisted: None,
         }
     }
@@ -146,6 +186,7 @@ where
     /// The event for the cache, if any.
     pub fn admit(&mut self, event: watcher::Event<Decoded<K>>) -> Option<watcher::Event<K>> {
         use watcher::Event::*;
+        let last_good = |reference: &ObjectRef<K>| self.store.get(reference).map(|o| (*o).clone());
         let admitted = match event {
             Init => {
                 self.relisted = Some(HashMap::new());
@@ -155,39 +196,41 @@ where
             InitApply(Decoded::Invalid(invalid)) => {
                 let reference = reference::<K>(&invalid.metadata);
                 self.report_once(&reference, &invalid);
+                let kept = last_good(&reference).map(InitApply);
                 if let Some(relisted) = self.relisted.as_mut() {
                     relisted.insert(reference, invalid.error);
                 }
-                None
+                kept
             }
             InitDone => {
                 if let Some(relisted) = self.relisted.take() {
-                    self.invalid = relisted;
+                    *self.invalid.write() = relisted;
                 }
                 Some(InitDone)
             }
             Apply(Decoded::Valid(object)) => {
-                self.invalid.remove(&ObjectRef::from_obj(&object));
+                self.invalid.write().remove(&ObjectRef::from_obj(&object));
                 Some(Apply(object))
             }
             Apply(Decoded::Invalid(invalid)) => {
                 let reference = reference::<K>(&invalid.metadata);
                 self.report_once(&reference, &invalid);
-                self.invalid.insert(reference.clone(), invalid.error);
-                self.store.get(&reference).map(|old| Delete((*old).clone()))
+                self.invalid.write().insert(reference, invalid.error);
+                None
             }
             Delete(Decoded::Valid(object)) => {
-                self.invalid.remove(&ObjectRef::from_obj(&object));
+                self.invalid.write().remove(&ObjectRef::from_obj(&object));
                 Some(Delete(object))
             }
             Delete(Decoded::Invalid(invalid)) => {
                 let reference = reference::<K>(&invalid.metadata);
-                self.invalid.remove(&reference);
-                self.store.get(&reference).map(|old| Delete((*old).clone()))
+                self.invalid.write().remove(&reference);
+                last_good(&reference).map(Delete)
             }
         };
         let count = self
             .invalid
+            .read()
             .len()
             .max(self.relisted.as_ref().map_or(0, HashMap::len));
         self.report.count::<K>(count);
@@ -195,7 +238,7 @@ where
     }
 
     fn report_once(&self, reference: &ObjectRef<K>, invalid: &Undecodable) {
-        if self.invalid.get(reference) != Some(&invalid.error) {
+        if self.invalid.read().get(reference) != Some(&invalid.error) {
             self.report.spawn::<K>(invalid.clone());
         }
     }
@@ -270,10 +313,11 @@ impl Report {
             action: "Decode".into(),
             secondary: None,
         };
-        self.recorder.publish(&event, &regarding).await?;
+        // Already reported (a restart, another leader): no second event, no write.
         if reported(invalid.status.as_ref(), message) {
             return Ok(());
         }
+        self.recorder.publish(&event, &regarding).await?;
         let api: Api<DynamicObject> = match &metadata.namespace {
             Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, resource),
             None => Api::all_with(self.client.clone(), resource),
@@ -344,6 +388,8 @@ fn reported(status: Option<&Value>, message: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use landlord_crds::Tenant;
 
@@ -393,6 +439,70 @@ mod tests {
         let result: Result<Decoded<Tenant>, _> =
             serde_json::from_value(json!({"metadata": {"name": 7}, "spec": {}}));
         assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_object_that_stops_decoding_keeps_its_last_good_version_and_is_not_reconciled() {
+        use kube::runtime::{reflector::store, watcher::Event};
+        let (client, log) = crate::testing::client(Vec::new());
+        let metrics = Metrics::new(&prometheus::Registry::new()).expect("metrics");
+        let recorder = Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "landlord".into(),
+                instance: None,
+            },
+        );
+        let report = Arc::new(Report::new(client, recorder, metrics));
+        let (cache, mut writer) = store::<Tenant>();
+        let good =
+            || match decode(json!({"metadata": {"name": "acme"}, "spec": {"tier": "shared"}})) {
+                Decoded::Valid(t) => t,
+                Decoded::Invalid(i) => panic!("{}", i.error),
+            };
+        let bad = || decode(json!({"metadata": {"name": "acme"}, "spec": {"tier": "gold"}}));
+        writer.apply_watcher_event(&Event::Apply(good()));
+        let invalid = Undecodables::default();
+        let mut admission = Admission::new(cache.clone(), invalid.clone(), report);
+
+        // It stops decoding: nothing reaches the cache, which keeps the version that decoded
+        // (its dependents go on as before), and the runner will not reconcile it.
+        assert!(admission.admit(Event::Apply(bad())).is_none());
+        assert!(invalid.contains(&good()));
+        // A relist keeps it too.
+        assert!(matches!(admission.admit(Event::Init), Some(Event::Init)));
+        let kept = admission.admit(Event::InitApply(bad()));
+        assert!(
+            matches!(kept, Some(Event::InitApply(ref t)) if t.spec.tier == landlord_crds::tenant::Tier::Shared)
+        );
+        assert!(matches!(
+            admission.admit(Event::InitDone),
+            Some(Event::InitDone)
+        ));
+        assert!(invalid.contains(&good()));
+        // Fixed: reconciled again.
+        assert!(matches!(
+            admission.admit(Event::Apply(Decoded::Valid(good()))),
+            Some(Event::Apply(_))
+        ));
+        assert!(!invalid.contains(&good()));
+        // Deleted while undecodable: it leaves the cache.
+        assert!(admission.admit(Event::Apply(bad())).is_none());
+        assert!(matches!(
+            admission.admit(Event::Delete(bad())),
+            Some(Event::Delete(_))
+        ));
+        assert!(!invalid.contains(&good()));
+        // Reported once per error, in the background: one status write for the two
+        // `Apply`s of the same error before it was fixed, one after.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let status_writes = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.resource() == ("tenants", true))
+            .count();
+        assert_eq!(status_writes, 2);
     }
 
     #[test]

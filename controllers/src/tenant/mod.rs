@@ -262,6 +262,8 @@ impl Stores {
 pub struct State {
     pub ctx: Arc<Context>,
     pub stores: Stores,
+    /// Tenants that do not decode now (not reconciled).
+    undecodable: crate::reflectors::undecodable::Undecodables<Tenant>,
     /// Every Tenant, from the controller's own cache (for placement by load).
     pub tenants: Store<Tenant>,
     /// Set once every child cache has been listed. Reconciles wait on this cell rather than
@@ -333,6 +335,7 @@ pub fn run(
 ) -> impl Future<Output = ()> + Send + 'static {
     let tenant_events = reflectors.tenants.touched();
     let tenants = reflectors.tenants.store();
+    let undecodable = reflectors.tenants.undecodable();
     let (flag_sets, flag_set_changes) = crate::flags::set_changes(reflectors);
     let (workloads, workload_triggers) = services::watch(reflectors);
     let shared = SharedSynced {
@@ -411,6 +414,7 @@ pub fn run(
         let state = Arc::new(State {
             ctx,
             stores,
+            undecodable,
             tenants: controller.store(),
             stores_ready: tokio::sync::OnceCell::new(),
         });
@@ -488,6 +492,10 @@ impl crate::runner::Reconciler for State {
         })
         .await
         .map_err(|e| Error::Finalizer(Box::new(e)))
+    }
+
+    fn undecodable(&self) -> Option<&crate::reflectors::undecodable::Undecodables<Tenant>> {
+        Some(&self.undecodable)
     }
 
     fn category(error: &Error) -> &'static str {

@@ -68,6 +68,7 @@ fn state(mut rules: Vec<Rule>) -> (State, Log) {
     let state = State {
         ctx: Arc::new(ctx),
         stores,
+        undecodable: Default::default(),
         tenants: store().0,
         stores_ready: tokio::sync::OnceCell::new(),
     };

@@ -451,14 +451,21 @@ where
 pub async fn run_pool(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let failure = match ensure_pool(&ctx).await {
-            Ok(()) => None,
+        let outcome = match ensure_pool(&ctx).await {
+            Ok(()) => Some(None),
             Err(e) => {
                 warn!(error = %e, category = e.category(), "keeping the pooled tenant-runtime in place failed");
-                Some(pool_failure(&e, &ctx.config.platform_namespace))
+                let failure = pool_failure(&e, &ctx.config.platform_namespace);
+                // Only what a person must fix reaches every shared tenant; a transient
+                // failure (a timeout, a 5xx) is retried on the next pass and leaves the
+                // tenants' state as it was.
+                (super::failure::severity(&failure.reason) == super::failure::Severity::NeedsPerson)
+                    .then_some(Some(failure))
             }
         };
-        if ctx.pool.set(failure) {
+        if let Some(failure) = outcome
+            && ctx.pool.set(failure)
+        {
             info!(
                 failing = ctx.pool.failure().is_some(),
                 "the pool's state changed; shared tenants are reconciled"
@@ -588,7 +595,13 @@ mod tests {
             "the same failure again is not"
         );
         assert!(changes.has_changed().unwrap());
-        assert_eq!(health.failure(), Some(failure));
+        let mut recounted = failure.clone();
+        recounted.message.push_str(" (used: 1)");
+        assert!(
+            !health.set(Some(recounted.clone())),
+            "a new message with the same reason reconciles nobody"
+        );
+        assert_eq!(health.failure(), Some(recounted));
         assert!(health.set(None), "back in place is a change");
         assert_eq!(health.failure(), None);
     }
