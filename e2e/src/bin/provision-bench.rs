@@ -104,7 +104,7 @@ const SETTLE: Duration = Duration::from_secs(3);
 )]
 struct Args {
     /// Number of tenants per phase.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=20000))]
     tenants: u32,
     /// Concurrent creators and workers (floor writers), also the operator's `--concurrency`.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -128,6 +128,10 @@ struct Args {
     /// Skip phase 2 (the floor).
     #[arg(long)]
     skip_floor: bool,
+    /// Skip the deletion of Landlord's tenants (for runs at scale, where the peak RSS of
+    /// provisioning is the figure; the stack is torn down with them at the end).
+    #[arg(long)]
+    skip_deletion: bool,
     /// Leave out the database step (by default every tenant gets a database on the stack's
     /// PostgreSQL server, and the floor issues the same CREATE ROLE / CREATE DATABASE
     /// statements directly).
@@ -181,6 +185,8 @@ struct Env {
     n: usize,
     c: usize,
     timeout: Duration,
+    /// `--skip-deletion`: Landlord's tenants are left for the stack's teardown.
+    skip_deletion: bool,
     /// The database step, unless `--no-database`.
     database: Option<BenchDatabase>,
 }
@@ -319,6 +325,7 @@ async fn run(args: &Args, dev_dir: &Path) -> anyhow::Result<()> {
         n: args.tenants as usize,
         c: usize::from(args.concurrency),
         timeout: Duration::from_secs(args.timeout_secs),
+        skip_deletion: args.skip_deletion,
         database: None,
     };
     let env = if args.no_database {
@@ -628,7 +635,8 @@ struct Deletion {
 
 struct LandlordResult {
     provisioning: Provisioning,
-    deletion: Deletion,
+    /// `None` with `--skip-deletion`.
+    deletion: Option<Deletion>,
     rss_idle_kib: Option<u64>,
     rss_peak_kib: Option<u64>,
     reconciles: f64,
@@ -729,26 +737,31 @@ async fn landlord_phase(
         ms(provisioning.ready.p(0.50))
     ));
 
-    progress("deleting the tenants");
-    let deletion_start = Instant::now();
-    delete_all(&Api::<Tenant>::all(env.admin.clone()), &names, env.c).await?;
-    collect(&mut watch.rx, &names, true, env.timeout, Some(pid))
-        .await
-        .with_context(|| format!("operator log: {}", operator.log.display()))?;
-    let total = deletion_start.elapsed();
-    progress(format!("all tenants gone in {:.2}s", total.as_secs_f64()));
-    tokio::time::sleep(SETTLE).await;
-    let deletion = Deletion {
-        total,
-        writes_own: Some(
-            operator.metric("landlord_api_writes_total").await? - writes_before - writes_own,
-        ),
-        audit: AuditCount::of(&read_audit(
-            &env.audit_log,
-            audit_mid,
-            file_len(&env.audit_log)?,
-            &env.sa_user,
-        )?),
+    let deletion = if env.skip_deletion {
+        None
+    } else {
+        progress("deleting the tenants");
+        let deletion_start = Instant::now();
+        delete_all(&Api::<Tenant>::all(env.admin.clone()), &names, env.c).await?;
+        collect(&mut watch.rx, &names, true, env.timeout, Some(pid))
+            .await
+            .with_context(|| format!("operator log: {}", operator.log.display()))?;
+        let total = deletion_start.elapsed();
+        progress(format!("all tenants gone in {:.2}s", total.as_secs_f64()));
+        tokio::time::sleep(SETTLE).await;
+        let deletion = Deletion {
+            total,
+            writes_own: Some(
+                operator.metric("landlord_api_writes_total").await? - writes_before - writes_own,
+            ),
+            audit: AuditCount::of(&read_audit(
+                &env.audit_log,
+                audit_mid,
+                file_len(&env.audit_log)?,
+                &env.sa_user,
+            )?),
+        };
+        Some(deletion)
     };
     let rss_peak_kib = proc_status_kib(pid, "VmHWM");
     match operator.terminate() {
@@ -1635,14 +1648,14 @@ fn report(env: &Env, m: &Machine, l: &LandlordResult, f: Option<&FloorResult>) -
     row(
         &mut out,
         "deletion: all N gone (s)",
-        Some(l.deletion.total.as_secs_f64()),
+        l.deletion.as_ref().map(|d| d.total.as_secs_f64()),
         f.map(|f| f.deletion.total.as_secs_f64()),
         2,
     );
     row(
         &mut out,
         "deletion: API writes per tenant, audit log",
-        Some(l.deletion.audit.total as f64 / n),
+        l.deletion.as_ref().map(|d| d.audit.total as f64 / n),
         f.map(|f| f.deletion.audit.total as f64 / n),
         2,
     );
@@ -1678,7 +1691,11 @@ fn report(env: &Env, m: &Machine, l: &LandlordResult, f: Option<&FloorResult>) -
         l.reconciles,
         l.reconciles / n,
         l.reconcile_errors,
-        l.deletion.writes_own.unwrap_or(0.0) / n,
+        l.deletion
+            .as_ref()
+            .and_then(|d| d.writes_own)
+            .unwrap_or(0.0)
+            / n,
     );
     let breakdown = |count: &AuditCount| {
         count
@@ -1703,7 +1720,9 @@ fn report(env: &Env, m: &Machine, l: &LandlordResult, f: Option<&FloorResult>) -
     let _ = writeln!(
         out,
         "- deletion: Landlord = the operator's cleanup (Terminating status, namespace delete, poll until it is gone, finalizer removed); floor = delete the namespace, delete the Tenant once it is gone. Landlord's deletion writes per tenant (audit): {}",
-        breakdown(&l.deletion.audit)
+        l.deletion
+            .as_ref()
+            .map_or("skipped (--skip-deletion)".into(), |d| breakdown(&d.audit))
     );
     out
 }
