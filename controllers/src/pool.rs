@@ -22,6 +22,7 @@
 //! refused object, missing rights) is what every shared tenant's `RuntimeReady` reports,
 //! since the pool serves them all.
 
+use landlord_crds::conditions::Reason;
 use std::collections::BTreeMap;
 
 use landlord_crds::conditions::Observation;
@@ -95,10 +96,10 @@ pub enum KeyProblem {
 
 impl KeyProblem {
     /// The CamelCase reason of the condition that reports it.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            KeyProblem::Missing { .. } => "TenantKeyMissing",
-            KeyProblem::Unusable { .. } => "TenantKeyInvalid",
+            KeyProblem::Missing { .. } => Reason::TenantKeyMissing,
+            KeyProblem::Unusable { .. } => Reason::TenantKeyInvalid,
         }
     }
 
@@ -522,7 +523,7 @@ impl Health {
     /// an unchanged pool causes no status writes.
     pub fn set(&self, failure: Option<Observation>) -> bool {
         self.0.send_if_modified(|current| {
-            let reason = |o: &Option<Observation>| o.as_ref().map(|o| o.reason.clone());
+            let reason = |o: &Option<Observation>| o.as_ref().map(|o| o.reason);
             let changed = reason(current) != reason(&failure);
             *current = failure;
             changed

@@ -6,6 +6,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+pub use crate::reason::{Reason, Severity};
+
 /// Condition types reported on a Tenant.
 pub mod tenant {
     /// Roll-up of every other condition.
@@ -52,16 +54,16 @@ impl Status {
 pub struct Observation {
     pub type_: String,
     pub status: Status,
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Observation {
-    pub fn new(type_: &str, status: Status, reason: &str, message: impl Into<String>) -> Self {
+    pub fn new(type_: &str, status: Status, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             type_: type_.to_string(),
             status,
-            reason: reason.to_string(),
+            reason,
             message: message.into(),
         }
     }
@@ -86,14 +88,14 @@ pub fn set(
                 existing.last_transition_time = now.clone();
             }
             existing.status = status.to_string();
-            existing.reason = observed.reason.clone();
+            existing.reason = observed.reason.as_str().to_string();
             existing.message = observed.message.clone();
             existing.observed_generation = generation;
         }
         None => conditions.push(Condition {
             type_: observed.type_.clone(),
             status: status.to_string(),
-            reason: observed.reason.clone(),
+            reason: observed.reason.as_str().to_string(),
             message: observed.message.clone(),
             observed_generation: generation,
             last_transition_time: now.clone(),
@@ -125,19 +127,24 @@ mod tests {
         let mut list = Vec::new();
         set(
             &mut list,
-            &Observation::new("Ready", Status::False, "Provisioning", "namespace"),
+            &Observation::new(
+                "Ready",
+                Status::False,
+                Reason::RolloutInProgress,
+                "namespace",
+            ),
             Some(1),
             &at(10),
         );
         set(
             &mut list,
-            &Observation::new("Ready", Status::False, "DatabasePending", "db"),
+            &Observation::new("Ready", Status::False, Reason::ServerStarting, "db"),
             Some(2),
             &at(20),
         );
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].last_transition_time, at(10));
-        assert_eq!(list[0].reason, "DatabasePending");
+        assert_eq!(list[0].reason, "ServerStarting");
         assert_eq!(list[0].observed_generation, Some(2));
     }
 
@@ -146,13 +153,13 @@ mod tests {
         let mut list = Vec::new();
         set(
             &mut list,
-            &Observation::new("Ready", Status::False, "Provisioning", ""),
+            &Observation::new("Ready", Status::False, Reason::RolloutInProgress, ""),
             Some(1),
             &at(10),
         );
         set(
             &mut list,
-            &Observation::new("Ready", Status::True, "Ready", ""),
+            &Observation::new("Ready", Status::True, Reason::Ready, ""),
             Some(1),
             &at(30),
         );
@@ -165,13 +172,13 @@ mod tests {
         let mut list = Vec::new();
         set(
             &mut list,
-            &Observation::new("NamespaceReady", Status::True, "Created", ""),
+            &Observation::new("NamespaceReady", Status::True, Reason::Applied, ""),
             None,
             &at(1),
         );
         set(
             &mut list,
-            &Observation::new("Ready", Status::False, "Provisioning", ""),
+            &Observation::new("Ready", Status::False, Reason::RolloutInProgress, ""),
             None,
             &at(2),
         );

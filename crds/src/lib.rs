@@ -12,6 +12,7 @@ pub mod conditions;
 pub mod domain;
 pub mod flags;
 pub mod generate;
+pub mod reason;
 pub mod schema;
 pub mod service;
 pub mod tenant;

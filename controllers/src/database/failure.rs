@@ -1,17 +1,18 @@
 //! What went wrong talking to a PostgreSQL server, as a condition reason. Messages come from
 //! the server or the driver and never contain a password: Landlord sends none.
 
+use landlord_crds::conditions::Reason;
 use sqlx::error::{DatabaseError, ErrorKind};
 
 /// A failed step, ready to become a `DatabaseReady` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: message.into(),
@@ -22,15 +23,15 @@ impl Failure {
     pub fn from_sqlx(server: &str, doing: &str, error: &sqlx::Error) -> Self {
         let (reason, detail) = match error {
             sqlx::Error::Database(db) => (classify(db.as_ref()), db.message().to_string()),
-            sqlx::Error::Io(e) => ("ServerUnreachable", e.to_string()),
-            sqlx::Error::Tls(e) => ("ServerUnreachable", format!("TLS: {e}")),
+            sqlx::Error::Io(e) => (Reason::ServerUnreachable, e.to_string()),
+            sqlx::Error::Tls(e) => (Reason::ServerUnreachable, format!("TLS: {e}")),
             sqlx::Error::PoolTimedOut => (
-                "ServerUnreachable",
+                Reason::ServerUnreachable,
                 "no connection within the timeout".to_string(),
             ),
-            sqlx::Error::Protocol(e) => ("ServerUnreachable", format!("protocol: {e}")),
-            sqlx::Error::Configuration(e) => ("InvalidServerConfig", e.to_string()),
-            other => ("DatabaseError", other.to_string()),
+            sqlx::Error::Protocol(e) => (Reason::ServerUnreachable, format!("protocol: {e}")),
+            sqlx::Error::Configuration(e) => (Reason::InvalidServerConfig, e.to_string()),
+            other => (Reason::DatabaseError, other.to_string()),
         };
         Self::new(reason, format!("server {server}: {doing}: {detail}"))
     }
@@ -38,31 +39,21 @@ impl Failure {
     /// Whether only a person can fix it (the reconcile then waits for a change instead of
     /// retrying every few seconds).
     pub fn needs_action(&self) -> bool {
-        NEEDS_ACTION.contains(&self.reason)
+        self.reason.severity() == landlord_crds::conditions::Severity::NeedsPerson
     }
 }
 
-/// Reasons that no retry can clear.
-pub const NEEDS_ACTION: &[&str] = &[
-    "InvalidName",
-    "ExtensionNotAllowed",
-    "NameConflict",
-    "ServerNotFound",
-    "PlacementImmutable",
-    "NoDatabaseServers",
-];
-
-fn classify(db: &dyn DatabaseError) -> &'static str {
+fn classify(db: &dyn DatabaseError) -> Reason {
     match db.code().as_deref() {
-        Some("28P01") | Some("28000") => "AuthenticationFailed",
-        Some("42501") => "PermissionDenied",
-        Some("53300") => "ServerBusy",
-        Some("57P03") => "ServerUnreachable",
-        Some("3D000") => "DatabaseMissing",
-        Some(code) if code.starts_with("08") => "ServerUnreachable",
+        Some("28P01") | Some("28000") => Reason::AuthenticationFailed,
+        Some("42501") => Reason::PermissionDenied,
+        Some("53300") => Reason::ServerBusy,
+        Some("57P03") => Reason::ServerUnreachable,
+        Some("3D000") => Reason::DatabaseMissing,
+        Some(code) if code.starts_with("08") => Reason::ServerUnreachable,
         _ => match db.kind() {
-            ErrorKind::UniqueViolation => "NameConflict",
-            _ => "DatabaseError",
+            ErrorKind::UniqueViolation => Reason::NameConflict,
+            _ => Reason::DatabaseError,
         },
     }
 }

@@ -1,6 +1,7 @@
 //! Where a shared tenant's database goes: the recorded server (it never moves), the one the
 //! spec names, or the least-loaded server with room. Pure.
 
+use landlord_crds::conditions::Reason;
 use std::collections::BTreeMap;
 
 use super::config::ServerConfig;
@@ -20,12 +21,12 @@ pub enum Refusal {
 
 impl Refusal {
     /// CamelCase reason of the `DatabaseReady` condition.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Refusal::NoServers => "NoDatabaseServers",
-            Refusal::UnknownServer { .. } => "ServerNotFound",
-            Refusal::Moved { .. } => "PlacementImmutable",
-            Refusal::Full { .. } => "CapacityFull",
+            Refusal::NoServers => Reason::NoDatabaseServers,
+            Refusal::UnknownServer { .. } => Reason::ServerNotFound,
+            Refusal::Moved { .. } => Reason::PlacementImmutable,
+            Refusal::Full { .. } => Reason::CapacityFull,
         }
     }
 
@@ -218,7 +219,7 @@ mod tests {
         let servers = [server("a", 1), server("b", 1)];
         assert_eq!(
             place(&servers, None, None, &loads(&[("a", 1), ("b", 1)])).map_err(|r| r.reason()),
-            Err("CapacityFull")
+            Err(Reason::CapacityFull)
         );
     }
 }

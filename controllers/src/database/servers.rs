@@ -1,6 +1,7 @@
 //! Connections to the shared servers, the per-server lock that serialises `CREATE DATABASE`,
 //! and the placements made but not yet recorded in a Tenant's status.
 
+use landlord_crds::conditions::Reason;
 use std::{
     collections::{BTreeMap, HashMap},
     str::FromStr,
@@ -203,7 +204,7 @@ async fn admin_options(
     let reference = &server.admin_secret;
     let missing = |what: String| {
         Failure::new(
-            "AdminSecretMissing",
+            Reason::AdminSecretMissing,
             format!(
                 "server {}: admin Secret {}/{} {what}",
                 server.name, reference.namespace, reference.name
@@ -222,7 +223,7 @@ async fn admin_options(
     let database = text(&secret, "database").unwrap_or_else(|| "postgres".into());
     let ssl_mode = PgSslMode::from_str(&server.ssl_mode).map_err(|e| {
         Failure::new(
-            "InvalidServerConfig",
+            Reason::InvalidServerConfig,
             format!("server {}: sslMode: {e}", server.name),
         )
     })?;

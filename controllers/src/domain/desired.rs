@@ -1,6 +1,7 @@
 //! What a verified Domain should have, built purely from the Domain, its Tenant, the catalog
 //! Services it routes to and the operator's configuration.
 
+use landlord_crds::conditions::Reason;
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
@@ -73,7 +74,7 @@ pub fn route_services(domain: &Domain, tenant: &Tenant) -> Vec<String> {
     }
 }
 
-fn not_routed(reason: &str, message: String) -> Observation {
+fn not_routed(reason: Reason, message: String) -> Observation {
     Observation::new(ROUTED, Status::False, reason, message)
 }
 
@@ -104,7 +105,7 @@ pub fn resolve_routes(
     };
     if routes.is_empty() {
         return Err(not_routed(
-            "NoRoutes",
+            Reason::NoRoutes,
             "spec.routes is empty and none of the tenant's services (spec.services of its Tenant) declares a path".into(),
         ));
     }
@@ -114,7 +115,7 @@ pub fn resolve_routes(
         let name = &route.service;
         if !tenant.spec.services.iter().any(|s| &s.name == name) {
             return Err(not_routed(
-                "ServiceNotSelected",
+                Reason::ServiceNotSelected,
                 format!(
                     "route {} goes to service {name}, which Tenant {} does not run (spec.services)",
                     route.path_prefix,
@@ -124,7 +125,7 @@ pub fn resolve_routes(
         }
         let Some(service) = catalog.get(name) else {
             return Err(not_routed(
-                "ServiceNotFound",
+                Reason::ServiceNotFound,
                 format!(
                     "route {} goes to service {name}, which is not in the catalog",
                     route.path_prefix
@@ -133,7 +134,7 @@ pub fn resolve_routes(
         };
         if !service.spec.tiers.contains(&tier) {
             return Err(not_routed(
-                "ServiceNotOffered",
+                Reason::ServiceNotOffered,
                 format!(
                     "route {} goes to service {name}, which does not run for the {} tier",
                     route.path_prefix,
@@ -152,7 +153,7 @@ pub fn resolve_routes(
                 .map(|p| format!("port {p}"))
                 .unwrap_or_else(|| "a port".into());
             return Err(not_routed(
-                "UnknownPort",
+                Reason::UnknownPort,
                 format!(
                     "route {} goes to service {name}, which has no {wanted}",
                     route.path_prefix
@@ -264,7 +265,7 @@ pub fn too_many_backends(routes: &[ResolvedRoute]) -> Option<Observation> {
     let n = by_backend(routes).len();
     (n > MAX_BACKENDS).then(|| {
         not_routed(
-            "TooManyRoutes",
+            Reason::TooManyRoutes,
             format!("the routes go to {n} different services or ports; an HTTPRoute holds at most {MAX_BACKENDS}"),
         )
     })
@@ -820,7 +821,7 @@ mod tests {
             .collect();
         assert_eq!(
             too_many_backends(&routes).map(|o| o.reason),
-            Some("TooManyRoutes".to_string())
+            Some(Reason::TooManyRoutes)
         );
         assert!(too_many_backends(&routes[..16]).is_none());
     }

@@ -27,6 +27,7 @@ pub mod status;
 pub mod upstream;
 pub mod verify;
 
+use landlord_crds::conditions::Reason;
 use std::{
     collections::BTreeMap,
     fmt::Debug,
@@ -89,7 +90,7 @@ const RECHECK: Duration = Duration::from_secs(10);
 /// The longest wait between two lookups of a Domain that stays unverified.
 const MAX_VERIFICATION_INTERVAL: Duration = Duration::from_secs(900);
 /// Reason of a CertificateReady condition refusing `spec.tls.issuer`.
-pub const ISSUER_NOT_OFFERED: &str = "IssuerNotOffered";
+pub const ISSUER_NOT_OFFERED: Reason = Reason::IssuerNotOffered;
 /// How long the discovered presence of Gateway API and cert-manager is trusted.
 const CAPABILITIES_TTL: Duration = Duration::from_secs(20);
 
@@ -370,13 +371,13 @@ fn tenant_of(
         None => Err(Observation::new(
             ROUTED,
             Status::False,
-            "NotATenantNamespace",
+            Reason::NotATenantNamespace,
             format!("namespace {namespace} is not the namespace of a Tenant"),
         )),
         Some(t) if t.meta().deletion_timestamp.is_some() => Err(Observation::new(
             ROUTED,
             Status::False,
-            "TenantTerminating",
+            Reason::TenantTerminating,
             format!("Tenant {} is being deleted", t.name_any()),
         )),
         Some(t)
@@ -388,7 +389,7 @@ fn tenant_of(
             Err(Observation::new(
                 ROUTED,
                 Status::False,
-                "TenantNotReady",
+                Reason::TenantNotReady,
                 format!(
                     "namespace {namespace} of Tenant {} is not ready yet",
                     t.name_any()
@@ -426,13 +427,15 @@ async fn verified(
         .and_then(|s| conditions::find(&s.conditions, VERIFIED))
         .filter(|c| c.status == "True")
     {
-        return Observation::new(VERIFIED, Status::True, &c.reason, c.message.clone());
+        // Written by Landlord; one of an older release's reasons reads as the usual one.
+        let reason = Reason::parse(&c.reason).unwrap_or(Reason::TxtRecordFound);
+        return Observation::new(VERIFIED, Status::True, reason, c.message.clone());
     }
     let Some(resolver) = &state.resolver else {
         return Observation::new(
             VERIFIED,
             Status::False,
-            "ResolverUnavailable",
+            Reason::ResolverUnavailable,
             "no DNS server is configured (--dns-resolver) or found in /etc/resolv.conf",
         );
     };
@@ -440,7 +443,7 @@ async fn verified(
         Ok(values) if verify::found(&values, &record.record_value) => Observation::new(
             VERIFIED,
             Status::True,
-            "TxtRecordFound",
+            Reason::TxtRecordFound,
             format!(
                 "found the TXT record {} (asked {})",
                 record.record_name, resolver.server
@@ -449,7 +452,7 @@ async fn verified(
         Ok(_) => Observation::new(
             VERIFIED,
             Status::False,
-            "RecordNotFound",
+            Reason::RecordNotFound,
             format!(
                 "create a TXT record {} with the value {} (see status.verification)",
                 record.record_name, record.record_value
@@ -458,7 +461,7 @@ async fn verified(
         Err(e) => Observation::new(
             VERIFIED,
             Status::False,
-            "LookupFailed",
+            Reason::LookupFailed,
             format!("looking up the TXT record {}: {e}", record.record_name),
         ),
     }
@@ -477,7 +480,7 @@ fn conflict(domain: &Domain, verified: bool, others: &[Arc<Domain>]) -> Observat
         Some(holder) if holder.uid != mine.uid => Observation::new(
             CONFLICT,
             Status::True,
-            "HostnameClaimed",
+            Reason::HostnameClaimed,
             format!(
                 "{} is held by Domain {}; this Domain takes over when that one is deleted",
                 domain.spec.hostname,
@@ -487,7 +490,7 @@ fn conflict(domain: &Domain, verified: bool, others: &[Arc<Domain>]) -> Observat
         _ => Observation::new(
             CONFLICT,
             Status::False,
-            "NoConflict",
+            Reason::NoConflict,
             format!("no other Domain holds {}", domain.spec.hostname),
         ),
     }
@@ -506,7 +509,7 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
         Observation::new(
             CONFLICT,
             Status::False,
-            "NotClaimed",
+            Reason::NotClaimed,
             format!(
                 "{} is refused (see Verified), so this Domain claims nothing",
                 domain.spec.hostname
@@ -524,13 +527,13 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
         Ok(_) if !verified.is_true() => Some(Observation::new(
             ROUTED,
             Status::False,
-            "NotVerified",
+            Reason::NotVerified,
             format!("{} is not verified yet", domain.spec.hostname),
         )),
         Ok(_) if conflict.is_true() => Some(Observation::new(
             ROUTED,
             Status::False,
-            "Conflict",
+            Reason::Conflict,
             conflict.message.clone(),
         )),
         Ok(_) => None,
@@ -551,7 +554,7 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
                 Observation::new(
                     CERTIFICATE_READY,
                     Status::False,
-                    "WaitingForRoute",
+                    Reason::WaitingForRoute,
                     "the certificate is requested once the hostname is verified and held by this Domain",
                 )
             })
@@ -620,7 +623,7 @@ fn certificate_unavailable(
         TlsMode::None => Some(Observation::new(
             CERTIFICATE_READY,
             Status::True,
-            "TlsDisabled",
+            Reason::TlsDisabled,
             "spec.tls.mode is None: served over plain HTTP",
         )),
         TlsMode::Secret => None,
@@ -630,7 +633,7 @@ fn certificate_unavailable(
                 (!caps.cert_manager).then(|| Observation::new(
                     CERTIFICATE_READY,
                     Status::False,
-                    "CertManagerNotInstalled",
+                    Reason::CertManagerNotInstalled,
                     "spec.tls.mode Managed needs cert-manager, whose CRD certificates.cert-manager.io is not installed; install cert-manager, or use spec.tls.mode Secret or None",
                 ))
             })
@@ -638,7 +641,7 @@ fn certificate_unavailable(
                 (tls.issuer.is_none() && config.cluster_issuer.is_none()).then(|| Observation::new(
                     CERTIFICATE_READY,
                     Status::False,
-                    "NoIssuer",
+                    Reason::NoIssuer,
                     "spec.tls.mode Managed needs an issuer, and the platform offers none by default: configure the operator's --cluster-issuer, or name one of its --certificate-issuers in spec.tls.issuer",
                 ))
             }),
@@ -688,7 +691,7 @@ impl Children<'_> {
                 None => Observation::new(
                     CERTIFICATE_READY,
                     Status::False,
-                    "SecretNotFound",
+                    Reason::SecretNotFound,
                     format!(
                         "Secret {name} (spec.tls.secretName) does not exist in namespace {}",
                         self.namespace
@@ -697,13 +700,13 @@ impl Children<'_> {
                 Some(s) if s.type_.as_deref() != Some("kubernetes.io/tls") => Observation::new(
                     CERTIFICATE_READY,
                     Status::False,
-                    "SecretInvalid",
+                    Reason::SecretInvalid,
                     format!("Secret {name} (spec.tls.secretName) is not of type kubernetes.io/tls"),
                 ),
                 Some(_) => Observation::new(
                     CERTIFICATE_READY,
                     Status::True,
-                    "SecretFound",
+                    Reason::SecretFound,
                     format!("the certificate comes from Secret {name}"),
                 ),
             });
@@ -719,7 +722,7 @@ impl Children<'_> {
             Err(rejected) => Ok(Observation::new(
                 CERTIFICATE_READY,
                 Status::False,
-                "CertificateRejected",
+                Reason::CertificateRejected,
                 format!(
                     "the API server rejected Certificate {}: {rejected}",
                     domain.name_any()
@@ -734,7 +737,7 @@ impl Children<'_> {
                     Some(c) if c.status == "True" => Observation::new(
                         CERTIFICATE_READY,
                         Status::True,
-                        "CertificateIssued",
+                        Reason::CertificateIssued,
                         format!(
                             "Certificate {} from ClusterIssuer {issuer} is ready (Secret {})",
                             domain.name_any(),
@@ -744,7 +747,7 @@ impl Children<'_> {
                     other => Observation::new(
                         CERTIFICATE_READY,
                         Status::False,
-                        "CertificatePending",
+                        Reason::CertificatePending,
                         format!(
                             "waiting for cert-manager to issue Certificate {} from ClusterIssuer {issuer}{}",
                             domain.name_any(),
@@ -815,7 +818,7 @@ impl Children<'_> {
                     return Ok(Observation::new(
                         ROUTED,
                         Status::False,
-                        "RouteRejected",
+                        Reason::RouteRejected,
                         format!(
                             "the API server rejected ReferenceGrant {}: {rejected}",
                             grant.name_any()
@@ -840,7 +843,7 @@ impl Children<'_> {
                         return Ok(Observation::new(
                             ROUTED,
                             Status::False,
-                            "RouteRejected",
+                            Reason::RouteRejected,
                             format!(
                                 "the API server rejected ListenerSet {}: {rejected}",
                                 set.name_any()
@@ -879,7 +882,7 @@ impl Children<'_> {
                 Err(rejected) => Observation::new(
                     ROUTED,
                     Status::False,
-                    "RouteRejected",
+                    Reason::RouteRejected,
                     format!(
                         "the API server rejected HTTPRoute {}: {rejected}",
                         route.name_any()
@@ -888,7 +891,7 @@ impl Children<'_> {
                 Ok(()) => Observation::new(
                     ROUTED,
                     Status::True,
-                    "HTTPRouteApplied",
+                    Reason::HTTPRouteApplied,
                     format!(
                         "HTTPRoute {} attaches {} to Gateway {}/{}{tls_note}",
                         route.name_any(),
@@ -903,7 +906,7 @@ impl Children<'_> {
             Ok(Observation::new(
                 ROUTED,
                 Status::False,
-                "GatewayApiRequired",
+                Reason::GatewayApiRequired,
                 "shared-tier routes reach the pool in the platform namespace and set the X-Landlord-Tenant header and its assertion, which needs Gateway API (gateway.networking.k8s.io HTTPRoute, ReferenceGrant); it is not installed",
             ))
         } else {
@@ -921,7 +924,7 @@ impl Children<'_> {
                 Err(rejected) => Observation::new(
                     ROUTED,
                     Status::False,
-                    "RouteRejected",
+                    Reason::RouteRejected,
                     format!(
                         "the API server rejected Ingress {}: {rejected}",
                         ingress.name_any()
@@ -930,7 +933,7 @@ impl Children<'_> {
                 Ok(()) => Observation::new(
                     ROUTED,
                     Status::True,
-                    "IngressApplied",
+                    Reason::IngressApplied,
                     format!(
                         "Ingress {} routes {} (Gateway API is not installed)",
                         ingress.name_any(),
@@ -1156,7 +1159,7 @@ mod tests {
         let refused = certificate_unavailable(Some(&managed(Some("mesh-ca"))), ALL, &config)
             .expect("refused");
         assert_eq!(
-            (refused.status, refused.reason.as_str()),
+            (refused.status, refused.reason),
             (Status::False, ISSUER_NOT_OFFERED)
         );
         assert_eq!(
@@ -1171,7 +1174,7 @@ mod tests {
         assert_eq!(
             certificate_unavailable(Some(&managed(Some("mesh-ca"))), without, &config)
                 .map(|o| o.reason),
-            Some(ISSUER_NOT_OFFERED.to_string())
+            Some(ISSUER_NOT_OFFERED)
         );
         // A platform that offers no issuer by name refuses every named one.
         let none = certificate_unavailable(Some(&managed(Some("x"))), ALL, &issuers(None, &[]))
@@ -1193,7 +1196,7 @@ mod tests {
     #[test]
     fn managed_tls_without_any_issuer_or_cert_manager_says_so() {
         let no_issuer = certificate_unavailable(Some(&managed(None)), ALL, &issuers(None, &["a"]));
-        assert_eq!(no_issuer.map(|o| o.reason), Some("NoIssuer".to_string()));
+        assert_eq!(no_issuer.map(|o| o.reason), Some(Reason::NoIssuer));
         let without = Capabilities {
             cert_manager: false,
             ..ALL
@@ -1201,7 +1204,7 @@ mod tests {
         let missing = certificate_unavailable(None, without, &issuers(Some("public"), &[]));
         assert_eq!(
             missing.map(|o| o.reason),
-            Some("CertManagerNotInstalled".to_string())
+            Some(Reason::CertManagerNotInstalled)
         );
         let plain = Tls {
             mode: TlsMode::None,

@@ -1,6 +1,7 @@
 //! The Domain's status, computed purely from what the reconcile observed.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use landlord_crds::conditions::Reason;
 use landlord_crds::{
     Domain, DomainStatus,
     conditions::{self, Observation, Status, domain::READY},
@@ -31,13 +32,13 @@ pub fn ready(observed: &Observed) -> Observation {
         Some((o, _)) => Observation::new(
             READY,
             Status::False,
-            &o.reason,
+            o.reason,
             format!("{}: {}", o.type_, o.message),
         ),
         None => Observation::new(
             READY,
             Status::True,
-            "Ready",
+            Reason::Ready,
             "the hostname is verified, routed and has its certificate",
         ),
     }
@@ -85,7 +86,7 @@ mod tests {
     }
 
     fn observed(verified: bool, conflict: bool, routed: bool, cert: bool) -> Observed {
-        let o = |t: &str, ok: bool, reason: &str| {
+        let o = |t: &str, ok: bool, reason: Reason| {
             Observation::new(
                 t,
                 if ok { Status::True } else { Status::False },
@@ -98,36 +99,36 @@ mod tests {
                 VERIFIED,
                 verified,
                 if verified {
-                    "TxtRecordFound"
+                    Reason::TxtRecordFound
                 } else {
-                    "RecordNotFound"
+                    Reason::RecordNotFound
                 },
             ),
             conflict: o(
                 CONFLICT,
                 conflict,
                 if conflict {
-                    "HostnameClaimed"
+                    Reason::HostnameClaimed
                 } else {
-                    "NoConflict"
+                    Reason::NoConflict
                 },
             ),
             routed: o(
                 ROUTED,
                 routed,
                 if routed {
-                    "HTTPRouteApplied"
+                    Reason::HTTPRouteApplied
                 } else {
-                    "NotVerified"
+                    Reason::NotVerified
                 },
             ),
             certificate: o(
                 CERTIFICATE_READY,
                 cert,
                 if cert {
-                    "TlsDisabled"
+                    Reason::TlsDisabled
                 } else {
-                    "CertificatePending"
+                    Reason::CertificatePending
                 },
             ),
         }

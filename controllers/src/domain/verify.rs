@@ -17,6 +17,7 @@
 //! or recreated later) can be verified by the record published for this one. It is
 //! recomputed on every reconcile (nothing to store or lose).
 
+use landlord_crds::conditions::Reason;
 use landlord_crds::{
     conditions::{Observation, Status, domain::VERIFIED},
     domain::Verification,
@@ -148,7 +149,7 @@ pub fn by_configuration(
         Standing::Bound { zone } => Some(Observation::new(
             VERIFIED,
             Status::True,
-            "PreVerifiedZone",
+            Reason::PreVerifiedZone,
             format!(
                 "{hostname} is in the zone {zone}, which the platform owns, and bound to Tenant {}",
                 tenant.unwrap_or_default()
@@ -179,10 +180,10 @@ pub fn by_configuration(
 }
 
 /// Reason of a Verified condition refusing a reserved hostname.
-pub const REFUSED_RESERVED: &str = "HostnameReserved";
+pub const REFUSED_RESERVED: Reason = Reason::HostnameReserved;
 /// Reason of a Verified condition refusing a name in a pre-verified zone that is not bound to
 /// the Domain's tenant.
-pub const REFUSED_NOT_BOUND: &str = "HostnameNotBound";
+pub const REFUSED_NOT_BOUND: Reason = Reason::HostnameNotBound;
 
 /// Whether a Verified observation refuses the hostname for good (until the Domain or the
 /// platform's configuration changes): nothing to look up again.
@@ -363,7 +364,7 @@ mod tests {
         assert!(!is_refusal(&bound));
         let reserved = decide("login.apps.example.com", Some("acme")).expect("decided");
         assert_eq!(
-            (reserved.status, reserved.reason.as_str()),
+            (reserved.status, reserved.reason),
             (Status::False, REFUSED_RESERVED)
         );
         assert!(

@@ -141,11 +141,12 @@ pub enum Problem {
 
 impl Problem {
     /// The CamelCase reason a condition reports for this problem.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> landlord_crds::conditions::Reason {
+        use landlord_crds::conditions::Reason;
         match self {
-            Problem::TypeConflict { .. } => "FlagConflict",
-            Problem::LockedOverride { .. } => "LockedFlagOverride",
-            Problem::InvalidFlag { .. } => "InvalidFlag",
+            Problem::TypeConflict { .. } => Reason::FlagConflict,
+            Problem::LockedOverride { .. } => Reason::LockedFlagOverride,
+            Problem::InvalidFlag { .. } => Reason::InvalidFlag,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
+use landlord_crds::conditions::Reason;
 use landlord_crds::{
     FeatureFlagSet, FeatureFlagSetStatus,
     conditions::{self, Observation, Status},
@@ -54,11 +55,16 @@ pub fn compute(
         Observation::new(
             CONFLICT,
             Status::False,
-            "NoConflict",
+            Reason::NoConflict,
             "no flag of this set has another type in another set",
         )
     } else {
-        Observation::new(CONFLICT, Status::True, "TypeConflict", listed(&conflicts))
+        Observation::new(
+            CONFLICT,
+            Status::True,
+            Reason::TypeConflict,
+            listed(&conflicts),
+        )
     };
 
     let ignored: Vec<&Problem> = problems.iter().filter(|p| p.ignored_set() == id).collect();
@@ -66,7 +72,7 @@ pub fn compute(
         (Scope::Stray { platform_namespace }, _) => Observation::new(
             READY,
             Status::False,
-            "NoTenant",
+            Reason::NoTenant,
             format!(
                 "namespace {} is neither the platform namespace ({platform_namespace}) nor a tenant's namespace: the set applies to no tenant",
                 set.namespace().unwrap_or_default()
@@ -78,13 +84,13 @@ pub fn compute(
         (Scope::Tenant(tenant), None) => Observation::new(
             READY,
             Status::True,
-            "Applied",
+            Reason::Applied,
             format!("every flag is served to tenant {tenant}"),
         ),
         (Scope::Platform, None) => Observation::new(
             READY,
             Status::True,
-            "Applied",
+            Reason::Applied,
             format!("applies to {tenants} tenants"),
         ),
     };

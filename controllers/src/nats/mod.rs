@@ -7,6 +7,7 @@
 
 pub mod jwt;
 
+use landlord_crds::conditions::Reason;
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, RequestErrorKind};
@@ -158,14 +159,14 @@ pub enum NatsError {
 
 impl NatsError {
     /// The CamelCase reason a condition reports for this error.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            NatsError::Unreachable { .. } | NatsError::Protocol(_) => "NatsUnreachable",
-            NatsError::Authentication { .. } => "AuthenticationFailed",
-            NatsError::AccountRejected(_) | NatsError::Jwt(_) => "AccountRejected",
-            NatsError::JetStream { code, .. } if is_limit(*code) => "StreamLimitRejected",
-            NatsError::Storage { .. } => "StreamLimitRejected",
-            NatsError::JetStream { .. } => "StreamRejected",
+            NatsError::Unreachable { .. } | NatsError::Protocol(_) => Reason::NatsUnreachable,
+            NatsError::Authentication { .. } => Reason::AuthenticationFailed,
+            NatsError::AccountRejected(_) | NatsError::Jwt(_) => Reason::AccountRejected,
+            NatsError::JetStream { code, .. } if is_limit(*code) => Reason::StreamLimitRejected,
+            NatsError::Storage { .. } => Reason::StreamLimitRejected,
+            NatsError::JetStream { .. } => Reason::StreamRejected,
         }
     }
 

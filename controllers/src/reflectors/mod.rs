@@ -17,6 +17,7 @@
 //! [`undecodable`]): one object that does not decode is reported and left out, and never
 //! stalls the watch.
 
+pub mod compact;
 pub mod undecodable;
 
 use std::{

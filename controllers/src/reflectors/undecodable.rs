@@ -12,6 +12,7 @@
 //! (`ObjectUndecodable`, naming the field). Nothing is written to fix it and nothing of the
 //! object's stack is touched; once it decodes again it is reconciled as usual.
 
+use landlord_crds::conditions::Reason;
 use std::{
     borrow::Cow,
     collections::HashMap,
@@ -40,7 +41,7 @@ use tracing::warn;
 use crate::metrics::Metrics;
 
 /// The condition reason (and event reason) of an object the operator cannot decode.
-pub const REASON: &str = "ObjectUndecodable";
+pub const REASON: Reason = Reason::ObjectUndecodable;
 /// Who writes the report into an undecodable object's status.
 const MANAGER: &str = "landlord/reflector";
 
@@ -308,7 +309,7 @@ impl Report {
         };
         let event = Event {
             type_: EventType::Warning,
-            reason: REASON.into(),
+            reason: REASON.as_str().into(),
             note: Some(message.into()),
             action: "Decode".into(),
             secondary: None,
@@ -325,7 +326,7 @@ impl Report {
         let condition = json!({
             "type": "Ready",
             "status": "False",
-            "reason": REASON,
+            "reason": REASON.as_str(),
             "message": message,
             "lastTransitionTime": Time(Timestamp::now()),
             "observedGeneration": metadata.generation,
@@ -380,7 +381,7 @@ fn reported(status: Option<&Value>, message: &str) -> bool {
         .is_some_and(|conditions| {
             conditions.iter().any(|c| {
                 c.get("type") == Some(&json!("Ready"))
-                    && c.get("reason") == Some(&json!(REASON))
+                    && c.get("reason") == Some(&json!(REASON.as_str()))
                     && c.get("message").and_then(Value::as_str) == Some(message)
             })
         })
@@ -509,7 +510,7 @@ mod tests {
     fn a_report_already_in_status_is_not_written_again() {
         let message = message("Tenant acme", &"spec.tier: bad");
         let status = json!({"conditions": [
-            {"type": "Ready", "status": "False", "reason": REASON, "message": message},
+            {"type": "Ready", "status": "False", "reason": REASON.as_str(), "message": message},
         ]});
         assert!(reported(Some(&status), &message));
         assert!(!reported(

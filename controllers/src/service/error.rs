@@ -1,6 +1,7 @@
 //! Errors of the catalog Service controller, each with a bounded category for metrics.
 
 use crate::apply::EnsureError;
+use landlord_crds::conditions::Reason;
 
 use super::workload::Failure;
 
@@ -42,15 +43,15 @@ impl From<Failure> for Error {
 
 impl Error {
     /// The CamelCase reason the Service's `Ready` condition gives for this failure.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
             Error::Kube {
                 source: kube::Error::Api(status),
                 ..
             } => crate::failure::api_reason(status),
-            Error::Kube { .. } => "ApiUnreachable",
-            Error::Encode { .. } | Error::MissingUid => "InternalError",
-            Error::Foreign(_) => "ObjectConflict",
+            Error::Kube { .. } => Reason::ApiUnreachable,
+            Error::Encode { .. } | Error::MissingUid => Reason::InternalError,
+            Error::Foreign(_) => Reason::ObjectConflict,
         }
     }
 

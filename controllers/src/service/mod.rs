@@ -208,13 +208,11 @@ async fn apply(service: &Service, state: &State) -> Result<()> {
     );
     write_status(service, status, state).await?;
     match refused {
-        Some(error)
-            if crate::failure::severity(error.reason()) == crate::failure::Severity::Transient =>
-        {
+        Some(error) if error.reason().severity() == crate::failure::Severity::Transient => {
             Err(error)
         }
         Some(error) => {
-            warn!(service = %name, reason = error.reason(), error = %error, "pool refused; waiting for a change");
+            warn!(service = %name, reason = %error.reason(), error = %error, "pool refused; waiting for a change");
             Ok(())
         }
         None => Ok(()),

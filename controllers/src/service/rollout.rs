@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
+use landlord_crds::conditions::Reason;
 
 /// The state of one Deployment's rollout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,12 +24,12 @@ impl Rollout {
     }
 
     /// The CamelCase reason a condition gives for this state.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Rollout::Complete => "Ready",
-            Rollout::InProgress(_) => "RolloutInProgress",
-            Rollout::Stuck(_) => "RolloutStuck",
-            Rollout::Unavailable(_) => "ReplicasUnavailable",
+            Rollout::Complete => Reason::Ready,
+            Rollout::InProgress(_) => Reason::RolloutInProgress,
+            Rollout::Stuck(_) => Reason::RolloutStuck,
+            Rollout::Unavailable(_) => Reason::ReplicasUnavailable,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use k8s_openapi::{api::apps::v1::Deployment, apimachinery::pkg::apis::meta::v1::Time};
 use kube::ResourceExt;
+use landlord_crds::conditions::Reason;
 use landlord_crds::{
     Service, ServiceStatus,
     conditions::{self, Observation, Status},
@@ -22,8 +23,8 @@ pub struct Pool<'a> {
 
 /// Why the API server refused the pool's objects: the reason and a message naming the object
 /// and quoting the server.
-pub struct Refused<'a> {
-    pub reason: &'a str,
+pub struct Refused {
+    pub reason: Reason,
     pub message: String,
 }
 
@@ -53,7 +54,7 @@ pub fn compute(
     };
     let name = service.name_any();
     let ready = match (invalid, pool) {
-        (Some(why), _) => Observation::new(READY, Status::False, "InvalidSpec", why),
+        (Some(why), _) => Observation::new(READY, Status::False, Reason::InvalidSpec, why),
         (None, _) if let Some(refused) = refused => Observation::new(
             READY,
             Status::False,
@@ -69,13 +70,13 @@ pub fn compute(
         (None, Some(_)) => Observation::new(
             READY,
             Status::True,
-            "Ready",
+            Reason::Ready,
             format!("pool Deployment {name} is rolled out"),
         ),
         (None, None) => Observation::new(
             READY,
             Status::True,
-            "Ready",
+            Reason::Ready,
             "runs for dedicated tenants only (no pool)",
         ),
     };
@@ -181,7 +182,7 @@ mod tests {
             rollout: Rollout::InProgress("waiting".into()),
         };
         let refused = Refused {
-            reason: "QuotaExceeded",
+            reason: Reason::QuotaExceeded,
             message: "applying Deployment landlord-platform/api: exceeded quota".into(),
         };
         let s = compute(&service(), None, Some(&refused), Some(&pool), &[], &at(1));

@@ -5,6 +5,7 @@
 //! is looked at again shortly, so it recovers by itself when the server is back. Failures
 //! only a person can fix (a name conflict, an extension off the allowlist) wait for a change.
 
+use landlord_crds::conditions::Reason;
 use std::time::Instant;
 
 use k8s_openapi::api::{
@@ -45,7 +46,7 @@ use crate::{
 /// for an earlier Tenant (kept by `deletionPolicy: Retain`).
 pub const ADOPT_DATABASE: &str = "landlord.dev/adopt-database";
 
-fn ready(reason: &str, message: impl Into<String>) -> Observation {
+fn ready(reason: Reason, message: impl Into<String>) -> Observation {
     Observation::new(DATABASE_READY, Status::True, reason, message)
 }
 
@@ -67,7 +68,7 @@ pub async fn provision(
     let Some(spec) = tenant.spec.database.as_ref().filter(|d| d.enabled) else {
         // A recorded placement is kept: the data (if any) still lives there.
         return Ok(ready(
-            "Disabled",
+            Reason::Disabled,
             "the tenant has no database (spec.database is absent or disabled)",
         ));
     };
@@ -93,7 +94,7 @@ pub async fn provision(
         Err(failure) => {
             metrics
                 .database_errors
-                .with_label_values(&[failure.reason])
+                .with_label_values(&[failure.reason.as_str()])
                 .inc();
             not_ready(failure)
         }
@@ -109,7 +110,8 @@ struct Provisioned {
 type Step<T> = Result<Result<T, Failure>>;
 
 fn names_of(tenant: &Tenant) -> Result<Names, Failure> {
-    Names::for_tenant(&tenant.name_any()).map_err(|e| Failure::new("InvalidName", e.to_string()))
+    Names::for_tenant(&tenant.name_any())
+        .map_err(|e| Failure::new(Reason::InvalidName, e.to_string()))
 }
 
 fn check_extensions(spec: &DatabaseSpec, allowed: &[String]) -> Result<(), Failure> {
@@ -123,7 +125,7 @@ fn check_extensions(spec: &DatabaseSpec, allowed: &[String]) -> Result<(), Failu
         return Ok(());
     }
     Err(Failure::new(
-        "ExtensionNotAllowed",
+        Reason::ExtensionNotAllowed,
         format!(
             "spec.database.extensions: {} not in the operator's allowlist ({})",
             refused.join(", "),
@@ -159,7 +161,7 @@ async fn place(
         .iter()
         .find(|s| s.name == chosen)
         .cloned()
-        .ok_or_else(|| Failure::new("ServerNotFound", format!("server {chosen} vanished")))
+        .ok_or_else(|| Failure::new(Reason::ServerNotFound, format!("server {chosen} vanished")))
 }
 
 async fn live_secret(ctx: &Context, tenant: &Tenant, name: &str) -> Result<Option<Secret>> {
@@ -202,7 +204,7 @@ async fn shared(
     // answer on a server that takes none (a hung postmaster).
     if ctx.databases.is_down(&server.name) {
         return Ok(Err(Failure::new(
-            "ServerUnreachable",
+            Reason::ServerUnreachable,
             format!(
                 "server {}: it takes no new session (the last health probe failed); tenants cannot connect",
                 server.name
@@ -335,7 +337,7 @@ async fn shared(
         }
         Ok(Some(db)) if db.owner != names.role => {
             return Ok(Err(Failure::new(
-                "NameConflict",
+                Reason::NameConflict,
                 format!(
                     "database {} already exists on server {}, owned by {} rather than the tenant's role",
                     names.database, server.name, db.owner
@@ -373,9 +375,9 @@ async fn shared(
                 );
                 if matches!(
                     failure.reason,
-                    "DatabaseError" | "PermissionDenied" | "AuthenticationFailed"
+                    Reason::DatabaseError | Reason::PermissionDenied | Reason::AuthenticationFailed
                 ) {
-                    failure.reason = "ExtensionFailed";
+                    failure.reason = Reason::ExtensionFailed;
                 }
                 return Ok(Err(failure));
             }
@@ -394,12 +396,12 @@ async fn shared(
     Ok(Ok(Provisioned {
         observation: if can_login {
             ready(
-                "Provisioned",
+                Reason::Provisioned,
                 format!("database {} on server {}", names.database, server.name),
             )
         } else {
             ready(
-                "Suspended",
+                Reason::Suspended,
                 format!(
                     "login of role {} is disabled while the tenant is suspended",
                     names.role
@@ -412,7 +414,7 @@ async fn shared(
 
 fn over_budget(server: &str, names: &Names, limit: i32, budget: &sql::ConnectionBudget) -> Failure {
     Failure::new(
-        "ConnectionBudgetExceeded",
+        Reason::ConnectionBudgetExceeded,
         format!(
             "server {server}: a connection limit of {limit} for role {} would commit {} of the {} connections non-superusers may open, and the operator keeps {OPERATOR_CONNECTIONS} for itself; lower spec.quota.databaseConnections, place the tenant on another server, or raise the server's max_connections",
             names.role,
@@ -434,7 +436,7 @@ fn conflict(what: &str, kind: &str, comment: Option<&str>) -> Failure {
         _ => "not made by Landlord".to_string(),
     };
     Failure::new(
-        "NameConflict",
+        Reason::NameConflict,
         format!(
             "{kind} {what} already exists, {owner}; annotate the Tenant {ADOPT_DATABASE}=true to take it over"
         ),
@@ -521,7 +523,7 @@ async fn dedicated(
     });
     let created = live_set.is_none() && applied > 0;
     Ok(Ok(Provisioned {
-        observation: match stateful_set_readiness(tenant, live_set.as_deref()) {
+        observation: match stateful_set_readiness(tenant, live_set.as_ref()) {
             Ok(observation) => observation,
             Err(failure) => return Ok(Err(failure)),
         },
@@ -537,13 +539,13 @@ pub fn stateful_set_readiness(
     let what = format!("StatefulSet {}", names::SERVER);
     let Some(live) = live else {
         return Err(Failure::new(
-            "ServerStarting",
+            Reason::ServerStarting,
             format!("{what} was just created"),
         ));
     };
     if tenant.spec.suspended {
         return Ok(ready(
-            "Suspended",
+            Reason::Suspended,
             format!("{what} is scaled to zero while the tenant is suspended; its volume is kept"),
         ));
     }
@@ -551,25 +553,25 @@ pub fn stateful_set_readiness(
     let generation = live.metadata.generation.unwrap_or(0);
     if status.observed_generation.unwrap_or(0) < generation {
         return Err(Failure::new(
-            "ServerStarting",
+            Reason::ServerStarting,
             format!("{what}: the StatefulSet controller has not seen the latest spec yet"),
         ));
     }
     let ready_replicas = status.ready_replicas.unwrap_or(0);
     if ready_replicas < 1 {
         return Err(Failure::new(
-            "ServerNotReady",
+            Reason::ServerNotReady,
             format!("{what}: {ready_replicas}/1 pods ready"),
         ));
     }
     if status.update_revision.is_some() && status.current_revision != status.update_revision {
         return Err(Failure::new(
-            "RolloutInProgress",
+            Reason::RolloutInProgress,
             format!("{what}: rolling out a new revision"),
         ));
     }
     Ok(ready(
-        "Provisioned",
+        Reason::Provisioned,
         format!(
             "dedicated server {} is ready",
             db_desired::dedicated_endpoint(tenant).host

@@ -2,6 +2,7 @@
 //! Domains (which the Domain controller reconciles), and, when the tenant is deleted, its
 //! routes and certificates removed first, before any workload goes.
 
+use landlord_crds::conditions::Reason;
 use std::{fmt::Debug, sync::Arc};
 
 use k8s_openapi::api::networking::v1::Ingress;
@@ -63,13 +64,13 @@ pub fn summarize(domains: &[Arc<Domain>]) -> (Observation, Vec<String>) {
         None if domains.is_empty() => Observation::new(
             DOMAINS_READY,
             Status::True,
-            "NoDomains",
+            Reason::NoDomains,
             "the tenant has no Domains",
         ),
         None => Observation::new(
             DOMAINS_READY,
             Status::True,
-            "DomainsReady",
+            Reason::DomainsReady,
             format!("every Domain is ready ({})", domains.len()),
         ),
         Some(first) => {
@@ -86,7 +87,7 @@ pub fn summarize(domains: &[Arc<Domain>]) -> (Observation, Vec<String>) {
             Observation::new(
                 DOMAINS_READY,
                 Status::False,
-                "DomainNotReady",
+                Reason::DomainNotReady,
                 format!(
                     "Domain {} ({}) is not ready: {why}{more}",
                     first.name_any(),

@@ -67,7 +67,7 @@ impl Error {
             Error::CleanupPending(_) => "CleanupPending",
             Error::PartsFailed(_) => "PartsFailed",
             Error::Foreign(_) => "ObjectConflict",
-            Error::Nats { source, .. } => source.reason(),
+            Error::Nats { source, .. } => source.reason().as_str(),
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),

@@ -9,6 +9,7 @@
 //! with a typo must not turn every tenant Degraded (and page everyone) at once. The sets
 //! themselves report it too (their `Conflict` and `Ready` conditions).
 
+use landlord_crds::conditions::Reason;
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
@@ -96,7 +97,7 @@ pub fn observation(resolution: &Resolution) -> Observation {
         return Observation::new(
             FLAGS_READY,
             Status::True,
-            "Resolved",
+            Reason::Resolved,
             format!(
                 "{} flags from {} FeatureFlagSets in ConfigMap {CONFIG_MAP} (revision {})",
                 resolution.flags.len(),
@@ -160,7 +161,7 @@ pub fn too_large(bytes: usize, resolution: &Resolution) -> Option<Observation> {
     Some(Observation::new(
         FLAGS_READY,
         Status::False,
-        "FlagsTooLarge",
+        Reason::FlagsTooLarge,
         format!(
             "the effective flags take {bytes} bytes, more than the {MAX_BYTES} bytes ConfigMap {CONFIG_MAP} may hold; they come from {}; the flags served before are kept",
             named.join(", ")
@@ -187,7 +188,7 @@ pub async fn provision(
                 state,
                 tenant,
                 EventType::Warning,
-                &too_large.reason,
+                too_large.reason.as_str(),
                 &too_large.message,
             )
             .await;
@@ -200,7 +201,7 @@ pub async fn provision(
         .config_maps
         .get(&ObjectRef::new(CONFIG_MAP).within(&ns));
     let api = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns);
-    match apply::ensure(&api, live.as_deref(), &desired, MANAGER, &ctx.metrics).await {
+    match apply::ensure(&api, live.as_ref(), &desired, MANAGER, &ctx.metrics).await {
         Ok(Outcome::Applied) => tracing::info!(
             namespace = %ns,
             flags = resolution.flags.len(),
@@ -227,7 +228,7 @@ pub async fn provision(
             state,
             tenant,
             EventType::Warning,
-            &observation.reason,
+            observation.reason.as_str(),
             &observation.message,
         )
         .await;
@@ -242,7 +243,8 @@ fn newly_reported(tenant: &Tenant, observation: &Observation) -> bool {
         .status
         .as_ref()
         .and_then(|s| conditions::find(&s.conditions, FLAGS_READY));
-    current.is_none_or(|c| c.reason != observation.reason || c.message != observation.message)
+    current
+        .is_none_or(|c| c.reason != observation.reason.as_str() || c.message != observation.message)
 }
 
 #[cfg(test)]

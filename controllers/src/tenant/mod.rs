@@ -44,12 +44,13 @@ use kube::{
         controller::Action,
         events::{Event, EventType},
         finalizer::{Event as Finalizer, finalizer},
-        reflector::{self, ObjectRef, Store},
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
 use landlord_crds::{
-    CLEANUP_FINALIZER, Domain, FeatureFlagSet, Tenant, TenantStatus, conditions::Observation,
+    CLEANUP_FINALIZER, Domain, FeatureFlagSet, Tenant, TenantStatus,
+    conditions::{Observation, Reason, Severity},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{info, warn};
@@ -61,7 +62,11 @@ use crate::{
     Context,
     apply::{self, EnsureError, Outcome},
     labels,
-    reflectors::{Reflectors, Synced, kind},
+    reflectors::{
+        Reflectors, Synced,
+        compact::{Compact, Wire},
+        kind,
+    },
 };
 
 /// Name of this controller in metrics and logs.
@@ -151,17 +156,17 @@ impl Part {
 
 /// Caches of the children Landlord manages, filled by the controller's own owned watches.
 pub struct Stores {
-    pub namespaces: Store<Namespace>,
-    pub roles: Store<Role>,
-    pub role_bindings: Store<RoleBinding>,
-    pub quotas: Store<ResourceQuota>,
-    pub limit_ranges: Store<LimitRange>,
-    pub network_policies: Store<NetworkPolicy>,
-    pub config_maps: Store<ConfigMap>,
-    pub services: Store<Service>,
-    pub stateful_sets: Store<StatefulSet>,
-    pub service_accounts: Store<ServiceAccount>,
-    pub deployments: Store<Deployment>,
+    pub namespaces: Compact<Namespace>,
+    pub roles: Compact<Role>,
+    pub role_bindings: Compact<RoleBinding>,
+    pub quotas: Compact<ResourceQuota>,
+    pub limit_ranges: Compact<LimitRange>,
+    pub network_policies: Compact<NetworkPolicy>,
+    pub config_maps: Compact<ConfigMap>,
+    pub services: Compact<Service>,
+    pub stateful_sets: Compact<StatefulSet>,
+    pub service_accounts: Compact<ServiceAccount>,
+    pub deployments: Compact<Deployment>,
     /// Every FeatureFlagSet (platform and tenant namespaces).
     pub flag_sets: Store<FeatureFlagSet>,
     /// The catalog and every catalog Service instance (see `services`).
@@ -182,22 +187,27 @@ pub struct SharedSynced {
 impl Stores {
     /// Publishes how many objects each child cache holds (`landlord_cached_objects{kind}`).
     fn record_sizes(&self, metrics: &crate::metrics::Metrics) {
+        fn count(len: usize) -> i64 {
+            i64::try_from(len).unwrap_or(i64::MAX)
+        }
         fn size<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> (String, i64) {
-            let count = i64::try_from(store.state().len()).unwrap_or(i64::MAX);
-            (K::kind(&()).into_owned(), count)
+            (K::kind(&()).into_owned(), count(store.state().len()))
+        }
+        fn compact<K: Child>(cache: &Compact<K>) -> (String, i64) {
+            (K::kind(&()).into_owned(), count(cache.len()))
         }
         for (kind, count) in [
-            size(&self.namespaces),
-            size(&self.roles),
-            size(&self.role_bindings),
-            size(&self.quotas),
-            size(&self.limit_ranges),
-            size(&self.network_policies),
-            size(&self.config_maps),
-            size(&self.services),
-            size(&self.stateful_sets),
-            size(&self.service_accounts),
-            size(&self.deployments),
+            compact(&self.namespaces),
+            compact(&self.roles),
+            compact(&self.role_bindings),
+            compact(&self.quotas),
+            compact(&self.limit_ranges),
+            compact(&self.network_policies),
+            compact(&self.config_maps),
+            compact(&self.services),
+            compact(&self.stateful_sets),
+            compact(&self.service_accounts),
+            compact(&self.deployments),
             size(&self.flag_sets),
             size(&self.domains),
         ] {
@@ -231,9 +241,17 @@ impl Stores {
             format!("{CONTROLLER}/{}", K::kind(&()))
         }
         macro_rules! tracked {
-            ($store:expr) => {
-                caches.track(name($store), $store.wait_until_ready())
+            ($cache:expr) => {
+                caches.track(format!("{CONTROLLER}/{}", kind_of($cache)), {
+                    let synced = $cache.synced();
+                    async move { synced.wait().await }
+                })
             };
+        }
+        fn kind_of<K: Resource<DynamicType = ()>>(
+            _: &Compact<K>,
+        ) -> std::borrow::Cow<'static, str> {
+            K::kind(&())
         }
         // Errors only when the writer is gone, i.e. the controller is shutting down.
         futures::join!(
@@ -277,24 +295,26 @@ const LIST_PAGE_SIZE: u32 = 100;
 /// How often the sizes of the caches are published (`landlord_cached_objects`).
 const CACHE_METRICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A label-selected, owner-checked, managed-fields-free cache of one child kind and the stream that fills it
-/// and triggers reconciles of the owning Tenant.
+/// A label-selected, owner-checked, compact cache of one child kind (see
+/// [`crate::reflectors::compact`]) and the stream that fills it and triggers reconciles of the
+/// owning Tenant.
 fn owned<K>(
     client: &kube::Client,
 ) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Compact<K>,
+    impl Stream<Item = Result<Wire<K>, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Child,
 {
-    let (reader, writer) = reflector::store();
+    let cache = Compact::default();
     // Smaller list pages than kube's 500: a page of objects someone else labelled can be
     // large, and it is held whole while it is decoded.
     let config = watcher::Config::default()
         .labels(labels::MANAGED_SELECTOR)
         .page_size(LIST_PAGE_SIZE);
-    let stream = watcher(Api::<K>::all(client.clone()), config)
+    let filling = cache.clone();
+    let stream = watcher(Api::<Wire<K>>::all(client.clone()), config)
         .default_backoff()
         // The label alone is not proof: outside tenant namespaces (where admission protects
         // it) anyone may set it. Only objects a Landlord object owns reach the cache or
@@ -308,11 +328,13 @@ where
                 watcher::Event::Init | watcher::Event::InitDone => true,
             })
         })
-        .modify(|object| object.managed_fields_mut().clear())
-        .reflect(writer)
+        .map_ok(move |event| {
+            filling.apply(&event);
+            event
+        })
         .touched_objects();
     (
-        reader,
+        cache,
         crate::runner::logged(CONTROLLER, kind::<K>(), stream),
     )
 }
@@ -542,8 +564,7 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
                         (observation, true)
                     }
                 };
-                if failed && failure::severity(&observation.reason) == failure::Severity::Transient
-                {
+                if failed && observation.reason.severity() == Severity::Transient {
                     transient.push(format!("{} {}", observation.type_, observation.reason));
                 }
                 // Every other part lives in (or hands credentials to) the namespace: they
@@ -551,8 +572,8 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
                 // (reported by the namespace part) does not hold the others back.
                 let stop = *part == Part::Namespace
                     && (matches!(
-                        observation.reason.as_str(),
-                        "NamespaceConflict" | "NamespaceTerminating"
+                        observation.reason,
+                        Reason::NamespaceConflict | Reason::NamespaceTerminating
                     ) || failed
                         && state
                             .stores
@@ -570,7 +591,7 @@ async fn apply(tenant: &Tenant, state: &State) -> Result<Action> {
     // Settled, or blocked only on what a person must fix, or warned about objects whose
     // changes are watched (FeatureFlagSets): no point looking again soon.
     let settled = observations.iter().all(|o| {
-        o.is_true() || status::waits_for_tenant_change(&o.reason) || status::is_warning(&o.reason)
+        o.is_true() || status::waits_for_tenant_change(o.reason) || status::is_warning(o.reason)
     });
     let status = status::compute(tenant, draft, &observations, &now());
     write_status(tenant, status, state).await?;
@@ -613,8 +634,8 @@ async fn cleanup(tenant: &Tenant, state: &State) -> Result<Action> {
             let (reason, what) = match error.inner() {
                 Error::CleanupPending(what) => (
                     match part {
-                        Part::Namespace => "NamespaceTerminating",
-                        _ => "CleanupPending",
+                        Part::Namespace => Reason::NamespaceTerminating,
+                        _ => Reason::CleanupPending,
                     },
                     what.clone(),
                 ),
@@ -699,7 +720,7 @@ async fn write_status(tenant: &Tenant, status: TenantStatus, state: &State) -> R
 /// Applies one namespaced child of a Tenant through the one write path (`apply::ensure`,
 /// field manager `landlord/tenant`), comparing with its cached live copy. Returns 1 when it
 /// wrote.
-pub async fn ensure_child<K>(store: &Store<K>, desired: &K, ctx: &Context) -> Result<u32>
+pub async fn ensure_child<K>(store: &Compact<K>, desired: &K, ctx: &Context) -> Result<u32>
 where
     K: Child + Resource<Scope = NamespaceResourceScope>,
 {
@@ -735,7 +756,7 @@ impl<K> Child for K where
 /// [`ensure_child`] through a given API (cluster-scoped children, such as the namespace).
 pub async fn ensure_with<K>(
     api: Api<K>,
-    store: &Store<K>,
+    store: &Compact<K>,
     desired: &K,
     ctx: &Context,
 ) -> Result<u32>
@@ -748,7 +769,7 @@ where
         key = key.within(&ns);
     }
     let live = store.get(&key);
-    ensure_against(api, live.as_deref(), desired, ctx).await
+    ensure_against(api, live.as_ref(), desired, ctx).await
 }
 
 /// A Secret of a tenant (or the platform) namespace, read with one GET: the operator may not

@@ -1,14 +1,13 @@
 //! The namespace part of a tenant: its namespace, RBAC, quota, limits, network walls and
 //! identity ConfigMaps.
 
-use std::sync::Arc;
-
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, Preconditions},
     runtime::reflector::ObjectRef,
 };
+use landlord_crds::conditions::Reason;
 use landlord_crds::{
     Tenant,
     conditions::{Observation, Status, tenant::NAMESPACE_READY},
@@ -32,8 +31,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
         None => Api::<Namespace>::all(ctx.client.clone())
             .get_opt(&ns_name)
             .await
-            .map_err(Error::kube(format!("reading namespace {ns_name}")))?
-            .map(Arc::new),
+            .map_err(Error::kube(format!("reading namespace {ns_name}")))?,
     };
     if let Some(ns) = &live_ns {
         if let Some(conflict) = ownership_conflict(tenant, &uid, ns) {
@@ -43,7 +41,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
             return Ok(Observation::new(
                 NAMESPACE_READY,
                 Status::False,
-                "NamespaceTerminating",
+                Reason::NamespaceTerminating,
                 format!("namespace {ns_name} is terminating; it is recreated once it is gone"),
             ));
         }
@@ -109,7 +107,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
     Ok(Observation::new(
         NAMESPACE_READY,
         Status::True,
-        "Provisioned",
+        Reason::Provisioned,
         format!("namespace {ns_name} and its policies are in place"),
     ))
 }
@@ -122,11 +120,11 @@ fn quota_pending(desired: &ResourceQuota, stores: &Stores) -> Option<Observation
     let name = desired.name_any();
     let ns = desired.namespace().unwrap_or_default();
     let live = stores.quotas.get(&ObjectRef::new(&name).within(&ns));
-    (!quota_counted(desired, live.as_deref())).then(|| {
+    (!quota_counted(desired, live.as_ref())).then(|| {
         Observation::new(
             NAMESPACE_READY,
             Status::False,
-            "QuotaPending",
+            Reason::QuotaPending,
             format!(
                 "ResourceQuota {ns}/{name} is not counted yet by the quota controller; until it is, the API server refuses the writes it covers"
             ),
@@ -165,7 +163,7 @@ fn ownership_conflict(tenant: &Tenant, uid: &str, ns: &Namespace) -> Option<Obse
         Observation::new(
             NAMESPACE_READY,
             Status::False,
-            "NamespaceConflict",
+            Reason::NamespaceConflict,
             format!(
                 "namespace {} already exists and does not belong to this Tenant; annotate it {}={} to adopt it",
                 ns.name_any(),

@@ -14,7 +14,10 @@ use crate::{
     Context,
     config::Config,
     metrics::Metrics,
-    reflectors::Synced,
+    reflectors::{
+        Synced,
+        compact::{Compact, Wire},
+    },
     service::workload,
     testing::{self, Log, Rule},
 };
@@ -33,20 +36,22 @@ fn state(mut rules: Vec<Rule>) -> (State, Log) {
     let ctx = Context::new(client, Config::default(), metrics, None);
     // The tenant's namespace exists (as after the first pass): a refused object inside it
     // does not hold back the parts that live in it.
-    let (namespaces, mut writer) = store();
-    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(namespace()));
+    let namespaces = Compact::default();
+    namespaces.apply(&kube::runtime::watcher::Event::Apply(
+        Wire::of(&namespace()).expect("a Namespace encodes"),
+    ));
     let stores = Stores {
         namespaces,
-        roles: store().0,
-        role_bindings: store().0,
-        quotas: store().0,
-        limit_ranges: store().0,
-        network_policies: store().0,
-        config_maps: store().0,
-        services: store().0,
-        stateful_sets: store().0,
-        service_accounts: store().0,
-        deployments: store().0,
+        roles: Compact::default(),
+        role_bindings: Compact::default(),
+        quotas: Compact::default(),
+        limit_ranges: Compact::default(),
+        network_policies: Compact::default(),
+        config_maps: Compact::default(),
+        services: Compact::default(),
+        stateful_sets: Compact::default(),
+        service_accounts: Compact::default(),
+        deployments: Compact::default(),
         flag_sets: store().0,
         workloads: services::Caches {
             catalog: store().0,

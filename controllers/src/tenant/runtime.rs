@@ -8,6 +8,7 @@
 //!
 //! The services part hands [`flags_url`] to every container as `LANDLORD_FLAGS_URL`.
 
+use landlord_crds::conditions::Reason;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::{
@@ -338,7 +339,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
         return Ok(Observation::new(
             RUNTIME_READY,
             Status::True,
-            "Pooled",
+            Reason::Pooled,
             format!(
                 "served by the pooled tenant-runtime at {}",
                 flags_url(tenant, &ctx.config)
@@ -357,10 +358,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
     let client = &ctx.client;
     ensure(
         &Api::namespaced(client.clone(), &ns),
-        stores
-            .service_accounts
-            .get(&key(&service_account))
-            .as_deref(),
+        stores.service_accounts.get(&key(&service_account)).as_ref(),
         &service_account,
         ctx,
     )
@@ -368,7 +366,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
     if let Some(role) = &role {
         ensure(
             &Api::namespaced(client.clone(), &ns),
-            stores.roles.get(&key(role)).as_deref(),
+            stores.roles.get(&key(role)).as_ref(),
             role,
             ctx,
         )
@@ -377,7 +375,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
     if let Some(binding) = &role_binding {
         ensure(
             &Api::namespaced(client.clone(), &ns),
-            stores.role_bindings.get(&key(binding)).as_deref(),
+            stores.role_bindings.get(&key(binding)).as_ref(),
             binding,
             ctx,
         )
@@ -385,7 +383,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
     }
     ensure(
         &Api::namespaced(client.clone(), &ns),
-        stores.services.get(&key(&service)).as_deref(),
+        stores.services.get(&key(&service)).as_ref(),
         &service,
         ctx,
     )
@@ -393,22 +391,22 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
     let live = stores.deployments.get(&key(&deployment));
     ensure(
         &Api::namespaced(client.clone(), &ns),
-        live.as_deref(),
+        live.as_ref(),
         &deployment,
         ctx,
     )
     .await?;
-    Ok(match live.as_deref().filter(|d| available(d)) {
+    Ok(match live.as_ref().filter(|d| available(d)) {
         Some(_) => Observation::new(
             RUNTIME_READY,
             Status::True,
-            "Available",
+            Reason::Available,
             format!("Deployment {NAME} in {ns} is available"),
         ),
         None => Observation::new(
             RUNTIME_READY,
             Status::False,
-            "RuntimeProgressing",
+            Reason::RuntimeProgressing,
             format!("Deployment {NAME} in {ns} is not available yet"),
         ),
     })
@@ -459,7 +457,7 @@ pub async fn run_pool(ctx: Arc<Context>, shutdown: impl std::future::Future<Outp
                 // Only what a person must fix reaches every shared tenant; a transient
                 // failure (a timeout, a 5xx) is retried on the next pass and leaves the
                 // tenants' state as it was.
-                (super::failure::severity(&failure.reason) == super::failure::Severity::NeedsPerson)
+                (failure.reason.severity() == super::failure::Severity::NeedsPerson)
                     .then_some(Some(failure))
             }
         };

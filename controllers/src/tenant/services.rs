@@ -10,6 +10,7 @@
 //! deleted): a catalog Service that disappears, turns invalid or stops offering the tier is
 //! reported, and the tenant's running workload is left alone.
 
+use landlord_crds::conditions::Reason;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, stream::BoxStream};
@@ -120,7 +121,7 @@ pub enum Health {
     Invalid(String),
     /// The API server refused the tenant's instance (reason, message naming the object and
     /// quoting the server): a person must act.
-    Refused(&'static str, String),
+    Refused(Reason, String),
     /// The rollout of the tenant's instance (dedicated) or of the pool (shared).
     Rollout(Rollout),
 }
@@ -140,12 +141,12 @@ impl Health {
         }
     }
 
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> Reason {
         match self {
-            Health::NotFound => "ServiceNotFound",
-            Health::NotOffered(_) => "ServiceNotOffered",
-            Health::Invalid(_) => "ServiceInvalid",
-            Health::Refused(reason, _) => reason,
+            Health::NotFound => Reason::ServiceNotFound,
+            Health::NotOffered(_) => Reason::ServiceNotOffered,
+            Health::Invalid(_) => Reason::ServiceInvalid,
+            Health::Refused(reason, _) => *reason,
             Health::Rollout(r) => r.reason(),
         }
     }
@@ -201,7 +202,7 @@ pub fn observe(
         return Observation::new(
             SERVICES_READY,
             Status::True,
-            "NoServices",
+            Reason::NoServices,
             "spec.services selects no service",
         );
     }
@@ -210,19 +211,19 @@ pub fn observe(
         Tier::Shared => Observation::new(
             SERVICES_READY,
             Status::True,
-            "Ready",
+            Reason::Ready,
             format!("served by the shared pool: {list}"),
         ),
         Tier::Dedicated if tenant.spec.suspended => Observation::new(
             SERVICES_READY,
             Status::True,
-            "ScaledToZero",
+            Reason::ScaledToZero,
             format!("suspended: scaled to zero: {list}"),
         ),
         Tier::Dedicated => Observation::new(
             SERVICES_READY,
             Status::True,
-            "Ready",
+            Reason::Ready,
             format!("rolled out: {list}"),
         ),
     }
@@ -284,9 +285,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, caches: &Caches) -> Resul
                         // suspension): it is reported as this service's health.
                         Err(error) => {
                             let reason = super::failure::reason(&error);
-                            if super::failure::severity(reason)
-                                == super::failure::Severity::Transient
-                            {
+                            if reason.severity() == super::failure::Severity::Transient {
                                 transient.get_or_insert(error);
                                 continue;
                             }

@@ -3,40 +3,34 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
+use landlord_crds::conditions::Reason;
 use landlord_crds::{
     Tenant, TenantStatus,
-    conditions::{self, Observation, Status, tenant::READY},
+    conditions::{self, Observation, Severity, Status, tenant::READY},
     tenant::Phase,
 };
 
-/// Reasons of conditions that only a change by a person can clear: the phase is Failed.
-const NEEDS_ACTION: &[&str] = &["InvalidSpec", "NamespaceConflict"];
-/// Reasons of conditions that are False without holding the tenant back: its stack runs, and
-/// the problem lies in objects someone else wrote (FeatureFlagSets whose flags conflict or
-/// override a locked flag; the flags are still served). Visible, but Ready stays True.
-const WARNINGS: &[&str] = &["FlagConflict", "LockedFlagOverride", "InvalidFlag"];
-
 /// Whether a condition reason is a warning that does not hold the tenant back (a change of
 /// the objects at fault triggers a reconcile; nothing to poll for).
-pub fn is_warning(reason: &str) -> bool {
-    WARNINGS.contains(&reason)
+pub fn is_warning(reason: Reason) -> bool {
+    reason.severity() == Severity::Warning
 }
 
-/// Whether a condition reason needs a person to act (no retry can clear it).
-pub fn needs_action(reason: &str) -> bool {
-    NEEDS_ACTION.contains(&reason)
-        || crate::database::failure::NEEDS_ACTION.contains(&reason)
-        || super::failure::severity(reason) == super::failure::Severity::NeedsPerson
+/// Whether a condition reason needs a person to act (no retry can clear it): the phase is
+/// Failed.
+pub fn needs_action(reason: Reason) -> bool {
+    matches!(
+        reason.severity(),
+        Severity::NeedsPerson | Severity::NeedsPersonElsewhere
+    )
 }
 
 /// Whether only a change of the Tenant itself (or of the operator's configuration, which
 /// restarts it) can clear the reason: the Tenant is then not looked at again soon. A
 /// `NamespaceConflict` is not one of them: it clears when the namespace is annotated, which
 /// no watch of Landlord's sees (the namespace is not Landlord's yet).
-pub fn waits_for_tenant_change(reason: &str) -> bool {
-    reason == "InvalidSpec"
-        || crate::database::failure::NEEDS_ACTION.contains(&reason)
-        || super::failure::severity(reason) == super::failure::Severity::NeedsPerson
+pub fn waits_for_tenant_change(reason: Reason) -> bool {
+    reason.severity() == Severity::NeedsPerson
 }
 
 /// The status a Tenant should have, given the observations of its parts (in provisioning
@@ -60,10 +54,10 @@ pub fn compute(
     }
     let blocking = observations
         .iter()
-        .find(|o| !o.is_true() && !is_warning(&o.reason));
+        .find(|o| !o.is_true() && !is_warning(o.reason));
     let warnings: Vec<String> = observations
         .iter()
-        .filter(|o| !o.is_true() && is_warning(&o.reason))
+        .filter(|o| !o.is_true() && is_warning(o.reason))
         .map(|o| format!("{} is {}", o.type_, o.reason))
         .collect();
     let (ready, phase) = if tenant.meta().deletion_timestamp.is_some() {
@@ -71,13 +65,13 @@ pub fn compute(
             Observation::new(
                 READY,
                 Status::False,
-                "Terminating",
+                Reason::Terminating,
                 "the Tenant is being deleted",
             ),
             Phase::Terminating,
         )
     } else if let Some(blocking) = blocking {
-        let phase = if needs_action(&blocking.reason) {
+        let phase = if needs_action(blocking.reason) {
             Phase::Failed
         } else if matches!(current.phase, Some(Phase::Ready | Phase::Degraded)) {
             Phase::Degraded
@@ -86,7 +80,7 @@ pub fn compute(
         };
         let message = format!("{} is not ready: {}", blocking.type_, blocking.message);
         (
-            Observation::new(READY, Status::False, &blocking.reason, message),
+            Observation::new(READY, Status::False, blocking.reason, message),
             phase,
         )
     } else if tenant.spec.suspended {
@@ -94,7 +88,7 @@ pub fn compute(
             Observation::new(
                 READY,
                 Status::False,
-                "Suspended",
+                Reason::Suspended,
                 "the Tenant is suspended (spec.suspended)",
             ),
             Phase::Suspended,
@@ -104,7 +98,7 @@ pub fn compute(
             Observation::new(
                 READY,
                 Status::True,
-                "Ready",
+                Reason::Ready,
                 if warnings.is_empty() {
                     "every part of the tenant's stack is ready".to_string()
                 } else {
@@ -130,7 +124,12 @@ pub fn terminating(tenant: &Tenant, now: &Time) -> TenantStatus {
 /// The status during a deletion whose cleanup waits: Ready says what it waits for (`reason`
 /// and `what`, naming the object or system) and how to release the Tenant if that never
 /// clears.
-pub fn terminating_blocked(tenant: &Tenant, reason: &str, what: &str, now: &Time) -> TenantStatus {
+pub fn terminating_blocked(
+    tenant: &Tenant,
+    reason: Reason,
+    what: &str,
+    now: &Time,
+) -> TenantStatus {
     let mut status = terminating(tenant, now);
     let ready = Observation::new(
         READY,
@@ -193,14 +192,14 @@ mod tests {
             Observation::new(
                 NAMESPACE_READY,
                 Status::True,
-                "Provisioned",
+                Reason::Provisioned,
                 "namespace tenant-acme is active",
             )
         } else {
             Observation::new(
                 NAMESPACE_READY,
                 Status::False,
-                "NamespaceConflict",
+                Reason::NamespaceConflict,
                 "namespace tenant-acme exists",
             )
         }
@@ -255,7 +254,7 @@ mod tests {
         let conflict = Observation::new(
             conditions::tenant::FLAGS_READY,
             Status::False,
-            "FlagConflict",
+            Reason::FlagConflict,
             "flag beta is boolean in a but string in b",
         );
         let s = roll(&tenant(false), &[ns_ready(true), conflict], &at(1));
@@ -275,7 +274,7 @@ mod tests {
         t.metadata.deletion_timestamp = Some(at(5));
         let s = terminating_blocked(
             &t,
-            "NamespaceTerminating",
+            Reason::NamespaceTerminating,
             "namespace tenant-acme: Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances",
             &at(6),
         );
@@ -303,7 +302,7 @@ mod tests {
             &[Observation::new(
                 NAMESPACE_READY,
                 Status::False,
-                "NamespaceTerminating",
+                Reason::NamespaceTerminating,
                 "x",
             )],
             &at(2),

@@ -24,6 +24,7 @@
 //! Limits: the account's connections, subscriptions per connection, payload size and
 //! consumers per stream come from `spec.quota.nats`, else the operator's defaults; all finite.
 
+use landlord_crds::conditions::Reason;
 use std::{
     collections::{BTreeMap, BTreeSet},
     time::Duration,
@@ -438,7 +439,7 @@ fn plan(tenant: &Tenant, config: &NatsConfig) -> Result<Plan, String> {
     Ok(Plan { streams, statuses })
 }
 
-fn observation(status: Status, reason: &str, message: impl Into<String>) -> Observation {
+fn observation(status: Status, reason: Reason, message: impl Into<String>) -> Observation {
     Observation::new(TOPICS_READY, status, reason, message)
 }
 
@@ -453,7 +454,7 @@ pub async fn provision(
     if tenant.spec.topics.is_empty() && !had_topics {
         return Ok(observation(
             Status::True,
-            "NoTopics",
+            Reason::NoTopics,
             "the tenant has no topics",
         ));
     }
@@ -462,19 +463,19 @@ pub async fn provision(
             draft.topics.clear();
             return Ok(observation(
                 Status::True,
-                "NoTopics",
+                Reason::NoTopics,
                 "the tenant has no topics",
             ));
         }
         return Ok(observation(
             Status::False,
-            "NatsNotConfigured",
+            Reason::NatsNotConfigured,
             "spec.topics is set but the operator has no NATS server configured (--nats-url)",
         ));
     };
     let plan = match plan(tenant, nats.config()) {
         Ok(plan) => plan,
-        Err(message) => return Ok(observation(Status::False, "InvalidTopic", message)),
+        Err(message) => return Ok(observation(Status::False, Reason::InvalidTopic, message)),
     };
     let account = account_key(tenant, nats.config()).map_err(|e| Error::Nats {
         action: "deriving the tenant's NATS account key".into(),
@@ -490,7 +491,7 @@ pub async fn provision(
         draft.topics.clear();
         return Ok(observation(
             Status::True,
-            "NoTopics",
+            Reason::NoTopics,
             "the tenant has no topics",
         ));
     }
@@ -515,7 +516,7 @@ pub async fn provision(
     Ok(if tenant.spec.suspended {
         observation(
             Status::True,
-            "Suspended",
+            Reason::Suspended,
             format!(
                 "access to topics {} is revoked while the tenant is suspended",
                 names.join(", ")
@@ -524,14 +525,14 @@ pub async fn provision(
     } else {
         observation(
             Status::True,
-            "Provisioned",
+            Reason::Provisioned,
             format!("topics {} are provisioned on NATS", names.join(", ")),
         )
     })
 }
 
 fn failed(error: &NatsError) -> Observation {
-    warn!(reason = error.reason(), error = %error, "topics not provisioned");
+    warn!(reason = %error.reason(), error = %error, "topics not provisioned");
     observation(Status::False, error.reason(), error.to_string())
 }
 

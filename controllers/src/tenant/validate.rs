@@ -1,5 +1,6 @@
 //! Checks the schema cannot make: rules that depend on the operator's configuration.
 
+use landlord_crds::conditions::Reason;
 use landlord_crds::{
     Tenant,
     conditions::{Observation, Status, tenant::NAMESPACE_READY},
@@ -24,7 +25,7 @@ pub fn validate(tenant: &Tenant, config: &Config) -> Result<(), Observation> {
         return Err(Observation::new(
             NAMESPACE_READY,
             Status::False,
-            "InvalidSpec",
+            Reason::InvalidSpec,
             format!("spec.namespace: {namespace} is reserved for the platform"),
         ));
     }

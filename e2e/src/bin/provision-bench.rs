@@ -68,7 +68,7 @@ use landlord_controllers::{
 use landlord_crds::{
     Tenant,
     conditions::{
-        Observation, Status,
+        Observation, Reason, Status,
         tenant::{DATABASE_READY, NAMESPACE_READY},
     },
     tenant::Phase,
@@ -1031,7 +1031,7 @@ async fn floor_tenant(
         Observation::new(
             NAMESPACE_READY,
             Status::True,
-            "Provisioned",
+            Reason::Provisioned,
             format!("namespace {ns} and its policies are in place"),
         ),
         tenant_flags::observation(&flags),
@@ -1075,7 +1075,7 @@ async fn floor_tenant(
         observations.push(Observation::new(
             DATABASE_READY,
             Status::True,
-            "Provisioned",
+            Reason::Provisioned,
             format!("database {} on server bench", names.database),
         ));
     }
