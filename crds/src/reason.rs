@@ -5,6 +5,11 @@
 //! (`QuotaExceeded`, `ObjectInvalid`, ...) and of an outage are the same whichever object's
 //! condition carries them, and one table keeps one answer to "is this retried?". The table is
 //! grouped by the kind that reports each reason.
+//!
+//! A severity says how the controllers handle the reason, not only who fixes it: a catalog
+//! Service that a Tenant lists before it exists (`ServiceNotFound`) is a person's to create,
+//! but it is `Transient` because the Tenant is reconciled again when it appears (its watch
+//! sees it) and the phase stays Degraded rather than Failed meanwhile.
 
 use std::fmt;
 

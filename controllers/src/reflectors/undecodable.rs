@@ -318,7 +318,7 @@ impl Report {
         if reported(invalid.status.as_ref(), message) {
             return Ok(());
         }
-        self.recorder.publish(&event, &regarding).await?;
+        crate::apply::bounded(self.recorder.publish(&event, &regarding)).await?;
         let api: Api<DynamicObject> = match &metadata.namespace {
             Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, resource),
             None => Api::all_with(self.client.clone(), resource),

@@ -18,7 +18,7 @@ use kube::{
     runtime::reflector::ObjectRef,
 };
 use landlord_crds::{
-    Tenant, TenantStatus,
+    Tenant,
     conditions::{Observation, Status, tenant::DATABASE_READY},
     tenant::{DatabaseSpec, DatabaseStatus, DeletionPolicy, Tier},
 };
@@ -59,11 +59,13 @@ fn not_ready(failure: Failure) -> Observation {
     )
 }
 
-/// Provisions the tenant's database and reports `DatabaseReady`; fills `status.database`.
+/// Provisions the tenant's database and reports `DatabaseReady`. `recorded` is the part's
+/// own status field, `status.database` (as currently stored): the placement is recorded in it
+/// as soon as it is chosen, so that a later step's failure still keeps it.
 pub async fn provision(
     tenant: &Tenant,
     state: &State,
-    draft: &mut TenantStatus,
+    recorded: &mut Option<DatabaseStatus>,
 ) -> Result<Observation> {
     let Some(spec) = tenant.spec.database.as_ref().filter(|d| d.enabled) else {
         // A recorded placement is kept: the data (if any) still lives there.
@@ -74,8 +76,8 @@ pub async fn provision(
     };
     let started = Instant::now();
     let outcome = match tenant.spec.tier {
-        Tier::Shared => shared(tenant, spec, state, draft).await?,
-        Tier::Dedicated => dedicated(tenant, spec, state, draft).await?,
+        Tier::Shared => shared(tenant, spec, state, recorded).await?,
+        Tier::Dedicated => dedicated(tenant, spec, state, recorded).await?,
     };
     let metrics = &state.ctx.metrics;
     Ok(match outcome {
@@ -134,7 +136,7 @@ fn check_extensions(spec: &DatabaseSpec, allowed: &[String]) -> Result<(), Failu
     ))
 }
 
-/// Places the database (or finds its recorded place) and records it in `draft`.
+/// Places the database (or finds its recorded place) and records it in `recorded`.
 async fn place(
     tenant: &Tenant,
     spec: &DatabaseSpec,
@@ -172,7 +174,7 @@ async fn shared(
     tenant: &Tenant,
     spec: &DatabaseSpec,
     state: &State,
-    draft: &mut TenantStatus,
+    recorded: &mut Option<DatabaseStatus>,
 ) -> Step<Provisioned> {
     let ctx = &state.ctx;
     let config = &ctx.config.database;
@@ -192,8 +194,8 @@ async fn shared(
         port: server.port,
         ssl_mode: server.ssl_mode.clone(),
     };
-    let previous_secret = draft.database.as_ref().and_then(|d| d.secret.clone());
-    draft.database = Some(DatabaseStatus {
+    let previous_secret = recorded.as_ref().and_then(|d| d.secret.clone());
+    *recorded = Some(DatabaseStatus {
         server: Some(server.name.clone()),
         host: Some(endpoint.host.clone()),
         port: Some(i32::from(endpoint.port)),
@@ -390,7 +392,7 @@ async fn shared(
     if fresh && !created {
         info!(role = %names.role, "database password set");
     }
-    if let Some(status) = draft.database.as_mut() {
+    if let Some(status) = recorded.as_mut() {
         status.secret = Some(names::SECRET.into());
     }
     Ok(Ok(Provisioned {
@@ -447,7 +449,7 @@ async fn dedicated(
     tenant: &Tenant,
     spec: &DatabaseSpec,
     state: &State,
-    draft: &mut TenantStatus,
+    recorded: &mut Option<DatabaseStatus>,
 ) -> Step<Provisioned> {
     let ctx = &state.ctx;
     let names = match names_of(tenant) {
@@ -514,7 +516,7 @@ async fn dedicated(
     super::ensure_child(&state.stores.services, &server.service, ctx).await?;
     let applied =
         super::ensure_child(&state.stores.stateful_sets, &server.stateful_set, ctx).await?;
-    draft.database = Some(DatabaseStatus {
+    *recorded = Some(DatabaseStatus {
         server: None,
         host: Some(endpoint.host.clone()),
         port: Some(i32::from(endpoint.port)),

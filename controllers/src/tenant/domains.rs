@@ -11,7 +11,7 @@ use kube::{
     api::{DeleteParams, ListParams},
 };
 use landlord_crds::{
-    Domain, Tenant, TenantStatus,
+    Domain, Tenant,
     conditions::{self, Observation, Status, domain::READY, tenant::DOMAINS_READY},
 };
 use serde::de::DeserializeOwned;
@@ -28,8 +28,8 @@ use crate::{
 
 const MANAGER: &str = "landlord/tenant";
 
-/// Reports `DomainsReady` and writes `status.endpoints` into `draft`.
-pub fn provision(tenant: &Tenant, stores: &Stores, draft: &mut TenantStatus) -> Observation {
+/// Reports `DomainsReady`, and the part's own status field, `status.endpoints`.
+pub fn provision(tenant: &Tenant, stores: &Stores) -> (Observation, Vec<String>) {
     let namespace = tenant.namespace_name();
     let domains: Vec<Arc<Domain>> = stores
         .domains
@@ -37,9 +37,7 @@ pub fn provision(tenant: &Tenant, stores: &Stores, draft: &mut TenantStatus) -> 
         .into_iter()
         .filter(|d| d.namespace().as_deref() == Some(namespace.as_str()))
         .collect();
-    let (observation, endpoints) = summarize(&domains);
-    draft.endpoints = endpoints;
-    observation
+    summarize(&domains)
 }
 
 /// The condition and endpoints of a tenant with these Domains: ready when every Domain is

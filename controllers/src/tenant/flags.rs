@@ -21,7 +21,7 @@ use kube::{
     runtime::{events::EventType, reflector::ObjectRef},
 };
 use landlord_crds::{
-    Tenant, TenantStatus,
+    Tenant,
     conditions::{self, Observation, Status, tenant::FLAGS_READY},
 };
 use serde::Serialize;
@@ -170,11 +170,7 @@ pub fn too_large(bytes: usize, resolution: &Resolution) -> Option<Observation> {
 }
 
 /// Writes the tenant's effective flags (only when they changed) and reports `FlagsReady`.
-pub async fn provision(
-    tenant: &Tenant,
-    state: &State,
-    _draft: &mut TenantStatus,
-) -> Result<Observation> {
+pub async fn provision(tenant: &Tenant, state: &State) -> Result<Observation> {
     let ctx = &state.ctx;
     let resolution = resolve_for(tenant, &state.stores.flag_sets.state(), &ctx.config);
     let owner = desired::owner_reference(tenant).ok_or(Error::MissingUid)?;

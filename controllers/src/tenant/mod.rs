@@ -120,25 +120,30 @@ impl Part {
         Part::Namespace,
     ];
 
-    /// Provisions the part and reports its condition. A part that owns status fields
-    /// (`status.database`, `status.topics`, `status.endpoints`) writes them into `draft`,
-    /// which starts as the Tenant's current status.
+    /// Provisions the part and reports its condition. The parts that own a status field
+    /// get that field alone (`status.database`, `status.topics`) or return it
+    /// (`status.endpoints`); none sees another part's fields. `owned` starts as the Tenant's
+    /// current status.
     async fn provision(
         self,
         tenant: &Tenant,
         state: &State,
-        draft: &mut TenantStatus,
+        owned: &mut TenantStatus,
     ) -> Result<Observation> {
         match self {
             Part::Namespace => namespace::provision(tenant, &state.ctx, &state.stores).await,
-            Part::Database => database::provision(tenant, state, draft).await,
-            Part::Topics => topics::provision(tenant, state, draft).await,
+            Part::Database => database::provision(tenant, state, &mut owned.database).await,
+            Part::Topics => topics::provision(tenant, state, &mut owned.topics).await,
             Part::Runtime => runtime::provision(tenant, &state.ctx, &state.stores).await,
-            Part::Flags => flags::provision(tenant, state, draft).await,
+            Part::Flags => flags::provision(tenant, state).await,
             Part::Services => {
                 services::provision(tenant, &state.ctx, &state.stores.workloads).await
             }
-            Part::Domains => Ok(domains::provision(tenant, &state.stores, draft)),
+            Part::Domains => {
+                let (observation, endpoints) = domains::provision(tenant, &state.stores);
+                owned.endpoints = endpoints;
+                Ok(observation)
+            }
         }
     }
 
@@ -847,12 +852,9 @@ async fn publish(state: &State, tenant: &Tenant, type_: EventType, reason: &str,
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = state
-        .ctx
-        .tenant_recorder
-        .publish(&event, &tenant.object_ref(&()))
-        .await
-    {
+    let reference = tenant.object_ref(&());
+    let publishing = state.ctx.tenant_recorder.publish(&event, &reference);
+    if let Err(e) = crate::apply::bounded(publishing).await {
         warn!(error = %e, "publishing event failed");
     }
 }

@@ -45,7 +45,7 @@ use k8s_openapi::{
 };
 use kube::{Api, ResourceExt, api::DeleteParams};
 use landlord_crds::{
-    Tenant, TenantStatus,
+    Tenant,
     conditions::{Observation, Status, tenant::TOPICS_READY},
     tenant::{NatsQuota, Retention, TopicSpec, TopicStatus},
 };
@@ -443,14 +443,15 @@ fn observation(status: Status, reason: Reason, message: impl Into<String>) -> Ob
     Observation::new(TOPICS_READY, status, reason, message)
 }
 
-/// Provisions the tenant's topics and reports `TopicsReady`; fills `status.topics`.
+/// Provisions the tenant's topics and reports `TopicsReady`. `topics` is the part's own
+/// status field, `status.topics` (as currently stored), replaced by what NATS now holds.
 pub async fn provision(
     tenant: &Tenant,
     state: &State,
-    draft: &mut TenantStatus,
+    topics: &mut Vec<TopicStatus>,
 ) -> Result<Observation> {
     let ctx = &state.ctx;
-    let had_topics = !draft.topics.is_empty();
+    let had_topics = !topics.is_empty();
     if tenant.spec.topics.is_empty() && !had_topics {
         return Ok(observation(
             Status::True,
@@ -460,7 +461,7 @@ pub async fn provision(
     }
     let Some(nats) = ctx.nats.as_ref() else {
         if tenant.spec.topics.is_empty() {
-            draft.topics.clear();
+            topics.clear();
             return Ok(observation(
                 Status::True,
                 Reason::NoTopics,
@@ -488,7 +489,7 @@ pub async fn provision(
             return Ok(failed(&e));
         }
         delete_secret(tenant, ctx).await?;
-        draft.topics.clear();
+        topics.clear();
         return Ok(observation(
             Status::True,
             Reason::NoTopics,
@@ -511,7 +512,7 @@ pub async fn provision(
     if let Err(e) = sync(tenant, nats, &account, &creds.user, &limits, &plan, live).await {
         return Ok(failed(&e));
     }
-    draft.topics = plan.statuses;
+    *topics = plan.statuses;
     let names: Vec<&str> = tenant.spec.topics.iter().map(|t| t.name.as_str()).collect();
     Ok(if tenant.spec.suspended {
         observation(
