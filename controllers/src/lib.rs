@@ -22,6 +22,7 @@ pub mod pool;
 pub mod quantity;
 pub mod reflectors;
 pub mod runner;
+pub mod runtime;
 pub mod service;
 pub mod tenant;
 #[cfg(test)]

@@ -202,11 +202,11 @@ fn runtime_pods() -> LabelSelector {
         match_labels: Some(BTreeMap::from([
             (
                 "app.kubernetes.io/name".to_string(),
-                crate::tenant::runtime::NAME.to_string(),
+                crate::runtime::NAME.to_string(),
             ),
             (
                 labels::COMPONENT.to_string(),
-                crate::tenant::runtime::COMPONENT.to_string(),
+                crate::runtime::COMPONENT.to_string(),
             ),
         ])),
         ..Default::default()
@@ -487,7 +487,7 @@ mod tests {
             );
         }
         // The pooled runtime's pods are the ones the runtime policy selects.
-        let runtime = crate::tenant::runtime::pooled(&config);
+        let runtime = crate::runtime::pooled(&config);
         let pod_labels = runtime
             .deployment
             .spec

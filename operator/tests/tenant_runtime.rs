@@ -26,7 +26,7 @@ use kube::{
 };
 use landlord_controllers::{
     pool,
-    tenant::runtime::{self, NAME},
+    runtime::{self, NAME},
 };
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{

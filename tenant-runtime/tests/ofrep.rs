@@ -31,7 +31,7 @@ use kube::{
 };
 use landlord_controllers::{
     Config, pool,
-    tenant::runtime::{self, RuntimeStack},
+    runtime::{self, RuntimeStack},
 };
 use landlord_crds::Tenant;
 use landlord_e2e::{

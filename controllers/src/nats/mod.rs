@@ -5,6 +5,7 @@
 //! Streams are managed inside an account through a short-lived user that Landlord signs
 //! with the account's key. Nothing here logs or returns key material.
 
+pub mod desired;
 pub mod jwt;
 
 use landlord_crds::conditions::Reason;
