@@ -27,7 +27,7 @@ pub struct Config {
     /// (tenants with topics then report `NatsNotConfigured`).
     pub nats: Option<crate::nats::NatsConfig>,
     /// Domain verification, routing and TLS.
-    pub domains: crate::domain::DomainConfig,
+    pub domains: crate::domain::config::DomainConfig,
     /// Every pod Landlord builds in a tenant namespace pulls its images with `Always`, so
     /// that the registry checks the pulling pod's credentials each time and no tenant runs a
     /// private image another tenant's pod left on the node (`--image-pull-policy-always`).

@@ -2,6 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::ResourceExt;
+use landlord_crds::Tenant;
+
 /// `app.kubernetes.io/managed-by` value on everything Landlord creates; owned watches select
 /// on it so the operator's memory grows with its tenants, not with the cluster.
 pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
@@ -27,9 +31,7 @@ pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=landlord";
 /// Whether a Landlord object (a Tenant, a catalog Service, ...) owns the object: the
 /// `managed-by` label alone can be set by anyone with rights in a namespace that admission
 /// does not protect.
-pub fn owned_by_landlord(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> bool {
+pub fn owned_by_landlord(meta: &ObjectMeta) -> bool {
     meta.owner_references
         .iter()
         .flatten()
@@ -42,4 +44,16 @@ pub fn tenant_labels(tenant: &str) -> BTreeMap<String, String> {
         (MANAGED_BY_KEY.to_string(), MANAGED_BY.to_string()),
         (TENANT.to_string(), tenant.to_string()),
     ])
+}
+
+/// Metadata of a child object in the tenant's namespace: its name, the tenant's labels and
+/// the controller reference to the Tenant (`owner`).
+pub fn child_meta(tenant: &Tenant, owner: &OwnerReference, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(tenant.namespace_name()),
+        labels: Some(tenant_labels(&tenant.name_any())),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    }
 }

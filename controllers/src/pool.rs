@@ -296,9 +296,9 @@ pub async fn ensure(ctx: &Context) -> Result<()> {
 /// user.
 pub async fn ensure_operator_binding(ctx: &Context) -> Result<()> {
     let ns = &ctx.config.platform_namespace;
-    let binding = crate::tenant::desired::operator_binding(
+    let binding = crate::secrets_access::binding(
         ObjectMeta {
-            name: Some(crate::tenant::desired::names::OPERATOR.into()),
+            name: Some(crate::secrets_access::BINDING.into()),
             namespace: Some(ns.clone()),
             labels: Some(managed_labels()),
             ..Default::default()
@@ -308,7 +308,7 @@ pub async fn ensure_operator_binding(ctx: &Context) -> Result<()> {
     if let Some(binding) = binding
         && ensure_object(ctx, &binding).await?
     {
-        crate::tenant::await_secrets_access(ctx, ns).await;
+        crate::secrets_access::await_access(ctx, ns).await;
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use kube::ResourceExt;
 use landlord_crds::Tenant;
 
 use super::{config::DatabaseConfig, identifier::Names};
-use crate::tenant::desired::child_meta;
+use crate::labels::child_meta;
 
 /// Names of the database objects in a tenant's namespace.
 pub mod names {

@@ -20,6 +20,7 @@
 //! or appear later); drift is corrected at the next reconcile, at the latest after `RESYNC`.
 
 pub mod claim;
+pub mod config;
 pub mod desired;
 pub mod dns;
 pub mod error;
@@ -32,7 +33,6 @@ use std::{
     collections::BTreeMap,
     fmt::Debug,
     future::Future,
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -89,86 +89,9 @@ const RESYNC: Duration = Duration::from_secs(300);
 const RECHECK: Duration = Duration::from_secs(10);
 /// The longest wait between two lookups of a Domain that stays unverified.
 const MAX_VERIFICATION_INTERVAL: Duration = Duration::from_secs(900);
-/// Reason of a CertificateReady condition refusing `spec.tls.issuer`.
-pub const ISSUER_NOT_OFFERED: Reason = Reason::IssuerNotOffered;
+pub use config::{DomainConfig, ISSUER_NOT_OFFERED};
 /// How long the discovered presence of Gateway API and cert-manager is trusted.
 const CAPABILITIES_TTL: Duration = Duration::from_secs(20);
-
-/// Operator configuration of the Domain controller.
-#[derive(Clone, Debug)]
-pub struct DomainConfig {
-    /// DNS server that verification asks; `None`: the first nameserver of /etc/resolv.conf.
-    pub dns_resolver: Option<SocketAddr>,
-    /// Zones the platform owns: `<tenant>.<zone>` and the names below it are the tenant's
-    /// without a TXT record; other names in them are refused (see `verify`).
-    pub pre_verified_zones: Vec<String>,
-    /// Names no tenant may hold: bare labels (under every pre-verified zone) or hostnames,
-    /// each with the names below it.
-    pub reserved_hostnames: Vec<String>,
-    /// The Gateway that HTTPRoutes attach to (in `Config::gateway_namespace`).
-    pub gateway_name: String,
-    /// cert-manager ClusterIssuer of managed certificates, unless a Domain names its own.
-    pub cluster_issuer: Option<String>,
-    /// Further ClusterIssuers a Domain may name in `spec.tls.issuer` (besides
-    /// `cluster_issuer`); any other is refused.
-    pub certificate_issuers: Vec<String>,
-    /// `ingressClassName` of Ingresses (when Gateway API is not installed).
-    pub ingress_class: Option<String>,
-    /// Time between two lookups of the TXT record of an unverified Domain, at first.
-    pub verification_interval: Duration,
-}
-
-impl Default for DomainConfig {
-    fn default() -> Self {
-        Self {
-            dns_resolver: None,
-            pre_verified_zones: Vec::new(),
-            reserved_hostnames: Vec::new(),
-            gateway_name: "landlord".into(),
-            cluster_issuer: None,
-            certificate_issuers: Vec::new(),
-            ingress_class: None,
-            verification_interval: Duration::from_secs(60),
-        }
-    }
-}
-
-impl DomainConfig {
-    /// The ClusterIssuers a Domain may name: the default first, without repeats.
-    pub fn offered_issuers(&self) -> Vec<&str> {
-        let mut offered: Vec<&str> = Vec::new();
-        for issuer in self.cluster_issuer.iter().chain(&self.certificate_issuers) {
-            if !offered.contains(&issuer.as_str()) {
-                offered.push(issuer);
-            }
-        }
-        offered
-    }
-
-    /// The CertificateReady condition refusing `spec.tls.issuer` when the platform does not
-    /// offer it (a tenant must not get certificates from, say, an internal mesh CA).
-    pub fn refused_issuer(&self, issuer: Option<&str>) -> Option<Observation> {
-        let issuer = issuer?;
-        let offered = self.offered_issuers();
-        if offered.contains(&issuer) {
-            return None;
-        }
-        let instead = match (&self.cluster_issuer, offered.as_slice()) {
-            (_, []) => "it offers none: use spec.tls.mode Secret or None".to_string(),
-            (Some(default), _) => format!(
-                "use one of {}, or leave spec.tls.issuer unset for the default {default}",
-                offered.join(", ")
-            ),
-            (None, _) => format!("use one of {}", offered.join(", ")),
-        };
-        Some(Observation::new(
-            CERTIFICATE_READY,
-            Status::False,
-            ISSUER_NOT_OFFERED,
-            format!("spec.tls.issuer {issuer} is not an issuer this platform offers; {instead}"),
-        ))
-    }
-}
 
 /// Which optional APIs the cluster serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,7 +38,7 @@ pub mod names {
     pub const ADMIN: &str = "landlord-tenant-admin";
     pub const VIEWER: &str = "landlord-tenant-viewer";
     /// Binds the operator's Secrets ClusterRole to its own ServiceAccount.
-    pub const OPERATOR: &str = "landlord-operator";
+    pub const OPERATOR: &str = crate::secrets_access::BINDING;
     pub const QUOTA: &str = "landlord-quota";
     pub const LIMITS: &str = "landlord-limits";
     pub const DEFAULT_DENY: &str = "landlord-default-deny";
@@ -67,7 +67,7 @@ pub struct NamespaceStack {
 /// Builds the namespace stack of a tenant. `owner` is the Tenant's controller reference
 /// (it needs the Tenant's uid, which only the API server assigns).
 pub fn namespace_stack(tenant: &Tenant, owner: &OwnerReference, config: &Config) -> NamespaceStack {
-    let meta = |name: &str| child_meta(tenant, owner, name);
+    let meta = |name: &str| labels::child_meta(tenant, owner, name);
     NamespaceStack {
         namespace: namespace(tenant, owner),
         roles: vec![
@@ -91,7 +91,7 @@ pub fn namespace_stack(tenant: &Tenant, owner: &OwnerReference, config: &Config)
                 names::VIEWER,
                 &tenant.spec.viewers,
             )),
-            operator_binding(meta(names::OPERATOR), config),
+            crate::secrets_access::binding(meta(names::OPERATOR), config),
         ]
         .into_iter()
         .flatten()
@@ -124,18 +124,6 @@ pub fn namespace_stack(tenant: &Tenant, owner: &OwnerReference, config: &Config)
                 ..Default::default()
             },
         ],
-    }
-}
-
-/// Metadata of a child object in the tenant's namespace: its name, the tenant's labels and
-/// the controller reference to the Tenant.
-pub fn child_meta(tenant: &Tenant, owner: &OwnerReference, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(tenant.namespace_name()),
-        labels: Some(labels::tenant_labels(&tenant.name_any())),
-        owner_references: Some(vec![owner.clone()]),
-        ..Default::default()
     }
 }
 
@@ -309,28 +297,6 @@ fn viewer_rules() -> Vec<PolicyRule> {
         rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(&["events.k8s.io"], &["events"], READ),
     ]
-}
-
-/// The RoleBinding `landlord-operator` of a namespace where the operator keeps Secrets: the
-/// Secrets ClusterRole (`Config::secrets_cluster_role`) for the operator's own
-/// ServiceAccount. None when the operator runs as a user. `metadata` names the binding
-/// [`names::OPERATOR`] in that namespace.
-pub fn operator_binding(metadata: ObjectMeta, config: &Config) -> Option<RoleBinding> {
-    let account = config.service_account.as_ref()?;
-    Some(RoleBinding {
-        metadata,
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: config.secrets_cluster_role.clone(),
-        },
-        subjects: Some(vec![RbacSubject {
-            api_group: Some(String::new()),
-            kind: "ServiceAccount".into(),
-            name: account.name.clone(),
-            namespace: Some(account.namespace.clone()),
-        }]),
-    })
 }
 
 fn binding(metadata: ObjectMeta, role: &str, subjects: &[Subject]) -> RoleBinding {

@@ -787,26 +787,6 @@ pub async fn get_secret(ctx: &Context, namespace: &str, name: &str) -> Result<Op
         .map_err(Error::kube(format!("reading Secret {namespace}/{name}")))
 }
 
-/// Waits, up to 10 s, until the operator may read Secrets in `namespace` after it wrote the
-/// RoleBinding that lets it: the API server's authorizer learns of a binding from its own
-/// watch, a moment after the write. Without the wait the next Secret read could be refused
-/// and reported as `Forbidden`, which is not retried until the slow resync.
-pub async fn await_secrets_access(ctx: &Context, namespace: &str) {
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    for _ in 0..100 {
-        match api.get_metadata_opt(desired::names::OPERATOR).await {
-            Err(kube::Error::Api(status)) if status.code == 403 => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            _ => return,
-        }
-    }
-    warn!(
-        namespace,
-        "the operator's Secrets binding did not take effect within 10s"
-    );
-}
-
 /// [`ensure_child`] for a Secret: compared with what a GET returns (Secrets are not cached).
 pub async fn ensure_secret(desired: &Secret, ctx: &Context) -> Result<u32> {
     let ns = desired.namespace().unwrap_or_default();

@@ -79,7 +79,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
         let result = ensure_child(&stores.role_bindings, binding, ctx).await;
         if matches!(result, Ok(1)) && binding.name_any() == desired::names::OPERATOR {
             // The database and topics parts write Secrets right after this one.
-            super::await_secrets_access(ctx, &ns_name).await;
+            crate::secrets_access::await_access(ctx, &ns_name).await;
         }
         tally(result, &mut written, &mut refused);
     }
