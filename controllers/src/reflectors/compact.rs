@@ -17,7 +17,6 @@
 //! object deleted while the watch was down leaves the cache.
 
 use std::{
-    borrow::Cow,
     collections::HashMap,
     fmt::Debug,
     marker::PhantomData,
@@ -93,21 +92,8 @@ impl<K: Resource<DynamicType = ()>> Resource for Wire<K> {
     type DynamicType = ();
     type Scope = K::Scope;
 
-    fn kind(dt: &()) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn api_version(dt: &()) -> Cow<'_, str> {
-        K::api_version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    resource_of!(K);
+
     fn meta(&self) -> &ObjectMeta {
         &self.metadata
     }

@@ -17,6 +17,28 @@
 //! [`undecodable`]): one object that does not decode is reported and left out, and never
 //! stalls the watch.
 
+/// The type information (kind, group, version, plural) of a wrapper of the Kubernetes type
+/// `K`, for its `Resource` impl: `K`'s own, so the wrapper is watched at `K`'s API path.
+macro_rules! resource_of {
+    ($k:ident) => {
+        fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::kind(dt)
+        }
+        fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::group(dt)
+        }
+        fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::version(dt)
+        }
+        fn api_version(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::api_version(dt)
+        }
+        fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::plural(dt)
+        }
+    };
+}
+
 pub mod compact;
 pub mod undecodable;
 

@@ -14,7 +14,6 @@
 
 use landlord_crds::conditions::Reason;
 use std::{
-    borrow::Cow,
     collections::HashMap,
     fmt::{Debug, Display},
     sync::{Arc, RwLock},
@@ -91,21 +90,8 @@ impl<K: Resource<DynamicType = ()>> Resource for Decoded<K> {
     type DynamicType = ();
     type Scope = K::Scope;
 
-    fn kind(dt: &()) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn api_version(dt: &()) -> Cow<'_, str> {
-        K::api_version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    resource_of!(K);
+
     fn meta(&self) -> &ObjectMeta {
         match self {
             Decoded::Valid(object) => object.meta(),
