@@ -32,6 +32,8 @@ pub enum Verb {
     Delete,
     /// A server-side apply of the status subresource.
     Status,
+    /// A JSON patch of `metadata.finalizers` (adding or removing a finalizer).
+    Finalize,
 }
 
 impl Verb {
@@ -41,6 +43,7 @@ impl Verb {
             Verb::Create => "create",
             Verb::Delete => "delete",
             Verb::Status => "status",
+            Verb::Finalize => "finalize",
         }
     }
 }
@@ -264,6 +267,93 @@ where
     }
     count(metrics, manager, &K::kind(&()), Verb::Create);
     Ok(true)
+}
+
+/// Adds `finalizer` to the object's `metadata.finalizers` unless it is there. Returns the
+/// object as the API server stored it (with the finalizer), or `None` when nothing was
+/// written.
+///
+/// A JSON patch that first tests the list as seen: a concurrent change of the finalizers (by
+/// another controller) fails the patch with 422 instead of being overwritten, and the
+/// reconcile is retried on the newer object.
+pub async fn add_finalizer<K>(
+    api: &Api<K>,
+    object: &K,
+    finalizer: &str,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<Option<K>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let current = object.finalizers();
+    if current.iter().any(|f| f == finalizer) {
+        return Ok(None);
+    }
+    let patch = if current.is_empty() {
+        // An absent list and an empty one are both tested as absent: the API server drops an
+        // empty list, so `[]` is never what it stores.
+        serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]},
+        ])
+    } else {
+        serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+        ])
+    };
+    let written = write_finalizers(api, object, patch, manager).await?;
+    count(metrics, manager, &K::kind(&()), Verb::Finalize);
+    Ok(Some(written))
+}
+
+/// Removes `finalizer` from the object's `metadata.finalizers` (tested as seen, like
+/// [`add_finalizer`]). Returns whether a write was made; `Ok(false)` when the finalizer is
+/// not there or the object is already gone.
+pub async fn remove_finalizer<K>(
+    api: &Api<K>,
+    object: &K,
+    finalizer: &str,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let current = object.finalizers();
+    let Some(index) = current.iter().position(|f| f == finalizer) else {
+        return Ok(false);
+    };
+    let patch = serde_json::json!([
+        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": finalizer},
+        {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
+    ]);
+    match write_finalizers(api, object, patch, manager).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    count(metrics, manager, &K::kind(&()), Verb::Finalize);
+    Ok(true)
+}
+
+async fn write_finalizers<K>(
+    api: &Api<K>,
+    object: &K,
+    patch: Value,
+    manager: &str,
+) -> Result<K, kube::Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+    let params = PatchParams {
+        field_manager: Some(manager.into()),
+        ..PatchParams::default()
+    };
+    bounded(api.patch(&object.name_any(), &params, &Patch::<()>::Json(patch))).await
 }
 
 /// Writes `desired` as the object's status (server-side apply on the status subresource, as

@@ -142,8 +142,6 @@ reasons! {
     CleanupPending => Transient,
     /// Cleanup of the Tenant's database failed.
     DatabaseCleanupFailed => Transient,
-    /// Removing the Tenant's finalizer failed.
-    FinalizerFailed => Transient,
     /// One or more parts failed (the roll-up's reason when several did).
     PartsFailed => Transient,
     /// The effective flags do not fit in one ConfigMap.

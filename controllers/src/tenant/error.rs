@@ -46,9 +46,6 @@ pub enum Error {
     /// The reconcile is retried with backoff.
     #[error("parts failed: {0}")]
     PartsFailed(String),
-    /// Adding or removing the finalizer failed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -68,23 +65,6 @@ impl Error {
             Error::PartsFailed(_) => "PartsFailed",
             Error::Foreign(_) => "ObjectConflict",
             Error::Nats { source, .. } => source.reason().as_str(),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
-                _ => "Finalizer",
-            },
-        }
-    }
-
-    /// The error as the controller's reconcile sees it through the finalizer wrapper.
-    pub fn inner(&self) -> &Error {
-        match self {
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.inner(),
-                _ => self,
-            },
-            other => other,
         }
     }
 }

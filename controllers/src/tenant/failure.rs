@@ -31,7 +31,7 @@ pub fn condition_type(part: Part) -> &'static str {
 
 /// The CamelCase reason of a failure.
 pub fn reason(error: &Error) -> Reason {
-    match error.inner() {
+    match error {
         Error::Kube {
             source: kube::Error::Api(status),
             ..
@@ -42,7 +42,6 @@ pub fn reason(error: &Error) -> Reason {
         Error::Encode { .. } | Error::MissingUid | Error::Internal(_) => Reason::InternalError,
         Error::DatabaseCleanup(_) => Reason::DatabaseCleanupFailed,
         Error::CleanupPending(_) => Reason::CleanupPending,
-        Error::Finalizer(_) => Reason::FinalizerFailed,
         Error::PartsFailed(_) => Reason::PartsFailed,
         Error::Foreign(_) => Reason::ObjectConflict,
     }
@@ -51,7 +50,7 @@ pub fn reason(error: &Error) -> Reason {
 /// The message of a failure: what was being done (naming the object) and, quoted, what the
 /// API server answered.
 pub fn message(error: &Error) -> String {
-    match error.inner() {
+    match error {
         Error::Kube {
             action,
             source: kube::Error::Api(status),

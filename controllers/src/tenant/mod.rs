@@ -43,7 +43,6 @@ use kube::{
         Controller, WatchStreamExt,
         controller::Action,
         events::{Event, EventType},
-        finalizer::{Event as Finalizer, finalizer},
         reflector::{ObjectRef, Store},
         watcher,
     },
@@ -509,16 +508,48 @@ impl crate::runner::Reconciler for State {
             .await;
     }
 
+    /// Cleans up a Tenant being deleted (then releases its finalizer); otherwise adds the
+    /// finalizer, when missing, and provisions in the same reconcile: a new Tenant is not
+    /// sent back to the end of the queue between the two.
     async fn reconcile(&self, tenant: Arc<Tenant>) -> Result<Action> {
         let api = Api::<Tenant>::all(self.ctx.client.clone());
-        finalizer(&api, CLEANUP_FINALIZER, tenant, |event| async {
-            match event {
-                Finalizer::Apply(tenant) => apply(&tenant, self).await,
-                Finalizer::Cleanup(tenant) => cleanup(&tenant, self).await,
+        let manager = crate::apply::field_manager(CONTROLLER);
+        let has_finalizer = tenant.finalizers().iter().any(|f| f == CLEANUP_FINALIZER);
+        if tenant.meta().deletion_timestamp.is_some() {
+            if !has_finalizer {
+                return Ok(Action::await_change());
             }
-        })
+            let action = cleanup(&tenant, self).await?;
+            crate::apply::remove_finalizer(
+                &api,
+                tenant.as_ref(),
+                CLEANUP_FINALIZER,
+                &manager,
+                &self.ctx.metrics,
+            )
+            .await
+            .map_err(Error::kube(format!(
+                "removing the finalizer {CLEANUP_FINALIZER} from Tenant {}",
+                tenant.name_any()
+            )))?;
+            return Ok(action);
+        }
+        let tenant = match crate::apply::add_finalizer(
+            &api,
+            tenant.as_ref(),
+            CLEANUP_FINALIZER,
+            &manager,
+            &self.ctx.metrics,
+        )
         .await
-        .map_err(|e| Error::Finalizer(Box::new(e)))
+        .map_err(Error::kube(format!(
+            "adding the finalizer {CLEANUP_FINALIZER} to Tenant {}",
+            tenant.name_any()
+        )))? {
+            Some(written) => Arc::new(written),
+            None => tenant,
+        };
+        apply(&tenant, self).await
     }
 
     fn undecodable(&self) -> Option<&crate::reflectors::undecodable::Undecodables<Tenant>> {
@@ -530,7 +561,7 @@ impl crate::runner::Reconciler for State {
     }
 
     fn on_error(tenant: &Tenant, error: &Error) -> Option<Action> {
-        match error.inner() {
+        match error {
             Error::CleanupPending(what) => {
                 info!(tenant = %tenant.name_any(), waiting_for = %what, "cleanup in progress");
                 Some(Action::requeue(CLEANUP_POLL))
@@ -636,7 +667,7 @@ async fn cleanup(tenant: &Tenant, state: &State) -> Result<Action> {
     for part in Part::CLEANUP_ORDER {
         if let Err(error) = part.cleanup(tenant, state).await {
             // Status says what the deletion waits for, and how to release the Tenant.
-            let (reason, what) = match error.inner() {
+            let (reason, what) = match &error {
                 Error::CleanupPending(what) => (
                     match part {
                         Part::Namespace => Reason::NamespaceTerminating,

@@ -241,3 +241,106 @@ async fn deletion_says_terminating_first_and_removes_the_namespace_last() {
         .clone();
     assert_eq!(ready["reason"], "NamespaceTerminating", "{ready}");
 }
+
+/// Answers a JSON patch of the Tenant's finalizers with the Tenant as stored (`finalizers`).
+fn finalizers_patched(finalizers: Value) -> Rule {
+    Box::new(move |r| {
+        (r.method == "PATCH" && r.resource() == ("tenants", false)).then(|| {
+            let mut stored = tenant_json(json!({"tier": "shared"}));
+            stored["metadata"]["finalizers"] = finalizers.clone();
+            (200, stored)
+        })
+    })
+}
+
+/// The non-read requests of the log, without events: (method, resource, status subresource).
+fn writes(log: &Log) -> Vec<(String, String, bool)> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method != "GET" && r.resource().0 != "events")
+        .map(|r| (r.method.clone(), r.resource().0.to_string(), r.resource().1))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_tenant_gets_its_finalizer_and_is_provisioned_in_the_same_reconcile() {
+    use crate::runner::Reconciler;
+    let (state, log) = state(vec![finalizers_patched(json!([
+        landlord_crds::CLEANUP_FINALIZER
+    ]))]);
+    let action = state
+        .reconcile(Arc::new(tenant(json!({"tier": "shared"}))))
+        .await;
+    assert!(action.is_ok(), "{action:?}");
+    let writes = writes(&log);
+    // The finalizer first (nothing is made that a deletion could leave behind), then the
+    // stack and its status, in one reconcile: a new Tenant does not wait for a second turn
+    // in the queue.
+    assert_eq!(
+        writes.first(),
+        Some(&("PATCH".to_string(), "tenants".to_string(), false)),
+        "{writes:?}"
+    );
+    assert_eq!(
+        writes.last(),
+        Some(&("PATCH".to_string(), "tenants".to_string(), true)),
+        "{writes:?}"
+    );
+    assert!(
+        writes.iter().any(|w| w.1 == "networkpolicies"),
+        "{writes:?}"
+    );
+    let first = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.method == "PATCH")
+        .cloned()
+        .unwrap();
+    // The list is tested as seen: a concurrent change of the finalizers fails the patch
+    // instead of being overwritten.
+    assert_eq!(
+        first.body,
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [landlord_crds::CLEANUP_FINALIZER]},
+        ])
+    );
+    let finalize = state
+        .ctx
+        .metrics
+        .writes
+        .with_label_values(&["landlord/tenant", "Tenant", "finalize"])
+        .get();
+    assert_eq!(finalize, 1, "the finalizer write is counted once");
+}
+
+#[tokio::test]
+async fn a_finished_cleanup_releases_the_finalizer_last() {
+    use crate::runner::Reconciler;
+    let (state, log) = state(vec![finalizers_patched(json!([]))]);
+    let mut deleted = tenant(json!({"tier": "shared"}));
+    deleted.metadata.deletion_timestamp = Some(super::now());
+    deleted.metadata.finalizers = Some(vec![
+        "example.com/other".into(),
+        landlord_crds::CLEANUP_FINALIZER.into(),
+    ]);
+    let action = state.reconcile(Arc::new(deleted)).await;
+    assert!(action.is_ok(), "{action:?}");
+    let writes = writes(&log);
+    assert_eq!(
+        writes.last(),
+        Some(&("PATCH".to_string(), "tenants".to_string(), false)),
+        "{writes:?}"
+    );
+    let last = log.lock().unwrap().last().cloned().unwrap();
+    // Only Landlord's own finalizer is removed, by its index, tested first.
+    assert_eq!(
+        last.body,
+        json!([
+            {"op": "test", "path": "/metadata/finalizers/1", "value": landlord_crds::CLEANUP_FINALIZER},
+            {"op": "remove", "path": "/metadata/finalizers/1"},
+        ])
+    );
+}
