@@ -41,6 +41,7 @@ macro_rules! resource_of {
 
 pub mod compact;
 pub mod undecodable;
+pub mod workloads;
 
 use std::{
     fmt::Debug,
@@ -51,10 +52,6 @@ use futures::{
     FutureExt, Stream, StreamExt,
     future::{self, BoxFuture},
     stream,
-};
-use k8s_openapi::api::{
-    apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler,
-    core::v1::Service as KubeService, policy::v1::PodDisruptionBudget,
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -68,8 +65,9 @@ use kube::{
 use landlord_crds::{Domain, FeatureFlagSet, Service, Tenant};
 use serde::de::DeserializeOwned;
 
-use crate::{Context, service::workload};
+use crate::Context;
 use undecodable::{Admission, Decoded, Report};
+pub use workloads::Workloads;
 
 /// How many events a subscriber may trail the watch by before the watch waits for it.
 const FAN_OUT_CAPACITY: usize = 256;
@@ -247,55 +245,6 @@ pub fn kind<K: Resource<DynamicType = ()>>() -> &'static str {
     }
 }
 
-/// The objects catalog Service instances consist of (label-selected, every namespace).
-pub struct Workloads {
-    pub deployments: Shared<Deployment>,
-    pub services: Shared<KubeService>,
-    pub disruption_budgets: Shared<PodDisruptionBudget>,
-    pub autoscalers: Shared<HorizontalPodAutoscaler>,
-}
-
-impl Workloads {
-    /// The caches.
-    pub fn caches(&self) -> workload::Caches {
-        workload::Caches {
-            deployments: self.deployments.store(),
-            services: self.services.store(),
-            disruption_budgets: self.disruption_budgets.store(),
-            autoscalers: self.autoscalers.store(),
-            synced: Synced::all([
-                self.deployments.synced(),
-                self.services.synced(),
-                self.disruption_budgets.synced(),
-                self.autoscalers.synced(),
-            ]),
-        }
-    }
-
-    /// Which instance each change touched, from now on.
-    pub fn touched(&self) -> impl Stream<Item = workload::Touched> + Send + 'static {
-        fn of<K>(shared: &Shared<K>) -> futures::stream::BoxStream<'static, workload::Touched>
-        where
-            K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
-        {
-            shared
-                .touched()
-                .map(|object| workload::Touched {
-                    namespace: object.namespace().unwrap_or_default(),
-                    labels: object.labels().clone(),
-                    deployment: K::kind(&()) == "Deployment",
-                })
-                .boxed()
-        }
-        stream::select_all([
-            of(&self.deployments),
-            of(&self.services),
-            of(&self.disruption_budgets),
-            of(&self.autoscalers),
-        ])
-    }
-}
-
 /// The kinds more than one controller reads, each watched once.
 pub struct Reflectors {
     /// Every Tenant.
@@ -322,7 +271,7 @@ impl Reflectors {
             },
         );
         let report = Arc::new(Report::new(client.clone(), recorder, ctx.metrics.clone()));
-        let workloads = || watcher::Config::default().labels(workload::SELECTOR);
+        let workloads = || watcher::Config::default().labels(workloads::SELECTOR);
         Self {
             tenants: Shared::new(watch_leniently(client, &report)),
             flag_sets: Shared::new(watch_leniently(client, &report)),

@@ -50,7 +50,7 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// What every Service reconcile shares.
 pub struct State {
     pub ctx: Arc<Context>,
-    pub workloads: workload::Caches,
+    pub workloads: crate::reflectors::workloads::Caches,
     pub tenants: Store<Tenant>,
     tenants_synced: crate::reflectors::Synced,
 }

@@ -2,15 +2,9 @@
 //! Service controller for the pool, the Tenant controller for dedicated instances), each with
 //! its own caches and field manager.
 
-use std::{collections::BTreeMap, fmt::Debug, sync::Arc};
+use std::fmt::Debug;
 
-use k8s_openapi::{
-    NamespaceResourceScope,
-    api::{
-        apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler,
-        core::v1::Service as KubeService, policy::v1::PodDisruptionBudget,
-    },
-};
+use k8s_openapi::NamespaceResourceScope;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::DeleteParams,
@@ -21,77 +15,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::desired::Workload;
 use crate::{
     apply::{self, EnsureError, Outcome},
-    labels,
     metrics::Metrics,
+    reflectors::workloads::Caches,
 };
-
-/// Label selector of every instance of every catalog Service.
-pub const SELECTOR: &str = "app.kubernetes.io/managed-by=landlord,landlord.dev/service";
-
-/// Label-selected caches of the objects catalog Service instances consist of.
-pub struct Caches {
-    pub deployments: Store<Deployment>,
-    pub services: Store<KubeService>,
-    pub disruption_budgets: Store<PodDisruptionBudget>,
-    pub autoscalers: Store<HorizontalPodAutoscaler>,
-    /// Whether all four have listed.
-    pub synced: crate::reflectors::Synced,
-}
-
-/// Which instance an event was about: its namespace and labels.
-#[derive(Clone, Debug)]
-pub struct Touched {
-    pub namespace: String,
-    pub labels: BTreeMap<String, String>,
-    /// Whether it was a Deployment (whose status carries readiness).
-    pub deployment: bool,
-}
-
-impl Touched {
-    /// The catalog Service the object is an instance of.
-    pub fn service(&self) -> Option<&str> {
-        self.labels.get(labels::SERVICE).map(String::as_str)
-    }
-
-    /// The tenant of a dedicated instance; `None` for the pool.
-    pub fn tenant(&self) -> Option<&str> {
-        self.labels.get(labels::TENANT).map(String::as_str)
-    }
-}
-
-impl Caches {
-    pub async fn wait_until_ready(&self) {
-        self.synced.wait().await;
-    }
-
-    /// The Deployment of a catalog Service's instance in a namespace.
-    pub fn deployment(&self, namespace: &str, service: &str) -> Option<Arc<Deployment>> {
-        self.deployments
-            .get(&ObjectRef::new(service).within(namespace))
-    }
-
-    /// Names of the catalog Services that have any object in a namespace.
-    pub fn instances_in(&self, namespace: &str) -> Vec<String> {
-        fn names<K: Resource<DynamicType = ()> + Clone>(
-            store: &Store<K>,
-            namespace: &str,
-        ) -> Vec<String> {
-            store
-                .state()
-                .iter()
-                .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
-                .filter_map(|o| o.meta().labels.as_ref()?.get(labels::SERVICE).cloned())
-                .collect()
-        }
-        let mut all = names(&self.deployments, namespace);
-        all.extend(names(&self.services, namespace));
-        all.extend(names(&self.disruption_budgets, namespace));
-        all.extend(names(&self.autoscalers, namespace));
-        all.sort();
-        all.dedup();
-        all
-    }
-}
 
 /// A write that failed, with what was being done.
 #[derive(Debug)]

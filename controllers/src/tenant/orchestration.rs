@@ -18,7 +18,6 @@ use crate::{
         Synced,
         compact::{Compact, Wire},
     },
-    service::workload,
     testing::{self, Log, Rule},
 };
 
@@ -55,7 +54,7 @@ fn state(mut rules: Vec<Rule>) -> (State, Log) {
         flag_sets: store().0,
         workloads: services::Caches {
             catalog: store().0,
-            workloads: workload::Caches {
+            workloads: crate::reflectors::workloads::Caches {
                 deployments: store().0,
                 services: store().0,
                 disruption_budgets: store().0,

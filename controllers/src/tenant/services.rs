@@ -36,14 +36,14 @@ use crate::{
     service::{
         desired::{self, Audience},
         rollout::{self, Rollout},
-        workload::{self, Failure, Touched},
+        workload::{self, Failure},
     },
 };
 
 /// The catalog (Services in the platform namespace) and every instance of a catalog Service.
 pub struct Caches {
     pub catalog: Store<Service>,
-    pub workloads: workload::Caches,
+    pub workloads: crate::reflectors::workloads::Caches,
     /// Whether the catalog has listed.
     pub catalog_synced: crate::reflectors::Synced,
 }
@@ -60,7 +60,7 @@ impl Caches {
 /// The change streams that fill the caches, to be turned into Tenant reconciles.
 pub struct Triggers {
     catalog: BoxStream<'static, Arc<Service>>,
-    workloads: BoxStream<'static, Touched>,
+    workloads: BoxStream<'static, crate::reflectors::workloads::Touched>,
 }
 
 /// The caches of the services part and their change streams, from the shared reflectors.
