@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 mod http;
 mod leader;
 mod run;
@@ -26,6 +27,8 @@ enum Command {
     /// Run the operator: reconcile Tenants (and the rest) on the cluster of the kubeconfig, or
     /// in-cluster.
     Run(Box<run::RunArgs>),
+    /// Serve Landlord's self-service HTTP API (`/v1`), acting as each caller.
+    Api(Box<api::ApiArgs>),
     /// Print the CustomResourceDefinitions of Tenant, Service, Domain and FeatureFlagSet as YAML.
     Crds {
         /// Write one file per CRD into this directory instead of printing one stream.
@@ -43,6 +46,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(run::run(*args))
+        }
+        Command::Api(args) => {
+            telemetry::init(args.log_format)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(api::serve(*args))
         }
         Command::Crds { out_dir: None } => {
             let yaml = landlord_crds::generate::crds_yaml()?;

@@ -1,0 +1,482 @@
+//! `landlord api`: Landlord's self-service HTTP API, for portals and customers' automation.
+//!
+//! Kubernetes stays the only store of tenant state: the API is a REST front over the
+//! `landlord.dev` objects, and every read and write is made as the caller (see [`auth`]), so
+//! RBAC, the CRDs' CEL rules, the admission policies and the audit log decide and record a
+//! call through the API exactly as the same call from `kubectl`. The routes, their
+//! documentation ([`openapi`], served at `/v1/openapi.json`) and the schemas of the bodies
+//! come from one table ([`endpoints`]) and the CRDs' own types, so they cannot drift apart.
+//!
+//! Ports: `--address` (the API, plain HTTP: TLS ends at the gateway in front of it) and
+//! `--probe-address` (`/healthz`, `/readyz`, `/metrics`).
+
+// A `Problem` is the answer of a failed request, made once per request and turned into a
+// response at once: boxing it would buy nothing but noise at every `?`.
+#![allow(clippy::result_large_err)]
+
+pub mod auth;
+pub mod gitops;
+pub mod openapi;
+pub mod operation;
+pub mod problem;
+pub mod tenants;
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::Context as _;
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Response},
+    routing::{MethodRouter, delete, get, patch, post},
+};
+use kube::Client;
+use prometheus::{Encoder, HistogramVec, IntCounterVec, Registry, TextEncoder};
+use tracing::info;
+
+use problem::Problem;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// Arguments of `landlord api`.
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    /// Where the API listens.
+    #[arg(long, env = "LANDLORD_API_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub address: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    #[arg(
+        long,
+        env = "LANDLORD_API_PROBE_ADDRESS",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub probe_address: SocketAddr,
+    /// The audience bearer tokens must be minted for (TokenReview `spec.audiences`).
+    #[arg(long, env = "LANDLORD_API_AUDIENCE", default_value = "landlord-api")]
+    pub audience: String,
+    /// Field managers of GitOps tools: a change of a field one of them owns is refused.
+    #[arg(
+        long,
+        env = "LANDLORD_API_GITOPS_FIELD_MANAGERS",
+        value_delimiter = ',',
+        default_value = "argocd-controller,kustomize-controller,helm-controller"
+    )]
+    pub gitops_field_managers: Vec<String>,
+    /// Log format: json or text.
+    #[arg(long, env = "LANDLORD_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: crate::telemetry::LogFormat,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Acts as the current request's caller (see [`auth`]).
+    pub as_caller: Client,
+    pub authenticator: Arc<auth::Authenticator>,
+    pub gitops_managers: Arc<Vec<String>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The API's metrics.
+pub struct Metrics {
+    /// `landlord_api_requests_total{method, route, code}`.
+    pub requests: IntCounterVec,
+    /// `landlord_api_request_duration_seconds{method, route}`.
+    pub duration: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let requests = IntCounterVec::new(
+            prometheus::Opts::new("landlord_api_requests_total", "API requests answered"),
+            &["method", "route", "code"],
+        )?;
+        let duration = HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "landlord_api_request_duration_seconds",
+                "Time to answer an API request",
+            ),
+            &["method", "route"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Metrics { requests, duration })
+    }
+}
+
+/// One route of the API: the router and the OpenAPI document are both built from these.
+pub struct Endpoint {
+    pub method: Method,
+    /// The path, in the syntax axum and OpenAPI share (`/v1/tenants/{name}`).
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    /// Whether it needs a bearer token.
+    pub authenticated: bool,
+    /// The request body's media type and schema (a `components/schemas` name).
+    pub request: Option<(&'static str, &'static str)>,
+    /// Success status and the schema of its JSON body.
+    pub responses: &'static [(u16, Option<&'static str>)],
+    /// Problem statuses it may answer besides 401 (and 503, 500).
+    pub problems: &'static [u16],
+}
+
+/// Every route of the API.
+pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
+    use tenants as t;
+    let e = |method: Method,
+             path: &'static str,
+             operation_id: &'static str,
+             summary: &'static str,
+             request: Option<(&'static str, &'static str)>,
+             responses: &'static [(u16, Option<&'static str>)],
+             problems: &'static [u16]| Endpoint {
+        method,
+        path,
+        operation_id,
+        summary,
+        authenticated: true,
+        request,
+        responses,
+        problems,
+    };
+    const OP: &[(u16, Option<&str>)] = &[(200, Some("Operation")), (202, Some("Operation"))];
+    vec![
+        (
+            Endpoint {
+                authenticated: false,
+                ..e(
+                    Method::GET,
+                    "/v1/openapi.json",
+                    "getOpenApi",
+                    "This document (OpenAPI 3.1)",
+                    None,
+                    &[(200, None)],
+                    &[],
+                )
+            },
+            get(openapi::serve),
+        ),
+        (
+            Endpoint {
+                authenticated: false,
+                ..e(
+                    Method::GET,
+                    "/v1/docs",
+                    "getDocs",
+                    "A page listing the API's operations",
+                    None,
+                    &[(200, None)],
+                    &[],
+                )
+            },
+            get(docs),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/me",
+                "getMe",
+                "The caller as the Kubernetes API server authenticated it",
+                None,
+                &[(200, Some("Caller"))],
+                &[],
+            ),
+            get(t::me),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants",
+                "listTenants",
+                "Tenants the caller may list, by name, a page at a time",
+                None,
+                &[(200, Some("TenantList"))],
+                &[400, 403, 422],
+            ),
+            get(t::list),
+        ),
+        (
+            e(
+                Method::POST,
+                "/v1/tenants",
+                "createTenant",
+                "Create a Tenant (Idempotency-Key required)",
+                Some(("application/json", "NewTenant")),
+                OP,
+                &[400, 403, 409, 415, 422],
+            ),
+            post(t::create),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}",
+                "getTenant",
+                "A Tenant (ETag: its resourceVersion)",
+                None,
+                &[(200, Some("Tenant")), (304, None)],
+                &[404],
+            ),
+            get(t::get),
+        ),
+        (
+            e(
+                Method::PATCH,
+                "/v1/tenants/{name}",
+                "patchTenant",
+                "Change a Tenant's spec, labels or annotations (JSON merge patch; If-Match required)",
+                Some(("application/merge-patch+json", "TenantPatch")),
+                OP,
+                &[400, 403, 404, 409, 412, 415, 422, 428],
+            ),
+            patch(t::patch),
+        ),
+        (
+            e(
+                Method::DELETE,
+                "/v1/tenants/{name}",
+                "deleteTenant",
+                "Delete a Tenant (If-Match required)",
+                None,
+                OP,
+                &[400, 403, 404, 412, 422, 428],
+            ),
+            delete(t::delete),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/spec",
+                "getTenantSpec",
+                "A Tenant's desired state (ETag: \"g<generation>\", the precondition of changes)",
+                None,
+                &[(200, Some("TenantSpec")), (304, None)],
+                &[404],
+            ),
+            get(t::get_spec),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/status",
+                "getTenantStatus",
+                "A Tenant's phase, conditions and endpoints",
+                None,
+                &[(200, Some("TenantStatus"))],
+                &[404],
+            ),
+            get(t::get_status),
+        ),
+        (
+            e(
+                Method::POST,
+                "/v1/tenants/{name}/suspend",
+                "suspendTenant",
+                "Suspend a Tenant (idempotent)",
+                None,
+                OP,
+                &[403, 404, 409, 422],
+            ),
+            post(t::suspend),
+        ),
+        (
+            e(
+                Method::POST,
+                "/v1/tenants/{name}/resume",
+                "resumeTenant",
+                "Resume a suspended Tenant (idempotent)",
+                None,
+                OP,
+                &[403, 404, 409, 422],
+            ),
+            post(t::resume),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/operations/{id}",
+                "getOperation",
+                "An operation, derived from its Tenant (Prefer: wait=N waits up to N s, at most 60)",
+                None,
+                OP,
+                &[404],
+            ),
+            get(t::get_operation),
+        ),
+    ]
+}
+
+/// The API's router: every [`endpoints`] route, authenticated where it says so, with a
+/// problem for unknown paths and methods.
+pub fn router(state: ApiState) -> Router {
+    let mut router = Router::new();
+    for (endpoint, handler) in endpoints() {
+        router = router.route(endpoint.path, handler);
+    }
+    router
+        .fallback(|| async {
+            Problem::not_found("no such path in this API (see /v1/openapi.json)")
+        })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "The method is not allowed here",
+                "see /v1/openapi.json for the methods of this path",
+            )
+        })
+        // After routing (so the route is known): unknown paths need no token.
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Gives the request an id, authenticates it (except the public routes) and runs it as its
+/// caller; counts and logs it.
+async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = auth::new_request_id();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let public = endpoints()
+        .iter()
+        .any(|(e, _)| !e.authenticated && e.path == route);
+    let mut caller_name = None;
+    let mut response = if public {
+        auth::with_request_id(id.clone(), next.run(request)).await
+    } else {
+        let header = request.headers().get(header::AUTHORIZATION).cloned();
+        match state.authenticator.authenticate(header.as_ref()).await {
+            Ok(caller) => {
+                caller_name = Some(caller.username.clone());
+                let scope = auth::Scope {
+                    caller: Arc::new(caller),
+                    request_id: id.clone(),
+                };
+                auth::as_caller(scope, next.run(request)).await
+            }
+            Err(problem) => {
+                auth::with_request_id(id.clone(), async { problem.into_response() }).await
+            }
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let code = response.status().as_u16().to_string();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[method.as_str(), &route, &code])
+        .inc();
+    state
+        .metrics
+        .duration
+        .with_label_values(&[method.as_str(), &route])
+        .observe(started.elapsed().as_secs_f64());
+    info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        caller = caller_name.as_deref().unwrap_or("-"),
+        "api request"
+    );
+    response
+}
+
+async fn docs() -> Html<String> {
+    let rows: String = endpoints()
+        .iter()
+        .map(|(e, _)| {
+            format!(
+                "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+                e.method,
+                e.path,
+                e.summary.replace('<', "&lt;")
+            )
+        })
+        .collect();
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Landlord API</title></head>\
+         <body><h1>Landlord API v1</h1><p>The machine-readable contract is \
+         <a href=\"/v1/openapi.json\">/v1/openapi.json</a> (OpenAPI 3.1). Every route but this \
+         page and the document needs <code>Authorization: Bearer &lt;token&gt;</code>; errors \
+         are <code>application/problem+json</code>.</p><table>{rows}</table></body></html>"
+    ))
+}
+
+fn probe_router(client: Client, registry: Registry) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let client = client.clone();
+                async move {
+                    match client.apiserver_version().await {
+                        Ok(_) => (StatusCode::OK, "ok".to_string()),
+                        Err(e) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("the Kubernetes API server cannot be reached: {e}"),
+                        ),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut buffer = Vec::new();
+                    match TextEncoder::new().encode(&registry.gather(), &mut buffer) {
+                        Ok(()) => (StatusCode::OK, buffer).into_response(),
+                        Err(e) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                        }
+                    }
+                }
+            }),
+        )
+}
+
+/// Runs the API until SIGTERM or Ctrl-C.
+pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
+    let config = kube::Config::infer()
+        .await
+        .context("finding the cluster (kubeconfig or in-cluster)")?;
+    let own = Client::try_from(config.clone()).context("building the API's own client")?;
+    let as_caller =
+        auth::impersonating_client(config).context("building the impersonating client")?;
+    let registry = Registry::new();
+    let state = ApiState {
+        as_caller,
+        authenticator: Arc::new(auth::Authenticator::new(own.clone(), args.audience.clone())),
+        gitops_managers: Arc::new(args.gitops_field_managers.clone()),
+        metrics: Arc::new(Metrics::new(&registry)?),
+    };
+    let api = tokio::net::TcpListener::bind(args.address)
+        .await
+        .with_context(|| format!("listening on {}", args.address))?;
+    let probes = tokio::net::TcpListener::bind(args.probe_address)
+        .await
+        .with_context(|| format!("listening on {}", args.probe_address))?;
+    info!(address = %args.address, probe_address = %args.probe_address, audience = %args.audience, "serving the API");
+    let probe_server =
+        tokio::spawn(async move { axum::serve(probes, probe_router(own, registry)).await });
+    axum::serve(api, router(state))
+        .with_graceful_shutdown(crate::run::shutdown_signal())
+        .await
+        .context("serving the API")?;
+    probe_server.abort();
+    Ok(())
+}

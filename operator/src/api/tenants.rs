@@ -1,0 +1,785 @@
+//! The `/v1/tenants` resources and `/v1/operations`: Kubernetes objects on the wire, every
+//! read and write made as the caller (see `auth`).
+//!
+//! - A Tenant on the wire is the Kubernetes object without `managedFields`.
+//! - Creates need an `Idempotency-Key`. The key and a SHA-256 of the request body are kept
+//!   as annotations on the Tenant made (`landlord.dev/idempotency-key`,
+//!   `landlord.dev/request-sha256`), so a retry finds them there: the same key and body
+//!   replay the first answer without a write, the same key with another body is refused
+//!   (422), a Tenant made otherwise is a conflict (409). Kubernetes' name uniqueness makes
+//!   this atomic; no key store.
+//! - Changes of the spec need `If-Match: "g<generation>"` (the ETag of `.../spec`): a stale
+//!   one is refused (412), a missing one too (428). The patch is sent with the
+//!   `resourceVersion` read, so a change in between is also a 412.
+//! - A patch touching a field a GitOps tool owns is refused (409) naming the field and the
+//!   manager (see `gitops`).
+//! - Writes answer `202 Accepted` with an operation (`Location: /v1/operations/<id>`);
+//!   `Prefer: wait=N` (at most 60 s) waits for it to finish and answers `200` when it did.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions},
+};
+use landlord_crds::{Tenant, TenantSpec};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{
+    ApiState,
+    auth::{self, Caller},
+    gitops,
+    operation::{self, Id, Kind, Operation},
+    problem::Problem,
+};
+
+/// The field manager of the API's writes.
+pub const MANAGER: &str = "landlord-api";
+/// Annotation: the `Idempotency-Key` a Tenant was created with.
+pub const IDEMPOTENCY_KEY: &str = "landlord.dev/idempotency-key";
+/// Annotation: SHA-256 (hex) of the create request's body.
+pub const REQUEST_HASH: &str = "landlord.dev/request-sha256";
+/// The longest `Prefer: wait` honoured, in seconds.
+pub const MAX_WAIT: u64 = 60;
+/// Largest page of a list.
+pub const MAX_LIMIT: usize = 200;
+
+fn tenants(state: &ApiState) -> Api<Tenant> {
+    Api::all(state.as_caller.clone())
+}
+
+/// `GET /v1/me`: the caller as the API server authenticated it.
+pub async fn me() -> Result<Json<Caller>, Problem> {
+    auth::caller()
+        .map(|c| Json((*c).clone()))
+        .ok_or_else(|| Problem::unauthenticated("no caller"))
+}
+
+/// The query of `GET /v1/tenants`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only Tenants in this phase (`Ready`, `Degraded`, ...).
+    pub phase: Option<String>,
+    /// Only Tenants of this tier (`shared`, `dedicated`).
+    pub tier: Option<String>,
+}
+
+/// `GET /v1/tenants`: the Tenants the caller may list, by name, a page at a time.
+pub async fn list(
+    State(state): State<ApiState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(query) = query.map_err(|e| Problem::bad_request("bad-request", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(Problem::invalid_field(
+            "limit",
+            "FieldValueInvalid",
+            format!("must be 1 to {MAX_LIMIT}, not {limit}"),
+        ));
+    }
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    Problem::bad_request("invalid-cursor", "cursor: not a cursor this API made")
+                })
+        })
+        .transpose()?;
+    let all = tenants(&state)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Problem::from_kube(e, "listing Tenants"))?;
+    let mut items: Vec<Tenant> = all
+        .items
+        .into_iter()
+        .filter(|t| {
+            query.phase.as_deref().is_none_or(|p| {
+                t.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .is_some_and(|phase| format!("{phase:?}") == p)
+            })
+        })
+        .filter(|t| {
+            query
+                .tier
+                .as_deref()
+                .is_none_or(|tier| json!(t.spec.tier) == json!(tier))
+        })
+        .filter(|t| after.as_deref().is_none_or(|a| t.name_any().as_str() > a))
+        .collect();
+    items.sort_by_key(|t| t.name_any());
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = more
+        .then(|| items.last().map(|t| URL_SAFE_NO_PAD.encode(t.name_any())))
+        .flatten();
+    Ok(Json(json!({
+        "items": items.iter().map(wire).collect::<Vec<_>>(),
+        "nextCursor": next,
+    })))
+}
+
+/// A Tenant as the API answers it: the object without `managedFields`.
+pub fn wire(tenant: &Tenant) -> Value {
+    let mut value = serde_json::to_value(tenant).unwrap_or(Value::Null);
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    value
+}
+
+/// The Tenant `name` as the caller sees it; a Tenant the caller may not read is not found
+/// (no enumeration of other tenants).
+async fn visible(state: &ApiState, name: &str) -> Result<Tenant, Problem> {
+    match tenants(state).get_opt(name).await {
+        Ok(Some(tenant)) => Ok(tenant),
+        Ok(None) => Err(Problem::not_found(format!("Tenant {name}"))),
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            Err(Problem::not_found(format!("Tenant {name}")))
+        }
+        Err(e) => Err(Problem::from_kube(e, &format!("reading Tenant {name}"))),
+    }
+}
+
+/// `GET /v1/tenants/{name}`, with `ETag` (the resourceVersion) and `If-None-Match`.
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let tenant = visible(&state, &name).await?;
+    let etag = format!("\"{}\"", tenant.resource_version().unwrap_or_default());
+    Ok(with_etag(&headers, etag, wire(&tenant)))
+}
+
+/// `GET /v1/tenants/{name}/spec`: the desired state, with `ETag: "g<generation>"`, the
+/// precondition of changes.
+pub async fn get_spec(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let tenant = visible(&state, &name).await?;
+    let body = serde_json::to_value(&tenant.spec).unwrap_or(Value::Null);
+    Ok(with_etag(&headers, spec_etag(&tenant), body))
+}
+
+fn spec_etag(tenant: &Tenant) -> String {
+    format!("\"g{}\"", tenant.metadata.generation.unwrap_or(0))
+}
+
+fn with_etag(headers: &HeaderMap, etag: String, body: Value) -> Response {
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Json(body).into_response()
+    };
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// `GET /v1/tenants/{name}/status`: phase, conditions and what the tenant is served on.
+pub async fn get_status(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let tenant = visible(&state, &name).await?;
+    Ok(Json(
+        serde_json::to_value(tenant.status.unwrap_or_default()).unwrap_or(Value::Null),
+    ))
+}
+
+/// The body of `POST /v1/tenants`: a Tenant's name, labels, annotations and spec.
+fn new_tenant(body: &Value) -> Result<Tenant, Problem> {
+    let object = body.as_object().ok_or_else(|| {
+        Problem::invalid_field("(body)", "FieldValueInvalid", "must be a JSON object")
+    })?;
+    for key in object.keys() {
+        if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "spec") {
+            return Err(Problem::invalid_field(
+                key,
+                "FieldValueNotSupported",
+                "not accepted on create (allowed: apiVersion, kind, metadata, spec)",
+            ));
+        }
+    }
+    let metadata = body.get("metadata").cloned().unwrap_or(json!({}));
+    let Some(meta) = metadata.as_object() else {
+        return Err(Problem::invalid_field(
+            "metadata",
+            "FieldValueInvalid",
+            "must be an object",
+        ));
+    };
+    for key in meta.keys() {
+        if !matches!(key.as_str(), "name" | "labels" | "annotations") {
+            return Err(Problem::invalid_field(
+                &format!("metadata.{key}"),
+                "FieldValueNotSupported",
+                "not accepted on create (allowed: name, labels, annotations)",
+            ));
+        }
+    }
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            Problem::invalid_field(
+                "metadata.name",
+                "FieldValueRequired",
+                "a Tenant needs a name",
+            )
+        })?;
+    let spec = spec_of(body.get("spec").unwrap_or(&Value::Null))?;
+    let mut tenant = Tenant::new(name, spec);
+    let map = |field: &str| -> Result<Option<std::collections::BTreeMap<String, String>>, Problem> {
+        meta.get(field)
+            .map(|v| {
+                serde_json::from_value(v.clone()).map_err(|e| {
+                    Problem::invalid_field(
+                        &format!("metadata.{field}"),
+                        "FieldValueInvalid",
+                        e.to_string(),
+                    )
+                })
+            })
+            .transpose()
+    };
+    tenant.metadata.labels = map("labels")?;
+    tenant.metadata.annotations = map("annotations")?;
+    Ok(tenant)
+}
+
+/// A spec checked against the Tenant type: the error names the field.
+fn spec_of(value: &Value) -> Result<TenantSpec, Problem> {
+    if value.is_null() {
+        return Err(Problem::invalid_field(
+            "spec",
+            "FieldValueRequired",
+            "a Tenant needs a spec",
+        ));
+    }
+    serde_path_to_error::deserialize::<_, TenantSpec>(value.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "spec".to_string()
+        } else {
+            format!("spec.{path}")
+        };
+        Problem::invalid_field(&field, "FieldValueInvalid", e.inner().to_string())
+    })
+}
+
+/// The `Idempotency-Key` of a create: 1 to 255 printable ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
+    let key = headers
+        .get("idempotency-key")
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "idempotency-key-required",
+                "Idempotency-Key: required on creates, so that a retried create makes one Tenant",
+            )
+        })?
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "bad-request",
+                "Idempotency-Key: 1 to 255 printable ASCII characters without spaces",
+            )
+        })?;
+    Ok(key.to_string())
+}
+
+fn json_body(headers: &HeaderMap, body: &Bytes, media_type: &str) -> Result<Value, Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case(media_type) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "The body's media type is not accepted",
+            format!("Content-Type: expected {media_type}, not {content_type:?}"),
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request("bad-request", format!("the body is not JSON: {e}")))
+}
+
+/// How long `Prefer: wait=N` asks to wait (RFC 7240), capped at [`MAX_WAIT`].
+pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|pref| {
+            let (name, value) = pref.split(';').next()?.split_once('=')?;
+            (name.trim().eq_ignore_ascii_case("wait"))
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .map(|s| Duration::from_secs(s.min(MAX_WAIT)))
+}
+
+/// `POST /v1/tenants`.
+pub async fn create(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers)?;
+    let value = json_body(&headers, &body, "application/json")?;
+    let mut tenant = new_tenant(&value)?;
+    let name = tenant.name_any();
+    // serde_json's maps are sorted: the hash does not depend on the order of keys sent.
+    let hash = hex(&Sha256::digest(
+        serde_json::to_vec(&value).unwrap_or_default(),
+    ));
+    let annotations = tenant
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    annotations.insert(IDEMPOTENCY_KEY.into(), key.clone());
+    annotations.insert(REQUEST_HASH.into(), hash.clone());
+    let params = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    match tenants(&state).create(&params, &tenant).await {
+        Ok(created) => accepted(&state, &headers, Kind::Apply, &created, false).await,
+        Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "AlreadyExists" => {
+            let existing = visible(&state, &name).await?;
+            let stored = |k: &str| existing.annotations().get(k).cloned();
+            match (stored(IDEMPOTENCY_KEY), stored(REQUEST_HASH)) {
+                (Some(k), Some(h)) if k == key && h == hash => {
+                    accepted(&state, &headers, Kind::Apply, &existing, true).await
+                }
+                (Some(k), _) if k == key => Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-key-mismatch",
+                    "The Idempotency-Key was used with another request",
+                    format!(
+                        "Idempotency-Key {key:?} created Tenant {name} with another body; use a new key for another request"
+                    ),
+                )),
+                _ => Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "already-exists",
+                    "The object already exists",
+                    format!("Tenant {name} already exists (made by another request)"),
+                )),
+            }
+        }
+        Err(e) => Err(Problem::from_kube(e, &format!("creating Tenant {name}"))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The generation an `If-Match: "g<N>"` names. Errors: 428 without one, 400 when malformed.
+fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
+    let value = headers
+        .get(header::IF_MATCH)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition-required",
+                "The change needs a precondition",
+                "If-Match: required; send the ETag of GET /v1/tenants/{name}/spec (\"g<generation>\")",
+            )
+        })?
+        .to_str()
+        .unwrap_or_default();
+    value
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .strip_prefix('g')
+        .and_then(|g| g.parse().ok())
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "bad-request",
+                format!(
+                    "If-Match: {value:?} is not an ETag of a Tenant's spec (\"g<generation>\")"
+                ),
+            )
+        })
+}
+
+fn stale(tenant: &Tenant, expected: i64) -> Option<Problem> {
+    let current = tenant.metadata.generation.unwrap_or(0);
+    (current != expected).then(|| {
+        Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "The object changed since it was read",
+            format!(
+                "Tenant {}: If-Match names generation {expected}, the spec is at generation {current}",
+                tenant.name_any()
+            ),
+        )
+        .with("currentEtag", json!(spec_etag(tenant)))
+    })
+}
+
+/// `PATCH /v1/tenants/{name}`: a JSON merge patch (`application/merge-patch+json`) of
+/// `spec`, `metadata.labels` and `metadata.annotations`.
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let patch = json_body(&headers, &body, "application/merge-patch+json")?;
+    let expected = if_match(&headers)?;
+    check_patch(&patch)?;
+    change(&state, &headers, &name, patch, Some(expected)).await
+}
+
+/// `POST /v1/tenants/{name}/suspend` and `/resume`: set `spec.suspended`.
+pub async fn suspend(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    change(
+        &state,
+        &headers,
+        &name,
+        json!({"spec": {"suspended": true}}),
+        None,
+    )
+    .await
+}
+
+pub async fn resume(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    change(
+        &state,
+        &headers,
+        &name,
+        json!({"spec": {"suspended": false}}),
+        None,
+    )
+    .await
+}
+
+/// Only what a caller may change through the API: the spec, labels and annotations.
+fn check_patch(patch: &Value) -> Result<(), Problem> {
+    let object = patch.as_object().ok_or_else(|| {
+        Problem::invalid_field("(body)", "FieldValueInvalid", "must be a JSON object")
+    })?;
+    for (key, value) in object {
+        match key.as_str() {
+            "spec" => {}
+            "metadata" => {
+                let meta = value.as_object().ok_or_else(|| {
+                    Problem::invalid_field("metadata", "FieldValueInvalid", "must be an object")
+                })?;
+                if let Some(other) = meta
+                    .keys()
+                    .find(|k| !matches!(k.as_str(), "labels" | "annotations"))
+                {
+                    return Err(Problem::invalid_field(
+                        &format!("metadata.{other}"),
+                        "FieldValueNotSupported",
+                        "not changeable through the API (allowed: labels, annotations)",
+                    ));
+                }
+            }
+            other => {
+                return Err(Problem::invalid_field(
+                    other,
+                    "FieldValueNotSupported",
+                    "not changeable through the API (allowed: spec, metadata.labels, metadata.annotations)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a merge patch to the Tenant as the caller, after the precondition, the GitOps
+/// guard and a check of the resulting spec.
+async fn change(
+    state: &ApiState,
+    headers: &HeaderMap,
+    name: &str,
+    mut patch: Value,
+    expected: Option<i64>,
+) -> Result<Response, Problem> {
+    let current = visible(state, name).await?;
+    if let Some(problem) = expected.and_then(|g| stale(&current, g)) {
+        return Err(problem);
+    }
+    let owned = gitops::owned_fields(current.managed_fields(), &state.gitops_managers, &patch);
+    if !owned.is_empty() {
+        let named: Vec<String> = owned
+            .iter()
+            .map(|o| format!("{} is managed by {}", o.field, o.manager))
+            .collect();
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "field-owned-by-gitops",
+            "A field of the change is managed by a GitOps tool",
+            format!("Tenant {name}: {}; change it in Git", named.join(", ")),
+        )
+        .with("conflicts", json!(owned)));
+    }
+    if let Some(spec_patch) = patch.get("spec") {
+        let mut spec = serde_json::to_value(&current.spec).unwrap_or(Value::Null);
+        json_patch::merge(&mut spec, spec_patch);
+        spec_of(&spec)?;
+    }
+    if let Some(meta) = patch.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), json!(current.resource_version()));
+    } else if let Some(object) = patch.as_object_mut() {
+        object.insert(
+            "metadata".into(),
+            json!({"resourceVersion": current.resource_version()}),
+        );
+    }
+    let params = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let patched = tenants(state)
+        .patch(name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| Problem::from_kube(e, &format!("changing Tenant {name}")))?;
+    accepted(state, headers, Kind::Apply, &patched, false).await
+}
+
+/// `DELETE /v1/tenants/{name}`, with `If-Match: "g<generation>"`.
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let expected = if_match(&headers)?;
+    let current = visible(&state, &name).await?;
+    if let Some(problem) = stale(&current, expected) {
+        return Err(problem);
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: current.uid(),
+            resource_version: current.resource_version(),
+        }),
+        ..Default::default()
+    };
+    tenants(&state)
+        .delete(&name, &params)
+        .await
+        .map_err(|e| Problem::from_kube(e, &format!("deleting Tenant {name}")))?;
+    accepted(&state, &headers, Kind::Delete, &current, false).await
+}
+
+/// `GET /v1/operations/{id}`, with `Prefer: wait=N`.
+pub async fn get_operation(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let id = Id::decode(&id).ok_or_else(|| Problem::not_found(format!("operation {id}")))?;
+    let operation = settle(&state, &id, prefer_wait(&headers)).await?;
+    Ok(operation_response(operation, prefer_wait(&headers), false))
+}
+
+/// The operation `id`, after waiting up to `wait` for it to finish.
+async fn settle(state: &ApiState, id: &Id, wait: Option<Duration>) -> Result<Operation, Problem> {
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+    loop {
+        let tenant = match tenants(state).get_opt(&id.tenant).await {
+            Ok(tenant) => tenant,
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                return Err(Problem::not_found(format!("operation {}", id.encode())));
+            }
+            Err(e) => {
+                return Err(Problem::from_kube(
+                    e,
+                    &format!("reading Tenant {}", id.tenant),
+                ));
+            }
+        };
+        let operation = operation::derive(id, tenant.as_ref());
+        if operation.done || tokio::time::Instant::now() >= deadline {
+            return Ok(operation);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn accepted(
+    state: &ApiState,
+    headers: &HeaderMap,
+    kind: Kind,
+    tenant: &Tenant,
+    replayed: bool,
+) -> Result<Response, Problem> {
+    let id = Id::of(kind, tenant)
+        .ok_or_else(|| Problem::internal("the API server answered a Tenant without name or uid"))?;
+    let wait = prefer_wait(headers);
+    let operation = match wait {
+        Some(_) => settle(state, &id, wait).await?,
+        None => operation::derive(&id, Some(tenant).filter(|_| kind == Kind::Apply)),
+    };
+    Ok(operation_response(operation, wait, replayed))
+}
+
+fn operation_response(operation: Operation, wait: Option<Duration>, replayed: bool) -> Response {
+    let status = if operation.done {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let location = format!("/v1/operations/{}", operation.id);
+    let mut response = (status, Json(&operation)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, value);
+    }
+    if !operation.done {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    if let Some(wait) = wait
+        && let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
+    {
+        headers.insert("preference-applied", value);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn prefer_wait_is_read_and_capped() {
+        assert_eq!(
+            prefer_wait(&headers(&[("prefer", "wait=10")])),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            prefer_wait(&headers(&[("prefer", "respond-async, wait=600")])),
+            Some(Duration::from_secs(MAX_WAIT))
+        );
+        assert_eq!(prefer_wait(&headers(&[("prefer", "respond-async")])), None);
+        assert_eq!(prefer_wait(&headers(&[])), None);
+    }
+
+    #[test]
+    fn if_match_needs_a_spec_etag() {
+        assert_eq!(if_match(&headers(&[("if-match", "\"g3\"")])).unwrap(), 3);
+        assert_eq!(if_match(&headers(&[("if-match", "W/\"g3\"")])).unwrap(), 3);
+        assert_eq!(
+            if_match(&headers(&[])).unwrap_err().status,
+            StatusCode::PRECONDITION_REQUIRED
+        );
+        assert_eq!(
+            if_match(&headers(&[("if-match", "\"12345\"")]))
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn a_bad_create_body_names_the_field() {
+        let problem =
+            new_tenant(&json!({"metadata": {"name": "a"}, "spec": {"tier": "gold"}})).unwrap_err();
+        assert_eq!(problem.errors[0].field, "spec.tier");
+        let problem =
+            new_tenant(&json!({"metadata": {"name": "a", "uid": "x"}, "spec": {"tier": "shared"}}))
+                .unwrap_err();
+        assert_eq!(problem.errors[0].field, "metadata.uid");
+        let problem = new_tenant(&json!({"metadata": {}, "spec": {"tier": "shared"}})).unwrap_err();
+        assert_eq!(problem.errors[0].field, "metadata.name");
+        let problem = new_tenant(&json!({"metadata": {"name": "a"}, "status": {}})).unwrap_err();
+        assert_eq!(problem.errors[0].field, "status");
+        assert!(
+            new_tenant(&json!({"metadata": {"name": "a"}, "spec": {"tier": "shared"}})).is_ok()
+        );
+    }
+
+    #[test]
+    fn only_spec_labels_and_annotations_are_patched() {
+        assert!(
+            check_patch(&json!({"spec": {"suspended": true}, "metadata": {"labels": {"a": "b"}}}))
+                .is_ok()
+        );
+        let problem = check_patch(&json!({"metadata": {"finalizers": []}})).unwrap_err();
+        assert_eq!(problem.errors[0].field, "metadata.finalizers");
+        let problem = check_patch(&json!({"status": {}})).unwrap_err();
+        assert_eq!(problem.errors[0].field, "status");
+    }
+
+    #[test]
+    fn idempotency_keys_are_required_and_bounded() {
+        assert_eq!(
+            idempotency_key(&headers(&[("idempotency-key", "k-1")])).unwrap(),
+            "k-1"
+        );
+        assert_eq!(
+            idempotency_key(&headers(&[])).unwrap_err().kind,
+            "idempotency-key-required"
+        );
+        assert_eq!(
+            idempotency_key(&headers(&[("idempotency-key", "a b")]))
+                .unwrap_err()
+                .kind,
+            "bad-request"
+        );
+    }
+}
