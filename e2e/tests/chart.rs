@@ -146,7 +146,7 @@ fn helm_lint_strict_passes() -> anyhow::Result<()> {
 fn operator_deployment_runs_two_restricted_replicas_with_probes_and_lease_identity()
 -> anyhow::Result<()> {
     let objects = render(&[])?;
-    let deployment = only(&objects, "Deployment")?;
+    let deployment = only_of(&objects, "Deployment", "operator")?;
     assert_eq!(
         deployment["metadata"]["namespace"].as_str(),
         Some(NAMESPACE)
@@ -224,7 +224,7 @@ fn operator_deployment_runs_two_restricted_replicas_with_probes_and_lease_identi
         assert_eq!(get["port"].as_str(), Some("http-metrics"), "{probe}");
     }
 
-    let service_account = only(&objects, "ServiceAccount")?;
+    let service_account = only_of(&objects, "ServiceAccount", "operator")?;
     assert_eq!(name(service_account), "landlord");
     assert_eq!(
         service_account["metadata"]["namespace"].as_str(),
@@ -436,7 +436,7 @@ fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
 #[test]
 fn metrics_service_and_disruption_budget_select_the_operator_pods() -> anyhow::Result<()> {
     let objects = render(&[])?;
-    let deployment = only(&objects, "Deployment")?;
+    let deployment = only_of(&objects, "Deployment", "operator")?;
     let pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         .as_mapping()
         .context("pod template has no labels")?;
@@ -446,7 +446,7 @@ fn metrics_service_and_disruption_budget_select_the_operator_pods() -> anyhow::R
             .is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| pod_labels.get(k) == Some(v)))
     };
 
-    let service = only(&objects, "Service")?;
+    let service = only_of(&objects, "Service", "operator")?;
     assert!(
         selects_pods(&service["spec"]["selector"]),
         "the metrics Service does not select the operator pods"
@@ -461,7 +461,7 @@ fn metrics_service_and_disruption_budget_select_the_operator_pods() -> anyhow::R
         "no http-metrics port: {ports:?}"
     );
 
-    let budget = only(&objects, "PodDisruptionBudget")?;
+    let budget = only_of(&objects, "PodDisruptionBudget", "operator")?;
     assert_eq!(budget["spec"]["minAvailable"].as_u64(), Some(1));
     assert!(
         selects_pods(&budget["spec"]["selector"]["matchLabels"]),
@@ -471,6 +471,77 @@ fn metrics_service_and_disruption_budget_select_the_operator_pods() -> anyhow::R
         of_kind(&objects, "ServiceMonitor").is_empty(),
         "the ServiceMonitor must be off by default"
     );
+    Ok(())
+}
+
+#[test]
+fn api_runs_restricted_replicas_that_only_review_tokens_and_impersonate() -> anyhow::Result<()> {
+    let objects = render(&[])?;
+    let operator = only_of(&objects, "Deployment", "operator")?;
+    let api = only_of(&objects, "Deployment", "api")?;
+    assert_eq!(api["spec"]["replicas"].as_u64(), Some(2));
+    let pod = &api["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(strings(&container["args"]).first(), Some(&"api"));
+    // The same restricted security context as the operator's.
+    let operator_pod = &operator["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"], operator_pod["securityContext"]);
+    assert_eq!(
+        container["securityContext"],
+        operator_pod["containers"][0]["securityContext"]
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert!(container[probe]["httpGet"].is_mapping(), "no {probe}");
+    }
+    // Neither Deployment selects the other's pods (nor does the operator's metrics Service).
+    let selects = |selector: &Value, deployment: &Value| {
+        let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        selector
+            .as_mapping()
+            .is_some_and(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    };
+    assert!(!selects(&operator["spec"]["selector"]["matchLabels"], api));
+    assert!(!selects(&api["spec"]["selector"]["matchLabels"], operator));
+    let metrics = only_of(&objects, "Service", "operator")?;
+    assert!(!selects(&metrics["spec"]["selector"], api));
+    assert!(selects(
+        &only_of(&objects, "Service", "api")?["spec"]["selector"],
+        api
+    ));
+
+    // Its own ServiceAccount, bound to a ClusterRole that reviews tokens and impersonates,
+    // and nothing else: every other right is the caller's.
+    let account = name(only_of(&objects, "ServiceAccount", "api")?).to_string();
+    assert_eq!(pod["serviceAccountName"].as_str(), Some(account.as_str()));
+    let binding = only_of(&objects, "ClusterRoleBinding", "api")?;
+    assert_eq!(
+        binding["subjects"][0]["name"].as_str(),
+        Some(account.as_str())
+    );
+    let role = only_of(&objects, "ClusterRole", "api")?;
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    let mut granted = Vec::new();
+    for rule in role["rules"].as_sequence().context("no rules")? {
+        for resource in strings(&rule["resources"]) {
+            for verb in strings(&rule["verbs"]) {
+                granted.push(format!("{verb} {resource}"));
+            }
+        }
+    }
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            "create tokenreviews",
+            "impersonate groups",
+            "impersonate serviceaccounts",
+            "impersonate uids",
+            "impersonate users",
+        ]
+    );
+    // Off by value.
+    let without = render(&["api.enabled=false"])?;
+    assert!(only_of(&without, "Deployment", "api").is_err());
     Ok(())
 }
 
@@ -552,7 +623,7 @@ fn domain_policy_parameters_follow_the_operator_flags() -> anyhow::Result<()> {
         binding["spec"]["paramRef"]["name"].as_str(),
         Some(name(params))
     );
-    let deployment = only(&objects, "Deployment")?;
+    let deployment = only_of(&objects, "Deployment", "operator")?;
     let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
     for expected in [
         "--cluster-issuer=public",
@@ -571,6 +642,7 @@ fn optional_objects_follow_their_values() -> anyhow::Result<()> {
         "admissionPolicy.enabled=false",
         "serviceMonitor.enabled=true",
         "replicaCount=1",
+        "api.replicaCount=1",
     ])?;
     assert!(of_kind(&objects, "ValidatingAdmissionPolicy").is_empty());
     assert!(of_kind(&objects, "ValidatingAdmissionPolicyBinding").is_empty());
@@ -605,7 +677,7 @@ fn nats_key_material_reaches_the_operator_from_a_secret() -> anyhow::Result<()> 
         of_kind(&objects, "Secret").is_empty(),
         "existingSecret is used as is"
     );
-    let pod = &only(&objects, "Deployment")?["spec"]["template"]["spec"];
+    let pod = &only_of(&objects, "Deployment", "operator")?["spec"]["template"]["spec"];
     let args = strings(&pod["containers"][0]["args"]);
     for expected in [
         "--nats-url=nats://nats.nats.svc:4222",
@@ -657,7 +729,7 @@ fn image_pull_policy_always_drives_the_flag_and_its_admission_policy() -> anyhow
             .count()
     };
     let flag = |objects: &[Value]| -> anyhow::Result<Vec<String>> {
-        let deployment = only(objects, "Deployment")?;
+        let deployment = only_of(objects, "Deployment", "operator")?;
         Ok(
             strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
                 .into_iter()
@@ -780,7 +852,7 @@ fn install_manifest_is_what_render_install_produces() -> anyhow::Result<()> {
         Some("restricted")
     );
     assert_eq!(of_kind(&objects, "CustomResourceDefinition").len(), 4);
-    only(&objects, "Deployment")?;
+    only_of(&objects, "Deployment", "operator")?;
     Ok(())
 }
 
@@ -860,25 +932,28 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
         "the Deployment violates the restricted Pod Security Standard:\n{stderr}"
     );
 
-    // kwok plays the nodes: the pods are admitted (PSS enforce), scheduled and marked Ready.
-    cluster.kubectl_ok(&[
-        "-n",
-        &namespace,
-        "rollout",
-        "status",
-        &format!("deployment/{release}"),
-        "--timeout=120s",
-    ])?;
-    let ready = cluster.kubectl_ok(&[
-        "-n",
-        &namespace,
-        "get",
-        "deployment",
-        &release,
-        "-o",
-        "jsonpath={.status.readyReplicas}",
-    ])?;
-    assert_eq!(ready.trim(), "2");
+    // kwok plays the nodes: the pods are admitted (PSS enforce), scheduled and marked Ready,
+    // the operator's and the API's.
+    for deployment in [release.clone(), format!("{release}-api")] {
+        cluster.kubectl_ok(&[
+            "-n",
+            &namespace,
+            "rollout",
+            "status",
+            &format!("deployment/{deployment}"),
+            "--timeout=120s",
+        ])?;
+        let ready = cluster.kubectl_ok(&[
+            "-n",
+            &namespace,
+            "get",
+            "deployment",
+            &deployment,
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ])?;
+        assert_eq!(ready.trim(), "2", "deployment {deployment}");
+    }
 
     // What the API server's RBAC actually grants the operator's ServiceAccount, asked with
     // SubjectAccessReviews (they need neither discovery nor Landlord's CRDs).
