@@ -83,3 +83,23 @@ pub fn operator_deletes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
         .map(|w| format!("{} {}/{}", w.resource, w.namespace, w.name))
         .collect())
 }
+
+/// Every completed request (`stage: ResponseComplete`) on the object `resource/name`, as the
+/// audit log's JSON entries, in order: who made it (`user`, `impersonatedUser`), its `verb`,
+/// `auditID` and `responseStatus`.
+pub fn requests_on(cluster: &Cluster, resource: &str, name: &str) -> anyhow::Result<Vec<Value>> {
+    let path = cluster.var("LANDLORD_AUDIT_LOG");
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading the audit log {path}: {e}"))?;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let entry: Value = serde_json::from_str(line)?;
+        if entry["stage"] == "ResponseComplete"
+            && entry["objectRef"]["resource"] == resource
+            && entry["objectRef"]["name"] == name
+        {
+            found.push(entry);
+        }
+    }
+    Ok(found)
+}

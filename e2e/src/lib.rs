@@ -5,6 +5,7 @@
 //! once per test run when it is not up yet, and gives each test a client, `kubectl`, and names
 //! or namespaces of its own so tests never see each other's objects.
 
+pub mod api;
 pub mod audit;
 pub mod cluster;
 pub mod dns;

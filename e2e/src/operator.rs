@@ -40,6 +40,17 @@ pub async fn service_account_kubeconfig(
     cluster: &Cluster,
     client: &Client,
 ) -> anyhow::Result<PathBuf> {
+    chart_kubeconfig(cluster, client, SERVICE_ACCOUNT).await
+}
+
+/// Installs the chart's ServiceAccounts and RBAC (from `manifests/install/landlord.yaml`) and
+/// writes a kubeconfig that authenticates as the chart's ServiceAccount `service_account`
+/// (in [`NAMESPACE`]) and nothing else. Returns the kubeconfig's path.
+pub async fn chart_kubeconfig(
+    cluster: &Cluster,
+    client: &Client,
+    service_account: &str,
+) -> anyhow::Result<PathBuf> {
     let install = manifests::read_documents(&repo_root().join("manifests/install/landlord.yaml"))?;
     let rbac: Vec<_> = install
         .iter()
@@ -57,22 +68,7 @@ pub async fn service_account_kubeconfig(
     for object in rbac {
         manifests::apply(client, object, None).await?;
     }
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(6 * 3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE);
-    let token = accounts
-        .create_token_request(SERVICE_ACCOUNT, &PostParams::default(), &request)
-        .await
-        .context("requesting a token for the operator's ServiceAccount")?
-        .status
-        .context("token request without status")?
-        .token;
+    let token = token_for(client, NAMESPACE, service_account, &[]).await?;
 
     // Same server and CA as the admin kubeconfig, but only the ServiceAccount's token.
     let admin = Kubeconfig::read_from(cluster.var("KUBECONFIG"))?;
@@ -86,13 +82,40 @@ pub async fn service_account_kubeconfig(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [cluster_entry],
-        "users": [{"name": "landlord-operator", "user": {"token": token}}],
-        "contexts": [{"name": "landlord-operator", "context": {"cluster": name, "user": "landlord-operator"}}],
-        "current-context": "landlord-operator",
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [{"name": service_account, "context": {"cluster": name, "user": service_account}}],
+        "current-context": service_account,
     });
-    let path = Path::new(cluster.var("LANDLORD_DEV_DIR")).join("kubeconfig-operator");
+    let path =
+        Path::new(cluster.var("LANDLORD_DEV_DIR")).join(format!("kubeconfig-{service_account}"));
     std::fs::write(&path, serde_yaml::to_string(&kubeconfig)?)?;
     Ok(path)
+}
+
+/// A token of ServiceAccount `namespace/name` for `audiences` (empty: the API server's
+/// own), valid for six hours.
+pub async fn token_for(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    audiences: &[&str],
+) -> anyhow::Result<String> {
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
+            expiration_seconds: Some(6 * 3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), namespace);
+    Ok(accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for ServiceAccount {namespace}/{name}"))?
+        .status
+        .context("token request without status")?
+        .token)
 }
 
 /// A running `landlord run` process; killed when dropped.
@@ -300,6 +323,6 @@ pub fn nats_args(cluster: &Cluster) -> Vec<String> {
     .collect()
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -1,0 +1,173 @@
+//! Running `landlord api` against the local stack, as the chart's API ServiceAccount, and
+//! calling it over HTTP.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::{client::legacy::Client as HttpClient, rt::TokioExecutor};
+use kube::Client;
+use serde_json::Value;
+
+use crate::{
+    Cluster,
+    operator::{self, free_port},
+    unique_name,
+};
+
+/// The chart's ServiceAccount of the API (release `landlord`).
+pub const SERVICE_ACCOUNT: &str = "landlord-api";
+/// The audience the API accepts tokens for (the chart's default).
+pub const AUDIENCE: &str = "landlord-api";
+
+/// A running `landlord api` process; stopped when dropped.
+pub struct ApiServer {
+    child: Child,
+    pub port: u16,
+    pub probe_port: u16,
+    pub log: PathBuf,
+}
+
+impl ApiServer {
+    /// Starts `binary api` as the chart's API ServiceAccount (its RBAC installed from
+    /// `manifests/install/landlord.yaml`) and waits until `/readyz` answers. Errors carry the
+    /// process's log.
+    pub async fn start(cluster: &Cluster, client: &Client, binary: &Path) -> anyhow::Result<Self> {
+        let kubeconfig = operator::chart_kubeconfig(cluster, client, SERVICE_ACCOUNT).await?;
+        let port = free_port()?;
+        let probe_port = free_port()?;
+        let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
+            .join("logs")
+            .join(format!("{}.log", unique_name("api")));
+        std::fs::create_dir_all(log.parent().context("log path has a parent")?)?;
+        let child = Command::new(binary)
+            .args(["api", "--log-format", "json"])
+            .args(["--address", &format!("127.0.0.1:{port}")])
+            .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting {} api", binary.display()))?;
+        let mut server = ApiServer {
+            child,
+            port,
+            probe_port,
+            log,
+        };
+        for _ in 0..150 {
+            let ready = call(
+                "GET",
+                &format!("http://127.0.0.1:{probe_port}/readyz"),
+                None,
+                &[],
+                None,
+            )
+            .await;
+            if ready.is_ok_and(|r| r.status == 200) {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                anyhow::bail!("the API exited with {status}; log: {}", server.log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        anyhow::bail!("the API never became ready; log: {}", server.log_text())
+    }
+
+    /// `http://127.0.0.1:<port>` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A request to the API: `token` as bearer, extra `headers`, a JSON `body` (sent as
+    /// `content_type`).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &Value)>,
+    ) -> anyhow::Result<Response> {
+        call(method, &self.url(path), token, headers, body).await
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An answer: status, headers and the body (parsed as JSON when it is JSON, else `Null`).
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Response {
+    /// A header's value as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+async fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &Value)>,
+) -> anyhow::Result<Response> {
+    let client: HttpClient<_, Full<Bytes>> = HttpClient::builder(TokioExecutor::new()).build_http();
+    let mut request = http::Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let bytes = match body {
+        Some((content_type, value)) => {
+            request = request.header("content-type", content_type);
+            serde_json::to_vec(value)?
+        }
+        None => Vec::new(),
+    };
+    let response = tokio::time::timeout(
+        Duration::from_secs(90),
+        client.request(request.body(Full::new(Bytes::from(bytes)))?),
+    )
+    .await
+    .with_context(|| format!("{method} {url}: no answer within 90 s"))?
+    .with_context(|| format!("{method} {url}"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await?.to_bytes();
+    let text = String::from_utf8_lossy(&body).to_string();
+    Ok(Response {
+        status,
+        headers,
+        json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        text,
+    })
+}

@@ -1,0 +1,468 @@
+//! Landlord's self-service API end to end: `landlord api` as the chart's API ServiceAccount,
+//! the operator as the chart's, callers with ServiceAccount tokens minted for the API's
+//! audience, against the local control plane (its RBAC, CEL rules and audit log).
+
+use std::path::Path;
+
+use anyhow::Context;
+use k8s_openapi::api::{
+    core::v1::ServiceAccount,
+    rbac::v1::{ClusterRole, ClusterRoleBinding},
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use landlord_crds::Tenant;
+use landlord_e2e::{
+    TestNamespace,
+    api::{AUDIENCE, ApiServer},
+    audit,
+    operator::token_for,
+    tenants::Harness,
+    unique_name,
+};
+use serde_json::{Value, json};
+
+const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
+const JSON: &str = "application/json";
+const MERGE: &str = "application/merge-patch+json";
+
+/// A ServiceAccount `name` in `namespace`, bound (when `tenant_verbs` is not empty) to a
+/// ClusterRole of its own with those verbs on Tenants; returns a token for the API's
+/// audience and the ServiceAccount's user name.
+async fn caller(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    tenant_verbs: &[&str],
+) -> anyhow::Result<(String, String)> {
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": namespace}}))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &account)
+        .await?;
+    if !tenant_verbs.is_empty() {
+        let role_name = format!("{namespace}-{name}");
+        let role: ClusterRole = serde_json::from_value(json!({
+            "metadata": {"name": role_name, "labels": {"landlord.dev/e2e": "true"}},
+            "rules": [{"apiGroups": ["landlord.dev"], "resources": ["tenants"], "verbs": tenant_verbs}],
+        }))?;
+        Api::<ClusterRole>::all(client.clone())
+            .create(&PostParams::default(), &role)
+            .await?;
+        let binding: ClusterRoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": role_name, "labels": {"landlord.dev/e2e": "true"}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        }))?;
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .create(&PostParams::default(), &binding)
+            .await?;
+    }
+    let token = token_for(client, namespace, name, &[AUDIENCE]).await?;
+    Ok((token, format!("system:serviceaccount:{namespace}:{name}")))
+}
+
+fn new_tenant(name: &str, spec: Value) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {"landlord.dev/e2e": "true"}},
+        "spec": spec,
+    })
+}
+
+fn problem_type(response: &landlord_e2e::api::Response) -> String {
+    assert_eq!(
+        response.header("content-type"),
+        "application/problem+json",
+        "{}",
+        response.text
+    );
+    response.json["type"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("https://landlord.dev/problems/")
+        .to_string()
+}
+
+#[tokio::test]
+async fn callers_without_a_valid_token_get_a_problem_and_the_contract_is_public()
+-> anyhow::Result<()> {
+    let h = Harness::start(LANDLORD).await?;
+    let api = ApiServer::start(h.cluster, &h.client, Path::new(LANDLORD)).await?;
+
+    let document = api.call("GET", "/v1/openapi.json", None, &[], None).await?;
+    assert_eq!(document.status, 200);
+    assert_eq!(document.json["openapi"], "3.1.0");
+    assert!(document.json["paths"]["/v1/tenants/{name}"]["patch"].is_object());
+
+    let anonymous = api.call("GET", "/v1/tenants", None, &[], None).await?;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(problem_type(&anonymous), "unauthenticated");
+    assert_eq!(anonymous.header("www-authenticate"), "Bearer");
+    assert!(!anonymous.header("x-request-id").is_empty());
+
+    // A token the API server issued, but for its own audience, not the API's.
+    let ns = TestNamespace::new(&h.client, "api-auth").await?;
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "other", "namespace": ns.name}}))?;
+    Api::<ServiceAccount>::namespaced(h.client.clone(), &ns.name)
+        .create(&PostParams::default(), &account)
+        .await?;
+    let wrong_audience = token_for(&h.client, &ns.name, "other", &[]).await?;
+    for token in [wrong_audience.as_str(), "not-a-token"] {
+        let refused = api.call("GET", "/v1/me", Some(token), &[], None).await?;
+        assert_eq!(refused.status, 401, "{}", refused.text);
+        assert_eq!(problem_type(&refused), "unauthenticated");
+    }
+
+    let (token, user) = caller(&h.client, &ns.name, "nobody", &[]).await?;
+    let me = api.call("GET", "/v1/me", Some(&token), &[], None).await?;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.json["username"], user.as_str());
+
+    let unknown = api
+        .call("GET", "/v1/nothing", Some(&token), &[], None)
+        .await?;
+    assert_eq!(
+        (unknown.status, problem_type(&unknown).as_str()),
+        (404, "not-found")
+    );
+    ns.cleanup().await
+}
+
+#[tokio::test]
+async fn a_caller_without_rights_sees_and_changes_nothing_like_kubectl() -> anyhow::Result<()> {
+    let h = Harness::start(LANDLORD).await?;
+    let api = ApiServer::start(h.cluster, &h.client, Path::new(LANDLORD)).await?;
+    let ns = TestNamespace::new(&h.client, "api-nobody").await?;
+    let (token, user) = caller(&h.client, &ns.name, "nobody", &[]).await?;
+    let existing = h.new_tenant("api-other", json!({"tier": "shared"})).await?;
+
+    // What kubectl says this caller may do...
+    let can = |verb: &'static str| {
+        let user = user.clone();
+        async move {
+            let out = h.cluster.kubectl(&[
+                "auth",
+                "can-i",
+                verb,
+                "tenants.landlord.dev",
+                "--as",
+                &user,
+            ])?;
+            Ok::<_, anyhow::Error>(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        }
+    };
+    assert_eq!(can("get").await?, "no");
+    assert_eq!(can("list").await?, "no");
+    assert_eq!(can("create").await?, "no");
+
+    // ... is what the API lets it do. Another tenant is not even said to exist.
+    let read = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{existing}"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(
+        (read.status, problem_type(&read).as_str()),
+        (404, "not-found")
+    );
+    let list = api
+        .call("GET", "/v1/tenants", Some(&token), &[], None)
+        .await?;
+    assert_eq!(
+        (list.status, problem_type(&list).as_str()),
+        (403, "forbidden")
+    );
+    let name = unique_name("api-denied");
+    let create = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(&token),
+            &[("idempotency-key", "k1")],
+            Some((JSON, &new_tenant(&name, json!({"tier": "shared"})))),
+        )
+        .await?;
+    assert_eq!(
+        (create.status, problem_type(&create).as_str()),
+        (403, "forbidden"),
+        "{}",
+        create.text
+    );
+    let patch = api
+        .call(
+            "PATCH",
+            &format!("/v1/tenants/{existing}"),
+            Some(&token),
+            &[("if-match", "\"g1\"")],
+            Some((MERGE, &json!({"spec": {"suspended": true}}))),
+        )
+        .await?;
+    assert_eq!(patch.status, 404, "{}", patch.text);
+    assert!(h.tenants().get_opt(&name).await?.is_none());
+    assert!(!h.tenants().get(&existing).await?.spec.suspended);
+    h.delete_tenants(&[&existing]).await?;
+    ns.cleanup().await
+}
+
+#[tokio::test]
+async fn a_platform_admin_creates_once_waits_changes_safely_and_deletes() -> anyhow::Result<()> {
+    let h = Harness::start(LANDLORD).await?;
+    let api = ApiServer::start(h.cluster, &h.client, Path::new(LANDLORD)).await?;
+    let ns = TestNamespace::new(&h.client, "api-admin").await?;
+    let (token, user) = caller(
+        &h.client,
+        &ns.name,
+        "portal",
+        &[
+            "get", "list", "watch", "create", "patch", "update", "delete",
+        ],
+    )
+    .await?;
+    let token = Some(token.as_str());
+    let name = unique_name("api-made");
+    let body = new_tenant(&name, json!({"tier": "dedicated", "plan": "pro"}));
+
+    // A create needs an Idempotency-Key.
+    let keyless = api
+        .call("POST", "/v1/tenants", token, &[], Some((JSON, &body)))
+        .await?;
+    assert_eq!(
+        (keyless.status, problem_type(&keyless).as_str()),
+        (400, "idempotency-key-required")
+    );
+
+    let key = unique_name("key");
+    let created = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            token,
+            &[("idempotency-key", &key)],
+            Some((JSON, &body)),
+        )
+        .await?;
+    assert_eq!(created.status, 202, "{}", created.text);
+    let operation = created.json["id"]
+        .as_str()
+        .context("operation id")?
+        .to_string();
+    assert_eq!(
+        created.header("location"),
+        format!("/v1/operations/{operation}")
+    );
+    let request_id = created.header("x-request-id").to_string();
+
+    // A retry with the same key and body answers the same operation and writes nothing.
+    let retried = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            token,
+            &[("idempotency-key", &key)],
+            Some((JSON, &body)),
+        )
+        .await?;
+    assert_eq!(retried.status, 202, "{}", retried.text);
+    assert_eq!(retried.json["id"], operation.as_str());
+    assert_eq!(retried.header("idempotent-replayed"), "true");
+    let other_body = new_tenant(&name, json!({"tier": "shared"}));
+    let reused = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            token,
+            &[("idempotency-key", &key)],
+            Some((JSON, &other_body)),
+        )
+        .await?;
+    assert_eq!(
+        (reused.status, problem_type(&reused).as_str()),
+        (422, "idempotency-key-mismatch")
+    );
+    let other_key = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            token,
+            &[("idempotency-key", "another")],
+            Some((JSON, &body)),
+        )
+        .await?;
+    assert_eq!(
+        (other_key.status, problem_type(&other_key).as_str()),
+        (409, "already-exists")
+    );
+
+    // The API server's audit log: one create, made as the caller, under the API's request id.
+    let creates: Vec<Value> = audit::requests_on(h.cluster, "tenants", &name)?
+        .into_iter()
+        .filter(|e| e["verb"] == "create")
+        .collect();
+    assert_eq!(
+        creates.len(),
+        4,
+        "every create attempt reaches the API server once: {creates:?}"
+    );
+    let made: Vec<&Value> = creates
+        .iter()
+        .filter(|e| e["responseStatus"]["code"] == 201)
+        .collect();
+    assert_eq!(made.len(), 1, "one Tenant was made: {creates:?}");
+    assert_eq!(made[0]["impersonatedUser"]["username"], user.as_str());
+    assert_eq!(made[0]["auditID"], request_id.as_str());
+
+    // The operation ends when the operator has made the stack Ready.
+    let done = api
+        .call(
+            "GET",
+            &format!("/v1/operations/{operation}"),
+            token,
+            &[("prefer", "wait=60")],
+            None,
+        )
+        .await?;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert_eq!(done.json["steps"][0]["condition"], "Ready");
+
+    // Changes need the spec's ETag; a stale one is refused.
+    let spec = api
+        .call("GET", &format!("/v1/tenants/{name}/spec"), token, &[], None)
+        .await?;
+    let etag = spec.header("etag").to_string();
+    assert_eq!(etag, "\"g1\"");
+    let path = format!("/v1/tenants/{name}");
+    let suspend = json!({"spec": {"suspended": true}});
+    let unconditional = api
+        .call("PATCH", &path, token, &[], Some((MERGE, &suspend)))
+        .await?;
+    assert_eq!(
+        (unconditional.status, problem_type(&unconditional).as_str()),
+        (428, "precondition-required")
+    );
+    let stale = api
+        .call(
+            "PATCH",
+            &path,
+            token,
+            &[("if-match", "\"g0\"")],
+            Some((MERGE, &suspend)),
+        )
+        .await?;
+    assert_eq!(
+        (stale.status, problem_type(&stale).as_str()),
+        (412, "precondition-failed")
+    );
+    assert_eq!(stale.json["currentEtag"], etag.as_str());
+
+    // A field a GitOps tool applied is not changed behind its back.
+    let tenants = Api::<Tenant>::all(h.client.clone());
+    tenants
+        .patch(
+            &name,
+            &PatchParams::apply("argocd-controller").force(),
+            &Patch::Apply(json!({"apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant", "spec": {"tier": "dedicated", "plan": "pro"}})),
+        )
+        .await?;
+    let plan = json!({"spec": {"plan": "enterprise"}});
+    let owned = api
+        .call(
+            "PATCH",
+            &path,
+            token,
+            &[("if-match", &etag)],
+            Some((MERGE, &plan)),
+        )
+        .await?;
+    assert_eq!(
+        (owned.status, problem_type(&owned).as_str()),
+        (409, "field-owned-by-gitops"),
+        "{}",
+        owned.text
+    );
+    assert_eq!(owned.json["conflicts"][0]["field"], "spec.plan");
+    assert_eq!(owned.json["conflicts"][0]["manager"], "argocd-controller");
+
+    // The API server's own refusals (a CEL rule of the CRD) come through naming the field.
+    let inverted = json!({"spec": {"quota": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}});
+    let refused = api
+        .call(
+            "PATCH",
+            &path,
+            token,
+            &[("if-match", &etag)],
+            Some((MERGE, &inverted)),
+        )
+        .await?;
+    assert_eq!(
+        (refused.status, problem_type(&refused).as_str()),
+        (422, "validation"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.json["errors"][0]["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("spec.quota")),
+        "{}",
+        refused.text
+    );
+    let bad = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            token,
+            &[("idempotency-key", "bad")],
+            Some((
+                JSON,
+                &new_tenant(&unique_name("api-bad"), json!({"tier": "gold"})),
+            )),
+        )
+        .await?;
+    assert_eq!(
+        (bad.status, problem_type(&bad).as_str()),
+        (422, "validation")
+    );
+    assert_eq!(bad.json["errors"][0]["field"], "spec.tier", "{}", bad.text);
+
+    // Suspending through the API, waited for.
+    let suspended = api
+        .call(
+            "PATCH",
+            &path,
+            token,
+            &[("if-match", &etag), ("prefer", "wait=60")],
+            Some((MERGE, &suspend)),
+        )
+        .await?;
+    assert_eq!(suspended.status, 200, "{}", suspended.text);
+    assert_eq!(suspended.json["state"], "succeeded", "{}", suspended.text);
+    assert!(tenants.get(&name).await?.spec.suspended);
+
+    // Deleting needs the ETag too, and its operation ends when the Tenant is gone.
+    let etag = api
+        .call("GET", &format!("/v1/tenants/{name}/spec"), token, &[], None)
+        .await?
+        .header("etag")
+        .to_string();
+    let deleted = api
+        .call(
+            "DELETE",
+            &path,
+            token,
+            &[("if-match", &etag), ("prefer", "wait=60")],
+            None,
+        )
+        .await?;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(deleted.json["state"], "succeeded", "{}", deleted.text);
+    assert!(tenants.get_opt(&name).await?.is_none());
+    ns.cleanup().await
+}
