@@ -195,6 +195,14 @@ async fn a_caller_without_rights_sees_and_changes_nothing_like_kubectl() -> anyh
         "{}",
         create.text
     );
+    // Refused by RBAC as this caller (impersonated), not as some other identity.
+    assert!(
+        create.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("User \"{user}\""))),
+        "{}",
+        create.text
+    );
     let patch = api
         .call(
             "PATCH",

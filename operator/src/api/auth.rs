@@ -9,10 +9,10 @@
 //! the audit log treat a call through the API exactly like the same call from `kubectl`.
 //! There is no user or permission store of Landlord's own.
 //!
-//! Each request runs in a [`Scope`] (a task-local): the impersonating client reads the
-//! caller and the request id from it. A request made by that client outside any scope
-//! impersonates [`NO_CALLER`], a user no RBAC rule names, so a mistake fails closed
-//! instead of acting with the API's own rights. Every request also carries the request id as
+//! Each request runs in a [`Scope`] (a task-local): [`caller_client`] reads the caller and
+//! the request id from it. A client made outside any scope impersonates [`NO_CALLER`], a
+//! user no RBAC rule names, so a mistake fails closed instead of acting with the API's own
+//! rights. Every request also carries the request id as
 //! `Audit-ID`, which the API server records as the audit event's `auditID`.
 //!
 //! Not impersonated: the token's `extra` attributes (impersonating them needs a grant per
@@ -24,12 +24,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::http::{self, HeaderValue};
+use axum::http::{self, HeaderName, HeaderValue};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use kube::{Api, Client, api::PostParams, client::ClientBuilder};
+use kube::{Api, Client, api::PostParams};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tower::util::MapRequestLayer;
 
 use super::problem::Problem;
 
@@ -98,52 +97,54 @@ pub fn new_request_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A client that acts as the current [`Scope`]'s caller (see the module docs).
-pub fn impersonating_client(config: kube::Config) -> Result<Client, kube::Error> {
-    Ok(ClientBuilder::try_from(config)?
-        .with_layer(&MapRequestLayer::new(impersonate))
-        .build())
+/// A client that acts as the current [`Scope`]'s caller (see the module docs), over `base`
+/// (the API's own client: its connections, TLS and credentials).
+///
+/// Made per request, in the request's task: kube's client hands requests to a worker task
+/// (a buffer), where the request's scope is not visible, so the headers are fixed here.
+pub fn caller_client(base: &Client) -> Client {
+    let scope = SCOPE.try_with(Clone::clone).ok();
+    let headers = impersonation(scope.as_ref());
+    let base = base.clone();
+    let service = tower::service_fn(move |mut request: http::Request<kube::client::Body>| {
+        let base = base.clone();
+        for (name, value) in &headers {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
+        async move { base.send(request).await }
+    });
+    Client::new(service, "default")
 }
 
-fn impersonate(
-    mut request: http::Request<kube::client::Body>,
-) -> http::Request<kube::client::Body> {
-    let headers = request.headers_mut();
-    let scope = SCOPE.try_with(Clone::clone).ok();
+/// The headers of a request made as `scope`'s caller: `Impersonate-User`, `-Uid`, one
+/// `Impersonate-Group` per group and `Audit-ID`. Without a scope (or with a caller whose
+/// names are not valid header values) they impersonate [`NO_CALLER`].
+pub fn impersonation(scope: Option<&Scope>) -> Vec<(HeaderName, HeaderValue)> {
     let valid = |s: &str| HeaderValue::from_str(s).ok();
-    let identity = scope.as_ref().and_then(|scope| {
-        let user = valid(&scope.caller.username)?;
-        let uid = match &scope.caller.uid {
-            Some(uid) => Some(valid(uid)?),
-            None => None,
-        };
-        let groups = scope
-            .caller
-            .groups
-            .iter()
-            .map(|g| valid(g))
-            .collect::<Option<Vec<_>>>()?;
-        Some((user, uid, groups))
+    let identity = scope.and_then(|scope| {
+        let mut headers = vec![(IMPERSONATE_USER, valid(&scope.caller.username)?)];
+        if let Some(uid) = &scope.caller.uid {
+            headers.push((IMPERSONATE_UID, valid(uid)?));
+        }
+        for group in &scope.caller.groups {
+            headers.push((IMPERSONATE_GROUP, valid(group)?));
+        }
+        Some(headers)
     });
-    match identity {
-        Some((user, uid, groups)) => {
-            headers.insert("Impersonate-User", user);
-            if let Some(uid) = uid {
-                headers.insert("Impersonate-Uid", uid);
-            }
-            for group in groups {
-                headers.append("Impersonate-Group", group);
-            }
-        }
-        None => {
-            headers.insert("Impersonate-User", HeaderValue::from_static(NO_CALLER));
-        }
+    let mut headers: Vec<(HeaderName, HeaderValue)> = identity
+        .unwrap_or_else(|| vec![(IMPERSONATE_USER, HeaderValue::from_static(NO_CALLER))])
+        .into_iter()
+        .map(|(name, value)| (HeaderName::from_static(name), value))
+        .collect();
+    if let Some(id) = scope.and_then(|s| valid(&s.request_id)) {
+        headers.push((HeaderName::from_static("audit-id"), id));
     }
-    if let Some(id) = request_id().and_then(|id| valid(&id)) {
-        headers.insert("Audit-ID", id);
-    }
-    request
+    headers
 }
+
+const IMPERSONATE_USER: &str = "impersonate-user";
+const IMPERSONATE_UID: &str = "impersonate-uid";
+const IMPERSONATE_GROUP: &str = "impersonate-group";
 
 /// A TokenReview's answer, when it was given: the caller, or `None` when refused.
 type Answer = (Instant, Option<Caller>);
@@ -280,16 +281,23 @@ mod tests {
         assert!(bearer(None).is_err());
     }
 
-    #[tokio::test]
-    async fn requests_outside_a_scope_impersonate_nobody_with_rights() {
-        let request = http::Request::new(kube::client::Body::empty());
-        let request = impersonate(request);
-        assert_eq!(request.headers()["Impersonate-User"], NO_CALLER);
-        assert!(request.headers().get("Impersonate-Group").is_none());
+    fn header<'a>(headers: &'a [(HeaderName, HeaderValue)], name: &str) -> Vec<&'a str> {
+        headers
+            .iter()
+            .filter(|(n, _)| n.as_str() == name)
+            .filter_map(|(_, v)| v.to_str().ok())
+            .collect()
     }
 
-    #[tokio::test]
-    async fn requests_in_a_scope_carry_the_caller_and_the_request_id() {
+    #[test]
+    fn requests_outside_a_scope_impersonate_nobody_with_rights() {
+        let headers = impersonation(None);
+        assert_eq!(header(&headers, "impersonate-user"), [NO_CALLER]);
+        assert!(header(&headers, "impersonate-group").is_empty());
+    }
+
+    #[test]
+    fn requests_in_a_scope_carry_the_caller_and_the_request_id() {
         let scope = Scope {
             caller: Arc::new(Caller {
                 username: "system:serviceaccount:portal:admin".into(),
@@ -301,17 +309,24 @@ mod tests {
             }),
             request_id: "r-1".into(),
         };
-        let request = as_caller(scope, async {
-            impersonate(http::Request::new(kube::client::Body::empty()))
-        })
-        .await;
-        let headers = request.headers();
+        let headers = impersonation(Some(&scope));
         assert_eq!(
-            headers["Impersonate-User"],
-            "system:serviceaccount:portal:admin"
+            header(&headers, "impersonate-user"),
+            ["system:serviceaccount:portal:admin"]
         );
-        assert_eq!(headers["Impersonate-Uid"], "u-1");
-        assert_eq!(headers.get_all("Impersonate-Group").iter().count(), 2);
-        assert_eq!(headers["Audit-ID"], "r-1");
+        assert_eq!(header(&headers, "impersonate-uid"), ["u-1"]);
+        assert_eq!(header(&headers, "impersonate-group").len(), 2);
+        assert_eq!(header(&headers, "audit-id"), ["r-1"]);
+        // A name that is no header value impersonates nobody rather than someone else.
+        let mut odd = (*scope.caller).clone();
+        odd.username = "bad\nname".into();
+        let scope = Scope {
+            caller: Arc::new(odd),
+            request_id: "r-2".into(),
+        };
+        assert_eq!(
+            header(&impersonation(Some(&scope)), "impersonate-user"),
+            [NO_CALLER]
+        );
     }
 }

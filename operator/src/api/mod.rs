@@ -73,8 +73,8 @@ pub struct ApiArgs {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Acts as the current request's caller (see [`auth`]).
-    pub as_caller: Client,
+    /// The API's own client: token reviews, and the base of [`auth::caller_client`].
+    pub kube: Client,
     pub authenticator: Arc<auth::Authenticator>,
     pub gitops_managers: Arc<Vec<String>>,
     pub metrics: Arc<Metrics>,
@@ -454,12 +454,10 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
     let config = kube::Config::infer()
         .await
         .context("finding the cluster (kubeconfig or in-cluster)")?;
-    let own = Client::try_from(config.clone()).context("building the API's own client")?;
-    let as_caller =
-        auth::impersonating_client(config).context("building the impersonating client")?;
+    let own = Client::try_from(config).context("building the API's own client")?;
     let registry = Registry::new();
     let state = ApiState {
-        as_caller,
+        kube: own.clone(),
         authenticator: Arc::new(auth::Authenticator::new(own.clone(), args.audience.clone())),
         gitops_managers: Arc::new(args.gitops_field_managers.clone()),
         metrics: Arc::new(Metrics::new(&registry)?),

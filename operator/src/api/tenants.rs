@@ -54,8 +54,9 @@ pub const MAX_WAIT: u64 = 60;
 /// Largest page of a list.
 pub const MAX_LIMIT: usize = 200;
 
+/// Tenants, as the current request's caller.
 fn tenants(state: &ApiState) -> Api<Tenant> {
-    Api::all(state.as_caller.clone())
+    Api::all(auth::caller_client(&state.kube))
 }
 
 /// `GET /v1/me`: the caller as the API server authenticated it.
