@@ -606,3 +606,40 @@ impl Tenant {
         }
     }
 }
+
+/// The longest Tenant name: it names the `tenant-<name>` namespace (63 characters at most).
+pub const NAME_MAX_LENGTH: usize = 56;
+/// The pattern of a Tenant name (a lowercase DNS label), as the CRD's CEL rule checks it.
+pub const NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// Whether `name` is a valid Tenant name: the CRD's rule on `metadata.name`, for callers that
+/// check before asking the API server (Landlord's API).
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let inner = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
+    let end = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    !name.is_empty()
+        && name.len() <= NAME_MAX_LENGTH
+        && bytes.iter().all(inner)
+        && end(bytes.first())
+        && end(bytes.last())
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_crds_rule() {
+        let crd = crate::generate::crds_yaml().expect("the CRDs render");
+        // The same limit and pattern as the CEL rule on metadata.name.
+        assert!(crd.contains(&format!("self.metadata.name.size() <= {NAME_MAX_LENGTH}")));
+        assert!(crd.contains(NAME_PATTERN));
+        for good in ["a", "acme", "a-1", &"x".repeat(56)] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"x".repeat(57), "é"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+}
