@@ -120,6 +120,8 @@ pub struct Endpoint {
     pub request: Option<(&'static str, &'static str)>,
     /// Success status and the schema of its JSON body.
     pub responses: &'static [(u16, Option<&'static str>)],
+    /// The media type of its success bodies.
+    pub produces: &'static str,
     /// Problem statuses it may answer besides 401 (and 503, 500).
     pub problems: &'static [u16],
 }
@@ -141,6 +143,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
         authenticated: true,
         request,
         responses,
+        produces: "application/json",
         problems,
     };
     const OP: &[(u16, Option<&str>)] = &[(200, Some("Operation")), (202, Some("Operation"))];
@@ -163,6 +166,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
         (
             Endpoint {
                 authenticated: false,
+                produces: "text/html",
                 ..e(
                     Method::GET,
                     "/v1/docs",

@@ -85,7 +85,15 @@ pub fn document() -> Value {
                     "type": "object",
                     "required": ["name"],
                     "additionalProperties": false,
-                    "properties": {"name": {"type": "string"}, "labels": labels, "annotations": labels},
+                    "properties": {
+                        "name": {
+                            "type": "string",
+                            "pattern": landlord_crds::tenant::NAME_PATTERN,
+                            "maxLength": landlord_crds::tenant::NAME_MAX_LENGTH,
+                        },
+                        "labels": labels,
+                        "annotations": labels,
+                    },
                 },
                 "spec": {"$ref": "#/components/schemas/TenantSpec"},
             },
@@ -133,9 +141,9 @@ pub fn document() -> Value {
         for (code, schema) in endpoint.responses {
             let mut response = json!({"description": status_text(*code)});
             if let Some(schema) = schema {
-                response["content"] = json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}});
+                response["content"] = json!({endpoint.produces: {"schema": {"$ref": format!("#/components/schemas/{schema}")}}});
             } else if *code == 200 {
-                response["content"] = json!({"application/json": {}});
+                response["content"] = json!({endpoint.produces: {}});
             }
             responses.insert(code.to_string(), response);
         }
@@ -155,7 +163,7 @@ pub fn document() -> Value {
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}}))
             .collect();
         parameters.extend(header_parameters(endpoint.operation_id));
         let mut operation = json!({

@@ -154,6 +154,10 @@ pub fn wire(tenant: &Tenant) -> Value {
 /// The Tenant `name` as the caller sees it; a Tenant the caller may not read is not found
 /// (no enumeration of other tenants).
 async fn visible(state: &ApiState, name: &str) -> Result<Tenant, Problem> {
+    if !landlord_crds::tenant::is_valid_name(name) {
+        // No Tenant can have this name.
+        return Err(Problem::not_found(format!("Tenant {name:?}")));
+    }
     match tenants(state).get_opt(name).await {
         Ok(Some(tenant)) => Ok(tenant),
         Ok(None) => Err(Problem::not_found(format!("Tenant {name}"))),
@@ -545,7 +549,7 @@ async fn change(
     state: &ApiState,
     headers: &HeaderMap,
     name: &str,
-    mut patch: Value,
+    patch: Value,
     expected: Option<i64>,
 ) -> Result<Response, Problem> {
     let current = visible(state, name).await?;
@@ -571,22 +575,51 @@ async fn change(
         json_patch::merge(&mut spec, spec_patch);
         spec_of(&spec)?;
     }
-    if let Some(meta) = patch.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), json!(current.resource_version()));
-    } else if let Some(object) = patch.as_object_mut() {
-        object.insert(
-            "metadata".into(),
-            json!({"resourceVersion": current.resource_version()}),
-        );
-    }
     let params = PatchParams {
         field_manager: Some(MANAGER.into()),
         ..Default::default()
     };
-    let patched = tenants(state)
-        .patch(name, &params, &Patch::Merge(&patch))
-        .await
-        .map_err(|e| Problem::from_kube(e, &format!("changing Tenant {name}")))?;
+    let Some(expected) = expected else {
+        // No precondition asked (suspend, resume): the change applies to whatever is there.
+        let patched = tenants(state)
+            .patch(name, &params, &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Problem::from_kube(e, &format!("changing Tenant {name}")))?;
+        return accepted(state, headers, Kind::Apply, &patched, false).await;
+    };
+    // The precondition is the spec's generation; the patch carries the resourceVersion read,
+    // so that a change in between is caught. When only the status moved in between (the
+    // operator writes it), the generation is still the one asked for: read again and retry.
+    let mut current = current;
+    let mut attempts = 0;
+    let patched = loop {
+        attempts += 1;
+        let mut guarded = patch.clone();
+        let rv = json!(current.resource_version());
+        match guarded.get_mut("metadata").and_then(Value::as_object_mut) {
+            Some(meta) => {
+                meta.insert("resourceVersion".into(), rv);
+            }
+            None => {
+                if let Some(object) = guarded.as_object_mut() {
+                    object.insert("metadata".into(), json!({"resourceVersion": rv}));
+                }
+            }
+        }
+        match tenants(state)
+            .patch(name, &params, &Patch::Merge(&guarded))
+            .await
+        {
+            Ok(patched) => break patched,
+            Err(kube::Error::Api(status)) if status.code == 409 && attempts < 5 => {
+                current = visible(state, name).await?;
+                if let Some(problem) = stale(&current, expected) {
+                    return Err(problem);
+                }
+            }
+            Err(e) => return Err(Problem::from_kube(e, &format!("changing Tenant {name}"))),
+        }
+    };
     accepted(state, headers, Kind::Apply, &patched, false).await
 }
 
@@ -628,6 +661,9 @@ pub async fn get_operation(
 
 /// The operation `id`, after waiting up to `wait` for it to finish.
 async fn settle(state: &ApiState, id: &Id, wait: Option<Duration>) -> Result<Operation, Problem> {
+    if !landlord_crds::tenant::is_valid_name(&id.tenant) {
+        return Err(Problem::not_found(format!("operation {}", id.encode())));
+    }
     let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
     loop {
         let tenant = match tenants(state).get_opt(&id.tenant).await {
