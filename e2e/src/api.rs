@@ -171,3 +171,47 @@ async fn call(
         text,
     })
 }
+
+/// The version of schemathesis (PyPI) the contract test runs.
+pub const SCHEMATHESIS: &str = "4.32.5";
+
+/// The `st` command of schemathesis [`SCHEMATHESIS`], installed with pip into a virtual
+/// environment under `~/.cache/landlord` on first use. Errors (with pip's output) when
+/// `python3 -m venv` or the install fails: the test that needs it fails, it is not skipped.
+pub fn schemathesis() -> anyhow::Result<PathBuf> {
+    let home = std::env::var("HOME").context("HOME is not set")?;
+    let venv = Path::new(&home)
+        .join(".cache/landlord")
+        .join(format!("schemathesis-{SCHEMATHESIS}"));
+    let st = venv.join("bin/st");
+    if st.exists() {
+        return Ok(st);
+    }
+    let run = |command: &mut Command| -> anyhow::Result<()> {
+        let output = command
+            .output()
+            .with_context(|| format!("running {command:?}"))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{command:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    };
+    // pip writes `st` last: a failed install is taken up again by the next run.
+    if !venv.join("bin/pip").exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        &format!("schemathesis=={SCHEMATHESIS}"),
+    ]))?;
+    anyhow::ensure!(
+        st.exists(),
+        "pip installed schemathesis without {}",
+        st.display()
+    );
+    Ok(st)
+}

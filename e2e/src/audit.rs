@@ -88,16 +88,22 @@ pub fn operator_deletes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
 /// audit log's JSON entries, in order: who made it (`user`, `impersonatedUser`), its `verb`,
 /// `auditID` and `responseStatus`.
 pub fn requests_on(cluster: &Cluster, resource: &str, name: &str) -> anyhow::Result<Vec<Value>> {
+    Ok(requests_on_resource(cluster, resource)?
+        .into_iter()
+        .filter(|e| e["objectRef"]["name"] == name)
+        .collect())
+}
+
+/// Every completed request on objects of `resource` (any name), as the audit log's JSON
+/// entries, in order.
+pub fn requests_on_resource(cluster: &Cluster, resource: &str) -> anyhow::Result<Vec<Value>> {
     let path = cluster.var("LANDLORD_AUDIT_LOG");
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading the audit log {path}: {e}"))?;
     let mut found = Vec::new();
     for line in text.lines() {
         let entry: Value = serde_json::from_str(line)?;
-        if entry["stage"] == "ResponseComplete"
-            && entry["objectRef"]["resource"] == resource
-            && entry["objectRef"]["name"] == name
-        {
+        if entry["stage"] == "ResponseComplete" && entry["objectRef"]["resource"] == resource {
             found.push(entry);
         }
     }
