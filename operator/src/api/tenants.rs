@@ -477,35 +477,33 @@ pub async fn patch(
     change(&state, &headers, &name, patch, Some(expected)).await
 }
 
-/// `POST /v1/tenants/{name}/suspend` and `/resume`: set `spec.suspended`.
+/// `POST /v1/tenants/{name}/suspend`: set `spec.suspended` to true.
 pub async fn suspend(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    change(
-        &state,
-        &headers,
-        &name,
-        json!({"spec": {"suspended": true}}),
-        None,
-    )
-    .await
+    set_suspended(&state, &headers, &name, true).await
 }
 
+/// `POST /v1/tenants/{name}/resume`: set `spec.suspended` to false.
 pub async fn resume(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    change(
-        &state,
-        &headers,
-        &name,
-        json!({"spec": {"suspended": false}}),
-        None,
-    )
-    .await
+    set_suspended(&state, &headers, &name, false).await
+}
+
+/// Both actions carry no precondition: setting the flag is idempotent.
+async fn set_suspended(
+    state: &ApiState,
+    headers: &HeaderMap,
+    name: &str,
+    suspended: bool,
+) -> Result<Response, Problem> {
+    let patch = json!({"spec": {"suspended": suspended}});
+    change(state, headers, name, patch, None).await
 }
 
 /// Only what a caller may change through the API: the spec, labels and annotations.
