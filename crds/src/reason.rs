@@ -208,6 +208,16 @@ reasons! {
     ConnectionBudgetExceeded => Transient,
     /// The database's admin Secret is missing.
     AdminSecretMissing => Transient,
+    /// The spec names another PostgreSQL major version than the dedicated server's data
+    /// directory was initialised with: it is not upgraded in place.
+    VersionChangeRefused => NeedsPerson,
+    /// The spec asks for less storage than the dedicated server's volume holds.
+    StorageShrinkRefused => NeedsPerson,
+    /// The dedicated server's volume claim is growing to the size the spec asks for.
+    VolumeExpanding => Fine,
+    /// The dedicated server's volume claim cannot grow: it is not bound, or its StorageClass
+    /// does not allow volume expansion.
+    VolumeExpansionUnsupported => NeedsPersonElsewhere,
 
     // Tenant: topics (NATS JetStream).
     /// No topic is requested.

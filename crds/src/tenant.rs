@@ -40,6 +40,12 @@ use crate::schema;
     validation = Rule::new("!has(self.database) || self.tier == 'shared' || !has(self.database.server)")
         .message("spec.database.server applies only to tier shared; a dedicated tenant runs its own server")
         .field_path(".database.server"),
+    validation = Rule::new("!has(oldSelf.database) || !has(oldSelf.database.version) || !has(self.database) || !has(self.database.version) || self.database.version == oldSelf.database.version")
+        .message("spec.database.version cannot change once set: a PostgreSQL data directory only starts under the major version that initialised it, and Landlord does not upgrade in place (move the data with pg_dump and pg_restore to a new Tenant); removing the field keeps the version the server runs")
+        .field_path(".database.version"),
+    validation = Rule::new("!has(oldSelf.database) || !has(oldSelf.database.storage) || !has(self.database) || !has(self.database.storage) || !isQuantity(string(self.database.storage)) || !isQuantity(string(oldSelf.database.storage)) || quantity(string(self.database.storage)).compareTo(quantity(string(oldSelf.database.storage))) >= 0")
+        .message("spec.database.storage cannot shrink: a PersistentVolumeClaim only grows (removing the field keeps the volume's size)")
+        .field_path(".database.storage"),
 )]
 pub struct TenantSpec {
     /// Isolation tier. `shared` (pool): served by the platform's shared service deployments,
@@ -394,11 +400,17 @@ pub struct DatabaseSpec {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub server: Option<String>,
-    /// Dedicated tier only: size of the database volume, e.g. `20Gi`.
+    /// Dedicated tier only: size of the database volume, e.g. `20Gi`; the operator's default
+    /// when the server is first made. It may grow (the volume claim is expanded when its
+    /// StorageClass allows it) but never shrink; removing it keeps the volume's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::optional_quantity")]
     pub storage: Option<Quantity>,
-    /// Dedicated tier only: PostgreSQL major version, e.g. `16`.
+    /// Dedicated tier only: PostgreSQL major version, e.g. `16`; the operator's default when
+    /// the server is first made. A server keeps the major version its data directory was
+    /// initialised with: the field cannot change once set, and naming another version than
+    /// the running one is reported as `DatabaseReady=False VersionChangeRefused`. Removing it
+    /// (or the operator's default changing) keeps the running version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 8), regex(pattern = r"^[0-9]{2}$"))]
     pub version: Option<String>,
