@@ -34,6 +34,8 @@ pub enum Verb {
     Status,
     /// A JSON patch of `metadata.finalizers` (adding or removing a finalizer).
     Finalize,
+    /// A merge patch raising a PersistentVolumeClaim's storage request.
+    Expand,
 }
 
 impl Verb {
@@ -44,6 +46,7 @@ impl Verb {
             Verb::Delete => "delete",
             Verb::Status => "status",
             Verb::Finalize => "finalize",
+            Verb::Expand => "expand",
         }
     }
 }

@@ -50,7 +50,7 @@ impl Metrics {
         let writes = IntCounterVec::new(
             Opts::new(
                 "landlord_api_writes_total",
-                "Writes to the Kubernetes API, by controller (field manager), kind and verb (apply, create, delete, status)",
+                "Writes to the Kubernetes API, by controller (field manager), kind and verb (apply, create, delete, status, finalize, expand)",
             ),
             &["controller", "kind", "verb"],
         )?;

@@ -3,10 +3,11 @@
 //!
 //! Pure pieces: [`identifier`] (names and quoting), [`scram`] (passwords and verifiers),
 //! [`placement`] (which server), [`desired`] (Secrets and the dedicated server's objects),
-//! [`config`]. I/O: [`servers`] (pools per server) and [`sql`] (the statements). The Tenant
+//! [`dedicated`] (the version and volume a dedicated server keeps), [`config`]. I/O: [`servers`] (pools per server) and [`sql`] (the statements). The Tenant
 //! controller's database part (`tenant::database`) drives them.
 
 pub mod config;
+pub mod dedicated;
 pub mod desired;
 pub mod failure;
 pub mod health;

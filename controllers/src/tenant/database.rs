@@ -8,9 +8,13 @@
 use landlord_crds::conditions::Reason;
 use std::time::Instant;
 
-use k8s_openapi::api::{
-    apps::v1::StatefulSet,
-    core::v1::{PersistentVolume, PersistentVolumeClaim, Secret},
+use k8s_openapi::{
+    api::{
+        apps::v1::StatefulSet,
+        core::v1::{PersistentVolume, PersistentVolumeClaim, Secret},
+        storage::v1::StorageClass,
+    },
+    apimachinery::pkg::api::resource::Quantity,
 };
 use kube::{
     Api, ResourceExt,
@@ -32,7 +36,11 @@ use crate::{
     Context,
     database::{
         config::ServerConfig,
-        desired::{self as db_desired, Endpoint, ROTATE_PASSWORD, ROTATION, names, secret_text},
+        dedicated::{self, Volume as DedicatedVolume},
+        desired::{
+            self as db_desired, Endpoint, ROTATE_PASSWORD, ROTATION, ServerInputs, names,
+            secret_text,
+        },
         failure::Failure,
         identifier::{Names, ownership_marker},
         placement, scram,
@@ -477,13 +485,27 @@ async fn dedicated(
             (p, v)
         }
     };
+    let ns = tenant.namespace_name();
+    let live_set = state
+        .stores
+        .stateful_sets
+        .get(&ObjectRef::new(names::SERVER).within(&ns));
+    let running = live_set.as_ref().and_then(dedicated::running_version);
+    let version = dedicated::version(
+        spec.version.as_deref(),
+        &ctx.config.database.default_version,
+        running.as_deref(),
+    );
     let mut server = db_desired::dedicated(
         tenant,
         &owner,
         &names,
         &ctx.config.database,
-        &superuser,
-        &verifier,
+        &ServerInputs {
+            version: &version.run,
+            superuser_password: &superuser,
+            verifier: &verifier,
+        },
         ctx.config.image_pull_policy_always,
     );
     if let Some(data) = server.server_secret.data.as_mut() {
@@ -492,13 +514,8 @@ async fn dedicated(
             k8s_openapi::ByteString(role_password.clone().into_bytes()),
         );
     }
-    let ns = tenant.namespace_name();
-    let live_set = state
-        .stores
-        .stateful_sets
-        .get(&ObjectRef::new(names::SERVER).within(&ns));
-    // Volume claim templates are immutable: keep the live one (the PVC is resized, if ever,
-    // on its own).
+    // Volume claim templates are immutable: keep the live one (the claim itself is grown
+    // below).
     if let (Some(live), Some(spec)) = (live_set.as_ref(), server.stateful_set.spec.as_mut())
         && let Some(templates) = live
             .spec
@@ -524,6 +541,15 @@ async fn dedicated(
         secret: Some(names::SECRET.into()),
     });
     let created = live_set.is_none() && applied > 0;
+    // What a person must change comes first, then the volume, then the server's readiness.
+    if let Some(refused) = version.refused {
+        return Ok(Err(refused));
+    }
+    if let (Some(_), Some(asked)) = (live_set.as_ref(), spec.storage.as_ref())
+        && let Some(failure) = grow_volume(tenant, asked, state).await?
+    {
+        return Ok(Err(failure));
+    }
     Ok(Ok(Provisioned {
         observation: match stateful_set_readiness(tenant, live_set.as_ref()) {
             Ok(observation) => observation,
@@ -531,6 +557,97 @@ async fn dedicated(
         },
         created,
     }))
+}
+
+/// Grows the dedicated server's volume claim to `asked` (`spec.database.storage`) when its
+/// StorageClass allows it. The claim is read only when `asked` exceeds what the StatefulSet's
+/// (immutable) claim template asked for, so a server that never grew costs no request; one
+/// write, only while the claim asks for less. `Some` is what `DatabaseReady` reports instead
+/// of the server's readiness.
+async fn grow_volume(tenant: &Tenant, asked: &Quantity, state: &State) -> Result<Option<Failure>> {
+    let ns = tenant.namespace_name();
+    let template = state
+        .stores
+        .stateful_sets
+        .get(&ObjectRef::new(names::SERVER).within(&ns))
+        .and_then(|set| {
+            set.spec
+                .as_ref()?
+                .volume_claim_templates
+                .as_ref()?
+                .first()?
+                .spec
+                .as_ref()?
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")
+                .cloned()
+        });
+    if template.is_some_and(|t| crate::quantity::same(&t.0, &asked.0)) {
+        return Ok(None);
+    }
+    let client = &state.ctx.client;
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
+    let claim_name = dedicated::claim_name();
+    let Some(claim) = crate::apply::bounded(claims.get_opt(&claim_name))
+        .await
+        .map_err(Error::kube(format!(
+            "reading PersistentVolumeClaim {ns}/{claim_name}"
+        )))?
+    else {
+        return Ok(Some(Failure::new(
+            Reason::ServerStarting,
+            format!("PersistentVolumeClaim {claim_name} is not created yet"),
+        )));
+    };
+    let class = match claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+    {
+        Some(class) => {
+            crate::apply::bounded(Api::<StorageClass>::all(client.clone()).get_opt(&class))
+                .await
+                .map_err(Error::kube(format!("reading StorageClass {class}")))?
+        }
+        None => None,
+    };
+    match dedicated::volume(asked, &claim, class.as_ref()) {
+        DedicatedVolume::Fits => Ok(None),
+        DedicatedVolume::Report(failure) => Ok(Some(failure)),
+        DedicatedVolume::Expand(size) => {
+            let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+            crate::apply::bounded(claims.patch(
+                &claim_name,
+                &PatchParams {
+                    field_manager: Some(super::MANAGER.into()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(&patch),
+            ))
+            .await
+            .map_err(Error::kube(format!(
+                "growing PersistentVolumeClaim {ns}/{claim_name} to {}",
+                size.0
+            )))?;
+            crate::apply::count(
+                &state.ctx.metrics,
+                super::MANAGER,
+                "PersistentVolumeClaim",
+                crate::apply::Verb::Expand,
+            );
+            info!(claim = %claim_name, size = %size.0, "growing the dedicated server's volume");
+            Ok(Some(Failure::new(
+                Reason::VolumeExpanding,
+                format!(
+                    "PersistentVolumeClaim {claim_name} is growing to {}",
+                    size.0
+                ),
+            )))
+        }
+    }
 }
 
 /// `DatabaseReady` of a dedicated server, from its StatefulSet.
