@@ -691,6 +691,166 @@ async fn bad_input_ends_in_a_clear_condition_without_a_retry_storm() -> anyhow::
     Ok(())
 }
 
+/// The image tag of the dedicated server's StatefulSet in `ns`.
+async fn server_image(client: &Client, ns: &str) -> anyhow::Result<String> {
+    let set = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get("landlord-postgres")
+        .await?;
+    set.spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().next())
+        .and_then(|c| c.image)
+        .context("the server's image")
+}
+
+/// Expand writes (PersistentVolumeClaim growth) the operator made so far.
+async fn expand_writes(operator: &operator::Operator) -> anyhow::Result<f64> {
+    let text = operator.get("/metrics").await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("landlord_api_writes_total") && l.contains("verb=\"expand\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// The storage of a claim's spec request or, with `capacity`, of its status.
+fn claim_storage(claim: &PersistentVolumeClaim, capacity: bool) -> Option<String> {
+    let map = if capacity {
+        claim.status.as_ref()?.capacity.clone()?
+    } else {
+        claim.spec.as_ref()?.resources.as_ref()?.requests.clone()?
+    };
+    map.get("storage").map(|q| q.0.clone())
+}
+
+#[tokio::test]
+async fn a_dedicated_server_keeps_its_major_version_and_its_volume_only_grows() -> anyhow::Result<()>
+{
+    let h = harness(&[]).await?;
+    let api = h.tenants();
+    let name = unique_name("dedgrow");
+    let ns = format!("tenant-{name}");
+    h.create_tenant(
+        &name,
+        serde_json::json!({"tier": "dedicated", "database": {"storage": "2Gi"}}),
+    )
+    .await?;
+    h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
+        .await?;
+    // Made without a version: the operator's default, which the server keeps from now on.
+    let image = server_image(&h.client, &ns).await?;
+    let running = image
+        .rsplit_once(':')
+        .context("a tagged image")?
+        .1
+        .to_string();
+    let other = if running == "17" { "16" } else { "17" };
+
+    // Naming another major version for the first time: refused in status, image untouched.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"database": {"version": other}}})),
+    )
+    .await?;
+    let refused = h
+        .wait_condition(
+            &name,
+            "DatabaseReady",
+            "False",
+            Some("VersionChangeRefused"),
+        )
+        .await?;
+    let message = condition(&refused, "DatabaseReady")?.message;
+    assert!(
+        message.contains("spec.database.version")
+            && message.contains(other)
+            && message.contains(&running),
+        "{message}"
+    );
+    assert_eq!(server_image(&h.client, &ns).await?, image);
+
+    // Changing a version once set, or shrinking the volume: refused at apply time, naming
+    // the field.
+    let third = if other == "15" { "14" } else { "15" };
+    for (patch, field) in [
+        (
+            serde_json::json!({"spec": {"database": {"version": third}}}),
+            "spec.database.version",
+        ),
+        (
+            serde_json::json!({"spec": {"database": {"storage": "1Gi"}}}),
+            "spec.database.storage",
+        ),
+    ] {
+        let error = api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch.clone()))
+            .await
+            .expect_err("refused by the CRD");
+        let kube::Error::Api(status) = error else {
+            anyhow::bail!("{patch}: not an API refusal: {error}");
+        };
+        assert_eq!(status.code, 422, "{patch}: {status:?}");
+        assert!(
+            status.message.contains(field),
+            "{patch}: {}",
+            status.message
+        );
+    }
+
+    // Removing the version goes back to "whatever the server runs".
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"database": {"version": null}}})),
+    )
+    .await?;
+    h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
+        .await?;
+    assert_eq!(server_image(&h.client, &ns).await?, image);
+
+    // Growing: the claim (not the immutable template) is raised once, the volume follows.
+    let before = expand_writes(&h.operator).await?;
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"database": {"storage": "3Gi"}}})),
+    )
+    .await?;
+    let claims = Api::<PersistentVolumeClaim>::namespaced(h.client.clone(), &ns);
+    let claim = wait::until("the claim holds 3Gi", TIMEOUT, || async {
+        let claim = claims.get("data-landlord-postgres-0").await?;
+        Ok((claim_storage(&claim, true).as_deref() == Some("3Gi")).then_some(claim))
+    })
+    .await?;
+    assert_eq!(claim_storage(&claim, false).as_deref(), Some("3Gi"));
+    let volume = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .context("a bound claim")?;
+    let pv = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(h.client.clone())
+        .get(&volume)
+        .await?;
+    assert_eq!(
+        pv.spec
+            .and_then(|s| s.capacity)
+            .and_then(|c| c.get("storage").cloned())
+            .map(|q| q.0)
+            .as_deref(),
+        Some("3Gi")
+    );
+    h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
+        .await?;
+    assert_eq!(expand_writes(&h.operator).await? - before, 1.0);
+    // At rest (past the operator's 10 s recheck): no further write to the claim.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(expand_writes(&h.operator).await? - before, 1.0);
+
+    h.delete_tenants(&[&name]).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_dedicated_tenant_gets_its_own_server() -> anyhow::Result<()> {
     let h = harness(&[]).await?;
