@@ -66,6 +66,13 @@ impl CacheSync {
         self.stopping.send_replace(true);
     }
 
+    /// Starts afresh after [`CacheSync::stop`] for a new set of caches (a new leadership
+    /// term in the same process): nothing pending, waits bounded again.
+    pub fn resume(&self) {
+        self.lock().clear();
+        self.stopping.send_replace(false);
+    }
+
     /// Waits for `ready` (every cache of a controller) at most [`WAIT_BOUND`]: Ok(None) when
     /// the process stops first, else the caches still pending when it gives up.
     pub async fn bounded<T>(&self, ready: impl Future<Output = T>) -> Result<Option<T>, NotSynced> {

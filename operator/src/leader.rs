@@ -17,7 +17,7 @@ use kube::{
 use tracing::{debug, info, warn};
 
 /// Timing of the election (client-go's defaults).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Timing {
     /// How long a lease is valid without renewal.
     pub lease_duration: Duration,
@@ -77,6 +77,11 @@ impl Elector {
         }
     }
 
+    /// The lease's durations this candidate works with.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
     /// Waits until this candidate holds the lease.
     pub async fn acquire(&mut self) {
         info!(lease = %self.name, identity = %self.identity, "waiting for leadership");
@@ -115,8 +120,18 @@ impl Elector {
         }
     }
 
-    /// Gives the lease up so that a standby does not wait for it to expire.
+    /// Gives the lease up so that a standby does not wait for it to expire. Bounded by the
+    /// retry period: a shutdown never waits on an API server that does not answer.
     pub async fn release(&mut self) {
+        if tokio::time::timeout(self.timing.retry_period, self.release_now())
+            .await
+            .is_err()
+        {
+            warn!(lease = %self.name, "releasing the lease timed out; it expires on its own");
+        }
+    }
+
+    async fn release_now(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
             return;
         };
@@ -137,8 +152,18 @@ impl Elector {
         }
     }
 
-    /// One round of the election. Ok(true) when this candidate holds the lease afterwards.
-    async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+    /// One round of the election, bounded by the renew deadline (as client-go bounds it): a
+    /// request the API server never answers counts as a failed renewal instead of holding
+    /// the leader past its deadline. Ok(true) when this candidate holds the lease afterwards.
+    async fn try_acquire_or_renew(&mut self) -> anyhow::Result<bool> {
+        let deadline = self.timing.renew_deadline;
+        match tokio::time::timeout(deadline, self.attempt()).await {
+            Ok(result) => Ok(result?),
+            Err(_) => anyhow::bail!("no answer within {}s", deadline.as_secs_f64()),
+        }
+    }
+
+    async fn attempt(&mut self) -> Result<bool, kube::Error> {
         let lease_seconds = i32::try_from(self.timing.lease_duration.as_secs()).unwrap_or(15);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {

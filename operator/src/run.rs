@@ -483,9 +483,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         caches.stop();
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
 
     tokio::select! {
         _ = wait_for_crds(&client) => {}
@@ -505,15 +502,86 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             timing,
         )
     });
-    if let Some(elector) = elector.as_mut() {
-        tokio::select! {
-            _ = elector.acquire() => {}
-            _ = stopped(stop_rx.clone()) => return Ok(()),
+    // One term per leadership: a replica that loses the lease (it could not renew it within
+    // the renew deadline, say through an API server outage) stops its controllers and
+    // campaigns again in the same process, so it leads again as soon as the API server is
+    // back rather than after a restart and its back-off.
+    loop {
+        if let Some(elector) = elector.as_mut() {
+            tokio::select! {
+                _ = elector.acquire() => {}
+                _ = stopped(stop_rx.clone()) => return Ok(()),
+            }
         }
+        health.leader.store(true, Ordering::Relaxed);
+        let (term_tx, term_rx) = watch::channel(false);
+        let mut term = lead(
+            &client,
+            config.clone(),
+            metrics.clone(),
+            &identity,
+            &health,
+            term_rx,
+        )
+        .await;
+        let lost = match elector.as_mut() {
+            Some(elector) => {
+                tokio::select! {
+                    _ = elector.keep_renewing() => true,
+                    _ = stopped(stop_rx.clone()) => false,
+                }
+            }
+            _ => {
+                stopped(stop_rx.clone()).await;
+                false
+            }
+        };
+        health.leader.store(false, Ordering::Relaxed);
+        health.caches.stop();
+        let _ = term_tx.send(true);
+        // Graceful: in-flight reconciles finish, then the lease is handed over at once. Lost:
+        // another replica may take the lease once it expires, so in-flight reconciles get
+        // only until then (the lease outlives the renew deadline); reconciles are
+        // idempotent, and aborted ones are redone by the next leader.
+        let grace = match (&elector, lost) {
+            (Some(elector), true) => elector
+                .timing()
+                .lease_duration
+                .saturating_sub(elector.timing().renew_deadline),
+            _ => Duration::from_secs(20),
+        };
+        if tokio::time::timeout(grace, &mut term).await.is_err() {
+            warn!(
+                seconds = grace.as_secs(),
+                "controllers did not stop in time; aborting them"
+            );
+            term.abort();
+            let _ = term.await;
+        }
+        if !lost {
+            if let Some(elector) = elector.as_mut() {
+                elector.release().await;
+            }
+            break;
+        }
+        error!("lost leadership: controllers stopped; campaigning again");
+        health.caches.resume();
     }
-    health.leader.store(true, Ordering::Relaxed);
+    info!("stopped");
+    Ok(())
+}
 
-    let mut context = Context::new(client.clone(), config, metrics, Some(identity.clone()));
+/// Starts one leadership term's controllers (fresh caches and watches, so nothing of an
+/// earlier term's view survives) and returns the task that runs them until `term` says stop.
+async fn lead(
+    client: &kube::Client,
+    config: landlord_controllers::Config,
+    metrics: Metrics,
+    identity: &str,
+    health: &Health,
+    term: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let mut context = Context::new(client.clone(), config, metrics, Some(identity.to_string()));
     context.caches = health.caches.clone();
     let ctx = Arc::new(context);
     // The platform namespace's Secrets binding before the controllers read the tenant key
@@ -524,62 +592,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Each kind several controllers read is watched once; every controller subscribes
     // before the watches start, so that each sees the first list.
     let reflectors = landlord_controllers::reflectors::Reflectors::new(&ctx);
-    let controllers = {
-        use landlord_controllers::{domain, flags, service, tenant};
-        let done = |name: &'static str| move |()| info!(controller = name, "controller stopped");
-        let tenants =
-            tenant::run(ctx.clone(), &reflectors, stopped(stop_rx.clone())).map(done("tenant"));
-        let flag_sets = flags::run(ctx.clone(), &reflectors, stopped(stop_rx.clone()))
-            .map(done("featureflagset"));
-        let services =
-            service::run(ctx.clone(), &reflectors, stopped(stop_rx.clone())).map(done("service"));
-        let domains =
-            domain::run(ctx.clone(), &reflectors, stopped(stop_rx.clone())).map(done("domain"));
-        let watches = reflectors.start();
-        tokio::spawn(async move {
-            tokio::join!(tenants, flag_sets, services, domains);
-            drop(watches);
-        })
-    };
-    tokio::spawn(landlord_controllers::tenant::runtime::run_pool(
-        ctx,
-        stopped(stop_rx.clone()),
-    ));
+    use landlord_controllers::{domain, flags, service, tenant};
+    let done = |name: &'static str| move |()| info!(controller = name, "controller stopped");
+    let tenants = tenant::run(ctx.clone(), &reflectors, stopped(term.clone())).map(done("tenant"));
+    let flag_sets =
+        flags::run(ctx.clone(), &reflectors, stopped(term.clone())).map(done("featureflagset"));
+    let services =
+        service::run(ctx.clone(), &reflectors, stopped(term.clone())).map(done("service"));
+    let domains = domain::run(ctx.clone(), &reflectors, stopped(term.clone())).map(done("domain"));
+    let pool = tenant::runtime::run_pool(ctx, stopped(term));
+    let watches = reflectors.start();
     info!(identity = %identity, "controllers started");
+    tokio::spawn(async move {
+        tokio::join!(tenants, flag_sets, services, domains, pool);
+        drop(watches);
+    })
+}
 
-    let lost = match elector.as_mut() {
-        Some(elector) => {
-            tokio::select! {
-                _ = elector.keep_renewing() => true,
-                _ = stopped(stop_rx.clone()) => false,
-            }
-        }
-        _ => {
-            stopped(stop_rx.clone()).await;
-            false
-        }
-    };
-    if lost {
-        error!("lost leadership; exiting so that a clean standby takes over");
-        std::process::exit(1);
-    }
-    // Graceful: let in-flight reconciles finish, then hand the lease over at once.
-    // A reconcile still running after the grace period is aborted before the lease is
-    // released, so two leaders never write at once; reconciles are idempotent.
-    let mut controllers = controllers;
-    if tokio::time::timeout(Duration::from_secs(20), &mut controllers)
-        .await
-        .is_err()
-    {
-        warn!("controllers did not stop within 20s; aborting them");
-        controllers.abort();
-        let _ = controllers.await;
-    }
-    if let Some(elector) = elector.as_mut() {
-        elector.release().await;
-    }
-    info!("stopped");
-    Ok(())
+/// Resolves once `rx` says stop.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 pub async fn shutdown_signal() {

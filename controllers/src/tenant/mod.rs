@@ -22,6 +22,7 @@ pub mod topics;
 pub mod validate;
 
 use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
+use tokio_util::task::AbortOnDropHandle;
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::{
@@ -403,12 +404,14 @@ pub fn run(
         let controller = Controller::for_shared_stream(tenant_events, tenants);
         // Server outages and recoveries reconcile the tenants placed on the server at once.
         let (trigger, triggered) = futures::channel::mpsc::channel(1024);
-        let health = tokio::spawn(crate::database::health::watch(
+        // The helper tasks end with the controller, also when it is dropped mid-run (a
+        // leadership term aborted).
+        let _health = AbortOnDropHandle::new(tokio::spawn(crate::database::health::watch(
             ctx.clone(),
             controller.store(),
             trigger,
             DATABASE_PROBE,
-        ));
+        )));
         // A changed FeatureFlagSet re-resolves the flags of the tenants it can affect.
         let flags_config = ctx.config.clone();
         let tenants = controller.store();
@@ -446,23 +449,23 @@ pub fn run(
         });
         // The caches are waited for from the start, not only by the first reconcile: /readyz
         // names the ones that never sync even while there is no Tenant.
-        let caches_synced = {
+        let _caches_synced = {
             let state = state.clone();
-            tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 state
                     .stores_ready
                     .get_or_init(|| state.stores.wait_until_ready(&state.ctx.caches))
                     .await;
-            })
+            }))
         };
-        let cache_metrics = {
+        let _cache_metrics = {
             let state = state.clone();
-            tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 loop {
                     state.stores.record_sizes(&state.ctx.metrics);
                     tokio::time::sleep(CACHE_METRICS_INTERVAL).await;
                 }
-            })
+            }))
         };
         let controller = controller
             .reconcile_on(triggered)
@@ -487,9 +490,6 @@ pub fn run(
                     .map(ObjectRef::new)
             });
         crate::runner::run(controller, state, shutdown).await;
-        health.abort();
-        cache_metrics.abort();
-        caches_synced.abort();
     }
 }
 
