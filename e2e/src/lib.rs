@@ -13,6 +13,7 @@ pub mod kubectl;
 pub mod manifests;
 pub mod names;
 pub mod operator;
+pub mod outage;
 pub mod postgres;
 pub mod tenants;
 pub mod wait;

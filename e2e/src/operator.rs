@@ -268,6 +268,11 @@ impl Operator {
         let _ = self.child.wait();
     }
 
+    /// The exit status once the process has exited, without waiting.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use landlord_crds::tenant::Phase;
@@ -13,6 +14,7 @@ use landlord_e2e::{
     Cluster, cluster,
     manifests::install_crds,
     operator::{self, Operator, Options},
+    outage::ApiOutage,
     tenants, unique_name, wait,
 };
 
@@ -137,4 +139,76 @@ async fn standby_takes_over_when_the_leader_is_killed() -> anyhow::Result<()> {
 #[tokio::test]
 async fn standby_takes_over_at_once_when_the_leader_stops_gracefully() -> anyhow::Result<()> {
     failover(true).await
+}
+
+/// An API server outage of 60 s, as the operator sees it (its connections go through a proxy
+/// the test cuts): the leader cannot renew its lease, stops its controllers and campaigns
+/// again in the same process; once the API server is back it leads again and provisions a
+/// Tenant created during the outage and one created right after it, each within 30 s.
+// Multi-threaded: the proxy keeps serving while `Operator::terminate` blocks a thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_rides_out_an_api_server_outage_without_restarting() -> anyhow::Result<()> {
+    const OUTAGE: Duration = Duration::from_secs(60);
+    const RECOVERY: Duration = Duration::from_secs(30);
+    let _serial = tenants::serial().await;
+    let cluster = cluster();
+    let client = cluster.client().await?;
+    install_crds(&client).await?;
+    let kubeconfig = operator::service_account_kubeconfig(cluster, &client).await?;
+    let outage = ApiOutage::start(&kubeconfig).await?;
+    let options = Options {
+        binary: Path::new(env!("CARGO_BIN_EXE_landlord")),
+        kubeconfig: outage.kubeconfig(),
+        lease_name: operator::LEASE,
+        lease_duration_seconds: LEASE_SECONDS,
+        args: &[],
+    };
+    let mut leader = Operator::start(cluster, &options).await?;
+    wait::until("the operator leads", Duration::from_secs(30), || async {
+        Ok(leader.is_leader().await.then_some(()))
+    })
+    .await?;
+    let before = unique_name("before-outage");
+    tenants::create(&client, &before, shared()).await?;
+    tenants::wait_phase(&client, &before, Phase::Ready, TIMEOUT).await?;
+
+    let cut = Instant::now();
+    outage.cut();
+    // It cannot prove it holds the lease past the renew deadline: it stops leading.
+    wait::until(
+        "the leader steps down",
+        Duration::from_secs(LEASE_SECONDS * 3),
+        || async { Ok((!leader.is_leader().await).then_some(())) },
+    )
+    .await?;
+    let during = unique_name("during-outage");
+    tenants::create(&client, &during, shared()).await?;
+    tokio::time::sleep(OUTAGE.saturating_sub(cut.elapsed())).await;
+    assert!(
+        leader.try_wait()?.is_none(),
+        "the operator exited during the outage; log: {}",
+        leader.log_text()
+    );
+
+    outage.restore();
+    let after = unique_name("after-outage");
+    tenants::create(&client, &after, shared()).await?;
+    for name in [&during, &after] {
+        tenants::wait_phase(&client, name, Phase::Ready, RECOVERY)
+            .await
+            .with_context(|| format!("log: {}", leader.log_text()))?;
+    }
+    assert!(leader.is_leader().await, "the operator leads again");
+    assert_eq!(
+        holder(&client, operator::LEASE).await?.as_deref(),
+        Some(leader.identity.as_str())
+    );
+    assert!(
+        leader.log_text().contains("lost leadership"),
+        "the outage did not cost the lease"
+    );
+    tenants::delete(&client, &[&before, &during, &after], TIMEOUT).await?;
+    let status = leader.terminate()?;
+    assert!(status.success(), "graceful stop exited with {status}");
+    Ok(())
 }
