@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod gitops;
+pub mod limits;
 pub mod openapi;
 pub mod operation;
 pub mod problem;
@@ -65,6 +66,13 @@ pub struct ApiArgs {
         default_value = "argocd-controller,kustomize-controller,helm-controller"
     )]
     pub gitops_field_managers: Vec<String>,
+    /// Writes (create, change, suspend, resume, delete) one caller may make to one tenant per
+    /// minute, for tenants whose plan has no limit of its own. Per replica.
+    #[arg(long, env = "LANDLORD_API_WRITES_PER_MINUTE", default_value = "60")]
+    pub writes_per_minute: std::num::NonZeroU32,
+    /// The same for one plan (`spec.plan`), as `PLAN=N`; repeat for several plans.
+    #[arg(long = "plan-writes-per-minute", value_parser = limits::parse_plan_limit)]
+    pub plan_writes_per_minute: Vec<(String, std::num::NonZeroU32)>,
     /// Log format: json or text.
     #[arg(long, env = "LANDLORD_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: crate::telemetry::LogFormat,
@@ -78,6 +86,7 @@ pub struct ApiState {
     pub authenticator: Arc<auth::Authenticator>,
     pub gitops_managers: Arc<Vec<String>>,
     pub metrics: Arc<Metrics>,
+    pub write_limits: Arc<limits::WriteLimits>,
 }
 
 /// The API's metrics.
@@ -211,7 +220,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 "Create a Tenant (Idempotency-Key required)",
                 Some(("application/json", "NewTenant")),
                 OP,
-                &[400, 403, 409, 415, 422],
+                &[400, 403, 409, 415, 422, 429],
             ),
             post(t::create),
         ),
@@ -235,7 +244,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 "Change a Tenant's spec, labels or annotations (JSON merge patch; If-Match required)",
                 Some(("application/merge-patch+json", "TenantPatch")),
                 OP,
-                &[400, 403, 404, 409, 412, 415, 422, 428],
+                &[400, 403, 404, 409, 412, 415, 422, 428, 429],
             ),
             patch(t::patch),
         ),
@@ -247,7 +256,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 "Delete a Tenant (If-Match required)",
                 None,
                 OP,
-                &[400, 403, 404, 412, 422, 428],
+                &[400, 403, 404, 412, 422, 428, 429],
             ),
             delete(t::delete),
         ),
@@ -283,7 +292,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 "Suspend a Tenant (idempotent)",
                 None,
                 OP,
-                &[403, 404, 409, 422],
+                &[403, 404, 409, 422, 429],
             ),
             post(t::suspend),
         ),
@@ -295,7 +304,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 "Resume a suspended Tenant (idempotent)",
                 None,
                 OP,
-                &[403, 404, 409, 422],
+                &[403, 404, 409, 422, 429],
             ),
             post(t::resume),
         ),
@@ -465,7 +474,18 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
         authenticator: Arc::new(auth::Authenticator::new(own.clone(), args.audience.clone())),
         gitops_managers: Arc::new(args.gitops_field_managers.clone()),
         metrics: Arc::new(Metrics::new(&registry)?),
+        write_limits: Arc::new(limits::WriteLimits::new(
+            args.writes_per_minute,
+            &args.plan_writes_per_minute.iter().cloned().collect(),
+        )),
     };
+    let write_limits = state.write_limits.clone();
+    let forget = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            write_limits.forget_idle();
+        }
+    });
     let api = tokio::net::TcpListener::bind(args.address)
         .await
         .with_context(|| format!("listening on {}", args.address))?;
@@ -480,5 +500,6 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
         .await
         .context("serving the API")?;
     probe_server.abort();
+    forget.abort();
     Ok(())
 }

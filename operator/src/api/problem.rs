@@ -61,7 +61,7 @@ impl Problem {
             "The request has no valid bearer token",
             detail,
         )
-        .with_header(header::WWW_AUTHENTICATE, "Bearer")
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -106,7 +106,7 @@ impl Problem {
             "The Kubernetes API server could not be reached",
             detail,
         )
-        .with_header(header::RETRY_AFTER, "5")
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
@@ -118,8 +118,8 @@ impl Problem {
         )
     }
 
-    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
-        self.headers.push((name, HeaderValue::from_static(value)));
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -173,7 +173,7 @@ impl Problem {
                 "Too many requests",
                 detail,
             )
-            .with_header(header::RETRY_AFTER, "1"),
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
             (code, _) if code >= 500 => Problem::unavailable(detail),
             _ => Problem::new(
                 StatusCode::BAD_GATEWAY,

@@ -38,7 +38,7 @@ use sha2::{Digest, Sha256};
 use super::{
     ApiState,
     auth::{self, Caller},
-    gitops,
+    gitops, limits,
     operation::{self, Id, Kind, Operation},
     problem::Problem,
 };
@@ -370,6 +370,7 @@ pub async fn create(
     let value = json_body(&headers, &body, "application/json")?;
     let mut tenant = new_tenant(&value)?;
     let name = tenant.name_any();
+    let allowance = count_write(&state, &name, tenant.spec.plan.as_deref())?;
     // serde_json's maps are sorted: the hash does not depend on the order of keys sent.
     let hash = hex(&Sha256::digest(
         serde_json::to_vec(&value).unwrap_or_default(),
@@ -384,7 +385,7 @@ pub async fn create(
         field_manager: Some(MANAGER.into()),
         ..Default::default()
     };
-    match tenants(&state).create(&params, &tenant).await {
+    let answer = match tenants(&state).create(&params, &tenant).await {
         Ok(created) => accepted(&state, &headers, Kind::Apply, &created, false).await,
         Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "AlreadyExists" => {
             let existing = visible(&state, &name).await?;
@@ -410,7 +411,19 @@ pub async fn create(
             }
         }
         Err(e) => Err(Problem::from_kube(e, &format!("creating Tenant {name}"))),
-    }
+    };
+    answer.map(|response| allowance.apply(response))
+}
+
+/// Counts a write by the current caller to `tenant` (of plan `plan`) against the API's write
+/// limits. Errors: 429 once the caller's quota for the tenant is spent.
+fn count_write(
+    state: &ApiState,
+    tenant: &str,
+    plan: Option<&str>,
+) -> Result<limits::Allowance, Problem> {
+    let caller = auth::caller().ok_or_else(|| Problem::unauthenticated("no caller"))?;
+    state.write_limits.check(&caller.username, tenant, plan)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -551,6 +564,7 @@ async fn change(
     expected: Option<i64>,
 ) -> Result<Response, Problem> {
     let current = visible(state, name).await?;
+    let allowance = count_write(state, name, current.spec.plan.as_deref())?;
     if let Some(problem) = expected.and_then(|g| stale(&current, g)) {
         return Err(problem);
     }
@@ -583,7 +597,9 @@ async fn change(
             .patch(name, &params, &Patch::Merge(&patch))
             .await
             .map_err(|e| Problem::from_kube(e, &format!("changing Tenant {name}")))?;
-        return accepted(state, headers, Kind::Apply, &patched, false).await;
+        return accepted(state, headers, Kind::Apply, &patched, false)
+            .await
+            .map(|response| allowance.apply(response));
     };
     // The precondition is the spec's generation; the patch carries the resourceVersion read,
     // so that a change in between is caught. When only the status moved in between (the
@@ -618,7 +634,9 @@ async fn change(
             Err(e) => return Err(Problem::from_kube(e, &format!("changing Tenant {name}"))),
         }
     };
-    accepted(state, headers, Kind::Apply, &patched, false).await
+    accepted(state, headers, Kind::Apply, &patched, false)
+        .await
+        .map(|response| allowance.apply(response))
 }
 
 /// `DELETE /v1/tenants/{name}`, with `If-Match: "g<generation>"`.
@@ -629,6 +647,7 @@ pub async fn delete(
 ) -> Result<Response, Problem> {
     let expected = if_match(&headers)?;
     let current = visible(&state, &name).await?;
+    let allowance = count_write(&state, &name, current.spec.plan.as_deref())?;
     if let Some(problem) = stale(&current, expected) {
         return Err(problem);
     }
@@ -643,7 +662,9 @@ pub async fn delete(
         .delete(&name, &params)
         .await
         .map_err(|e| Problem::from_kube(e, &format!("deleting Tenant {name}")))?;
-    accepted(&state, &headers, Kind::Delete, &current, false).await
+    accepted(&state, &headers, Kind::Delete, &current, false)
+        .await
+        .map(|response| allowance.apply(response))
 }
 
 /// `GET /v1/operations/{id}`, with `Prefer: wait=N`.
