@@ -38,6 +38,16 @@ impl ApiServer {
     /// `manifests/install/landlord.yaml`) and waits until `/readyz` answers. Errors carry the
     /// process's log.
     pub async fn start(cluster: &Cluster, client: &Client, binary: &Path) -> anyhow::Result<Self> {
+        Self::start_with(cluster, client, binary, &[]).await
+    }
+
+    /// [`ApiServer::start`] with more flags of `landlord api`.
+    pub async fn start_with(
+        cluster: &Cluster,
+        client: &Client,
+        binary: &Path,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
         let kubeconfig = operator::chart_kubeconfig(cluster, client, SERVICE_ACCOUNT).await?;
         let port = free_port()?;
         let probe_port = free_port()?;
@@ -49,6 +59,7 @@ impl ApiServer {
             .args(["api", "--log-format", "json"])
             .args(["--address", &format!("127.0.0.1:{port}")])
             .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
+            .args(args)
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())

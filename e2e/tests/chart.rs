@@ -539,6 +539,28 @@ fn api_runs_restricted_replicas_that_only_review_tokens_and_impersonate() -> any
             "impersonate users",
         ]
     );
+    // Write limits: the default, and one flag per plan.
+    let args = strings(&container["args"]);
+    assert!(args.contains(&"--writes-per-minute=60"), "{args:?}");
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--plan-writes-per-minute"))
+    );
+    let limited = render(&[
+        "api.writesPerMinute=30",
+        "api.planWritesPerMinute.enterprise=600",
+        "api.planWritesPerMinute.pro=120",
+    ])?;
+    let limited = only_of(&limited, "Deployment", "api")?;
+    let args = strings(&limited["spec"]["template"]["spec"]["containers"][0]["args"]);
+    for flag in [
+        "--writes-per-minute=30",
+        "--plan-writes-per-minute=enterprise=600",
+        "--plan-writes-per-minute=pro=120",
+    ] {
+        assert!(args.contains(&flag), "{flag} not in {args:?}");
+    }
     // Off by value.
     let without = render(&["api.enabled=false"])?;
     assert!(only_of(&without, "Deployment", "api").is_err());

@@ -557,3 +557,70 @@ async fn a_property_based_fuzzer_finds_no_server_error_and_no_answer_outside_the
     assert!(stdout.contains("passed"), "{stdout}");
     ns.cleanup().await
 }
+
+#[tokio::test]
+async fn writes_are_limited_per_caller_and_tenant_by_plan_with_retry_after() -> anyhow::Result<()> {
+    let h = Harness::start(LANDLORD).await?;
+    let api = ApiServer::start_with(
+        h.cluster,
+        &h.client,
+        Path::new(LANDLORD),
+        &["--plan-writes-per-minute", "e2e-limited=2"],
+    )
+    .await?;
+    let ns = TestNamespace::new(&h.client, "api-limits").await?;
+    let verbs = ["get", "list", "watch", "create", "patch", "delete"];
+    let (token, _) = caller(&h.client, &ns.name, "portal", &verbs).await?;
+    let (other, _) = caller(&h.client, &ns.name, "other-portal", &verbs).await?;
+    let name = unique_name("api-limited");
+    let body = new_tenant(&name, json!({"tier": "shared", "plan": "e2e-limited"}));
+    let created = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(&token),
+            &[("idempotency-key", &unique_name("key"))],
+            Some((JSON, &body)),
+        )
+        .await?;
+    assert_eq!(created.status, 202, "{}", created.text);
+    assert_eq!(created.header("ratelimit-policy"), "\"writes\";q=2;w=60");
+    assert_eq!(created.header("ratelimit"), "\"writes\";r=1;t=0");
+    let path = format!("/v1/tenants/{name}");
+    let suspended = api
+        .call("POST", &format!("{path}/suspend"), Some(&token), &[], None)
+        .await?;
+    assert_eq!(suspended.status, 202, "{}", suspended.text);
+
+    // The third write of this caller to this tenant within the minute is refused, and not made.
+    let refused = api
+        .call("POST", &format!("{path}/resume"), Some(&token), &[], None)
+        .await?;
+    assert_eq!(
+        (refused.status, problem_type(&refused).as_str()),
+        (429, "rate-limited"),
+        "{}",
+        refused.text
+    );
+    let retry: u64 = refused.header("retry-after").parse()?;
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert!(
+        refused.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&name)),
+        "{}",
+        refused.text
+    );
+    let tenant = Api::<landlord_crds::Tenant>::all(h.client.clone())
+        .get(&name)
+        .await?;
+    assert!(tenant.spec.suspended, "the refused resume was made");
+
+    // Another caller has its own quota for the same tenant.
+    let resumed = api
+        .call("POST", &format!("{path}/resume"), Some(&other), &[], None)
+        .await?;
+    assert_eq!(resumed.status, 202, "{}", resumed.text);
+    h.delete_tenants(&[&name]).await?;
+    Ok(())
+}
