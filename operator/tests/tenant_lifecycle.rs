@@ -11,7 +11,7 @@ use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, Secret, Service},
     networking::v1::NetworkPolicy,
-    rbac::v1::{Role, RoleBinding},
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
 use kube::{
     Api, ResourceExt,
@@ -1097,6 +1097,80 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
             .await
             .map(|_| ()),
     )?;
+    // Cluster-scoped RBAC: only each Tenant's read access, as the operator writes it. Each
+    // of these the API server's escalation check would let through (the operator holds
+    // these rights itself); the operator-scope policy does not.
+    let access = format!("landlord:tenant:{name}");
+    let cluster_role = |name: &str, rules: serde_json::Value| -> anyhow::Result<ClusterRole> {
+        Ok(serde_json::from_value(
+            serde_json::json!({"metadata": {"name": name}, "rules": rules}),
+        )?)
+    };
+    let tenant_reads = |names: serde_json::Value| {
+        serde_json::json!([{"apiGroups": ["landlord.dev"], "resources": ["tenants"],
+            "resourceNames": names, "verbs": ["get"]}])
+    };
+    for (what, role) in [
+        (
+            "a ClusterRole of another name",
+            cluster_role("landlord-extra", tenant_reads(serde_json::json!([name])))?,
+        ),
+        (
+            "its Tenant's ClusterRole reading every Tenant",
+            cluster_role(
+                &access,
+                serde_json::json!([{"apiGroups": ["landlord.dev"], "resources": ["tenants"], "verbs": ["get", "list"]}]),
+            )?,
+        ),
+        (
+            "its Tenant's ClusterRole reading another Tenant",
+            cluster_role(&access, tenant_reads(serde_json::json!(["someone-else"])))?,
+        ),
+        (
+            "its Tenant's ClusterRole reading ConfigMaps",
+            cluster_role(&access, reads.clone())?,
+        ),
+    ] {
+        refused(
+            what,
+            Api::<ClusterRole>::all(op.clone())
+                .patch(
+                    &access,
+                    &PatchParams::apply("evil").force(),
+                    &Patch::Apply(&role),
+                )
+                .await
+                .map(|_| ()),
+        )?;
+    }
+    let cluster_binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": access},
+        // The operator's own ClusterRole (the chart's).
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "landlord"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "mallory"}],
+    }))?;
+    refused(
+        "binding its own ClusterRole to someone",
+        Api::<ClusterRoleBinding>::all(op.clone())
+            .patch(
+                &access,
+                &PatchParams::apply("evil").force(),
+                &Patch::Apply(&cluster_binding),
+            )
+            .await
+            .map(|_| ()),
+    )?;
+    // What the operator wrote is intact.
+    let role = Api::<ClusterRole>::all(h.client.clone())
+        .get(&access)
+        .await?;
+    assert_eq!(
+        serde_json::to_value(&role.rules)?,
+        serde_json::json!([
+            {"apiGroups": ["landlord.dev"], "resources": ["tenants"], "resourceNames": [name], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["landlord.dev"], "resources": ["tenants/status"], "resourceNames": [name], "verbs": ["get"]},
+        ])
+    );
     refused(
         "labelling kube-system as a tenant namespace",
         Api::<Namespace>::all(op.clone())

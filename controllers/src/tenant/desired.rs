@@ -17,7 +17,10 @@ use k8s_openapi::{
             IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
             NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
         },
-        rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject as RbacSubject},
+        rbac::v1::{
+            ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
+            Subject as RbacSubject,
+        },
     },
     apimachinery::pkg::{
         api::resource::Quantity,
@@ -50,6 +53,15 @@ pub mod names {
     pub const IDENTITY: &str = "landlord-tenant";
     /// The tenant's white-label `spec.config`, key for key.
     pub const CONFIG: &str = "landlord-config";
+
+    /// The cluster-scoped ClusterRole and ClusterRoleBinding that let the tenant's admins and
+    /// viewers read their own Tenant: `landlord:tenant:<tenant>`.
+    pub fn tenant_access(tenant: &str) -> String {
+        format!("{TENANT_ACCESS_PREFIX}{tenant}")
+    }
+    /// What every [`tenant_access`] name starts with (the operator-scope admission policy
+    /// allows the operator no other ClusterRole or ClusterRoleBinding).
+    pub const TENANT_ACCESS_PREFIX: &str = "landlord:tenant:";
 }
 
 /// Everything the namespace part of a tenant consists of.
@@ -62,6 +74,63 @@ pub struct NamespaceStack {
     pub limit_range: LimitRange,
     pub network_policies: Vec<NetworkPolicy>,
     pub config_maps: Vec<ConfigMap>,
+    /// Read access to the Tenant itself for its admins and viewers (see [`tenant_access`]).
+    pub access: TenantAccess,
+}
+
+/// A ClusterRole that reads one Tenant (`get`, `list` and `watch` limited to its name by
+/// `resourceNames`, and its `status`), and its binding to the Tenant's `spec.admins` and
+/// `spec.viewers`: so `kubectl get tenant <name>` and the API's `GET /v1/tenants/<name>`
+/// work for them, and nothing else cluster-scoped does. Tenant admins change what they own
+/// through their namespace (Domains, FeatureFlagSets, workloads); the Tenant's spec is what
+/// the platform sells (tier, plan, quota, database size), so it stays the platform's to
+/// change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantAccess {
+    pub role: ClusterRole,
+    pub binding: ClusterRoleBinding,
+}
+
+/// Builds [`TenantAccess`]: both objects named [`names::tenant_access`], owned by the
+/// Tenant (the garbage collector removes them with it).
+pub fn tenant_access(tenant: &Tenant, owner: &OwnerReference) -> TenantAccess {
+    let tenant_name = tenant.name_any();
+    let name = names::tenant_access(&tenant_name);
+    let meta = ObjectMeta {
+        name: Some(name.clone()),
+        labels: Some(labels::tenant_labels(&tenant_name)),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    };
+    let only = |resources: &[&str], verbs: &[&str]| PolicyRule {
+        resource_names: Some(vec![tenant_name.clone()]),
+        ..rule(&["landlord.dev"], resources, verbs)
+    };
+    let mut subjects = rbac_subjects(&tenant.spec.admins);
+    for subject in rbac_subjects(&tenant.spec.viewers) {
+        if !subjects.contains(&subject) {
+            subjects.push(subject);
+        }
+    }
+    TenantAccess {
+        role: ClusterRole {
+            metadata: meta.clone(),
+            rules: Some(vec![
+                only(&["tenants"], READ),
+                only(&["tenants/status"], &["get"]),
+            ]),
+            aggregation_rule: None,
+        },
+        binding: ClusterRoleBinding {
+            metadata: meta,
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name,
+            },
+            subjects: Some(subjects),
+        },
+    }
 }
 
 /// Builds the namespace stack of a tenant. `owner` is the Tenant's controller reference
@@ -124,6 +193,7 @@ pub fn namespace_stack(tenant: &Tenant, owner: &OwnerReference, config: &Config)
                 ..Default::default()
             },
         ],
+        access: tenant_access(tenant, owner),
     }
 }
 
@@ -307,32 +377,36 @@ fn binding(metadata: ObjectMeta, role: &str, subjects: &[Subject]) -> RoleBindin
             kind: "Role".into(),
             name: role.into(),
         },
-        subjects: Some(
-            subjects
-                .iter()
-                .map(|s| match s.kind {
-                    SubjectKind::User => RbacSubject {
-                        api_group: Some("rbac.authorization.k8s.io".into()),
-                        kind: "User".into(),
-                        name: s.name.clone(),
-                        namespace: None,
-                    },
-                    SubjectKind::Group => RbacSubject {
-                        api_group: Some("rbac.authorization.k8s.io".into()),
-                        kind: "Group".into(),
-                        name: s.name.clone(),
-                        namespace: None,
-                    },
-                    SubjectKind::ServiceAccount => RbacSubject {
-                        api_group: Some(String::new()),
-                        kind: "ServiceAccount".into(),
-                        name: s.name.clone(),
-                        namespace: s.namespace.clone(),
-                    },
-                })
-                .collect(),
-        ),
+        subjects: Some(rbac_subjects(subjects)),
     }
+}
+
+/// The RBAC subjects of a Tenant's `spec.admins` or `spec.viewers`, in the form the API
+/// server stores (so comparing with the live binding finds no drift).
+fn rbac_subjects(subjects: &[Subject]) -> Vec<RbacSubject> {
+    subjects
+        .iter()
+        .map(|s| match s.kind {
+            SubjectKind::User => RbacSubject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "User".into(),
+                name: s.name.clone(),
+                namespace: None,
+            },
+            SubjectKind::Group => RbacSubject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Group".into(),
+                name: s.name.clone(),
+                namespace: None,
+            },
+            SubjectKind::ServiceAccount => RbacSubject {
+                api_group: Some(String::new()),
+                kind: "ServiceAccount".into(),
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+            },
+        })
+        .collect()
 }
 
 /// Domains a tenant's namespace holds when `spec.quota.objects.domains` is unset.
@@ -774,6 +848,58 @@ spec:
         );
         assert_eq!(subjects[1].namespace.as_deref(), Some("tools"));
         assert_eq!(admin.role_ref.name, names::ADMIN);
+    }
+
+    #[test]
+    fn admins_and_viewers_read_their_own_tenant_and_nothing_else_cluster_scoped() {
+        let s = stack(&format!(
+            "{ACME}  viewers:\n    - {{kind: Group, name: support}}\n    - {{kind: User, name: alice}}\n"
+        ));
+        let TenantAccess { role, binding } = &s.access;
+        assert_eq!(role.metadata.name.as_deref(), Some("landlord:tenant:acme"));
+        assert_eq!(role.metadata.namespace, None);
+        let rules = role.rules.clone().unwrap_or_default();
+        assert!(rules.iter().all(|r| {
+            r.api_groups.as_deref() == Some(&["landlord.dev".to_string()][..])
+                && r.resource_names.as_deref() == Some(&["acme".to_string()][..])
+                && r.verbs.iter().all(|v| READ.contains(&v.as_str()))
+        }));
+        let resources: Vec<_> = rules
+            .iter()
+            .flat_map(|r| r.resources.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(resources, ["tenants", "tenants/status"]);
+        assert_eq!(
+            (
+                binding.role_ref.kind.as_str(),
+                binding.role_ref.name.as_str()
+            ),
+            ("ClusterRole", "landlord:tenant:acme")
+        );
+        // Admins and viewers, each once (alice is both).
+        let subjects: Vec<_> = binding
+            .subjects
+            .iter()
+            .flatten()
+            .map(|s| (s.kind.as_str(), s.name.as_str()))
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                ("User", "alice"),
+                ("ServiceAccount", "ci"),
+                ("Group", "support")
+            ]
+        );
+        let owner = &binding
+            .metadata
+            .owner_references
+            .clone()
+            .unwrap_or_default()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("Tenant", "acme")
+        );
     }
 
     fn admin_rules_of(s: &NamespaceStack) -> Vec<PolicyRule> {

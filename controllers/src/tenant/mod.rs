@@ -32,7 +32,7 @@ use k8s_openapi::{
             ConfigMap, LimitRange, Namespace, ResourceQuota, Secret, Service, ServiceAccount,
         },
         networking::v1::NetworkPolicy,
-        rbac::v1::{Role, RoleBinding},
+        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     },
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
@@ -164,6 +164,8 @@ pub struct Stores {
     pub namespaces: Compact<Namespace>,
     pub roles: Compact<Role>,
     pub role_bindings: Compact<RoleBinding>,
+    pub cluster_roles: Compact<ClusterRole>,
+    pub cluster_role_bindings: Compact<ClusterRoleBinding>,
     pub quotas: Compact<ResourceQuota>,
     pub limit_ranges: Compact<LimitRange>,
     pub network_policies: Compact<NetworkPolicy>,
@@ -205,6 +207,8 @@ impl Stores {
             compact(&self.namespaces),
             compact(&self.roles),
             compact(&self.role_bindings),
+            compact(&self.cluster_roles),
+            compact(&self.cluster_role_bindings),
             compact(&self.quotas),
             compact(&self.limit_ranges),
             compact(&self.network_policies),
@@ -229,6 +233,8 @@ impl Stores {
             namespaces,
             roles,
             role_bindings,
+            cluster_roles,
+            cluster_role_bindings,
             quotas,
             limit_ranges,
             network_policies,
@@ -263,6 +269,8 @@ impl Stores {
             tracked!(namespaces),
             tracked!(roles),
             tracked!(role_bindings),
+            tracked!(cluster_roles),
+            tracked!(cluster_role_bindings),
             tracked!(quotas),
             tracked!(limit_ranges),
             tracked!(network_policies),
@@ -376,6 +384,9 @@ pub fn run(
         let (namespaces, namespace_events) = owned::<Namespace>(&client);
         let (roles, role_events) = owned::<Role>(&client);
         let (role_bindings, role_binding_events) = owned::<RoleBinding>(&client);
+        let (cluster_roles, cluster_role_events) = owned::<ClusterRole>(&client);
+        let (cluster_role_bindings, cluster_role_binding_events) =
+            owned::<ClusterRoleBinding>(&client);
         let (quotas, quota_events) = owned::<ResourceQuota>(&client);
         let (limit_ranges, limit_range_events) = owned::<LimitRange>(&client);
         let (network_policies, network_policy_events) = owned::<NetworkPolicy>(&client);
@@ -388,6 +399,8 @@ pub fn run(
             namespaces,
             roles,
             role_bindings,
+            cluster_roles,
+            cluster_role_bindings,
             quotas,
             limit_ranges,
             network_policies,
@@ -474,6 +487,8 @@ pub fn run(
             .watches_stream(namespace_events, tenant_of)
             .watches_stream(role_events, tenant_of)
             .watches_stream(role_binding_events, tenant_of)
+            .watches_stream(cluster_role_events, tenant_of)
+            .watches_stream(cluster_role_binding_events, tenant_of)
             .watches_stream(quota_events, tenant_of)
             .watches_stream(limit_range_events, tenant_of)
             .watches_stream(network_policy_events, tenant_of)

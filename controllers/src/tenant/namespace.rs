@@ -1,5 +1,5 @@
-//! The namespace part of a tenant: its namespace, RBAC, quota, limits, network walls and
-//! identity ConfigMaps.
+//! The namespace part of a tenant: its namespace, RBAC (and its admins' and viewers' read
+//! access to the Tenant itself), quota, limits, network walls and identity ConfigMaps.
 
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::{
@@ -56,6 +56,7 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
         limit_range,
         network_policies,
         config_maps,
+        access,
     } = desired::namespace_stack(tenant, &owner, &ctx.config);
     // The namespace first: without it nothing else can be applied. Then every other object,
     // even when one is refused (a quota, a RoleBinding refused, ...): the walls still go up,
@@ -83,6 +84,22 @@ pub async fn provision(tenant: &Tenant, ctx: &Context, stores: &Stores) -> Resul
         }
         tally(result, &mut written, &mut refused);
     }
+    let result = ensure_with(
+        Api::all(ctx.client.clone()),
+        &stores.cluster_roles,
+        &access.role,
+        ctx,
+    )
+    .await;
+    tally(result, &mut written, &mut refused);
+    let result = ensure_with(
+        Api::all(ctx.client.clone()),
+        &stores.cluster_role_bindings,
+        &access.binding,
+        ctx,
+    )
+    .await;
+    tally(result, &mut written, &mut refused);
     let result = ensure_child(&stores.quotas, &quota, ctx).await;
     tally(result, &mut written, &mut refused);
     let result = ensure_child(&stores.limit_ranges, &limit_range, ctx).await;

@@ -43,6 +43,8 @@ fn state(mut rules: Vec<Rule>) -> (State, Log) {
         namespaces,
         roles: Compact::default(),
         role_bindings: Compact::default(),
+        cluster_roles: Compact::default(),
+        cluster_role_bindings: Compact::default(),
         quotas: Compact::default(),
         limit_ranges: Compact::default(),
         network_policies: Compact::default(),

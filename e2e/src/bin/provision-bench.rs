@@ -996,6 +996,9 @@ async fn floor_tenant(
         apply(&Api::namespaced(here(), &ns), binding).await?;
         writes += 1;
     }
+    apply(&Api::all(here()), &stack.access.role).await?;
+    apply(&Api::all(here()), &stack.access.binding).await?;
+    writes += 2;
     apply(&Api::namespaced(here(), &ns), &stack.quota).await?;
     apply(&Api::namespaced(here(), &ns), &stack.limit_range).await?;
     writes += 2;
