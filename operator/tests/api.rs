@@ -220,6 +220,174 @@ async fn a_caller_without_rights_sees_and_changes_nothing_like_kubectl() -> anyh
 }
 
 #[tokio::test]
+async fn a_tenant_admin_sees_only_its_own_tenant_and_may_do_what_kubectl_says() -> anyhow::Result<()>
+{
+    let h = Harness::start(LANDLORD).await?;
+    let api = ApiServer::start(h.cluster, &h.client, Path::new(LANDLORD)).await?;
+    let ns = TestNamespace::new(&h.client, "api-tenant-admin").await?;
+    // A ServiceAccount with no rights of its own: all it holds comes from being listed in
+    // one Tenant's spec.admins.
+    let (token, user) = caller(&h.client, &ns.name, "admin", &[]).await?;
+    let admins = json!([{"kind": "ServiceAccount", "name": "admin", "namespace": ns.name}]);
+    let own = h
+        .new_tenant("api-own", json!({"tier": "shared", "admins": admins}))
+        .await?;
+    let other = h
+        .new_tenant("api-others", json!({"tier": "shared"}))
+        .await?;
+    h.wait_condition(&own, "NamespaceReady", "True", None)
+        .await?;
+
+    let can = |verb: &'static str, what: String| {
+        let user = user.clone();
+        async move {
+            let out = h
+                .cluster
+                .kubectl(&["auth", "can-i", verb, &what, "--as", &user])?;
+            Ok::<_, anyhow::Error>(String::from_utf8_lossy(&out.stdout).trim() == "yes")
+        }
+    };
+    let own_ref = format!("tenants.landlord.dev/{own}");
+    let other_ref = format!("tenants.landlord.dev/{other}");
+    // The API server's authorizer learns of the binding from its own watch.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !can("get", own_ref.clone()).await? {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{user} cannot get its own Tenant {own}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    // What kubectl says the admin may do ...
+    assert!(!can("get", other_ref.clone()).await?);
+    assert!(!can("list", "tenants.landlord.dev".into()).await?);
+    for verb in ["patch", "update", "delete"] {
+        assert!(!can(verb, own_ref.clone()).await?, "{verb} {own}");
+        assert!(!can(verb, other_ref.clone()).await?, "{verb} {other}");
+    }
+
+    // ... is what the API lets it do. The list holds its own Tenant only.
+    let list = api
+        .call("GET", "/v1/tenants?limit=200", Some(&token), &[], None)
+        .await?;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let names: Vec<&str> = list.json["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter_map(|t| t["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, [own.as_str()], "{}", list.text);
+    let read = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{own}/status"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(read.status, 200, "{}", read.text);
+    let spec = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{own}/spec"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(spec.status, 200, "{}", spec.text);
+    let etag = spec.header("etag").to_string();
+    // Another tenant is not even said to exist, read or written.
+    let read = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{other}"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(
+        (read.status, problem_type(&read).as_str()),
+        (404, "not-found")
+    );
+    let patch = api
+        .call(
+            "PATCH",
+            &format!("/v1/tenants/{other}"),
+            Some(&token),
+            &[("if-match", "\"g1\"")],
+            Some((MERGE, &json!({"spec": {"plan": "enterprise"}}))),
+        )
+        .await?;
+    assert_eq!(
+        (patch.status, problem_type(&patch).as_str()),
+        (404, "not-found")
+    );
+    // Its own Tenant's spec is the platform's to change (tier, plan, quota): refused by RBAC
+    // as this caller, as kubectl would be.
+    let patch = api
+        .call(
+            "PATCH",
+            &format!("/v1/tenants/{own}"),
+            Some(&token),
+            &[("if-match", &etag)],
+            Some((MERGE, &json!({"spec": {"plan": "enterprise"}}))),
+        )
+        .await?;
+    assert_eq!(
+        (patch.status, problem_type(&patch).as_str()),
+        (403, "forbidden"),
+        "{}",
+        patch.text
+    );
+    let suspend = api
+        .call(
+            "POST",
+            &format!("/v1/tenants/{own}/suspend"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(suspend.status, 403, "{}", suspend.text);
+    let tenant = h.tenants().get(&own).await?;
+    assert_eq!(
+        (tenant.spec.plan.as_deref(), tenant.spec.suspended),
+        (None, false)
+    );
+
+    // Taken off spec.admins, it loses the Tenant too.
+    h.patch_spec(&own, json!({"admins": []})).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while can("get", own_ref.clone()).await? {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{user} still reads Tenant {own} after leaving its admins"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let read = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{own}"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(read.status, 404, "{}", read.text);
+    let list = api
+        .call("GET", "/v1/tenants", Some(&token), &[], None)
+        .await?;
+    assert_eq!(list.status, 403, "{}", list.text);
+    h.delete_tenants(&[&own, &other]).await?;
+    ns.cleanup().await
+}
+
+#[tokio::test]
 async fn a_platform_admin_creates_once_waits_changes_safely_and_deletes() -> anyhow::Result<()> {
     let h = Harness::start(LANDLORD).await?;
     let api = ApiServer::start(h.cluster, &h.client, Path::new(LANDLORD)).await?;

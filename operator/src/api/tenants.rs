@@ -107,12 +107,23 @@ pub async fn list(
                 })
         })
         .transpose()?;
-    let all = tenants(&state)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Problem::from_kube(e, "listing Tenants"))?;
+    let all = match tenants(&state).list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        // RBAC cannot let a tenant's admins list the cluster-scoped Tenants: they read only
+        // their own, by name.
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            let own = own_tenants(&state).await?;
+            if own.is_empty() {
+                return Err(Problem::from_kube(
+                    kube::Error::Api(status),
+                    "listing Tenants",
+                ));
+            }
+            own
+        }
+        Err(e) => return Err(Problem::from_kube(e, "listing Tenants")),
+    };
     let mut items: Vec<Tenant> = all
-        .items
         .into_iter()
         .filter(|t| {
             query.phase.as_deref().is_none_or(|p| {
@@ -140,6 +151,48 @@ pub async fn list(
         "items": items.iter().map(wire).collect::<Vec<_>>(),
         "nextCursor": next,
     })))
+}
+
+/// The Tenants that name the caller in `spec.admins` or `spec.viewers` and that the caller
+/// may read (a `get` as the caller: the operator's `landlord:tenant:<name>` ClusterRole lets
+/// it), for a caller RBAC does not let list every Tenant. Membership is found with the API's
+/// own `list` (served from the API server's watch cache); what is shown is what the caller
+/// itself reads.
+async fn own_tenants(state: &ApiState) -> Result<Vec<Tenant>, Problem> {
+    let Some(caller) = auth::caller() else {
+        return Ok(Vec::new());
+    };
+    let everyone = Api::<Tenant>::all(state.kube.clone())
+        .list(&ListParams::default().match_any())
+        .await
+        .map_err(|e| Problem::from_kube(e, "listing Tenants"))?;
+    let mut own = Vec::new();
+    for candidate in everyone.items.iter().filter(|t| names_caller(t, &caller)) {
+        match tenants(state).get_opt(&candidate.name_any()).await {
+            Ok(Some(tenant)) => own.push(tenant),
+            Ok(None) | Err(kube::Error::Api(_)) => {}
+            Err(e) => return Err(Problem::from_kube(e, "reading Tenants")),
+        }
+    }
+    Ok(own)
+}
+
+/// Whether `tenant` lists `caller` among its admins or viewers (by user name, a group, or
+/// as the ServiceAccount `system:serviceaccount:<namespace>:<name>`).
+pub fn names_caller(tenant: &Tenant, caller: &Caller) -> bool {
+    use landlord_crds::tenant::SubjectKind;
+    tenant
+        .spec
+        .admins
+        .iter()
+        .chain(&tenant.spec.viewers)
+        .any(|subject| match subject.kind {
+            SubjectKind::User => subject.name == caller.username,
+            SubjectKind::Group => caller.groups.contains(&subject.name),
+            SubjectKind::ServiceAccount => subject.namespace.as_deref().is_some_and(|ns| {
+                caller.username == format!("system:serviceaccount:{ns}:{}", subject.name)
+            }),
+        })
 }
 
 /// A Tenant as the API answers it: the object without `managedFields`.
@@ -759,6 +812,36 @@ mod tests {
             map.append(*k, HeaderValue::from_static(v));
         }
         map
+    }
+
+    #[test]
+    fn a_caller_is_named_by_user_group_or_service_account() {
+        let tenant: Tenant = serde_json::from_value(json!({
+            "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": "acme"},
+            "spec": {"tier": "shared",
+                "admins": [{"kind": "User", "name": "alice"},
+                           {"kind": "ServiceAccount", "name": "ci", "namespace": "tools"}],
+                "viewers": [{"kind": "Group", "name": "support"}]},
+        }))
+        .unwrap();
+        let who = |username: &str, groups: &[&str]| Caller {
+            username: username.into(),
+            uid: None,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
+        assert!(names_caller(&tenant, &who("alice", &[])));
+        assert!(names_caller(
+            &tenant,
+            &who("system:serviceaccount:tools:ci", &[])
+        ));
+        assert!(names_caller(&tenant, &who("bob", &["support"])));
+        // Not the same ServiceAccount name in another namespace, nor a user called "ci".
+        assert!(!names_caller(
+            &tenant,
+            &who("system:serviceaccount:other:ci", &[])
+        ));
+        assert!(!names_caller(&tenant, &who("ci", &["tools"])));
     }
 
     #[test]
