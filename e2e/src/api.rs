@@ -226,3 +226,51 @@ pub fn schemathesis() -> anyhow::Result<PathBuf> {
     );
     Ok(st)
 }
+
+/// A server-sent event stream, parsed by eventsource-stream (not Landlord's code).
+pub type EventStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = anyhow::Result<eventsource_stream::Event>> + Send>,
+>;
+
+impl ApiServer {
+    /// `GET path` as `token`, read as server-sent events: the events as they arrive when the
+    /// API answers 200 with `text/event-stream`, else its answer.
+    pub async fn events(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> anyhow::Result<Result<EventStream, Response>> {
+        use eventsource_stream::Eventsource;
+        use futures::StreamExt;
+        let url = self.url(path);
+        let client: HttpClient<_, Full<Bytes>> =
+            HttpClient::builder(TokioExecutor::new()).build_http();
+        let request = http::Request::get(&url)
+            .header("authorization", format!("Bearer {token}"))
+            .header("accept", "text/event-stream")
+            .body(Full::new(Bytes::new()))?;
+        let response = tokio::time::timeout(Duration::from_secs(90), client.request(request))
+            .await
+            .with_context(|| format!("GET {url}: no answer within 90 s"))?
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let streaming = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if status != 200 || !streaming {
+            let body = response.into_body().collect().await?.to_bytes();
+            return Ok(Err(Response {
+                status,
+                headers,
+                json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                text: String::from_utf8_lossy(&body).to_string(),
+            }));
+        }
+        let events = http_body_util::BodyDataStream::new(response.into_body())
+            .eventsource()
+            .map(|event| event.map_err(|e| anyhow::anyhow!("reading the event stream: {e}")));
+        Ok(Ok(Box::pin(events)))
+    }
+}

@@ -792,3 +792,104 @@ async fn writes_are_limited_per_caller_and_tenant_by_plan_with_retry_after() -> 
     h.delete_tenants(&[&name]).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_tenants_status_streams_as_server_sent_events_to_those_who_may_read_it()
+-> anyhow::Result<()> {
+    use futures::StreamExt;
+    let h = Harness::start(LANDLORD).await?;
+    let api = ApiServer::start_with(
+        h.cluster,
+        &h.client,
+        Path::new(LANDLORD),
+        &["--streams-per-caller", "1"],
+    )
+    .await?;
+    let ns = TestNamespace::new(&h.client, "api-events").await?;
+    let (token, _) = caller(&h.client, &ns.name, "admin", &[]).await?;
+    let admins = json!([{"kind": "ServiceAccount", "name": "admin", "namespace": ns.name}]);
+    let name = h
+        .new_tenant("api-events", json!({"tier": "shared", "admins": admins}))
+        .await?;
+    let other = h
+        .new_tenant("api-events-other", json!({"tier": "shared"}))
+        .await?;
+    let path = format!("/v1/tenants/{name}/events");
+    // The tenant admin may read (and so watch) its Tenant once the operator's ClusterRole
+    // binding is known to the API server's authorizer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut events = loop {
+        match api.events(&path, &token).await? {
+            Ok(events) => break events,
+            Err(answer) if answer.status == 404 && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(answer) => anyhow::bail!("{path}: {} {}", answer.status, answer.text),
+        }
+    };
+    // The first event is the status as it is; then one per change, until Ready.
+    let mut seen: Vec<Value> = Vec::new();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(event) = events.next().await {
+            let event = event?;
+            assert_eq!(event.event, "status", "{event:?}");
+            assert!(!event.id.is_empty(), "a status event without an id");
+            let data: Value = serde_json::from_str(&event.data)?;
+            assert!(
+                seen.last() != Some(&data),
+                "the same status was sent twice: {data}"
+            );
+            seen.push(data.clone());
+            if data["phase"] == "Ready" {
+                return Ok::<_, anyhow::Error>(data);
+            }
+        }
+        anyhow::bail!("the stream ended before Ready: {seen:?}")
+    })
+    .await
+    .context("no Ready status event within 60 s")??;
+    assert_eq!(ready["observedGeneration"], ready["generation"], "{ready}");
+    assert!(
+        ready["conditions"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")),
+        "{ready}"
+    );
+
+    // One stream per caller here: a second one is refused while the first is open.
+    let second = api.events(&path, &token).await?;
+    let refused = second.err().context("a second stream was opened")?;
+    assert_eq!(
+        (refused.status, problem_type(&refused).as_str()),
+        (429, "too-many-streams"),
+        "{}",
+        refused.text
+    );
+    // Another tenant's Tenant does not exist for this caller, streamed or not.
+    let answer = api
+        .events(&format!("/v1/tenants/{other}/events"), &token)
+        .await?
+        .err()
+        .context("the admin streams another tenant's status")?;
+    assert_eq!(
+        (answer.status, problem_type(&answer).as_str()),
+        (404, "not-found")
+    );
+
+    // Deleted: a `deleted` event, then the stream ends.
+    h.tenants().delete(&name, &Default::default()).await?;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        let mut last = None;
+        while let Some(event) = events.next().await {
+            last = Some(event?);
+        }
+        Ok::<_, anyhow::Error>(last)
+    })
+    .await
+    .context("the stream did not end within 120 s of the deletion")??
+    .context("no event after the deletion")?;
+    assert_eq!(ended.event, "deleted", "{ended:?}");
+    drop(events);
+    h.delete_tenants(&[&name, &other]).await?;
+    ns.cleanup().await
+}

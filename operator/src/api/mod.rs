@@ -20,6 +20,7 @@ pub mod limits;
 pub mod openapi;
 pub mod operation;
 pub mod problem;
+pub mod stream;
 pub mod tenants;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -73,6 +74,10 @@ pub struct ApiArgs {
     /// The same for one plan (`spec.plan`), as `PLAN=N`; repeat for several plans.
     #[arg(long = "plan-writes-per-minute", value_parser = limits::parse_plan_limit)]
     pub plan_writes_per_minute: Vec<(String, std::num::NonZeroU32)>,
+    /// Event streams (`GET /v1/tenants/{name}/events`) one caller may hold open at once,
+    /// per replica.
+    #[arg(long, env = "LANDLORD_API_STREAMS_PER_CALLER", default_value = "10")]
+    pub streams_per_caller: usize,
     /// Log format: json or text.
     #[arg(long, env = "LANDLORD_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: crate::telemetry::LogFormat,
@@ -87,6 +92,7 @@ pub struct ApiState {
     pub gitops_managers: Arc<Vec<String>>,
     pub metrics: Arc<Metrics>,
     pub write_limits: Arc<limits::WriteLimits>,
+    pub streams: Arc<stream::Streams>,
 }
 
 /// The API's metrics.
@@ -285,6 +291,21 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
             get(t::get_status),
         ),
         (
+            Endpoint {
+                produces: "text/event-stream",
+                ..e(
+                    Method::GET,
+                    "/v1/tenants/{name}/events",
+                    "streamTenantEvents",
+                    "A Tenant's status as it changes, as server-sent events: `status` ({generation, observedGeneration, phase, conditions}; id: the resourceVersion) first and on every change, `deleted` when it is gone, `error` (a problem) when the watch fails; the stream ends after 300 s",
+                    None,
+                    &[(200, None)],
+                    &[404, 429],
+                )
+            },
+            get(stream::tenant_events),
+        ),
+        (
             e(
                 Method::POST,
                 "/v1/tenants/{name}/suspend",
@@ -478,6 +499,7 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
             args.writes_per_minute,
             &args.plan_writes_per_minute.iter().cloned().collect(),
         )),
+        streams: stream::Streams::new(args.streams_per_caller),
     };
     let write_limits = state.write_limits.clone();
     let forget = tokio::spawn(async move {

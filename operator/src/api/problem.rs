@@ -213,9 +213,11 @@ struct Body<'a> {
     extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = Body {
+impl Problem {
+    /// The problem as JSON: the body of its response (and the data of a stream's `error`
+    /// event).
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(Body {
             type_: format!("https://landlord.dev/problems/{}", self.kind),
             title: self.title,
             status: self.status.as_u16(),
@@ -223,8 +225,14 @@ impl IntoResponse for Problem {
             request_id: super::auth::request_id(),
             errors: &self.errors,
             extensions: &self.extensions,
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        })
+        .unwrap_or_default()
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let bytes = serde_json::to_vec(&self.body()).unwrap_or_default();
         let mut response = (self.status, bytes).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));

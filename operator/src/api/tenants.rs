@@ -55,7 +55,7 @@ pub const MAX_WAIT: u64 = 60;
 pub const MAX_LIMIT: usize = 200;
 
 /// Tenants, as the current request's caller.
-fn tenants(state: &ApiState) -> Api<Tenant> {
+pub(super) fn tenants(state: &ApiState) -> Api<Tenant> {
     Api::all(auth::caller_client(&state.kube))
 }
 
@@ -206,7 +206,7 @@ pub fn wire(tenant: &Tenant) -> Value {
 
 /// The Tenant `name` as the caller sees it; a Tenant the caller may not read is not found
 /// (no enumeration of other tenants).
-async fn visible(state: &ApiState, name: &str) -> Result<Tenant, Problem> {
+pub(super) async fn visible(state: &ApiState, name: &str) -> Result<Tenant, Problem> {
     if !landlord_crds::tenant::is_valid_name(name) {
         // No Tenant can have this name.
         return Err(Problem::not_found(format!("Tenant {name:?}")));

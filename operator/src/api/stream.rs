@@ -1,0 +1,322 @@
+//! `GET /v1/tenants/{name}/events`: a Tenant's status as it changes, as server-sent events.
+//!
+//! The stream is a Kubernetes watch of that one Tenant (`fieldSelector metadata.name=<name>`)
+//! made as the caller, so RBAC decides it like `kubectl get tenant <name> --watch` (a tenant
+//! admin's `landlord:tenant:<name>` ClusterRole allows it). Events:
+//!
+//! - `status`: `{generation, observedGeneration, phase, conditions}` ([`StatusEvent`]), sent
+//!   first with the Tenant as it is, then whenever one of them changes (not for every write
+//!   to the object); its `id` is the Tenant's `resourceVersion`.
+//! - `deleted`: the Tenant is gone (or was replaced by another of the same name); the stream
+//!   ends.
+//! - `error`: the watch failed (the caller lost access, the API server went away): a problem
+//!   (RFC 9457) as data; the stream ends, and an `EventSource` reconnects by itself.
+//!
+//! A stream ends after [`MAX_STREAM`] (the client reconnects and is sent the current status
+//! first), and a caller holds at most `--streams-per-caller` streams per replica (more are
+//! refused with 429), so a caller cannot hold the API server's watches without bound.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use futures::{Stream, StreamExt, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{ResourceExt, runtime::watcher};
+use landlord_crds::{Tenant, tenant::Phase};
+use serde::Serialize;
+
+use super::{ApiState, auth, problem::Problem, tenants};
+
+/// How long one stream lasts at most; the client reconnects.
+pub const MAX_STREAM: Duration = Duration::from_secs(300);
+/// How often a comment keeps an idle stream open through proxies.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The data of a `status` event: what an operation or a console follows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusEvent {
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    pub phase: Option<Phase>,
+    pub conditions: Vec<Condition>,
+}
+
+impl StatusEvent {
+    pub fn of(tenant: &Tenant) -> Self {
+        let status = tenant.status.as_ref();
+        StatusEvent {
+            generation: tenant.metadata.generation,
+            observed_generation: status.and_then(|s| s.observed_generation),
+            phase: status.and_then(|s| s.phase),
+            conditions: status.map(|s| s.conditions.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The open streams of each caller, in this replica.
+pub struct Streams {
+    per_caller: usize,
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One open stream of a caller: counted until dropped (when the client goes away or the
+/// stream ends).
+pub struct Held {
+    streams: Arc<Streams>,
+    caller: String,
+}
+
+impl Streams {
+    pub fn new(per_caller: usize) -> Arc<Self> {
+        Arc::new(Streams {
+            per_caller,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A stream for `caller`, or `None` when it holds `per_caller` already.
+    pub fn hold(self: &Arc<Self>, caller: &str) -> Option<Held> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(caller.to_string()).or_default();
+        if *count >= self.per_caller {
+            return None;
+        }
+        *count += 1;
+        Some(Held {
+            streams: self.clone(),
+            caller: caller.to_string(),
+        })
+    }
+
+    /// Streams `caller` holds now.
+    pub fn held(&self, caller: &str) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(caller).copied().unwrap_or_default()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.caller) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
+
+/// What the watch of one Tenant turns into, in order.
+#[derive(Debug, PartialEq)]
+pub enum Change {
+    Status {
+        resource_version: String,
+        status: StatusEvent,
+    },
+    Deleted,
+    Failed(String),
+}
+
+/// Folds watch events into the changes worth sending: a `status` only when it differs from
+/// the last one sent; `Deleted` when the Tenant `uid` goes (or another uid takes its name).
+pub fn changes(
+    uid: String,
+    events: impl Stream<Item = Result<watcher::Event<Tenant>, watcher::Error>>,
+) -> impl Stream<Item = Change> {
+    let mut last: Option<StatusEvent> = None;
+    let mut seen = false;
+    events
+        .filter_map(move |event| {
+            let change = match event {
+                Ok(watcher::Event::Apply(tenant) | watcher::Event::InitApply(tenant)) => {
+                    seen = true;
+                    if tenant.uid().as_deref() != Some(uid.as_str()) {
+                        Some(Change::Deleted)
+                    } else {
+                        let status = StatusEvent::of(&tenant);
+                        (last.as_ref() != Some(&status)).then(|| {
+                            last = Some(status.clone());
+                            Change::Status {
+                                resource_version: tenant.resource_version().unwrap_or_default(),
+                                status,
+                            }
+                        })
+                    }
+                }
+                Ok(watcher::Event::Delete(_)) => Some(Change::Deleted),
+                Ok(watcher::Event::Init) => {
+                    seen = false;
+                    None
+                }
+                // A (re)list that no longer holds the Tenant: it went while unwatched.
+                Ok(watcher::Event::InitDone) => (!seen).then_some(Change::Deleted),
+                Err(error) => Some(Change::Failed(error.to_string())),
+            };
+            futures::future::ready(change)
+        })
+        // Nothing follows the end of the Tenant or of the watch.
+        .scan(false, |ended, change| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            *ended = !matches!(change, Change::Status { .. });
+            futures::future::ready(Some(change))
+        })
+}
+
+fn event(change: Change, name: &str) -> Event {
+    match change {
+        Change::Status {
+            resource_version,
+            status,
+        } => Event::default()
+            .event("status")
+            .id(resource_version)
+            .json_data(status)
+            .unwrap_or_else(|_| Event::default().event("status")),
+        Change::Deleted => Event::default()
+            .event("deleted")
+            .data(format!("Tenant {name} is gone")),
+        Change::Failed(detail) => {
+            let problem = Problem::unavailable(format!("watching Tenant {name}: {detail}"));
+            Event::default()
+                .event("error")
+                .json_data(problem.body())
+                .unwrap_or_else(|_| Event::default().event("error"))
+        }
+    }
+}
+
+/// `GET /v1/tenants/{name}/events`.
+pub async fn tenant_events(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    let tenant = tenants::visible(&state, &name).await?;
+    let caller = auth::caller().ok_or_else(|| Problem::unauthenticated("no caller"))?;
+    let Some(held) = state.streams.hold(&caller.username) else {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-streams",
+            "Too many open streams",
+            format!(
+                "{} holds {} event streams on this replica already; close one first",
+                caller.username,
+                state.streams.held(&caller.username)
+            ),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("15")));
+    };
+    // Made here, in the request's task: the client carries the caller's identity.
+    let api = tenants::tenants(&state);
+    let uid = tenant.uid().unwrap_or_default();
+    let watch = watcher(
+        api,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    );
+    let events = changes(uid, watch.boxed())
+        .map(move |change| {
+            // The stream holds its place until it is dropped.
+            let _held = &held;
+            Ok::<_, Infallible>(event(change, &name))
+        })
+        .take_until(tokio::time::sleep(MAX_STREAM));
+    let first = stream::iter([Ok(Event::default()
+        .retry(Duration::from_secs(2))
+        .comment("status of one Tenant"))]);
+    Ok(Sse::new(first.chain(events))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tenant(uid: &str, rv: &str, phase: Option<&str>) -> Tenant {
+        serde_json::from_value(json!({
+            "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": "acme", "uid": uid, "resourceVersion": rv, "generation": 1},
+            "spec": {"tier": "shared"},
+            "status": phase.map(|p| json!({"phase": p, "observedGeneration": 1})),
+        }))
+        .unwrap()
+    }
+
+    async fn fold(events: Vec<Result<watcher::Event<Tenant>, watcher::Error>>) -> Vec<String> {
+        changes("u1".into(), stream::iter(events))
+            .map(|c| match c {
+                Change::Status {
+                    resource_version,
+                    status,
+                } => format!("{resource_version}:{:?}", status.phase),
+                Change::Deleted => "deleted".into(),
+                Change::Failed(_) => "failed".into(),
+            })
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn only_changes_of_the_status_are_sent_and_nothing_after_the_end() {
+        use watcher::Event as E;
+        let got = fold(vec![
+            Ok(E::Init),
+            Ok(E::InitApply(tenant("u1", "1", None))),
+            Ok(E::InitDone),
+            // A write that leaves the status alone (labels, say): nothing to send.
+            Ok(E::Apply(tenant("u1", "2", None))),
+            Ok(E::Apply(tenant("u1", "3", Some("Provisioning")))),
+            Ok(E::Apply(tenant("u1", "4", Some("Ready")))),
+            Ok(E::Delete(tenant("u1", "5", Some("Ready")))),
+            Ok(E::Apply(tenant("u1", "6", Some("Ready")))),
+        ])
+        .await;
+        assert_eq!(
+            got,
+            ["1:None", "3:Some(Provisioning)", "4:Some(Ready)", "deleted"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tenant_gone_while_unwatched_or_replaced_is_deleted() {
+        use watcher::Event as E;
+        let gone = fold(vec![Ok(E::Init), Ok(E::InitDone)]).await;
+        assert_eq!(gone, ["deleted"]);
+        let replaced = fold(vec![
+            Ok(E::Init),
+            Ok(E::InitApply(tenant("u2", "9", Some("Ready")))),
+            Ok(E::InitDone),
+        ])
+        .await;
+        assert_eq!(replaced, ["deleted"]);
+    }
+
+    #[test]
+    fn a_caller_holds_a_bounded_number_of_streams() {
+        let streams = Streams::new(2);
+        let a = streams.hold("alice").unwrap();
+        let _b = streams.hold("alice").unwrap();
+        assert!(streams.hold("alice").is_none());
+        assert!(streams.hold("bob").is_some());
+        drop(a);
+        assert_eq!(streams.held("alice"), 1);
+        assert!(streams.hold("alice").is_some());
+    }
+}
