@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod connection;
 pub mod gitops;
 pub mod limits;
 pub mod openapi;
@@ -289,6 +290,18 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 &[404],
             ),
             get(t::get_status),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/connection",
+                "getTenantConnection",
+                "Where a Tenant's database, NATS topics and URLs are; the credentials too when the caller may read the tenant's Secrets (Cache-Control: no-store)",
+                None,
+                &[(200, Some("Connection"))],
+                &[404],
+            ),
+            get(connection::connection),
         ),
         (
             Endpoint {

@@ -7,7 +7,7 @@ use axum::{Json, http::header, response::IntoResponse};
 use landlord_crds::{TenantSpec, TenantStatus};
 use serde_json::{Map, Value, json};
 
-use super::{auth::Caller, operation::Operation, problem::MEDIA_TYPE};
+use super::{auth::Caller, connection::Connection, operation::Operation, problem::MEDIA_TYPE};
 
 /// `GET /v1/openapi.json`.
 pub async fn serve() -> impl IntoResponse {
@@ -32,6 +32,7 @@ pub fn document() -> Value {
     add("TenantStatus", schemars::schema_for!(TenantStatus));
     add("Operation", schemars::schema_for!(Operation));
     add("Caller", schemars::schema_for!(Caller));
+    add("Connection", schemars::schema_for!(Connection));
     let object_meta = json!({
         "type": "object",
         "properties": {
