@@ -894,7 +894,8 @@ async fn a_tenants_status_streams_as_server_sent_events_to_those_who_may_read_it
     .context("no event after the deletion")?;
     assert_eq!(ended.event, "deleted", "{ended:?}");
     drop(events);
-    h.delete_tenants(&[&name, &other]).await?;
+    assert!(h.tenants().get_opt(&name).await?.is_none());
+    h.delete_tenants(&[&other]).await?;
     ns.cleanup().await
 }
 

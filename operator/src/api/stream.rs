@@ -139,43 +139,47 @@ pub fn changes(
 ) -> impl Stream<Item = Change> {
     let mut last: Option<StatusEvent> = None;
     let mut seen = false;
-    events
-        .filter_map(move |event| {
-            let change = match event {
-                Ok(watcher::Event::Apply(tenant) | watcher::Event::InitApply(tenant)) => {
-                    seen = true;
-                    if tenant.uid().as_deref() != Some(uid.as_str()) {
-                        Some(Change::Deleted)
-                    } else {
-                        let status = StatusEvent::of(&tenant);
-                        (last.as_ref() != Some(&status)).then(|| {
-                            last = Some(status.clone());
-                            Change::Status {
-                                resource_version: tenant.resource_version().unwrap_or_default(),
-                                status,
-                            }
-                        })
-                    }
+    let folded = events.filter_map(move |event| {
+        let change = match event {
+            Ok(watcher::Event::Apply(tenant) | watcher::Event::InitApply(tenant)) => {
+                seen = true;
+                if tenant.uid().as_deref() != Some(uid.as_str()) {
+                    Some(Change::Deleted)
+                } else {
+                    let status = StatusEvent::of(&tenant);
+                    (last.as_ref() != Some(&status)).then(|| {
+                        last = Some(status.clone());
+                        Change::Status {
+                            resource_version: tenant.resource_version().unwrap_or_default(),
+                            status,
+                        }
+                    })
                 }
-                Ok(watcher::Event::Delete(_)) => Some(Change::Deleted),
-                Ok(watcher::Event::Init) => {
-                    seen = false;
-                    None
-                }
-                // A (re)list that no longer holds the Tenant: it went while unwatched.
-                Ok(watcher::Event::InitDone) => (!seen).then_some(Change::Deleted),
-                Err(error) => Some(Change::Failed(error.to_string())),
-            };
-            futures::future::ready(change)
-        })
-        // Nothing follows the end of the Tenant or of the watch.
-        .scan(false, |ended, change| {
-            if *ended {
-                return futures::future::ready(None);
             }
-            *ended = !matches!(change, Change::Status { .. });
-            futures::future::ready(Some(change))
-        })
+            Ok(watcher::Event::Delete(_)) => Some(Change::Deleted),
+            Ok(watcher::Event::Init) => {
+                seen = false;
+                None
+            }
+            // A (re)list that no longer holds the Tenant: it went while unwatched.
+            Ok(watcher::Event::InitDone) => (!seen).then_some(Change::Deleted),
+            Err(error) => Some(Change::Failed(error.to_string())),
+        };
+        futures::future::ready(change)
+    });
+    // Nothing follows the end of the Tenant or of the watch, and the stream ends right
+    // there: the watch is not waited on for another event (there may never be one).
+    stream::unfold(
+        (Box::pin(folded), false),
+        |(mut folded, ended)| async move {
+            if ended {
+                return None;
+            }
+            let change = folded.next().await?;
+            let ended = !matches!(change, Change::Status { .. });
+            Some((change, (folded, ended)))
+        },
+    )
 }
 
 fn event(change: Change, name: &str) -> Event {
@@ -292,6 +296,25 @@ mod tests {
             got,
             ["1:None", "3:Some(Provisioning)", "4:Some(Ready)", "deleted"]
         );
+    }
+
+    #[tokio::test]
+    async fn the_stream_ends_at_the_deletion_without_waiting_for_the_watch() {
+        use watcher::Event as E;
+        // A watch that stays open after the Tenant's deletion, as a real one does.
+        let events = stream::iter(vec![
+            Ok(E::InitApply(tenant("u1", "1", Some("Ready")))),
+            Ok(E::InitDone),
+            Ok(E::Delete(tenant("u1", "2", Some("Ready")))),
+        ])
+        .chain(stream::pending());
+        let all: Vec<Change> = tokio::time::timeout(
+            Duration::from_secs(5),
+            changes("u1".into(), events).collect(),
+        )
+        .await
+        .expect("the stream ended");
+        assert_eq!(all.last(), Some(&Change::Deleted));
     }
 
     #[tokio::test]
