@@ -1135,7 +1135,7 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
             what,
             Api::<ClusterRole>::all(op.clone())
                 .patch(
-                    &access,
+                    &role.name_any(),
                     &PatchParams::apply("evil").force(),
                     &Patch::Apply(&role),
                 )
@@ -1143,8 +1143,10 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
                 .map(|_| ()),
         )?;
     }
+    // (A new binding: a roleRef cannot change once set.)
+    let unbound = format!("landlord:tenant:{}", unique_name("nobody"));
     let cluster_binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": access},
+        "metadata": {"name": unbound},
         // The operator's own ClusterRole (the chart's).
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "landlord"},
         "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "mallory"}],
@@ -1153,7 +1155,7 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
         "binding its own ClusterRole to someone",
         Api::<ClusterRoleBinding>::all(op.clone())
             .patch(
-                &access,
+                &unbound,
                 &PatchParams::apply("evil").force(),
                 &Patch::Apply(&cluster_binding),
             )
