@@ -235,7 +235,7 @@ fn operator_deployment_runs_two_restricted_replicas_with_probes_and_lease_identi
 }
 
 #[test]
-fn rbac_has_no_wildcards_and_no_rights_on_cluster_rbac() -> anyhow::Result<()> {
+fn rbac_has_no_wildcards_and_no_escalation_on_cluster_rbac() -> anyhow::Result<()> {
     let objects = render(&[])?;
     for kind in ["ClusterRole", "Role"] {
         for role in of_kind(&objects, kind) {
@@ -478,7 +478,8 @@ fn metrics_service_and_disruption_budget_select_the_operator_pods() -> anyhow::R
 }
 
 #[test]
-fn api_runs_restricted_replicas_that_only_review_tokens_and_impersonate() -> anyhow::Result<()> {
+fn api_runs_restricted_replicas_that_review_tokens_impersonate_and_list_tenants()
+-> anyhow::Result<()> {
     let objects = render(&[])?;
     let operator = only_of(&objects, "Deployment", "operator")?;
     let api = only_of(&objects, "Deployment", "api")?;
@@ -540,6 +541,8 @@ fn api_runs_restricted_replicas_that_only_review_tokens_and_impersonate() -> any
             "impersonate serviceaccounts",
             "impersonate uids",
             "impersonate users",
+            // Which Tenants name a caller RBAC does not let list them (read as the caller).
+            "list tenants",
         ]
     );
     // Write limits: the default, and one flag per plan.
@@ -1044,18 +1047,19 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
         ),
         Access::new("create", LEASES, "leases", ns, None),
         Access::new("update", LEASES, "leases", ns, Some("landlord-leader")),
+        // Each Tenant's read access (bounded by the operator-scope policy, not by RBAC).
+        Access::new("create", RBAC, "clusterroles", None, None),
+        Access::new("create", RBAC, "clusterrolebindings", None, None),
     ] {
         assert!(can(&allowed)?, "the operator may not {allowed:?}");
     }
     for denied in [
         Access::new("*", "*", "*", None, None),
         Access::new("*", "*", "*", other, None),
-        Access::new("create", RBAC, "clusterroles", None, None),
         Access::new("escalate", RBAC, "roles", other, None),
         Access::new("bind", RBAC, "roles", other, Some("admin")),
         Access::new("escalate", RBAC, "clusterroles", None, None),
         Access::new("bind", RBAC, "clusterroles", None, None),
-        Access::new("create", RBAC, "clusterrolebindings", None, None),
         Access::new("delete", "landlord.dev", "tenants", None, None),
         Access::new("create", "", "pods", other, None),
         Access::new("get", "", "secrets", other, None),
