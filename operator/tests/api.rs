@@ -71,6 +71,31 @@ fn new_tenant(name: &str, spec: Value) -> Value {
     })
 }
 
+/// The ServiceAccount `namespace/name` as a Tenant's `spec.admins` or `spec.viewers`.
+fn service_account(namespace: &str, name: &str) -> Value {
+    json!([{"kind": "ServiceAccount", "name": name, "namespace": namespace}])
+}
+
+/// `attempt`, again while it answers 404, for up to 30 s: a caller named in a new Tenant's
+/// `spec.admins` reads it once the API server's authorizer has learnt of the operator's
+/// binding (from its own watch).
+async fn once_authorized<T, F>(
+    mut attempt: impl FnMut() -> F,
+) -> anyhow::Result<Result<T, landlord_e2e::api::Response>>
+where
+    F: std::future::Future<Output = anyhow::Result<Result<T, landlord_e2e::api::Response>>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match attempt().await? {
+            Err(answer) if answer.status == 404 && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            answer => return Ok(answer),
+        }
+    }
+}
+
 fn problem_type(response: &landlord_e2e::api::Response) -> String {
     assert_eq!(
         response.header("content-type"),
@@ -228,7 +253,7 @@ async fn a_tenant_admin_sees_only_its_own_tenant_and_may_do_what_kubectl_says() 
     // A ServiceAccount with no rights of its own: all it holds comes from being listed in
     // one Tenant's spec.admins.
     let (token, user) = caller(&h.client, &ns.name, "admin", &[]).await?;
-    let admins = json!([{"kind": "ServiceAccount", "name": "admin", "namespace": ns.name}]);
+    let admins = service_account(&ns.name, "admin");
     let own = h
         .new_tenant("api-own", json!({"tier": "shared", "admins": admins}))
         .await?;
@@ -811,7 +836,7 @@ async fn a_tenants_status_streams_as_server_sent_events_to_those_who_may_read_it
     .await?;
     let ns = TestNamespace::new(&h.client, "api-events").await?;
     let (token, _) = caller(&h.client, &ns.name, "admin", &[]).await?;
-    let admins = json!([{"kind": "ServiceAccount", "name": "admin", "namespace": ns.name}]);
+    let admins = service_account(&ns.name, "admin");
     let name = h
         .new_tenant("api-events", json!({"tier": "shared", "admins": admins}))
         .await?;
@@ -819,17 +844,10 @@ async fn a_tenants_status_streams_as_server_sent_events_to_those_who_may_read_it
         .new_tenant("api-events-other", json!({"tier": "shared"}))
         .await?;
     let path = format!("/v1/tenants/{name}/events");
-    // The tenant admin may read (and so watch) its Tenant once the operator's ClusterRole
-    // binding is known to the API server's authorizer.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut events = loop {
-        match api.events(&path, &token).await? {
-            Ok(events) => break events,
-            Err(answer) if answer.status == 404 && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
-            Err(answer) => anyhow::bail!("{path}: {} {}", answer.status, answer.text),
-        }
+    // The tenant admin may read (and so watch) its own Tenant.
+    let mut events = match once_authorized(|| api.events(&path, &token)).await? {
+        Ok(events) => events,
+        Err(answer) => anyhow::bail!("{path}: {} {}", answer.status, answer.text),
     };
     // The first event is the status as it is; then one per change, until Ready.
     let mut seen: Vec<Value> = Vec::new();
@@ -907,8 +925,7 @@ async fn connection_details_carry_credentials_only_to_callers_who_may_read_the_s
     let ns = TestNamespace::new(&h.client, "api-connection").await?;
     let (admin, _) = caller(&h.client, &ns.name, "admin", &[]).await?;
     let (viewer, _) = caller(&h.client, &ns.name, "viewer", &[]).await?;
-    let subject =
-        |name: &str| json!([{"kind": "ServiceAccount", "name": name, "namespace": ns.name}]);
+    let subject = |name: &str| service_account(&ns.name, name);
     let name = h
         .ready_tenant(
             "api-connection",
@@ -921,15 +938,16 @@ async fn connection_details_carry_credentials_only_to_callers_who_may_read_the_s
         let path = path.clone();
         let api = &api;
         async move {
-            // The API server's authorizer learns of the Tenant's binding from its own watch.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            loop {
+            let answer = once_authorized(|| async {
                 let answer = api.call("GET", &path, Some(&token), &[], None).await?;
-                if answer.status != 404 || std::time::Instant::now() > deadline {
-                    return Ok::<_, anyhow::Error>(answer);
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
+                Ok(if answer.status == 200 {
+                    Ok(answer)
+                } else {
+                    Err(answer)
+                })
+            })
+            .await?;
+            Ok::<_, anyhow::Error>(answer.unwrap_or_else(|refused| refused))
         }
     };
     let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
