@@ -1101,37 +1101,83 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
     // of these the API server's escalation check would let through (the operator holds
     // these rights itself); the operator-scope policy does not.
     let access = format!("landlord:tenant:{name}");
-    let cluster_role = |name: &str, rules: serde_json::Value| -> anyhow::Result<ClusterRole> {
-        Ok(serde_json::from_value(
-            serde_json::json!({"metadata": {"name": name}, "rules": rules}),
-        )?)
+    let uid = h.tenants().get(&name).await?.metadata.uid.context("uid")?;
+    // Each attack but the one it tests passes every other rule: owned by the Tenant it is
+    // named after, so the refusal comes from the rule under test.
+    let owned_by = |tenant: &str, uid: &str| {
+        serde_json::json!([{"apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
+            "name": tenant, "uid": uid}])
     };
-    let tenant_reads = |names: serde_json::Value| {
+    let cluster_role = |name: &str, owner: &str, rules: serde_json::Value| {
+        serde_json::from_value::<ClusterRole>(serde_json::json!({
+            "metadata": {"name": name, "ownerReferences": owned_by(owner, &uid)},
+            "rules": rules,
+        }))
+    };
+    let tenant_reads = |names: serde_json::Value, verbs: serde_json::Value| {
         serde_json::json!([{"apiGroups": ["landlord.dev"], "resources": ["tenants"],
-            "resourceNames": names, "verbs": ["get"]}])
+            "resourceNames": names, "verbs": verbs}])
+    };
+    let get = serde_json::json!(["get"]);
+    // Refused by the operator-scope policy (each of these RBAC alone would allow).
+    let refused_by_policy = |what: &str, result: Result<(), kube::Error>| match result {
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("Landlord operator") => {
+            Ok(())
+        }
+        other => Err(anyhow::anyhow!(
+            "{what}: expected the operator-scope policy's 403, got {other:?}"
+        )),
     };
     for (what, role) in [
         (
             "a ClusterRole of another name",
-            cluster_role("landlord-extra", tenant_reads(serde_json::json!([name])))?,
+            cluster_role(
+                "landlord-extra",
+                &name,
+                tenant_reads(serde_json::json!([name]), get.clone()),
+            )?,
+        ),
+        (
+            // resourceNames [""] matches every list and watch without a name.
+            "a ClusterRole named after no Tenant, listing every Tenant",
+            cluster_role(
+                "landlord:tenant:",
+                "",
+                tenant_reads(
+                    serde_json::json!([""]),
+                    serde_json::json!(["list", "watch"]),
+                ),
+            )?,
+        ),
+        (
+            "its Tenant's ClusterRole owned by nobody",
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": access},
+                "rules": tenant_reads(serde_json::json!([name]), get.clone()),
+            }))?,
         ),
         (
             "its Tenant's ClusterRole reading every Tenant",
             cluster_role(
                 &access,
+                &name,
                 serde_json::json!([{"apiGroups": ["landlord.dev"], "resources": ["tenants"], "verbs": ["get", "list"]}]),
             )?,
         ),
         (
             "its Tenant's ClusterRole reading another Tenant",
-            cluster_role(&access, tenant_reads(serde_json::json!(["someone-else"])))?,
+            cluster_role(
+                &access,
+                &name,
+                tenant_reads(serde_json::json!(["someone-else"]), get.clone()),
+            )?,
         ),
         (
             "its Tenant's ClusterRole reading ConfigMaps",
-            cluster_role(&access, reads.clone())?,
+            cluster_role(&access, &name, reads.clone())?,
         ),
     ] {
-        refused(
+        refused_by_policy(
             what,
             Api::<ClusterRole>::all(op.clone())
                 .patch(
@@ -1143,15 +1189,16 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
                 .map(|_| ()),
         )?;
     }
-    // (A new binding: a roleRef cannot change once set.)
-    let unbound = format!("landlord:tenant:{}", unique_name("nobody"));
+    // (A new binding, owned as the policy asks: a roleRef cannot change once set.)
+    let nobody = unique_name("nobody");
+    let unbound = format!("landlord:tenant:{nobody}");
     let cluster_binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": unbound},
+        "metadata": {"name": unbound, "ownerReferences": owned_by(&nobody, &uid)},
         // The operator's own ClusterRole (the chart's).
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "landlord"},
         "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "mallory"}],
     }))?;
-    refused(
+    refused_by_policy(
         "binding its own ClusterRole to someone",
         Api::<ClusterRoleBinding>::all(op.clone())
             .patch(

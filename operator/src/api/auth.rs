@@ -73,6 +73,15 @@ pub async fn with_request_id<F: std::future::Future>(id: String, future: F) -> F
     REQUEST_ID.scope(id, future).await
 }
 
+/// Runs `f` with `id` as the request id: for work done for a request outside its task (the
+/// events of a stream, sent after the handler returned).
+pub fn in_request<T>(id: Option<String>, f: impl FnOnce() -> T) -> T {
+    match id {
+        Some(id) => REQUEST_ID.sync_scope(id, f),
+        None => f(),
+    }
+}
+
 /// The current request's id, when there is one.
 pub fn request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()

@@ -1,7 +1,9 @@
 //! `landlord api`: Landlord's self-service HTTP API, for portals and customers' automation.
 //!
 //! Kubernetes stays the only store of tenant state: the API is a REST front over the
-//! `landlord.dev` objects, and every read and write is made as the caller (see [`auth`]), so
+//! `landlord.dev` objects, and every read and write is made as the caller (see [`auth`]; the
+//! one read made as the API itself finds the Tenants that name a caller, see
+//! [`tenants::list`]), so
 //! RBAC, the CRDs' CEL rules, the admission policies and the audit log decide and record a
 //! call through the API exactly as the same call from `kubectl`. The routes, their
 //! documentation ([`openapi`], served at `/v1/openapi.json`) and the schemas of the bodies
@@ -79,6 +81,9 @@ pub struct ApiArgs {
     /// per replica.
     #[arg(long, env = "LANDLORD_API_STREAMS_PER_CALLER", default_value = "10")]
     pub streams_per_caller: usize,
+    /// Event streams one replica serves at once, from all callers.
+    #[arg(long, env = "LANDLORD_API_STREAMS_PER_REPLICA", default_value = "1000")]
+    pub streams_per_replica: usize,
     /// Log format: json or text.
     #[arg(long, env = "LANDLORD_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: crate::telemetry::LogFormat,
@@ -512,7 +517,7 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
             args.writes_per_minute,
             &args.plan_writes_per_minute.iter().cloned().collect(),
         )),
-        streams: stream::Streams::new(args.streams_per_caller),
+        streams: stream::Streams::new(args.streams_per_caller, args.streams_per_replica),
     };
     let write_limits = state.write_limits.clone();
     let forget = tokio::spawn(async move {
@@ -530,8 +535,13 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
     info!(address = %args.address, probe_address = %args.probe_address, audience = %args.audience, "serving the API");
     let probe_server =
         tokio::spawn(async move { axum::serve(probes, probe_router(own, registry)).await });
+    let streams = state.streams.clone();
     axum::serve(api, router(state))
-        .with_graceful_shutdown(crate::run::shutdown_signal())
+        .with_graceful_shutdown(async move {
+            crate::run::shutdown_signal().await;
+            // Event streams would hold the shutdown for minutes: end them now.
+            streams.close();
+        })
         .await
         .context("serving the API")?;
     probe_server.abort();

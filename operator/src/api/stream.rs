@@ -13,8 +13,9 @@
 //!   (RFC 9457) as data; the stream ends, and an `EventSource` reconnects by itself.
 //!
 //! A stream ends after [`MAX_STREAM`] (the client reconnects and is sent the current status
-//! first), and a caller holds at most `--streams-per-caller` streams per replica (more are
-//! refused with 429), so a caller cannot hold the API server's watches without bound.
+//! first), a caller holds at most `--streams-per-caller` streams per replica and the replica
+//! `--streams-per-replica` (more are refused with 429), so callers cannot hold the API
+//! server's watches without bound; when the API stops, every stream ends at once.
 
 use std::{
     collections::HashMap,
@@ -66,10 +67,18 @@ impl StatusEvent {
     }
 }
 
-/// The open streams of each caller, in this replica.
+/// The open streams of this replica, by caller; closed all at once when the API stops.
 pub struct Streams {
     per_caller: usize,
-    open: Mutex<HashMap<String, usize>>,
+    total: usize,
+    open: Mutex<Open>,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct Open {
+    by_caller: HashMap<String, usize>,
+    all: usize,
 }
 
 /// One open stream of a caller: counted until dropped (when the client goes away or the
@@ -79,42 +88,69 @@ pub struct Held {
     caller: String,
 }
 
+/// Why a stream was not opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The caller holds `per_caller` streams already.
+    Caller(usize),
+    /// The replica holds `total` streams already.
+    Replica(usize),
+}
+
 impl Streams {
-    pub fn new(per_caller: usize) -> Arc<Self> {
+    /// At most `per_caller` streams for one caller and `total` in all.
+    pub fn new(per_caller: usize, total: usize) -> Arc<Self> {
         Arc::new(Streams {
             per_caller,
-            open: Mutex::new(HashMap::new()),
+            total,
+            open: Mutex::new(Open::default()),
+            closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
-    /// A stream for `caller`, or `None` when it holds `per_caller` already.
-    pub fn hold(self: &Arc<Self>, caller: &str) -> Option<Held> {
+    /// A stream for `caller`, unless it or the replica holds the most it may.
+    pub fn hold(self: &Arc<Self>, caller: &str) -> Result<Held, Refused> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(caller.to_string()).or_default();
-        if *count >= self.per_caller {
-            return None;
+        let held = open.by_caller.get(caller).copied().unwrap_or_default();
+        if held >= self.per_caller {
+            return Err(Refused::Caller(held));
         }
-        *count += 1;
-        Some(Held {
+        if open.all >= self.total {
+            return Err(Refused::Replica(open.all));
+        }
+        *open.by_caller.entry(caller.to_string()).or_default() += 1;
+        open.all += 1;
+        Ok(Held {
             streams: self.clone(),
             caller: caller.to_string(),
         })
     }
 
-    /// Streams `caller` holds now.
-    pub fn held(&self, caller: &str) -> usize {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.get(caller).copied().unwrap_or_default()
+    /// Ends every stream (the API is stopping: its graceful shutdown waits for them).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves when [`Streams::close`] is called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            // An error means the sender is gone: nothing can close the stream any more.
+            if closing.wait_for(|closing| *closing).await.is_err() {
+                futures::future::pending::<()>().await;
+            }
+        }
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         let mut open = self.streams.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.caller) {
+        open.all = open.all.saturating_sub(1);
+        if let Some(count) = open.by_caller.get_mut(&self.caller) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.caller);
+                open.by_caller.remove(&self.caller);
             }
         }
     }
@@ -212,19 +248,25 @@ pub async fn tenant_events(
 ) -> Result<Response, Problem> {
     let tenant = tenants::visible(&state, &name).await?;
     let caller = auth::caller().ok_or_else(|| Problem::unauthenticated("no caller"))?;
-    let Some(held) = state.streams.hold(&caller.username) else {
-        return Err(Problem::new(
+    let held = state.streams.hold(&caller.username).map_err(|refused| {
+        let detail = match refused {
+            Refused::Caller(held) => format!(
+                "{} holds {held} event streams on this replica already; close one first",
+                caller.username
+            ),
+            Refused::Replica(held) => {
+                format!("this replica holds {held} event streams, the most it serves")
+            }
+        };
+        Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too-many-streams",
             "Too many open streams",
-            format!(
-                "{} holds {} event streams on this replica already; close one first",
-                caller.username,
-                state.streams.held(&caller.username)
-            ),
+            detail,
         )
-        .with_header(header::RETRY_AFTER, HeaderValue::from_static("15")));
-    };
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("15"))
+    })?;
+    let request_id = auth::request_id();
     // Made here, in the request's task: the client carries the caller's identity.
     let api = tenants::tenants(&state);
     let uid = tenant.uid().unwrap_or_default();
@@ -236,9 +278,12 @@ pub async fn tenant_events(
         .map(move |change| {
             // The stream holds its place until it is dropped.
             let _held = &held;
-            Ok::<_, Infallible>(event(change, &name))
+            Ok::<_, Infallible>(auth::in_request(request_id.clone(), || {
+                event(change, &name)
+            }))
         })
-        .take_until(tokio::time::sleep(MAX_STREAM));
+        .take_until(tokio::time::sleep(MAX_STREAM))
+        .take_until(state.streams.closed());
     let first = stream::iter([Ok(Event::default()
         .retry(Duration::from_secs(2))
         .comment("status of one Tenant"))]);
@@ -332,14 +377,28 @@ mod tests {
     }
 
     #[test]
-    fn a_caller_holds_a_bounded_number_of_streams() {
-        let streams = Streams::new(2);
+    fn a_caller_and_the_replica_hold_a_bounded_number_of_streams() {
+        let streams = Streams::new(2, 3);
         let a = streams.hold("alice").unwrap();
         let _b = streams.hold("alice").unwrap();
-        assert!(streams.hold("alice").is_none());
-        assert!(streams.hold("bob").is_some());
+        assert_eq!(streams.hold("alice").err(), Some(Refused::Caller(2)));
+        let _c = streams.hold("bob").unwrap();
+        assert_eq!(streams.hold("carol").err(), Some(Refused::Replica(3)));
         drop(a);
-        assert_eq!(streams.held("alice"), 1);
-        assert!(streams.hold("alice").is_some());
+        let _d = streams.hold("alice").unwrap();
+        // No stream at all for anyone.
+        let none = Streams::new(0, 10);
+        assert_eq!(none.hold("alice").err(), Some(Refused::Caller(0)));
+        assert!(none.open.lock().unwrap().by_caller.is_empty());
+    }
+
+    #[tokio::test]
+    async fn closing_ends_every_stream() {
+        let streams = Streams::new(1, 1);
+        let closed = streams.closed();
+        streams.close();
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("closed");
     }
 }

@@ -156,21 +156,27 @@ pub async fn list(
 /// The Tenants that name the caller in `spec.admins` or `spec.viewers` and that the caller
 /// may read (a `get` as the caller: the operator's `landlord:tenant:<name>` ClusterRole lets
 /// it), for a caller RBAC does not let list every Tenant. Membership is found with the API's
-/// own `list` (served from the API server's watch cache); what is shown is what the caller
-/// itself reads.
+/// own `list` (served from the API server's watch cache: the one read the API makes as
+/// itself); what is shown is what the caller itself reads.
 async fn own_tenants(state: &ApiState) -> Result<Vec<Tenant>, Problem> {
     let Some(caller) = auth::caller() else {
         return Ok(Vec::new());
     };
+    // The API's own answer is not the caller's to read (it names the API's account).
     let everyone = Api::<Tenant>::all(state.kube.clone())
         .list(&ListParams::default().match_any())
         .await
-        .map_err(|e| Problem::from_kube(e, "listing Tenants"))?;
+        .map_err(|e| {
+            tracing::warn!(error = %e, "listing Tenants to find the caller's");
+            Problem::unavailable("the Tenants that name the caller cannot be found now")
+        })?;
     let mut own = Vec::new();
     for candidate in everyone.items.iter().filter(|t| names_caller(t, &caller)) {
         match tenants(state).get_opt(&candidate.name_any()).await {
             Ok(Some(tenant)) => own.push(tenant),
-            Ok(None) | Err(kube::Error::Api(_)) => {}
+            // Gone meanwhile, or not the caller's to read after all.
+            Ok(None) => {}
+            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
             Err(e) => return Err(Problem::from_kube(e, "reading Tenants")),
         }
     }
