@@ -11,12 +11,16 @@ use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client as HttpClient, rt::TokioExecutor};
-use kube::Client;
-use serde_json::Value;
+use k8s_openapi::api::{
+    core::v1::ServiceAccount,
+    rbac::v1::{ClusterRole, ClusterRoleBinding},
+};
+use kube::{Api, Client, api::PostParams};
+use serde_json::{Value, json};
 
 use crate::{
     Cluster,
-    operator::{self, free_port},
+    operator::{self, free_port, token_for},
     unique_name,
 };
 
@@ -181,6 +185,42 @@ async fn call(
         json: serde_json::from_slice(&body).unwrap_or(Value::Null),
         text,
     })
+}
+
+/// A ServiceAccount `name` in `namespace`, bound (when `tenant_verbs` is not empty) to a
+/// ClusterRole of its own with those verbs on Tenants; returns a token for the API's
+/// audience and the ServiceAccount's user name.
+pub async fn caller(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    tenant_verbs: &[&str],
+) -> anyhow::Result<(String, String)> {
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": namespace}}))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &account)
+        .await?;
+    if !tenant_verbs.is_empty() {
+        let role_name = format!("{namespace}-{name}");
+        let role: ClusterRole = serde_json::from_value(json!({
+            "metadata": {"name": role_name, "labels": {"landlord.dev/e2e": "true"}},
+            "rules": [{"apiGroups": ["landlord.dev"], "resources": ["tenants"], "verbs": tenant_verbs}],
+        }))?;
+        Api::<ClusterRole>::all(client.clone())
+            .create(&PostParams::default(), &role)
+            .await?;
+        let binding: ClusterRoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": role_name, "labels": {"landlord.dev/e2e": "true"}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        }))?;
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .create(&PostParams::default(), &binding)
+            .await?;
+    }
+    let token = token_for(client, namespace, name, &[AUDIENCE]).await?;
+    Ok((token, format!("system:serviceaccount:{namespace}:{name}")))
 }
 
 /// The version of schemathesis (PyPI) the contract test runs.

@@ -172,7 +172,8 @@ pub async fn ensure_platform_namespace(client: &Client, name: &str) -> anyhow::R
     .await
 }
 
-async fn ensure_namespace_labelled(
+/// Creates namespace `name` with `labels`, unless it exists.
+pub async fn ensure_namespace_labelled(
     client: &Client,
     name: &str,
     labels: serde_json::Value,

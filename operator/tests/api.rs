@@ -5,18 +5,15 @@
 use std::path::Path;
 
 use anyhow::Context;
-use k8s_openapi::api::{
-    core::v1::ServiceAccount,
-    rbac::v1::{ClusterRole, ClusterRoleBinding},
-};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::{
-    Api, Client,
+    Api,
     api::{Patch, PatchParams, PostParams},
 };
 use landlord_crds::Tenant;
 use landlord_e2e::{
     TestNamespace,
-    api::{AUDIENCE, ApiServer},
+    api::{ApiServer, caller},
     audit,
     operator::token_for,
     tenants::Harness,
@@ -27,42 +24,6 @@ use serde_json::{Value, json};
 const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 const JSON: &str = "application/json";
 const MERGE: &str = "application/merge-patch+json";
-
-/// A ServiceAccount `name` in `namespace`, bound (when `tenant_verbs` is not empty) to a
-/// ClusterRole of its own with those verbs on Tenants; returns a token for the API's
-/// audience and the ServiceAccount's user name.
-async fn caller(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    tenant_verbs: &[&str],
-) -> anyhow::Result<(String, String)> {
-    let account: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": name, "namespace": namespace}}))?;
-    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &account)
-        .await?;
-    if !tenant_verbs.is_empty() {
-        let role_name = format!("{namespace}-{name}");
-        let role: ClusterRole = serde_json::from_value(json!({
-            "metadata": {"name": role_name, "labels": {"landlord.dev/e2e": "true"}},
-            "rules": [{"apiGroups": ["landlord.dev"], "resources": ["tenants"], "verbs": tenant_verbs}],
-        }))?;
-        Api::<ClusterRole>::all(client.clone())
-            .create(&PostParams::default(), &role)
-            .await?;
-        let binding: ClusterRoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": role_name, "labels": {"landlord.dev/e2e": "true"}},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-        }))?;
-        Api::<ClusterRoleBinding>::all(client.clone())
-            .create(&PostParams::default(), &binding)
-            .await?;
-    }
-    let token = token_for(client, namespace, name, &[AUDIENCE]).await?;
-    Ok((token, format!("system:serviceaccount:{namespace}:{name}")))
-}
 
 fn new_tenant(name: &str, spec: Value) -> Value {
     json!({

@@ -132,6 +132,10 @@ struct Args {
     /// provisioning is the figure; the stack is torn down with them at the end).
     #[arg(long)]
     skip_deletion: bool,
+    /// Also run phase 1 with the Tenants created through `landlord api` (`POST /v1/tenants`
+    /// as a portal's ServiceAccount) instead of directly, and compare the two.
+    #[arg(long)]
+    through_api: bool,
     /// Leave out the database step (by default every tenant gets a database on the stack's
     /// PostgreSQL server, and the floor issues the same CREATE ROLE / CREATE DATABASE
     /// statements directly).
@@ -347,13 +351,53 @@ async fn run(args: &Args, dev_dir: &Path) -> anyhow::Result<()> {
         warm_up(&env, args.warmup as usize).await?;
     }
 
-    let landlord = landlord_phase(&env, &cluster, &binary, &sa_kubeconfig).await?;
+    let landlord = landlord_phase(
+        &env,
+        &cluster,
+        &binary,
+        &sa_kubeconfig,
+        &Creator::Kubernetes,
+    )
+    .await?;
+    let through_api = if args.through_api {
+        let server = bounded(
+            "starting landlord api",
+            CALL_TIMEOUT,
+            landlord_e2e::api::ApiServer::start(&cluster, &env.admin, &binary),
+        )
+        .await?;
+        progress(format!("landlord api log: {}", server.log.display()));
+        let portal = "landlord-bench-portal";
+        landlord_e2e::manifests::ensure_namespace_labelled(
+            &env.admin,
+            portal,
+            serde_json::json!({}),
+        )
+        .await?;
+        let (token, _) = landlord_e2e::api::caller(
+            &env.admin,
+            portal,
+            "portal",
+            &["create", "get", "list", "watch"],
+        )
+        .await?;
+        let creator = Creator::Api {
+            server: &server,
+            token,
+        };
+        Some(landlord_phase(&env, &cluster, &binary, &sa_kubeconfig, &creator).await?)
+    } else {
+        None
+    };
     let floor = if args.skip_floor {
         None
     } else {
         Some(floor_phase(&env).await?)
     };
     print!("{}", report(&env, &machine, &landlord, floor.as_ref()));
+    if let Some(api) = &through_api {
+        print!("{}", report_through_api(&env, &landlord, api));
+    }
     Ok(())
 }
 
@@ -548,6 +592,28 @@ async fn collect(
 struct Created {
     at: Instant,
     wall: Timestamp,
+    /// How long the create call took (to its answer).
+    call: Duration,
+}
+
+/// How a phase creates its Tenants.
+enum Creator<'a> {
+    /// As the admin, through the Kubernetes API (as `kubectl` or a GitOps tool would).
+    Kubernetes,
+    /// Through `landlord api`, as a portal's ServiceAccount (`POST /v1/tenants`).
+    Api {
+        server: &'a landlord_e2e::api::ApiServer,
+        token: String,
+    },
+}
+
+impl Creator<'_> {
+    fn prefix(&self) -> &'static str {
+        match self {
+            Creator::Kubernetes => "bench",
+            Creator::Api { .. } => "bench-api",
+        }
+    }
 }
 
 /// Creates the Tenants as the admin, C at once, in order; hands each created Tenant to
@@ -556,6 +622,7 @@ async fn create_tenants(
     env: &Env,
     names: &[String],
     label: &str,
+    creator: &Creator<'_>,
     queue: Option<mpsc::UnboundedSender<Tenant>>,
 ) -> anyhow::Result<HashMap<String, Created>> {
     let api = Api::<Tenant>::all(env.admin.clone());
@@ -565,17 +632,42 @@ async fn create_tenants(
             let queue = queue.clone();
             async move {
                 let tenant = bench_tenant(&name, label, env.database.is_some())?;
-                let created = Created {
-                    at: Instant::now(),
-                    wall: Timestamp::now(),
-                };
-                let tenant = bounded(&format!("creating Tenant {name}"), CALL_TIMEOUT, async {
-                    Ok(api.create(&PostParams::default(), &tenant).await?)
-                })
-                .await?;
-                if let Some(queue) = queue {
-                    queue.send(tenant).context("the floor workers stopped")?;
+                let (at, wall) = (Instant::now(), Timestamp::now());
+                let what = format!("creating Tenant {name}");
+                match creator {
+                    Creator::Kubernetes => {
+                        let tenant = bounded(&what, CALL_TIMEOUT, async {
+                            Ok(api.create(&PostParams::default(), &tenant).await?)
+                        })
+                        .await?;
+                        if let Some(queue) = queue {
+                            queue.send(tenant).context("the floor workers stopped")?;
+                        }
+                    }
+                    Creator::Api { server, token } => {
+                        let body = serde_json::to_value(&tenant)?;
+                        let answer = bounded(&what, CALL_TIMEOUT, async {
+                            server
+                                .call(
+                                    "POST",
+                                    "/v1/tenants",
+                                    Some(token),
+                                    &[("idempotency-key", name.as_str())],
+                                    Some(("application/json", &body)),
+                                )
+                                .await
+                        })
+                        .await?;
+                        if !matches!(answer.status, 200 | 202) {
+                            bail!("{what} through the API: {} {}", answer.status, answer.text);
+                        }
+                    }
                 }
+                let created = Created {
+                    at,
+                    wall,
+                    call: at.elapsed(),
+                };
                 anyhow::Ok((name, created))
             }
         })
@@ -620,6 +712,8 @@ struct Provisioning {
     service: Durations,
     /// First create call to the last Ready.
     total: Duration,
+    /// The create calls, to their answers.
+    calls: Durations,
     /// Writes the client counted itself (operator metric; floor's own count).
     writes_own: f64,
     audit: AuditCount,
@@ -648,10 +742,16 @@ async fn landlord_phase(
     cluster: &Cluster,
     binary: &Path,
     kubeconfig: &Path,
+    creator: &Creator<'_>,
 ) -> anyhow::Result<LandlordResult> {
     progress(format!(
-        "phase 1, Landlord: {} tenants, concurrency {}",
-        env.n, env.c
+        "phase 1{}, Landlord: {} tenants, concurrency {}",
+        match creator {
+            Creator::Kubernetes => "",
+            Creator::Api { .. } => " through the API",
+        },
+        env.n,
+        env.c
     ));
     // `Operator::start` passes a fixed set of flags; a wrapper adds `--concurrency` and
     // `exec`s the binary, so the process (and its pid) is the operator's own.
@@ -707,8 +807,8 @@ async fn landlord_phase(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle_kib = proc_status_kib(pid, "VmRSS");
 
-    let label = format!("{}-landlord", env.run_id);
-    let names = tenant_names("bench", env.n);
+    let label = format!("{}-{}", env.run_id, creator.prefix());
+    let names = tenant_names(creator.prefix(), env.n);
     let mut watch = start_watch(&env.admin, &label).await?;
 
     let writes_before = operator.metric("landlord_api_writes_total").await?;
@@ -717,7 +817,7 @@ async fn landlord_phase(
     let audit_start = file_len(&env.audit_log)?;
     let cpu_before = components.sample();
 
-    let created = create_tenants(env, &names, &label, None).await?;
+    let created = create_tenants(env, &names, &label, creator, None).await?;
     let ready = collect(&mut watch.rx, &names, false, env.timeout, Some(pid))
         .await
         .with_context(|| format!("operator log: {}", operator.log.display()))?;
@@ -840,6 +940,13 @@ fn provisioning(
         wait: Durations::new(wait),
         service: Durations::new(service),
         total: last - first,
+        calls: Durations::new(
+            names
+                .iter()
+                .filter_map(|n| created.get(n))
+                .map(|c| c.call)
+                .collect(),
+        ),
         writes_own,
         audit: AuditCount::of(events),
         cpu,
@@ -935,7 +1042,7 @@ async fn floor_provision(
         ..ControllerConfig::default()
     };
     let (queue, queued) = mpsc::unbounded_channel::<Tenant>();
-    let creators = create_tenants(env, names, label, Some(queue));
+    let creators = create_tenants(env, names, label, &Creator::Kubernetes, Some(queue));
     let workers = stream::unfold(queued, |mut rx| async move {
         rx.recv().await.map(|tenant| (tenant, rx))
     })
@@ -1537,6 +1644,57 @@ fn row(out: &mut String, metric: &str, landlord: Option<f64>, floor: Option<f64>
         cell(landlord),
         cell(floor)
     );
+}
+
+/// Tenants created through `landlord api` against the same Tenants created directly, each
+/// with an operator of its own, in the same run.
+fn report_through_api(env: &Env, direct: &LandlordResult, api: &LandlordResult) -> String {
+    let n = env.n as f64;
+    let (d, a) = (&direct.provisioning, &api.provisioning);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### Created through the API (`POST /v1/tenants`, a portal's ServiceAccount) against directly (the admin, as kubectl)\n"
+    );
+    let _ = writeln!(out, "| metric | through the API | directly | ratio |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    let rows: [(&str, &Figure<'_>, usize); 8] = [
+        ("create call p50 (ms)", &|p| ms(p.calls.p(0.50)), 1),
+        ("create call p99 (ms)", &|p| ms(p.calls.p(0.99)), 1),
+        ("time-to-Ready p50 (ms)", &|p| ms(p.ready.p(0.50)), 0),
+        ("time-to-Ready p99 (ms)", &|p| ms(p.ready.p(0.99)), 0),
+        (
+            "total: first create to last Ready (s)",
+            &|p| p.total.as_secs_f64(),
+            2,
+        ),
+        (
+            "operator's API writes per tenant, audit log",
+            &|p| p.audit.total as f64 / n,
+            2,
+        ),
+        (
+            "operator's failed writes, audit log (HTTP >= 400)",
+            &|p| p.audit.failed as f64,
+            0,
+        ),
+        (
+            "kube-apiserver CPU (s)",
+            &|p| p.cpu.get("kube-apiserver").unwrap_or_default(),
+            2,
+        ),
+    ];
+    for (metric, get, decimals) in rows {
+        row(&mut out, metric, Some(get(a)), Some(get(d)), decimals);
+    }
+    row(
+        &mut out,
+        "operator peak RSS, VmHWM (MiB)",
+        api.rss_peak_kib.map(|k| k as f64 / 1024.0),
+        direct.rss_peak_kib.map(|k| k as f64 / 1024.0),
+        1,
+    );
+    out
 }
 
 fn report(env: &Env, m: &Machine, l: &LandlordResult, f: Option<&FloorResult>) -> String {
