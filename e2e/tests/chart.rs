@@ -478,7 +478,7 @@ fn metrics_service_and_disruption_budget_select_the_operator_pods() -> anyhow::R
 }
 
 #[test]
-fn api_runs_restricted_replicas_that_review_tokens_impersonate_and_list_tenants()
+fn api_runs_restricted_replicas_that_review_tokens_impersonate_and_watch_tenants()
 -> anyhow::Result<()> {
     let objects = render(&[])?;
     let operator = only_of(&objects, "Deployment", "operator")?;
@@ -543,6 +543,7 @@ fn api_runs_restricted_replicas_that_review_tokens_impersonate_and_list_tenants(
             "impersonate users",
             // Which Tenants name a caller RBAC does not let list them (read as the caller).
             "list tenants",
+            "watch tenants",
         ]
     );
     // Write limits: the default, and one flag per plan.

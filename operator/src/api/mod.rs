@@ -2,8 +2,8 @@
 //!
 //! Kubernetes stays the only store of tenant state: the API is a REST front over the
 //! `landlord.dev` objects, and every read and write is made as the caller (see [`auth`]; the
-//! one read made as the API itself finds the Tenants that name a caller, see
-//! [`tenants::list`]), so
+//! one read made as the API itself is its watch of the Tenants, which finds those that name
+//! a caller, see [`tenants::list`]), so
 //! RBAC, the CRDs' CEL rules, the admission policies and the audit log decide and record a
 //! call through the API exactly as the same call from `kubectl`. The routes, their
 //! documentation ([`openapi`], served at `/v1/openapi.json`) and the schemas of the bodies
@@ -99,6 +99,9 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub write_limits: Arc<limits::WriteLimits>,
     pub streams: Arc<stream::Streams>,
+    /// Every Tenant (without managed fields), watched with the API's own client: which
+    /// Tenants name a caller who may not list them all (see [`tenants::list`]).
+    pub tenant_index: kube::runtime::reflector::Store<landlord_crds::Tenant>,
 }
 
 /// The API's metrics.
@@ -508,6 +511,23 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
         .context("finding the cluster (kubeconfig or in-cluster)")?;
     let own = Client::try_from(config).context("building the API's own client")?;
     let registry = Registry::new();
+    let (tenant_index, index_writer) = kube::runtime::reflector::store();
+    let index = tokio::spawn({
+        use futures::StreamExt as _;
+        use kube::runtime::{WatchStreamExt as _, reflector, watcher};
+        let stream = watcher(
+            kube::Api::<landlord_crds::Tenant>::all(own.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|tenant| tenant.metadata.managed_fields = None);
+        reflector(index_writer, stream).for_each(|event| {
+            if let Err(error) = event {
+                tracing::warn!(%error, "watching Tenants (the API's index of admins and viewers)");
+            }
+            std::future::ready(())
+        })
+    });
     let state = ApiState {
         kube: own.clone(),
         authenticator: Arc::new(auth::Authenticator::new(own.clone(), args.audience.clone())),
@@ -518,6 +538,7 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
             &args.plan_writes_per_minute.iter().cloned().collect(),
         )),
         streams: stream::Streams::new(args.streams_per_caller, args.streams_per_replica),
+        tenant_index,
     };
     let write_limits = state.write_limits.clone();
     let forget = tokio::spawn(async move {
@@ -546,5 +567,6 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
         .context("serving the API")?;
     probe_server.abort();
     forget.abort();
+    index.abort();
     Ok(())
 }

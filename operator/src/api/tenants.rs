@@ -107,40 +107,35 @@ pub async fn list(
                 })
         })
         .transpose()?;
-    let all = match tenants(&state).list(&ListParams::default()).await {
-        Ok(list) => list.items,
+    let keep = |t: &Tenant| {
+        query.phase.as_deref().is_none_or(|p| {
+            t.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|phase| format!("{phase:?}") == p)
+        }) && query
+            .tier
+            .as_deref()
+            .is_none_or(|tier| json!(t.spec.tier) == json!(tier))
+            && after.as_deref().is_none_or(|a| t.name_any().as_str() > a)
+    };
+    let mut items: Vec<Tenant> = match tenants(&state).list(&ListParams::default()).await {
+        Ok(list) => list.items.into_iter().filter(|t| keep(t)).collect(),
         // RBAC cannot let a tenant's admins list the cluster-scoped Tenants: they read only
         // their own, by name.
         Err(kube::Error::Api(status)) if status.code == 403 => {
-            let own = own_tenants(&state).await?;
-            if own.is_empty() {
-                return Err(Problem::from_kube(
-                    kube::Error::Api(status),
-                    "listing Tenants",
-                ));
+            match own_tenants(&state, &keep, limit + 1).await? {
+                Some(own) => own,
+                None => {
+                    return Err(Problem::from_kube(
+                        kube::Error::Api(status),
+                        "listing Tenants",
+                    ));
+                }
             }
-            own
         }
         Err(e) => return Err(Problem::from_kube(e, "listing Tenants")),
     };
-    let mut items: Vec<Tenant> = all
-        .into_iter()
-        .filter(|t| {
-            query.phase.as_deref().is_none_or(|p| {
-                t.status
-                    .as_ref()
-                    .and_then(|s| s.phase)
-                    .is_some_and(|phase| format!("{phase:?}") == p)
-            })
-        })
-        .filter(|t| {
-            query
-                .tier
-                .as_deref()
-                .is_none_or(|tier| json!(t.spec.tier) == json!(tier))
-        })
-        .filter(|t| after.as_deref().is_none_or(|a| t.name_any().as_str() > a))
-        .collect();
     items.sort_by_key(|t| t.name_any());
     let more = items.len() > limit;
     items.truncate(limit);
@@ -153,35 +148,57 @@ pub async fn list(
     })))
 }
 
-/// The Tenants that name the caller in `spec.admins` or `spec.viewers` and that the caller
-/// may read (a `get` as the caller: the operator's `landlord:tenant:<name>` ClusterRole lets
-/// it), for a caller RBAC does not let list every Tenant. Membership is found with the API's
-/// own `list` (served from the API server's watch cache: the one read the API makes as
-/// itself); what is shown is what the caller itself reads.
-async fn own_tenants(state: &ApiState) -> Result<Vec<Tenant>, Problem> {
+/// The first `want` Tenants (by name, of those `keep` keeps) that name the caller in
+/// `spec.admins` or `spec.viewers` and that the caller may read, for a caller RBAC does not
+/// let list every Tenant; `None` when no Tenant names it. Membership comes from the API's
+/// own cache of the Tenants ([`ApiState::tenant_index`], the one thing the API reads as
+/// itself); each Tenant shown is read as the caller (a `get`, which the operator's
+/// `landlord:tenant:<name>` ClusterRole allows), so only a page's worth of reads is made.
+async fn own_tenants(
+    state: &ApiState,
+    keep: &(dyn Fn(&Tenant) -> bool + Sync),
+    want: usize,
+) -> Result<Option<Vec<Tenant>>, Problem> {
     let Some(caller) = auth::caller() else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
-    // The API's own answer is not the caller's to read (it names the API's account).
-    let everyone = Api::<Tenant>::all(state.kube.clone())
-        .list(&ListParams::default().match_any())
+    let index = &state.tenant_index;
+    if tokio::time::timeout(INDEX_WAIT, index.wait_until_ready())
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "listing Tenants to find the caller's");
-            Problem::unavailable("the Tenants that name the caller cannot be found now")
-        })?;
+        .map_or(true, |ready| ready.is_err())
+    {
+        return Err(Problem::unavailable(
+            "the Tenants that name the caller cannot be found yet (the API's cache of Tenants has not listed)",
+        ));
+    }
+    let mut candidates: Vec<_> = index
+        .state()
+        .into_iter()
+        .filter(|t| names_caller(t, &caller))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    candidates.retain(|t| keep(t));
+    candidates.sort_by_key(|t| t.name_any());
     let mut own = Vec::new();
-    for candidate in everyone.items.iter().filter(|t| names_caller(t, &caller)) {
+    for candidate in candidates {
+        if own.len() >= want {
+            break;
+        }
         match tenants(state).get_opt(&candidate.name_any()).await {
-            Ok(Some(tenant)) => own.push(tenant),
-            // Gone meanwhile, or not the caller's to read after all.
-            Ok(None) => {}
+            Ok(Some(tenant)) if keep(&tenant) => own.push(tenant),
+            // Changed, gone meanwhile, or not the caller's to read after all.
+            Ok(_) => {}
             Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
             Err(e) => return Err(Problem::from_kube(e, "reading Tenants")),
         }
     }
-    Ok(own)
+    Ok(Some(own))
 }
+
+/// How long a list waits for the API's cache of Tenants to have listed (after a start).
+const INDEX_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether `tenant` lists `caller` among its admins or viewers (by user name, a group, or
 /// as the ServiceAccount `system:serviceaccount:<namespace>:<name>`).
