@@ -1119,6 +1119,7 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
             "resourceNames": names, "verbs": verbs}])
     };
     let get = serde_json::json!(["get"]);
+    let future = unique_name("future");
     // Refused by the operator-scope policy (each of these RBAC alone would allow).
     let refused_by_policy = |what: &str, result: Result<(), kube::Error>| match result {
         Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("Landlord operator") => {
@@ -1142,7 +1143,7 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
             "a ClusterRole named after no Tenant, listing every Tenant",
             cluster_role(
                 "landlord:tenant:",
-                "",
+                &name,
                 tenant_reads(
                     serde_json::json!([""]),
                     serde_json::json!(["list", "watch"]),
@@ -1150,10 +1151,11 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
             )?,
         ),
         (
-            "its Tenant's ClusterRole owned by nobody",
+            // Staged for a Tenant not made yet, its readers chosen by the attacker.
+            "a future Tenant's ClusterRole owned by nobody",
             serde_json::from_value(serde_json::json!({
-                "metadata": {"name": access},
-                "rules": tenant_reads(serde_json::json!([name]), get.clone()),
+                "metadata": {"name": format!("landlord:tenant:{future}")},
+                "rules": tenant_reads(serde_json::json!([future]), get.clone()),
             }))?,
         ),
         (
