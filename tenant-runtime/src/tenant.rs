@@ -655,7 +655,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_tenant_is_recorded_in_the_request_span() {
-        use std::sync::Mutex;
+        use std::sync::{Mutex, OnceLock};
         use tracing_subscriber::{Registry, layer::SubscriberExt};
 
         /// Captures the fields of every span that is created.
@@ -679,20 +679,23 @@ mod tests {
                 self.0.lock().unwrap().push(text);
             }
         }
-        let spans = Spans::default();
-        let subscriber = Registry::default().with(spans.clone());
-        let _guard = tracing::subscriber::set_default(subscriber);
+        // The process's global subscriber, not a thread's default: whether a span is of
+        // interest is cached per callsite for the whole process, and a span first reached
+        // by a test on another thread (without this subscriber) would otherwise be cached
+        // as of interest to nobody (one run in ten here).
+        static SPANS: OnceLock<Spans> = OnceLock::new();
+        let spans = SPANS.get_or_init(|| {
+            let spans = Spans::default();
+            tracing::subscriber::set_global_default(Registry::default().with(spans.clone()))
+                .expect("no other global subscriber in these tests");
+            spans
+        });
         let (status, _) = call(TenantLayer::new(), get(&[("X-Landlord-Tenant", "acme")])).await;
         assert_eq!(status, StatusCode::OK);
+        let seen = spans.0.lock().unwrap();
         assert!(
-            spans
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|s| s == "tenant_request:tenant=acme"),
-            "{:?}",
-            spans.0.lock().unwrap()
+            seen.iter().any(|s| s == "tenant_request:tenant=acme"),
+            "{seen:?}"
         );
     }
 }
