@@ -664,11 +664,8 @@ async fn a_property_based_fuzzer_finds_no_server_error_and_no_answer_outside_the
             "25",
             "--phases",
             "examples,coverage,fuzzing",
-            // One worker: with two threads, CPython 3.11's `ast` (which Hypothesis uses to
-            // describe its filters) may fail with "AST constructor recursion depth mismatch"
-            // (cpython#106905), a fault of the tool, not of the API (seen once in CI).
             "--workers",
-            "1",
+            "2",
             "--request-timeout",
             "90",
             "--seed",
