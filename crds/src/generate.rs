@@ -5,7 +5,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{Domain, FeatureFlagSet, Service, Tenant};
+use crate::{Domain, FeatureFlagSet, Service, Tenant, WebhookEndpoint};
 
 /// Every Landlord CRD, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -14,6 +14,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Service::crd(),
         Domain::crd(),
         FeatureFlagSet::crd(),
+        WebhookEndpoint::crd(),
     ]
     .into_iter()
     .map(document_root)

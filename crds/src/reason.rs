@@ -312,6 +312,22 @@ reasons! {
     UnknownPort => Transient,
     /// Two objects of different kinds conflict.
     TypeConflict => Transient,
+
+    // WebhookEndpoint (SecretNotFound and SecretInvalid above serve its signing secret too).
+    /// Events reach the endpoint (or none has failed yet).
+    Delivering => Fine,
+    /// `spec.disabled`: no events are queued for the endpoint.
+    Paused => Fine,
+    /// The last attempt got no 2xx; retried on the schedule.
+    DeliveryFailing => Transient,
+    /// The endpoint answered 410 Gone: nothing more is sent until its spec changes.
+    EndpointGone => NeedsPerson,
+    /// The URL is one the endpoint may not reach (a private address, plain http).
+    UrlNotAllowed => NeedsPerson,
+    /// The operator runs without an outbox database: no events are sent.
+    WebhooksNotConfigured => NeedsPerson,
+    /// The outbox database does not answer; events wait in the operator until it does.
+    OutboxUnavailable => Transient,
 }
 
 impl fmt::Display for Reason {

@@ -65,3 +65,11 @@ pub fn conditions(_: &mut SchemaGenerator) -> Schema {
         }
     })
 }
+
+/// An optional point in time (`metav1.Time`): an RFC 3339 string.
+pub fn optional_time(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "format": "date-time"
+    })
+}

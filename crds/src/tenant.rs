@@ -306,6 +306,12 @@ pub struct ObjectCounts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
     pub feature_flag_sets: Option<i32>,
+    /// Maximum number of WebhookEndpoints in the tenant's namespace
+    /// (`count/webhookendpoints.landlord.dev`); 5 when unset: each receives every event of
+    /// the tenant, delivered and retried by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub webhook_endpoints: Option<i32>,
 }
 
 /// Defaults the LimitRange gives containers that declare no resources.
