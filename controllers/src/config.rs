@@ -42,6 +42,9 @@ pub struct Config {
     /// (SelfSubjectReview); None when it runs as a user (a developer's kubeconfig), which
     /// needs no bindings.
     pub service_account: Option<ServiceAccountName>,
+    /// Webhook delivery; None when the operator has no outbox database (endpoints then
+    /// report `WebhooksNotConfigured`).
+    pub webhooks: Option<crate::webhooks::WebhookConfig>,
 }
 
 /// A ServiceAccount's namespace and name.
@@ -78,6 +81,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             runtime_image: "ghcr.io/landlord-dev/tenant-runtime:0.1.0".into(),
             nats: None,
+            webhooks: None,
             domains: Default::default(),
             image_pull_policy_always: true,
             secrets_cluster_role: "landlord-secrets".into(),

@@ -28,6 +28,7 @@ pub mod service;
 pub mod tenant;
 #[cfg(test)]
 mod testing;
+pub mod webhooks;
 
 pub use config::Config;
 pub use context::Context;

@@ -62,7 +62,7 @@ use kube::{
         watcher,
     },
 };
-use landlord_crds::{Domain, FeatureFlagSet, Service, Tenant};
+use landlord_crds::{Domain, FeatureFlagSet, Service, Tenant, WebhookEndpoint};
 use serde::de::DeserializeOwned;
 
 use crate::Context;
@@ -170,7 +170,7 @@ where
 
     /// Every watch event from now on, in order. Subscribe before [`Reflectors::start`] to
     /// see the first list.
-    pub fn events(&self) -> impl Stream<Item = Arc<watcher::Event<K>>> + Send + 'static {
+    pub fn events(&self) -> impl Stream<Item = Arc<watcher::Event<K>>> + Send + use<K> {
         self.sender.new_receiver()
     }
 
@@ -255,6 +255,8 @@ pub struct Reflectors {
     pub domains: Shared<Domain>,
     /// The catalog: Services in the platform namespace.
     pub catalog: Shared<Service>,
+    /// Every WebhookEndpoint.
+    pub webhook_endpoints: Shared<WebhookEndpoint>,
     /// Every instance of a catalog Service.
     pub workloads: Workloads,
 }
@@ -276,6 +278,7 @@ impl Reflectors {
             tenants: Shared::new(watch_leniently(client, &report)),
             flag_sets: Shared::new(watch_leniently(client, &report)),
             domains: Shared::new(watch_leniently(client, &report)),
+            webhook_endpoints: Shared::new(watch_leniently(client, &report)),
             catalog: Shared::new(|_, _| {
                 watch(
                     Api::<Service>::namespaced(client.clone(), &ctx.config.platform_namespace),
@@ -301,6 +304,7 @@ impl Reflectors {
             self.flag_sets.take_driver(),
             self.domains.take_driver(),
             self.catalog.take_driver(),
+            self.webhook_endpoints.take_driver(),
             self.workloads.deployments.take_driver(),
             self.workloads.services.take_driver(),
             self.workloads.disruption_budgets.take_driver(),

@@ -304,10 +304,18 @@ fn admin_rules() -> Vec<PolicyRule> {
         rule(&["batch"], &["jobs", "cronjobs"], WRITE),
         rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE),
         rule(&["policy"], &["poddisruptionbudgets"], WRITE),
-        rule(&["landlord.dev"], &["domains", "featureflagsets"], WRITE),
         rule(
             &["landlord.dev"],
-            &["domains/status", "featureflagsets/status"],
+            &["domains", "featureflagsets", "webhookendpoints"],
+            WRITE,
+        ),
+        rule(
+            &["landlord.dev"],
+            &[
+                "domains/status",
+                "featureflagsets/status",
+                "webhookendpoints/status",
+            ],
             READ,
         ),
         rule(&["networking.k8s.io"], &["networkpolicies"], WRITE),
@@ -354,8 +362,10 @@ fn viewer_rules() -> Vec<PolicyRule> {
             &[
                 "domains",
                 "featureflagsets",
+                "webhookendpoints",
                 "domains/status",
                 "featureflagsets/status",
+                "webhookendpoints/status",
             ],
             READ,
         ),
@@ -415,6 +425,11 @@ pub const DEFAULT_DOMAINS: i32 = 20;
 /// unset.
 pub const DEFAULT_FEATURE_FLAG_SETS: i32 = 20;
 
+/// WebhookEndpoints a tenant may create in its namespace when
+/// `spec.quota.objects.webhookEndpoints` is unset: each is a fan-out of every event of the
+/// tenant, delivered and retried by the operator.
+pub const DEFAULT_WEBHOOK_ENDPOINTS: i32 = 5;
+
 fn quota_spec(tenant: &Tenant) -> ResourceQuotaSpec {
     // A tenant never gets node ports or cloud load balancers: traffic enters through the
     // platform's gateway only. Landlord's own kinds that a tenant writes are always counted:
@@ -433,6 +448,13 @@ fn quota_spec(tenant: &Tenant) -> ResourceQuotaSpec {
             count(
                 objects.and_then(|o| o.feature_flag_sets),
                 DEFAULT_FEATURE_FLAG_SETS,
+            ),
+        ),
+        (
+            "count/webhookendpoints.landlord.dev".to_string(),
+            count(
+                objects.and_then(|o| o.webhook_endpoints),
+                DEFAULT_WEBHOOK_ENDPOINTS,
             ),
         ),
     ]);
