@@ -177,6 +177,14 @@ impl PgServer {
             .database("postgres")
     }
 
+    /// The superuser's `postgres://` URL of database `postgres`.
+    pub fn admin_url(&self) -> String {
+        format!(
+            "postgres://landlord_admin:{}@127.0.0.1:{}/postgres",
+            self.password, self.port
+        )
+    }
+
     pub async fn connect_admin(&self) -> anyhow::Result<PgConnection> {
         Ok(PgConnection::connect_with(&self.admin_options()).await?)
     }

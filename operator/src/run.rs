@@ -239,6 +239,30 @@ pub struct RunArgs {
     /// the longer it stays unverified, the rarer, up to 15 minutes).
     #[arg(long, env = "LANDLORD_VERIFICATION_INTERVAL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub verification_interval_seconds: u64,
+
+    /// `postgres://` URL of the webhook outbox database (the operator creates its tables):
+    /// where events wait until their WebhookEndpoints took them. Without it, no events are
+    /// sent and endpoints report WebhooksNotConfigured. Holds a password: give it through
+    /// the environment (a Secret), not the command line.
+    #[arg(long, env = "LANDLORD_WEBHOOK_DATABASE_URL", hide_env_values = true)]
+    pub webhook_database_url: Option<String>,
+
+    /// Which WebhookEndpoints may send to private addresses (loopback, RFC 1918, link-local,
+    /// CGNAT, IPv6 unique-local) and use plain http: none, platform (endpoints in the
+    /// platform namespace, written by platform admins) or all (tenants' too: only where
+    /// tenants are trusted, as a tenant could otherwise make the operator probe the cluster's
+    /// network).
+    #[arg(
+        long,
+        env = "LANDLORD_WEBHOOK_PRIVATE_NETWORKS",
+        default_value = "platform"
+    )]
+    pub webhook_private_networks: landlord_controllers::webhooks::delivery::PrivateNetworks,
+
+    /// Seconds one delivery attempt may take (connect, send, answer). A delivery whose
+    /// sender died is sent again after twice this.
+    #[arg(long, env = "LANDLORD_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub webhook_timeout_seconds: u64,
 }
 
 fn parse_dns_server(text: &str) -> Result<std::net::SocketAddr, String> {
@@ -344,6 +368,13 @@ impl RunArgs {
                 ingress_class: self.ingress_class.clone(),
                 verification_interval: Duration::from_secs(self.verification_interval_seconds),
             },
+            webhooks: self.webhook_database_url.as_ref().map(|url| {
+                landlord_controllers::webhooks::WebhookConfig {
+                    database_url: url.clone(),
+                    private_networks: self.webhook_private_networks,
+                    timeout: Duration::from_secs(self.webhook_timeout_seconds),
+                }
+            }),
             ..Config::default()
         })
     }
@@ -397,6 +428,7 @@ const CRDS: &[&str] = &[
     "services.landlord.dev",
     "domains.landlord.dev",
     "featureflagsets.landlord.dev",
+    "webhookendpoints.landlord.dev",
 ];
 
 async fn wait_for_crds(client: &Client) {
@@ -592,7 +624,7 @@ async fn lead(
     // Each kind several controllers read is watched once; every controller subscribes
     // before the watches start, so that each sees the first list.
     let reflectors = landlord_controllers::reflectors::Reflectors::new(&ctx);
-    use landlord_controllers::{domain, flags, service, tenant};
+    use landlord_controllers::{domain, flags, service, tenant, webhooks};
     let done = |name: &'static str| move |()| info!(controller = name, "controller stopped");
     let tenants = tenant::run(ctx.clone(), &reflectors, stopped(term.clone())).map(done("tenant"));
     let flag_sets =
@@ -600,11 +632,13 @@ async fn lead(
     let services =
         service::run(ctx.clone(), &reflectors, stopped(term.clone())).map(done("service"));
     let domains = domain::run(ctx.clone(), &reflectors, stopped(term.clone())).map(done("domain"));
+    let webhooks =
+        webhooks::run(ctx.clone(), &reflectors, stopped(term.clone())).map(done("webhooks"));
     let pool = tenant::runtime::run_pool(ctx, stopped(term));
     let watches = reflectors.start();
     info!(identity = %identity, "controllers started");
     tokio::spawn(async move {
-        tokio::join!(tenants, flag_sets, services, domains, pool);
+        tokio::join!(tenants, flag_sets, services, domains, webhooks, pool);
         drop(watches);
     })
 }
