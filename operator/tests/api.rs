@@ -949,3 +949,184 @@ async fn connection_details_carry_credentials_only_to_callers_who_may_read_the_s
     h.delete_tenant(&name).await?;
     ns.cleanup().await
 }
+
+#[tokio::test]
+async fn a_tenant_admin_manages_its_domains_and_reads_its_flags_through_the_api()
+-> anyhow::Result<()> {
+    let h = Harness::start(LANDLORD).await?;
+    let api = ApiServer::start(h.cluster, &h.client, Path::new(LANDLORD)).await?;
+    let ns = TestNamespace::new(&h.client, "api-domains").await?;
+    let (admin, _) = caller(&h.client, &ns.name, "admin", &[]).await?;
+    let (viewer, _) = caller(&h.client, &ns.name, "viewer", &[]).await?;
+    let subject = |name: &str| service_account(&ns.name, name);
+    let own = h
+        .ready_tenant(
+            "api-domains",
+            json!({"tier": "shared", "admins": subject("admin"), "viewers": subject("viewer")}),
+        )
+        .await?;
+    let other = h
+        .ready_tenant("api-domains-other", json!({"tier": "shared"}))
+        .await?;
+    let domains = format!("/v1/tenants/{own}/domains");
+    let hostname = format!("shop.{own}.example.org");
+    let new_domain = json!({"metadata": {"name": "shop"}, "spec": {
+        "hostname": hostname, "tls": {"mode": "None"},
+        "routes": [{"pathPrefix": "/", "service": "web"}]}});
+
+    // The admin creates a Domain through the API, as itself, once RBAC knows it.
+    let created = once_authorized(|| async {
+        let answer = api
+            .call(
+                "POST",
+                &domains,
+                Some(&admin),
+                &[],
+                Some(("application/json", &new_domain)),
+            )
+            .await?;
+        Ok(if answer.status == 201 {
+            Ok(answer)
+        } else {
+            Err(answer)
+        })
+    })
+    .await?
+    .map_err(|refused| anyhow::anyhow!("create: {} {}", refused.status, refused.text))?;
+    assert_eq!(created.json["spec"]["hostname"], hostname.as_str());
+    // It reads the TXT record to publish, once the operator has looked.
+    let shop = format!("{domains}/shop");
+    let record = landlord_e2e::wait::until(
+        "the TXT record",
+        std::time::Duration::from_secs(60),
+        || async {
+            let answer = api.call("GET", &shop, Some(&admin), &[], None).await?;
+            anyhow::ensure!(answer.status == 200, "{}", answer.text);
+            Ok(answer.json["status"]["verification"]["recordName"]
+                .as_str()
+                .map(str::to_string))
+        },
+    )
+    .await?;
+    assert_eq!(record, format!("_landlord-challenge.{hostname}"));
+    // Verify now: the Domain carries the request, made as the admin.
+    let verify = api
+        .call("POST", &format!("{shop}/verify"), Some(&admin), &[], None)
+        .await?;
+    assert_eq!(verify.status, 202, "{}", verify.text);
+    assert!(
+        verify.json["metadata"]["annotations"]["landlord.dev/verify-requested-at"].is_string(),
+        "{}",
+        verify.text
+    );
+    // The list shows it; the viewer reads it but cannot create or delete.
+    let list = api.call("GET", &domains, Some(&viewer), &[], None).await?;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert_eq!(
+        list.json["items"][0]["metadata"]["name"], "shop",
+        "{}",
+        list.text
+    );
+    let refused = api
+        .call(
+            "POST",
+            &domains,
+            Some(&viewer),
+            &[],
+            Some((
+                "application/json",
+                &json!({"metadata": {"name": "mine"}, "spec": new_domain["spec"]}),
+            )),
+        )
+        .await?;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert_eq!(problem_type(&refused), "forbidden");
+    let refused = api.call("DELETE", &shop, Some(&viewer), &[], None).await?;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    // Bad input names the field, before anything reaches the API server.
+    let bad = api
+        .call(
+            "POST",
+            &domains,
+            Some(&admin),
+            &[],
+            Some((
+                "application/json",
+                &json!({"metadata": {"name": "bad"}, "spec": {"hostname": 7}}),
+            )),
+        )
+        .await?;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert_eq!(
+        bad.json["errors"][0]["field"], "spec.hostname",
+        "{}",
+        bad.text
+    );
+    // A hostname the CRD refuses: the API server's CEL message comes through, naming it.
+    let upper = api
+        .call(
+            "POST",
+            &domains,
+            Some(&admin),
+            &[],
+            Some((
+                "application/json",
+                &json!({"metadata": {"name": "upper"}, "spec": {"hostname": "Shop.Example.org"}}),
+            )),
+        )
+        .await?;
+    assert_eq!(upper.status, 422, "{}", upper.text);
+    assert!(upper.text.contains("spec.hostname"), "{}", upper.text);
+
+    // Another tenant's domains and flags do not exist for the admin.
+    for (method, path) in [
+        ("GET", format!("/v1/tenants/{other}/domains")),
+        ("POST", format!("/v1/tenants/{other}/domains")),
+        ("GET", format!("/v1/tenants/{other}/flags")),
+    ] {
+        let answer = api
+            .call(
+                method,
+                &path,
+                Some(&admin),
+                &[],
+                (method == "POST").then_some(("application/json", &new_domain)),
+            )
+            .await?;
+        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.text);
+    }
+
+    // Its effective flags are what tenant-runtime serves: the ConfigMap's document.
+    let flags = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{own}/flags"),
+            Some(&viewer),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(flags.status, 200, "{}", flags.text);
+    let stored = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        h.client.clone(),
+        &format!("tenant-{own}"),
+    )
+    .get("landlord-flags")
+    .await?;
+    let document: Value = serde_json::from_str(
+        stored
+            .data
+            .as_ref()
+            .and_then(|d| d.get("flags.json"))
+            .context("flags.json")?,
+    )?;
+    assert_eq!(flags.json, document);
+
+    // The admin deletes it.
+    let deleted = api.call("DELETE", &shop, Some(&admin), &[], None).await?;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    let gone = api.call("GET", &shop, Some(&admin), &[], None).await?;
+    assert_eq!(gone.status, 404, "{}", gone.text);
+    h.delete_tenants(&[&own, &other]).await?;
+    ns.cleanup().await
+}

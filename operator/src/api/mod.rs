@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod connection;
+pub mod domains;
 pub mod gitops;
 pub mod limits;
 pub mod openapi;
@@ -349,6 +350,78 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 &[403, 404, 409, 422, 429],
             ),
             post(t::resume),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/domains",
+                "listDomains",
+                "A Tenant's Domains, read as the caller in its namespace",
+                None,
+                &[(200, Some("DomainList"))],
+                &[403, 404],
+            ),
+            get(domains::list),
+        ),
+        (
+            e(
+                Method::POST,
+                "/v1/tenants/{name}/domains",
+                "createDomain",
+                "Create a Domain in a Tenant's namespace, as the caller; status.verification then names the TXT record to publish",
+                Some(("application/json", "NewDomain")),
+                &[(201, Some("Domain"))],
+                &[400, 403, 404, 409, 415, 422, 429],
+            ),
+            post(domains::create),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/domains/{domain}",
+                "getDomain",
+                "A Domain of a Tenant, with the TXT record to publish (status.verification) and its conditions",
+                None,
+                &[(200, Some("Domain"))],
+                &[403, 404],
+            ),
+            get(domains::get),
+        ),
+        (
+            e(
+                Method::DELETE,
+                "/v1/tenants/{name}/domains/{domain}",
+                "deleteDomain",
+                "Delete a Domain of a Tenant, as the caller",
+                None,
+                &[(204, None)],
+                &[403, 404, 429],
+            ),
+            delete(domains::delete),
+        ),
+        (
+            e(
+                Method::POST,
+                "/v1/tenants/{name}/domains/{domain}/verify",
+                "verifyDomain",
+                "Look up the Domain's TXT record now rather than at the operator's next interval",
+                None,
+                &[(202, Some("Domain"))],
+                &[403, 404, 409, 429],
+            ),
+            post(domains::verify),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/flags",
+                "getTenantFlags",
+                "A Tenant's effective feature flags, as Landlord resolved them (read as the caller)",
+                None,
+                &[(200, Some("EffectiveFlags"))],
+                &[403, 404],
+            ),
+            get(domains::flags),
         ),
         (
             e(

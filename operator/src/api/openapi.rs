@@ -4,7 +4,7 @@
 //! Schema 2020-12, what schemars produces.
 
 use axum::{Json, http::header, response::IntoResponse};
-use landlord_crds::{TenantSpec, TenantStatus};
+use landlord_crds::{DomainSpec, DomainStatus, TenantSpec, TenantStatus};
 use serde_json::{Map, Value, json};
 
 use super::{auth::Caller, connection::Connection, operation::Operation, problem::MEDIA_TYPE};
@@ -33,6 +33,8 @@ pub fn document() -> Value {
     add("Operation", schemars::schema_for!(Operation));
     add("Caller", schemars::schema_for!(Caller));
     add("Connection", schemars::schema_for!(Connection));
+    add("DomainSpec", schemars::schema_for!(DomainSpec));
+    add("DomainStatus", schemars::schema_for!(DomainStatus));
     let object_meta = json!({
         "type": "object",
         "properties": {
@@ -70,6 +72,58 @@ pub fn document() -> Value {
                 "items": {"type": "array", "items": {"$ref": "#/components/schemas/Tenant"}},
                 "nextCursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."},
             },
+        }),
+    );
+    schemas.insert(
+        "Domain".into(),
+        json!({
+            "type": "object",
+            "required": ["apiVersion", "kind", "metadata", "spec"],
+            "properties": {
+                "apiVersion": {"const": "landlord.dev/v1alpha1"},
+                "kind": {"const": "Domain"},
+                "metadata": object_meta,
+                "spec": {"$ref": "#/components/schemas/DomainSpec"},
+                "status": {"$ref": "#/components/schemas/DomainStatus"},
+            },
+        }),
+    );
+    schemas.insert(
+        "DomainList".into(),
+        json!({
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Domain"}},
+            },
+        }),
+    );
+    schemas.insert(
+        "NewDomain".into(),
+        json!({
+            "type": "object",
+            "required": ["metadata", "spec"],
+            "additionalProperties": false,
+            "properties": {
+                "apiVersion": {"const": "landlord.dev/v1alpha1"},
+                "kind": {"const": "Domain"},
+                "metadata": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+                    },
+                },
+                "spec": {"$ref": "#/components/schemas/DomainSpec"},
+            },
+        }),
+    );
+    schemas.insert(
+        "EffectiveFlags".into(),
+        json!({
+            "type": "object",
+            "description": "The tenant's flags as Landlord resolved them (the ConfigMap landlord-flags that tenant-runtime serves over OFREP).",
         }),
     );
     let labels = json!({"type": "object", "additionalProperties": {"type": "string"}});

@@ -402,7 +402,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
     Ok(key.to_string())
 }
 
-fn json_body(headers: &HeaderMap, body: &Bytes, media_type: &str) -> Result<Value, Problem> {
+pub(super) fn json_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    media_type: &str,
+) -> Result<Value, Problem> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -493,7 +497,7 @@ pub async fn create(
 
 /// Counts a write by the current caller to `tenant` (of plan `plan`) against the API's write
 /// limits. Errors: 429 once the caller's quota for the tenant is spent.
-fn count_write(
+pub(super) fn count_write(
     state: &ApiState,
     tenant: &str,
     plan: Option<&str>,
