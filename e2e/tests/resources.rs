@@ -61,7 +61,13 @@ async fn every_example_manifest_is_accepted() -> anyhow::Result<()> {
         .iter()
         .filter_map(|o| o.types.as_ref().map(|t| t.kind.clone()))
         .collect();
-    for kind in ["Tenant", "Service", "Domain", "FeatureFlagSet"] {
+    for kind in [
+        "Tenant",
+        "Service",
+        "Domain",
+        "FeatureFlagSet",
+        "WebhookEndpoint",
+    ] {
         assert!(
             kinds.iter().any(|k| k == kind),
             "manifests/examples has no {kind}"

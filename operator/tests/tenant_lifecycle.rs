@@ -1504,7 +1504,7 @@ async fn a_small_object_quota_still_fits_landlords_own_objects() -> anyhow::Resu
 /// Issue 11 item 7: the Domains and FeatureFlagSets a tenant may write (each held in the
 /// operator's memory) are always counted by its quota; past it, the API server refuses.
 #[tokio::test]
-async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyhow::Result<()> {
+async fn a_tenant_cannot_create_landlords_kinds_beyond_its_quota() -> anyhow::Result<()> {
     let h = Harness::start(LANDLORD).await?;
     let name = h
         .ready_tenant(
@@ -1512,7 +1512,7 @@ async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyho
             serde_json::json!({
                 "tier": "shared",
                 "admins": [{"kind": "User", "name": h.cluster.user_name()}],
-                "quota": {"objects": {"domains": 1, "featureFlagSets": 1}},
+                "quota": {"objects": {"domains": 1, "featureFlagSets": 1, "webhookEndpoints": 1}},
             }),
         )
         .await?;
@@ -1534,8 +1534,16 @@ async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyho
                      "variants": {"on": {"boolean": true}}, "defaultVariant": "on"}]},
         }))?)
     };
+    let hook = |n: &str| -> anyhow::Result<landlord_crds::WebhookEndpoint> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "apiVersion": "landlord.dev/v1alpha1", "kind": "WebhookEndpoint",
+            "metadata": {"name": n, "namespace": ns},
+            "spec": {"url": "https://hooks.example.org/landlord", "secretRef": {"name": "hook"}},
+        }))?)
+    };
     let domains = Api::<landlord_crds::Domain>::namespaced(user.clone(), &ns);
     let sets = Api::<landlord_crds::FeatureFlagSet>::namespaced(user.clone(), &ns);
+    let hooks = Api::<landlord_crds::WebhookEndpoint>::namespaced(user.clone(), &ns);
     // The quota controller counts asynchronously: the first create may race its status.
     wait::until(
         "the quota counts Landlord's kinds",
@@ -1545,9 +1553,9 @@ async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyho
                 .get("landlord-quota")
                 .await?;
             let used = q.status.and_then(|s| s.used).unwrap_or_default();
-            Ok(used
-                .contains_key("count/domains.landlord.dev")
-                .then_some(()))
+            Ok((used.contains_key("count/domains.landlord.dev")
+                && used.contains_key("count/webhookendpoints.landlord.dev"))
+            .then_some(()))
         },
     )
     .await?;
@@ -1558,6 +1566,10 @@ async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyho
     sets.create(&PostParams::default(), &set("first")?)
         .await
         .context("the first FeatureFlagSet fits")?;
+    hooks
+        .create(&PostParams::default(), &hook("first")?)
+        .await
+        .context("the first WebhookEndpoint fits")?;
     for (what, result) in [
         (
             "a second Domain",
@@ -1569,6 +1581,13 @@ async fn a_tenant_cannot_create_domains_or_flag_sets_beyond_its_quota() -> anyho
         (
             "a second FeatureFlagSet",
             sets.create(&PostParams::default(), &set("second")?)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "a second WebhookEndpoint",
+            hooks
+                .create(&PostParams::default(), &hook("second")?)
                 .await
                 .map(|_| ()),
         ),

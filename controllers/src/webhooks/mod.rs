@@ -337,7 +337,11 @@ async fn flush(
     dirty: HashMap<String, Sight>,
     known: &mut HashMap<String, Subject>,
 ) -> Vec<(String, Sight)> {
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    // Whole seconds, like the conditions' times that stamp most events.
+    let now =
+        k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second())
+            .unwrap_or_default()
+            .to_string();
     let platform = &ctx.config.platform_namespace;
     let endpoints = endpoints.state();
     let mut queued = false;
