@@ -374,6 +374,51 @@ async fn lifecycle_events_arrive_signed_at_least_once_across_an_operator_kill_an
         .await?;
     wait_ready(&h.client, &platform, &hook, "True", "Delivering").await?;
 
+    // 410 Gone stops delivery to the endpoint until its spec changes.
+    receiver.answer(Answer::Fail(410));
+    let suspend = |suspended: bool| {
+        let tenants = tenants.clone();
+        let name = name.clone();
+        async move {
+            tenants
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"suspended": suspended}})),
+                )
+                .await
+        }
+    };
+    suspend(true).await?;
+    let gone = wait_ready(&h.client, &platform, &hook, "False", "EndpointGone").await?;
+    assert!(gone.contains("410"), "{gone}");
+    receiver.answer(Answer::Accept);
+    let hooks = Api::<WebhookEndpoint>::namespaced(h.client.clone(), &platform);
+    hooks
+        .patch(
+            &hook,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"url": format!("{}/hooks/platform?v=2", receiver.url)}})),
+        )
+        .await?;
+    wait_ready(&h.client, &platform, &hook, "True", "Delivering").await?;
+    let resumed_before = receiver
+        .of("platform", &name)
+        .into_iter()
+        .filter(|r| r.type_ == "tenant.resumed")
+        .count();
+    suspend(false).await?;
+    wait::until("a second tenant.resumed", ARRIVAL, || async {
+        Ok((receiver
+            .of("platform", &name)
+            .into_iter()
+            .filter(|r| r.type_ == "tenant.resumed")
+            .count()
+            > resumed_before)
+            .then_some(()))
+    })
+    .await?;
+
     // At rest: no status write to any endpoint.
     let (from, _) = operator_writes(h.cluster, 0)?;
     tokio::time::sleep(Duration::from_secs(8)).await;

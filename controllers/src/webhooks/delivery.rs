@@ -68,11 +68,17 @@ pub fn is_private(ip: IpAddr) -> bool {
                 return is_private(IpAddr::V4(v4));
             }
             let first = v6.segments()[0];
+            // IPv4-compatible (::a.b.c.d, deprecated) embeds an IPv4 address too.
+            if v6.segments()[..6].iter().all(|s| *s == 0) {
+                return true;
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                // Site-local (deprecated), still routed inside some networks.
+                || (first & 0xffc0) == 0xfec0
                 // NAT64 and 6to4 embed IPv4 addresses that may be private.
                 || first == 0x0064
                 || first == 0x2002
@@ -243,8 +249,10 @@ impl Sender {
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        // Read (a bounded part of) the body so that the connection can be reused.
-        let _ = tokio::time::timeout(Duration::from_secs(1), response.into_body().collect()).await;
+        // Read the body (at most 64 KiB, for a second) so that the connection can be
+        // reused; a larger or slower one is dropped with its connection.
+        let body = http_body_util::Limited::new(response.into_body(), 64 * 1024);
+        let _ = tokio::time::timeout(Duration::from_secs(1), body.collect()).await;
         if (200..300).contains(&status) {
             Outcome::Delivered { status }
         } else {
@@ -315,6 +323,8 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "::a9fe:a9fe",
+            "fec0::1",
         ] {
             assert!(is_private(private.parse().expect(private)), "{private}");
         }

@@ -93,10 +93,9 @@ pub enum Health {
 /// What else the status depends on.
 #[derive(Clone, Debug)]
 pub struct Facts<'a> {
-    /// Whether the operator has an outbox database.
-    pub configured: bool,
-    /// The outbox database's last error, if its last use failed.
-    pub outbox_error: Option<&'a str>,
+    /// Why no event can reach any endpoint now, if so: `WebhooksNotConfigured` (no outbox
+    /// database, no trusted roots) or `OutboxUnavailable`, with the message.
+    pub unavailable: Option<(Reason, String)>,
     pub private_ok: bool,
     pub now: &'a Time,
 }
@@ -126,11 +125,12 @@ pub fn status(
             .any(|r| c.reason.as_str() == *r)
         });
     let failing = |reason, message: String| Observation::new(READY, Status::False, reason, message);
-    let observation = if !facts.configured {
-        failing(
-            Reason::WebhooksNotConfigured,
-            "the operator runs without an outbox database (--webhook-database-url): no events are sent".into(),
-        )
+    let observation = if let Some((reason, message)) = facts
+        .unavailable
+        .clone()
+        .filter(|(reason, _)| *reason == Reason::WebhooksNotConfigured)
+    {
+        failing(reason, message)
     } else if endpoint.spec.disabled {
         failing(
             Reason::Paused,
@@ -138,11 +138,8 @@ pub fn status(
         )
     } else if let Err(refusal) = super::delivery::check_url(url, facts.private_ok) {
         failing(Reason::UrlNotAllowed, format!("spec.url {url}: {refusal}"))
-    } else if let Some(error) = facts.outbox_error {
-        failing(
-            Reason::OutboxUnavailable,
-            format!("the outbox database does not answer ({error}); events wait until it does"),
-        )
+    } else if let Some((reason, message)) = facts.unavailable.clone() {
+        failing(reason, message)
     } else {
         match (health, carried) {
             (Some(Health::Failing { reason, message }), _) => failing(*reason, message.clone()),
@@ -284,8 +281,7 @@ mod tests {
     fn status_names_what_keeps_events_from_the_endpoint() {
         let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         let facts = Facts {
-            configured: true,
-            outbox_error: None,
+            unavailable: None,
             private_ok: false,
             now: &now,
         };
@@ -325,7 +321,7 @@ mod tests {
         );
 
         let unconfigured = Facts {
-            configured: false,
+            unavailable: Some((Reason::WebhooksNotConfigured, "no outbox".into())),
             ..facts.clone()
         };
         assert_eq!(
@@ -333,7 +329,7 @@ mod tests {
             "WebhooksNotConfigured"
         );
         let outage = Facts {
-            outbox_error: Some("connection refused"),
+            unavailable: Some((Reason::OutboxUnavailable, "connection refused".into())),
             ..facts
         };
         assert_eq!(

@@ -75,14 +75,17 @@ impl std::fmt::Debug for WebhookConfig {
 
 /// The field manager of endpoint status writes.
 const MANAGER: &str = "landlord/webhooks";
-/// Deliveries sent at once.
-const BATCH: i64 = 16;
 
 /// What the loops share.
 #[derive(Default)]
 struct Shared {
-    health: Mutex<HashMap<String, Health>>,
-    outbox_error: Mutex<Option<String>>,
+    /// Per endpoint uid: the generation an attempt was made for, and what it learnt.
+    health: Mutex<HashMap<String, (Option<i64>, Health)>>,
+    /// The outbox's last error, per loop (produce, deliver): one loop's success does not
+    /// hide the other's failure.
+    outbox_errors: Mutex<HashMap<&'static str, String>>,
+    /// Why nothing can be sent at all (no trusted roots), if so.
+    unsendable: Mutex<Option<String>>,
     /// Wakes delivery (new deliveries) and reporting (new health).
     queued: Notify,
     changed: Notify,
@@ -91,21 +94,23 @@ struct Shared {
 }
 
 impl Shared {
-    fn outbox_result<T>(&self, result: Result<T, sqlx::Error>) -> Option<T> {
-        let mut error = self.outbox_error.lock().unwrap_or_else(|p| p.into_inner());
-        let before = error.clone();
+    /// Passes a result of loop `part` through, recording whether the outbox failed.
+    fn outbox_result<T>(&self, part: &'static str, result: Result<T, sqlx::Error>) -> Option<T> {
+        let mut errors = lock(&self.outbox_errors);
+        let before = errors.get(part).cloned();
         let value = match result {
             Ok(value) => {
-                *error = None;
+                errors.remove(part);
                 Some(value)
             }
             Err(e) => {
-                *error = Some(Failure::from_sqlx("outbox", "webhooks", &e).message);
+                errors.insert(part, Failure::from_sqlx("outbox", part, &e).message);
                 None
             }
         };
-        if *error != before {
-            if let Some(e) = &*error {
+        let after = errors.get(part).cloned();
+        if after != before {
+            if let Some(e) = &after {
                 warn!(error = %e, "the webhook outbox database failed");
             }
             self.changed.notify_one();
@@ -113,10 +118,20 @@ impl Shared {
         value
     }
 
-    fn set_health(&self, uid: &str, health: Health) {
-        let mut map = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(uid) != Some(&health) {
-            map.insert(uid.to_string(), health);
+    /// The first outbox error of any loop.
+    fn outbox_error(&self) -> Option<String> {
+        let errors = lock(&self.outbox_errors);
+        let mut all: Vec<_> = errors.iter().collect();
+        all.sort();
+        all.first().map(|(_, e)| (*e).clone())
+    }
+
+    fn set_health(&self, endpoint: &WebhookEndpoint, health: Health) {
+        let uid = endpoint.uid().unwrap_or_default();
+        let entry = (endpoint.metadata.generation, health);
+        let mut map = lock(&self.health);
+        if map.get(&uid) != Some(&entry) {
+            map.insert(uid, entry);
             self.changed.notify_one();
         }
     }
@@ -142,6 +157,7 @@ pub fn run<S: Future<Output = ()>>(
             .map(|outbox| produce(ctx.clone(), outbox.clone(), shared.clone(), reflectors));
         (config, outbox, sender, produce)
     });
+    let synced = reflectors.webhook_endpoints.synced();
     async move {
         let work = async {
             let Some((config, outbox, sender, produce)) = parts else {
@@ -150,7 +166,7 @@ pub fn run<S: Future<Output = ()>>(
             let (outbox, produce) = match (outbox, produce) {
                 (Ok(outbox), Some(produce)) => (outbox, produce),
                 (Err(e), _) => {
-                    shared.outbox_result::<()>(Err(e));
+                    shared.outbox_result::<()>("connect", Err(e));
                     return report.await;
                 }
                 (Ok(_), None) => return report.await,
@@ -158,11 +174,22 @@ pub fn run<S: Future<Output = ()>>(
             let sender = match sender {
                 Ok(sender) => sender,
                 Err(e) => {
-                    warn!(error = %e, "webhooks: no trusted roots; nothing is sent");
+                    warn!(error = %e, "webhooks: no trusted TLS roots; nothing is sent");
+                    *lock(&shared.unsendable) = Some(format!(
+                        "the operator has no trusted TLS roots ({e}): no events are sent"
+                    ));
                     return report.await;
                 }
             };
-            let deliver = deliver(ctx, outbox, sender, config, shared.clone(), endpoints);
+            let deliver = deliver(
+                ctx,
+                outbox,
+                sender,
+                config,
+                shared.clone(),
+                endpoints,
+                synced,
+            );
             future::join3(produce, deliver, report).await;
         };
         tokio::select! {
@@ -201,16 +228,19 @@ fn produce(
         }
     });
     let endpoints = reflectors.webhook_endpoints.store();
+    let endpoints_listed = reflectors.webhook_endpoints.synced();
     let flusher = async move {
+        // Events recorded before the endpoints are known would have no receivers.
+        endpoints_listed.wait().await;
         let since = loop {
-            if let Some(since) = shared.outbox_result(outbox.migrate().await) {
+            if let Some(since) = shared.outbox_result("produce", outbox.migrate().await) {
                 shared.migrated.send_replace(true);
                 break since;
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
         };
         let mut known: HashMap<String, Subject> = loop {
-            if let Some(subjects) = shared.outbox_result(outbox.subjects().await) {
+            if let Some(subjects) = shared.outbox_result("produce", outbox.subjects().await) {
                 break subjects.into_iter().collect();
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -310,7 +340,11 @@ impl Collected {
                 {
                     listed.insert(uid.clone());
                 }
-                self.dirty.insert(uid, (state(o), created(o)));
+                // An object events do not describe yet (a Domain without its tenant) is
+                // left as last recorded: only a deletion ends a subject.
+                if let Some(subject) = state(o) {
+                    self.dirty.insert(uid, (Some(subject), created(o)));
+                }
             }
             watcher::Event::Delete(o) => {
                 if let Some(uid) = o.meta().uid.clone() {
@@ -369,7 +403,14 @@ async fn flush(
                 (event, receivers)
             })
             .collect();
-        match shared.outbox_result(outbox.record(&uid, state.as_ref(), &addressed).await) {
+        let recorded = outbox.record(&uid, state.as_ref(), &addressed).await;
+        if let Err(sqlx::Error::Database(refused)) = &recorded {
+            // The server refused this one record (not an outage): retrying it would only
+            // hold back the others, so it is dropped, loudly.
+            warn!(uid = %uid, error = %refused.message(), "the outbox refused a webhook subject's record; its events are dropped");
+            continue;
+        }
+        match shared.outbox_result("produce", recorded) {
             Some(()) => {
                 for (event, receivers) in &addressed {
                     info!(
@@ -427,7 +468,12 @@ fn receivers(
         .collect()
 }
 
-/// The deliver loop.
+/// Deliveries in flight at once.
+const IN_FLIGHT: usize = 32;
+
+/// The deliver loop: keeps up to [`IN_FLIGHT`] deliveries in flight, at most one per
+/// endpoint (so that a slow or dead receiver holds one slot, not the others'), claiming more
+/// as slots free up.
 async fn deliver(
     ctx: Arc<Context>,
     outbox: Outbox,
@@ -435,40 +481,72 @@ async fn deliver(
     config: WebhookConfig,
     shared: Arc<Shared>,
     endpoints: Store<WebhookEndpoint>,
+    endpoints_listed: crate::reflectors::Synced,
 ) {
-    // A lease outlives an attempt; a killed sender's deliveries are sent again after it.
-    let lease = config.timeout * 2 + Duration::from_secs(1);
+    // A lease outlives an attempt (which is bounded below); a killed sender's deliveries
+    // are sent again after it.
+    let bound = config.timeout + Duration::from_secs(5);
+    let lease = bound * 2;
     let _ = shared.migrated.subscribe().wait_for(|done| *done).await;
+    // A delivery to an endpoint not listed yet would be given up as deleted.
+    endpoints_listed.wait().await;
     let mut prune = tokio::time::interval(Duration::from_secs(3600));
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut busy: HashSet<String> = HashSet::new();
     loop {
-        let claimed = match shared.outbox_result(outbox.claim(BATCH, lease).await) {
-            Some(claimed) => claimed,
-            None => {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
+        let free = IN_FLIGHT.saturating_sub(in_flight.len());
+        if free > 0 {
+            let exclude: Vec<String> = busy.iter().cloned().collect();
+            let claimed =
+                shared.outbox_result("deliver", outbox.claim(free as i64, lease, &exclude).await);
+            // One delivery per endpoint at a time: the claim may hold several.
+            let mut by_endpoint: HashMap<String, Vec<Claimed>> = HashMap::new();
+            for claimed in claimed.unwrap_or_default() {
+                by_endpoint
+                    .entry(claimed.endpoint_uid.clone())
+                    .or_default()
+                    .push(claimed);
             }
-        };
-        if claimed.is_empty() {
-            tokio::select! {
-                _ = shared.queued.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = prune.tick() => {
-                    let day = Duration::from_secs(86400);
-                    if let Some(pruned) = shared.outbox_result(outbox.prune(7 * day, 30 * day).await)
-                        && pruned > 0
-                    {
-                        info!(events = pruned, "pruned delivered webhook events");
+            for (uid, claimed) in by_endpoint {
+                busy.insert(uid.clone());
+                let (ctx, sender, config, shared, endpoints, outbox) =
+                    (&ctx, &sender, &config, &shared, &endpoints, &outbox);
+                in_flight.push(async move {
+                    for claimed in &claimed {
+                        let settled = match tokio::time::timeout(
+                            bound,
+                            attempt(ctx, sender, config, shared, endpoints, claimed),
+                        )
+                        .await
+                        {
+                            Ok(settled) => settled,
+                            Err(_) => Settled::Retry {
+                                wait: delivery::SCHEDULE[0],
+                                status: None,
+                                error: format!("the attempt took over {} s", bound.as_secs()),
+                            },
+                        };
+                        shared.outbox_result("deliver", outbox.settle(claimed, &settled).await);
                     }
+                    uid
+                });
+            }
+        }
+        tokio::select! {
+            Some(uid) = in_flight.next(), if !in_flight.is_empty() => {
+                busy.remove(&uid);
+            }
+            _ = shared.queued.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = prune.tick() => {
+                let day = Duration::from_secs(86400);
+                if let Some(pruned) =
+                    shared.outbox_result("deliver", outbox.prune(7 * day, 30 * day).await)
+                    && pruned > 0
+                {
+                    info!(events = pruned, "pruned delivered webhook events");
                 }
             }
-            continue;
-        }
-        let attempts = claimed
-            .iter()
-            .map(|c| attempt(&ctx, &sender, &config, &shared, &endpoints, c));
-        let settled = future::join_all(attempts).await;
-        for (claimed, settled) in claimed.iter().zip(settled) {
-            shared.outbox_result(outbox.settle(claimed, &settled).await);
         }
     }
 }
@@ -499,13 +577,12 @@ async fn attempt(
     if endpoint::is_gone(&endpoint) {
         return given_up("the endpoint answered 410 Gone");
     }
-    let uid = claimed.endpoint_uid.as_str();
     let platform = &ctx.config.platform_namespace;
     let private_ok = endpoint::private_ok(&endpoint, config.private_networks, platform);
     let url = &endpoint.spec.url;
     let fail = |reason: Reason, message: String, status: Option<u16>, retry_after| {
         shared.set_health(
-            uid,
+            &endpoint,
             Health::Failing {
                 reason,
                 message: message.clone(),
@@ -545,7 +622,7 @@ async fn attempt(
         .await
     {
         Outcome::Delivered { status } => {
-            shared.set_health(uid, Health::Delivering);
+            shared.set_health(&endpoint, Health::Delivering);
             Settled::Delivered { status }
         }
         Outcome::Answered { status: 410, .. } => {
@@ -553,7 +630,7 @@ async fn attempt(
                 "POST {url} answered 410 Gone: nothing more is sent to this endpoint until its spec changes"
             );
             shared.set_health(
-                uid,
+                &endpoint,
                 Health::Gone {
                     message: message.clone(),
                 },
@@ -640,30 +717,43 @@ fn report(
     let mut touched = reflectors.webhook_endpoints.events();
     let synced = reflectors.webhook_endpoints.synced();
     async move {
-        synced.wait().await;
+        // Drain the endpoints' events while they are listed: the shared watch waits for
+        // every reader, and would stall on a full channel before the list completes.
+        {
+            let listed = synced.wait();
+            tokio::pin!(listed);
+            loop {
+                tokio::select! {
+                    _ = &mut listed => break,
+                    _ = touched.next() => {}
+                }
+            }
+        }
         loop {
             let now = Time(k8s_openapi::jiff::Timestamp::now());
-            let configured = ctx.config.webhooks.is_some();
             let policy = ctx
                 .config
                 .webhooks
                 .as_ref()
                 .map(|w| w.private_networks)
                 .unwrap_or_default();
-            let outbox_error = shared
-                .outbox_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            let health = shared
-                .health
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let unavailable = match (&ctx.config.webhooks, lock(&shared.unsendable).clone()) {
+                (None, _) => Some((
+                    Reason::WebhooksNotConfigured,
+                    "the operator runs without an outbox database (--webhook-database-url): no events are sent".to_string(),
+                )),
+                (Some(_), Some(why)) => Some((Reason::WebhooksNotConfigured, why)),
+                (Some(_), None) => shared.outbox_error().map(|error| {
+                    (
+                        Reason::OutboxUnavailable,
+                        format!("the outbox database does not answer ({error}); events wait until it does"),
+                    )
+                }),
+            };
+            let health = lock(&shared.health).clone();
             for endpoint in endpoints.state() {
                 let facts = endpoint::Facts {
-                    configured,
-                    outbox_error: outbox_error.as_deref(),
+                    unavailable: unavailable.clone(),
                     private_ok: endpoint::private_ok(
                         &endpoint,
                         policy,
@@ -672,7 +762,12 @@ fn report(
                     now: &now,
                 };
                 let uid = endpoint.uid().unwrap_or_default();
-                let desired = endpoint::status(&endpoint, health.get(&uid), &facts);
+                // What an attempt learnt of an earlier spec says nothing of this one.
+                let learnt = health
+                    .get(&uid)
+                    .filter(|(generation, _)| *generation == endpoint.metadata.generation)
+                    .map(|(_, health)| health);
+                let desired = endpoint::status(&endpoint, learnt, &facts);
                 let api = Api::<WebhookEndpoint>::namespaced(
                     ctx.client.clone(),
                     &endpoint.namespace().unwrap_or_default(),

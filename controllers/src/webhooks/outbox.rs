@@ -38,6 +38,9 @@ pub struct Outbox {
     pool: PgPool,
 }
 
+/// Attempts of one delivery at most: the first and one per step of the retry schedule.
+pub const MAX_ATTEMPTS: i32 = super::delivery::SCHEDULE.len() as i32 + 1;
+
 /// A delivery claimed for sending.
 #[derive(Clone, Debug)]
 pub struct Claimed {
@@ -176,13 +179,21 @@ impl Outbox {
     }
 
     /// Leases up to `limit` due deliveries for `lease` (each attempt counted now), oldest
-    /// first; deliveries leased by another process are skipped, not waited for.
-    pub async fn claim(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>, sqlx::Error> {
+    /// first, except those to the endpoints `busy` (uids); deliveries leased by another
+    /// process are skipped, not waited for. A delivery claimed [`MAX_ATTEMPTS`] times is not
+    /// claimed again (its sender died each time: see [`Outbox::prune`]).
+    pub async fn claim(
+        &self,
+        limit: i64,
+        lease: Duration,
+        busy: &[String],
+    ) -> Result<Vec<Claimed>, sqlx::Error> {
         let rows = sqlx::query(
             "with due as ( \
                select event_id, endpoint_uid from webhook_deliveries \
                where state = 'pending' and next_attempt_at <= now() \
                  and (lease_until is null or lease_until < now()) \
+                 and attempts < $3 and not (endpoint_uid = any($4)) \
                order by next_attempt_at limit $1 for update skip locked) \
              update webhook_deliveries d \
                set lease_until = now() + make_interval(secs => $2), attempts = d.attempts + 1 \
@@ -193,6 +204,8 @@ impl Outbox {
         )
         .bind(limit)
         .bind(lease.as_secs_f64())
+        .bind(MAX_ATTEMPTS)
+        .bind(busy)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -224,7 +237,7 @@ impl Outbox {
                next_attempt_at = now() + make_interval(secs => coalesce($4, 0)), \
                last_status = $5, last_error = $6, \
                delivered_at = case when $3 = 'delivered' then now() end \
-             where event_id = $1 and endpoint_uid = $2",
+             where event_id = $1 and endpoint_uid = $2 and attempts = $7 and state = 'pending'",
         )
         .bind(&claimed.event_id)
         .bind(&claimed.endpoint_uid)
@@ -232,13 +245,25 @@ impl Outbox {
         .bind(wait.map(|w| w.as_secs_f64()))
         .bind(status.map(i32::from))
         .bind(error)
+        // Fenced: an attempt that outlived its lease does not settle a later claim's.
+        .bind(claimed.attempt)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Deletes delivered events older than `keep` and given-up ones older than `keep_failed`.
+    /// Gives up deliveries whose every attempt died with its sender (claimed
+    /// [`MAX_ATTEMPTS`] times, the last lease expired); deletes delivered events older than
+    /// `keep` and given-up ones older than `keep_failed`.
     pub async fn prune(&self, keep: Duration, keep_failed: Duration) -> Result<u64, sqlx::Error> {
+        sqlx::query(
+            "update webhook_deliveries set state = 'given_up', lease_until = null, \
+               last_error = 'every attempt ended without an answer being recorded' \
+             where state = 'pending' and attempts >= $1 and lease_until < now()",
+        )
+        .bind(MAX_ATTEMPTS)
+        .execute(&self.pool)
+        .await?;
         let done = sqlx::query(
             "delete from webhook_events e where e.created_at < now() - make_interval(secs => $1) \
              and not exists (select 1 from webhook_deliveries d where d.event_id = e.id \
