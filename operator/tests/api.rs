@@ -648,35 +648,52 @@ async fn a_property_based_fuzzer_finds_no_server_error_and_no_answer_outside_the
     // Something to read, patch and delete besides what the fuzzer makes.
     let seed = h.new_tenant("api-fuzz", json!({"tier": "shared"})).await?;
     let report = std::env::temp_dir().join(unique_name("schemathesis"));
-    let output = std::process::Command::new(&st)
-        .arg("run")
-        .arg(api.url("/v1/openapi.json"))
-        .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-            "--header",
-            &format!("Authorization: Bearer {token}"),
-            // A stream lasts minutes by design (and has its own test): answered 200, it
-            // would hold every generated request until the request timeout.
-            "--exclude-operation-id",
-            "streamTenantEvents",
-            "--max-examples",
-            "25",
-            "--phases",
-            "examples,coverage,fuzzing",
-            "--workers",
-            "2",
-            "--request-timeout",
-            "90",
-            "--seed",
-            "1",
-            "--no-color",
-            "--generation-database",
-            "none",
-            "--report-dir",
-        ])
-        .arg(&report)
-        .output()?;
+    let fuzz = || {
+        std::process::Command::new(&st)
+            .arg("run")
+            .arg(api.url("/v1/openapi.json"))
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                "--header",
+                &format!("Authorization: Bearer {token}"),
+                // A stream lasts minutes by design (and has its own test): answered 200, it
+                // would hold every generated request until the request timeout.
+                "--exclude-operation-id",
+                "streamTenantEvents",
+                "--max-examples",
+                "25",
+                "--phases",
+                "examples,coverage,fuzzing",
+                // One worker: Hypothesis describing its strategies parses source with `ast`,
+                // whose recursion counter CPython 3.11 does not keep per thread.
+                "--workers",
+                "1",
+                "--request-timeout",
+                "90",
+                "--seed",
+                "1",
+                "--no-color",
+                "--generation-database",
+                "none",
+                "--report-dir",
+            ])
+            .arg(&report)
+            .output()
+    };
+    let mut output = fuzz()?;
+    // That CPython fault inside the tool (not an answer of the API) ends the run as a
+    // "Runtime Error"; a run that hit it, and nothing else, is made once more (seed fixed).
+    let tool_fault = |o: &std::process::Output| {
+        let text = String::from_utf8_lossy(&o.stdout);
+        !o.status.success()
+            && text.contains("AST constructor recursion depth mismatch")
+            && !text.contains("FAILURES")
+    };
+    if tool_fault(&output) {
+        eprintln!("schemathesis hit CPython's ast recursion fault; running it once more");
+        output = fuzz()?;
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     // The fuzzer's own Tenants (it creates valid ones too): made as its caller.
     let made: Vec<String> = audit::requests_on_resource(h.cluster, "tenants")?

@@ -21,7 +21,11 @@ use kube::{
 use landlord_crds::{Domain, DomainSpec, Tenant};
 use serde_json::{Value, json};
 
-use super::{ApiState, auth, problem::Problem, tenants};
+use super::{
+    ApiState, auth,
+    problem::Problem,
+    tenants::{self, wire},
+};
 
 /// The annotation whose change makes the Domain controller look up the TXT record at once.
 pub const VERIFY_REQUESTED: &str = "landlord.dev/verify-requested-at";
@@ -37,15 +41,6 @@ async fn namespace(state: &ApiState, name: &str) -> Result<(Tenant, String), Pro
         .and_then(|s| s.namespace.clone())
         .unwrap_or_else(|| tenant.namespace_name());
     Ok((tenant, namespace))
-}
-
-/// A Domain as the API shows it (the object without managedFields).
-fn wire(domain: &Domain) -> Value {
-    let mut value = serde_json::to_value(domain).unwrap_or(Value::Null);
-    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-    }
-    value
 }
 
 /// `GET /v1/tenants/{name}/domains`.
@@ -114,41 +109,7 @@ pub async fn get(
 /// The body of a create: `{metadata: {name}, spec}`; the spec is checked against the Domain
 /// type, the error naming the field.
 fn new_domain(body: &Value) -> Result<Domain, Problem> {
-    let object = body.as_object().ok_or_else(|| {
-        Problem::invalid_field("(body)", "FieldValueInvalid", "must be a JSON object")
-    })?;
-    if let Some(key) = object
-        .keys()
-        .find(|k| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "spec"))
-    {
-        return Err(Problem::invalid_field(
-            key,
-            "FieldValueNotSupported",
-            "not accepted on create (allowed: apiVersion, kind, metadata, spec)",
-        ));
-    }
-    let name = body
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            Problem::invalid_field(
-                "metadata.name",
-                "FieldValueRequired",
-                "a Domain needs a name",
-            )
-        })?;
-    if let Some(key) = body
-        .get("metadata")
-        .and_then(Value::as_object)
-        .and_then(|m| m.keys().find(|k| k.as_str() != "name"))
-    {
-        return Err(Problem::invalid_field(
-            &format!("metadata.{key}"),
-            "FieldValueNotSupported",
-            "not accepted on create (allowed: name)",
-        ));
-    }
+    let (_, name) = tenants::create_body(body, "Domain", &["name"])?;
     let spec = body.get("spec").cloned().unwrap_or(Value::Null);
     let spec: DomainSpec = serde_path_to_error::deserialize(spec).map_err(|e| {
         let path = e.path().to_string();

@@ -49,20 +49,22 @@ pub fn document() -> Value {
             "finalizers": {"type": "array", "items": {"type": "string"}},
         },
     });
-    schemas.insert(
-        "Tenant".into(),
+    // A Landlord object as the API shows it: its metadata, spec and status.
+    let resource = |kind: &str| {
         json!({
             "type": "object",
             "required": ["apiVersion", "kind", "metadata", "spec"],
             "properties": {
                 "apiVersion": {"const": "landlord.dev/v1alpha1"},
-                "kind": {"const": "Tenant"},
+                "kind": {"const": kind},
                 "metadata": object_meta,
-                "spec": {"$ref": "#/components/schemas/TenantSpec"},
-                "status": {"$ref": "#/components/schemas/TenantStatus"},
+                "spec": {"$ref": format!("#/components/schemas/{kind}Spec")},
+                "status": {"$ref": format!("#/components/schemas/{kind}Status")},
             },
-        }),
-    );
+        })
+    };
+    schemas.insert("Tenant".into(), resource("Tenant"));
+    schemas.insert("Domain".into(), resource("Domain"));
     schemas.insert(
         "TenantList".into(),
         json!({
@@ -71,20 +73,6 @@ pub fn document() -> Value {
             "properties": {
                 "items": {"type": "array", "items": {"$ref": "#/components/schemas/Tenant"}},
                 "nextCursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."},
-            },
-        }),
-    );
-    schemas.insert(
-        "Domain".into(),
-        json!({
-            "type": "object",
-            "required": ["apiVersion", "kind", "metadata", "spec"],
-            "properties": {
-                "apiVersion": {"const": "landlord.dev/v1alpha1"},
-                "kind": {"const": "Domain"},
-                "metadata": object_meta,
-                "spec": {"$ref": "#/components/schemas/DomainSpec"},
-                "status": {"$ref": "#/components/schemas/DomainStatus"},
             },
         }),
     );

@@ -219,12 +219,74 @@ pub fn names_caller(tenant: &Tenant, caller: &Caller) -> bool {
 }
 
 /// A Tenant as the API answers it: the object without `managedFields`.
-pub fn wire(tenant: &Tenant) -> Value {
-    let mut value = serde_json::to_value(tenant).unwrap_or(Value::Null);
+pub fn wire<K: serde::Serialize>(object: &K) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
     }
     value
+}
+
+/// Checks a create's body: a JSON object of `apiVersion`, `kind`, `metadata` (of the keys
+/// `metadata_keys`) and `spec`, with a non-empty `metadata.name`; returns the metadata and
+/// the name. Errors name the field.
+pub(super) fn create_body<'a>(
+    body: &'a Value,
+    kind: &str,
+    metadata_keys: &[&str],
+) -> Result<(&'a serde_json::Map<String, Value>, &'a str), Problem> {
+    let object = body.as_object().ok_or_else(|| {
+        Problem::invalid_field("(body)", "FieldValueInvalid", "must be a JSON object")
+    })?;
+    if let Some(key) = object
+        .keys()
+        .find(|k| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "spec"))
+    {
+        return Err(Problem::invalid_field(
+            key,
+            "FieldValueNotSupported",
+            "not accepted on create (allowed: apiVersion, kind, metadata, spec)",
+        ));
+    }
+    let meta = match body.get("metadata") {
+        Some(Value::Object(meta)) => meta,
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "metadata",
+                "FieldValueInvalid",
+                "must be an object",
+            ));
+        }
+        None => {
+            return Err(Problem::invalid_field(
+                "metadata.name",
+                "FieldValueRequired",
+                format!("a {kind} needs a name"),
+            ));
+        }
+    };
+    if let Some(key) = meta.keys().find(|k| !metadata_keys.contains(&k.as_str())) {
+        return Err(Problem::invalid_field(
+            &format!("metadata.{key}"),
+            "FieldValueNotSupported",
+            format!(
+                "not accepted on create (allowed: {})",
+                metadata_keys.join(", ")
+            ),
+        ));
+    }
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            Problem::invalid_field(
+                "metadata.name",
+                "FieldValueRequired",
+                format!("a {kind} needs a name"),
+            )
+        })?;
+    Ok((meta, name))
 }
 
 /// The Tenant `name` as the caller sees it; a Tenant the caller may not read is not found
@@ -300,46 +362,7 @@ pub async fn get_status(
 
 /// The body of `POST /v1/tenants`: a Tenant's name, labels, annotations and spec.
 fn new_tenant(body: &Value) -> Result<Tenant, Problem> {
-    let object = body.as_object().ok_or_else(|| {
-        Problem::invalid_field("(body)", "FieldValueInvalid", "must be a JSON object")
-    })?;
-    for key in object.keys() {
-        if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "spec") {
-            return Err(Problem::invalid_field(
-                key,
-                "FieldValueNotSupported",
-                "not accepted on create (allowed: apiVersion, kind, metadata, spec)",
-            ));
-        }
-    }
-    let metadata = body.get("metadata").cloned().unwrap_or(json!({}));
-    let Some(meta) = metadata.as_object() else {
-        return Err(Problem::invalid_field(
-            "metadata",
-            "FieldValueInvalid",
-            "must be an object",
-        ));
-    };
-    for key in meta.keys() {
-        if !matches!(key.as_str(), "name" | "labels" | "annotations") {
-            return Err(Problem::invalid_field(
-                &format!("metadata.{key}"),
-                "FieldValueNotSupported",
-                "not accepted on create (allowed: name, labels, annotations)",
-            ));
-        }
-    }
-    let name = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            Problem::invalid_field(
-                "metadata.name",
-                "FieldValueRequired",
-                "a Tenant needs a name",
-            )
-        })?;
+    let (meta, name) = create_body(body, "Tenant", &["name", "labels", "annotations"])?;
     let spec = spec_of(body.get("spec").unwrap_or(&Value::Null))?;
     let mut tenant = Tenant::new(name, spec);
     let map = |field: &str| -> Result<Option<std::collections::BTreeMap<String, String>>, Problem> {
