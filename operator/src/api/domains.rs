@@ -110,16 +110,7 @@ pub async fn get(
 /// type, the error naming the field.
 fn new_domain(body: &Value) -> Result<Domain, Problem> {
     let (_, name) = tenants::create_body(body, "Domain", &["name"])?;
-    let spec = body.get("spec").cloned().unwrap_or(Value::Null);
-    let spec: DomainSpec = serde_path_to_error::deserialize(spec).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "spec".to_string()
-        } else {
-            format!("spec.{path}")
-        };
-        Problem::invalid_field(&field, "FieldValueInvalid", e.inner().to_string())
-    })?;
+    let spec: DomainSpec = tenants::spec_of(body.get("spec").unwrap_or(&Value::Null), "Domain")?;
     Ok(Domain::new(name, spec))
 }
 

@@ -363,7 +363,7 @@ pub async fn get_status(
 /// The body of `POST /v1/tenants`: a Tenant's name, labels, annotations and spec.
 fn new_tenant(body: &Value) -> Result<Tenant, Problem> {
     let (meta, name) = create_body(body, "Tenant", &["name", "labels", "annotations"])?;
-    let spec = spec_of(body.get("spec").unwrap_or(&Value::Null))?;
+    let spec: TenantSpec = spec_of(body.get("spec").unwrap_or(&Value::Null), "Tenant")?;
     let mut tenant = Tenant::new(name, spec);
     let map = |field: &str| -> Result<Option<std::collections::BTreeMap<String, String>>, Problem> {
         meta.get(field)
@@ -383,16 +383,19 @@ fn new_tenant(body: &Value) -> Result<Tenant, Problem> {
     Ok(tenant)
 }
 
-/// A spec checked against the Tenant type: the error names the field.
-fn spec_of(value: &Value) -> Result<TenantSpec, Problem> {
+/// A spec checked against its type (`kind`'s): the error names the field.
+pub(super) fn spec_of<T: serde::de::DeserializeOwned>(
+    value: &Value,
+    kind: &str,
+) -> Result<T, Problem> {
     if value.is_null() {
         return Err(Problem::invalid_field(
             "spec",
             "FieldValueRequired",
-            "a Tenant needs a spec",
+            format!("a {kind} needs a spec"),
         ));
     }
-    serde_path_to_error::deserialize::<_, TenantSpec>(value.clone()).map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(value.clone()).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." {
             "spec".to_string()
@@ -688,7 +691,7 @@ async fn change(
     if let Some(spec_patch) = patch.get("spec") {
         let mut spec = serde_json::to_value(&current.spec).unwrap_or(Value::Null);
         json_patch::merge(&mut spec, spec_patch);
-        spec_of(&spec)?;
+        spec_of::<TenantSpec>(&spec, "Tenant")?;
     }
     let params = PatchParams {
         field_manager: Some(MANAGER.into()),
