@@ -645,19 +645,13 @@ async fn attempt(
             retry_after,
         } => fail(
             Reason::DeliveryFailing,
-            format!(
-                "POST {url} answered {status} (attempt {} of event {})",
-                claimed.attempt, claimed.event_id
-            ),
+            format!("POST {url} answered {status}"),
             Some(status),
             retry_after,
         ),
         Outcome::NoAnswer(error) => fail(
             Reason::DeliveryFailing,
-            format!(
-                "POST {url}: {error} (attempt {} of event {})",
-                claimed.attempt, claimed.event_id
-            ),
+            format!("POST {url}: {error}"),
             None,
             None,
         ),
