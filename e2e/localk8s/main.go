@@ -14,6 +14,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,7 +35,9 @@ import (
 
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 // Each entry mirrors the body of the corresponding upstream main(); it sees
@@ -52,6 +55,12 @@ var components = map[string]func() int{
 	},
 	"kube-scheduler": func() int {
 		return cli.Run(scheduler.NewSchedulerCommand())
+	},
+	"kubelet": func() int {
+		return cli.Run(kubelet.NewKubeletCommand(context.Background()))
+	},
+	"kube-proxy": func() int {
+		return cli.Run(proxy.NewProxyCommand())
 	},
 	"kubectl": func() int {
 		// Upstream sets the verbosity before building the command so

@@ -31,6 +31,14 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
+/// State directory of the stack the tests share: `LANDLORD_DEV_DIR`, or
+/// `<repo>/target/landlord-dev`.
+pub fn main_dir() -> PathBuf {
+    std::env::var("LANDLORD_DEV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target/landlord-dev"))
+}
+
 /// Root of the repository (the workspace).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,10 +51,7 @@ impl Cluster {
     /// Runs `e2e/cluster up` (which returns at once when the stack is already healthy) and
     /// reads the env file it writes.
     pub fn ensure_up() -> anyhow::Result<Self> {
-        let dir = std::env::var("LANDLORD_DEV_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo_root().join("target/landlord-dev"));
-        Self::up_in(&dir)
+        Self::up_in(&main_dir())
     }
 
     /// Brings up (or finds) the stack whose state lives in `dir`: a second, independent
@@ -116,11 +121,17 @@ pub fn run_script_args(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// Runs `e2e/cluster <args...>` with extra environment variables (e.g.
-/// `LANDLORD_DEV_UPSTREAM_CRDS=none`).
+/// `LANDLORD_DEV_UPSTREAM_CRDS=none`). A stack other than [`main_dir`]'s starts without
+/// real nodes (`LANDLORD_DEV_REAL_NODES=0`: one stack per machine may have them) unless
+/// `env` says otherwise.
 pub fn run_script_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     let command = args.join(" ");
     let script = repo_root().join("e2e/cluster");
-    let output = Command::new("bash")
+    let mut cmd = Command::new("bash");
+    if dir != main_dir() {
+        cmd.env("LANDLORD_DEV_REAL_NODES", "0");
+    }
+    let output = cmd
         .arg(&script)
         .args(args)
         .env("LANDLORD_DEV_DIR", dir)
