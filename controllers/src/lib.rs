@@ -23,6 +23,7 @@ pub mod quantity;
 pub mod reflectors;
 pub mod runner;
 pub mod runtime;
+pub mod scheduling;
 pub mod secrets_access;
 pub mod service;
 pub mod tenant;

@@ -46,6 +46,12 @@ use crate::schema;
     validation = Rule::new("!has(oldSelf.database) || !has(oldSelf.database.storage) || !has(self.database) || !has(self.database.storage) || !isQuantity(string(self.database.storage)) || !isQuantity(string(oldSelf.database.storage)) || quantity(string(self.database.storage)).compareTo(quantity(string(oldSelf.database.storage))) >= 0")
         .message("spec.database.storage cannot shrink: a PersistentVolumeClaim only grows (removing the field keeps the volume's size)")
         .field_path(".database.storage"),
+    validation = Rule::new("!has(oldSelf.database) || !has(oldSelf.database.storageClassName) || (has(self.database) && has(self.database.storageClassName) && self.database.storageClassName == oldSelf.database.storageClassName)")
+        .message("spec.database.storageClassName cannot change or be removed once set: the database volume stays in the StorageClass it was made in")
+        .field_path(".database.storageClassName"),
+    validation = Rule::new("!has(self.database) || !has(self.database.storageClassName) || self.tier == 'dedicated'")
+        .message("spec.database.storageClassName applies only to tier dedicated; a shared tenant's database lives on a shared server")
+        .field_path(".database.storageClassName"),
 )]
 pub struct TenantSpec {
     /// Isolation tier. `shared` (pool): served by the platform's shared service deployments,
@@ -118,6 +124,12 @@ pub struct TenantSpec {
     #[x_kube(validation = Rule::new("self.all(k, self[k].size() <= 4096)").message("spec.config values must be at most 4096 characters"))]
     pub config: BTreeMap<String, String>,
 
+    /// Where the pods Landlord runs in the tenant's namespace (its dedicated PostgreSQL
+    /// server and service instances) are scheduled: a node pool of the tenant's own, say.
+    /// Changing it moves them (the server's pod is recreated on its volume's node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+
     /// Suspends the tenant: dedicated workloads scale to zero, database login is disabled,
     /// topic access is revoked, and the phase becomes Suspended. Clearing it resumes.
     #[serde(default)]
@@ -126,6 +138,82 @@ pub struct TenantSpec {
     /// While true, the Tenant cannot be deleted (enforced by a ValidatingAdmissionPolicy).
     #[serde(default)]
     pub deletion_protection: bool,
+}
+
+/// Scheduling constraints for the pods Landlord makes in a tenant's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// Node labels the pods require (their `nodeSelector`), e.g.
+    /// `{"pool.example.com/customer": "acme"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 63, "pattern": "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"}))]
+    #[x_kube(validation = Rule::new(LABEL_KEYS).message("spec.placement.nodeSelector keys must be label keys: an optional DNS subdomain prefix and '/', then a name of at most 63 alphanumerics, '-', '_' or '.'"))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Node taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub tolerations: Vec<Toleration>,
+}
+
+/// A label key: `[prefix/]name` (Kubernetes' qualified name).
+const LABEL_KEYS: &str = "self.all(k, k.size() <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (k.indexOf('/') < 0 || k.indexOf('/') <= 253))";
+
+/// A toleration of a node taint, as in a Pod's `spec.tolerations`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.operator != 'Exists' || !has(self.value) || self.value == ''").message("a toleration with operator Exists has no value"))]
+#[x_kube(validation = Rule::new("has(self.key) || self.operator == 'Exists'").message("a toleration without a key must use operator Exists (it then tolerates every taint)"))]
+#[x_kube(validation = Rule::new("!has(self.tolerationSeconds) || self.effect == 'NoExecute'").message("tolerationSeconds applies only to effect NoExecute"))]
+pub struct Toleration {
+    /// The taint's key; empty with operator `Exists` tolerates every taint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 317),
+        regex(
+            pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+        )
+    )]
+    pub key: Option<String>,
+    /// `Equal` (default: the taint's value must be `value`) or `Exists` (any value).
+    #[serde(default)]
+    pub operator: TolerationOperator,
+    /// The taint's value, with operator `Equal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 63),
+        regex(pattern = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+    )]
+    pub value: Option<String>,
+    /// The taint effect tolerated: `NoSchedule`, `PreferNoSchedule` or `NoExecute`; every
+    /// effect when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<TaintEffect>,
+    /// With effect `NoExecute`: seconds the pod stays on a node after the taint appears
+    /// (forever when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub toleration_seconds: Option<i64>,
+}
+
+/// How a toleration matches a taint's value.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum TolerationOperator {
+    /// The taint's value equals the toleration's.
+    #[default]
+    Equal,
+    /// Any value.
+    Exists,
+}
+
+/// A taint's effect.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
 }
 
 /// The isolation tier of a tenant.
@@ -412,6 +500,15 @@ pub struct DatabaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::optional_quantity")]
     pub storage: Option<Quantity>,
+    /// Dedicated tier only: the StorageClass of the database volume; the cluster's default
+    /// when absent. Chosen when the server is first made: it cannot change or be removed
+    /// once set (a volume stays in its class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub storage_class_name: Option<String>,
     /// Dedicated tier only: PostgreSQL major version, e.g. `16`; the operator's default when
     /// the server is first made. A server keeps the major version its data directory was
     /// initialised with: the field cannot change once set, and naming another version than
@@ -433,6 +530,7 @@ impl Default for DatabaseSpec {
             extensions: Vec::new(),
             server: None,
             storage: None,
+            storage_class_name: None,
             version: None,
             deletion_policy: DeletionPolicy::Retain,
         }

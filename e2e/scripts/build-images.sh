@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-images.sh OUT_DIR COREDNS_BINARY COREDNS_VERSION — the container images e2e/cluster's real nodes run, built
 # without a container engine (no image can be pulled here) and written to OUT_DIR as
-# `docker save` archives for `ctr images import`:
+# `docker save` archives, which e2e/cluster pushes to the stack's registry (images/registry):
 #
 #   landlord.local/pause:3.10          the pod sandbox (containerd's sandbox_image)
 #   docker.io/library/postgres:15      Debian's PostgreSQL 15 with an entrypoint that honours
@@ -25,8 +25,10 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
-(cd "$E2E_DIR/images" && go build -trimpath -ldflags="-s -w" -o "$WORK/bin/" ./imagebuild ./pause)
-imagebuild=$WORK/bin/imagebuild
+# imagebuild and registry go to OUT too: e2e/cluster runs them (push, serve).
+(cd "$E2E_DIR/images" && go build -trimpath -ldflags="-s -w" -o "$WORK/bin/" ./imagebuild ./pause ./registry)
+cp "$WORK/bin/imagebuild" "$WORK/bin/registry" "$OUT/"
+imagebuild=$OUT/imagebuild
 
 # copy_path ROOT PATH: PATH under ROOT as it is (a symlink stays one) and, when it is a
 # link, what it resolves to. /bin, /lib and /lib64 name their /usr counterparts (Debian 12

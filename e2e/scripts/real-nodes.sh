@@ -37,10 +37,15 @@ real_pod_cidr() { printf '10.245.%s.0/24' "$1"; }
 real_dir() { printf '%s/nodes/n%s' "$STATE" "$1"; }
 real_sock() { printf '%s/run/containerd.sock' "$(real_dir "$1")"; }
 real_cgroup() { printf 'landlord-n%s' "$1"; }
+# The stack's registry, on the host's side of the bridge; every node mirrors the registries
+# images name (docker.io, ghcr.io, ...) to it.
+REGISTRY=$REAL_HOST_IP:5000
+MIRRORED_REGISTRIES=(docker.io ghcr.io quay.io registry.k8s.io landlord.local)
 
-# Names of the processes of N real nodes, in start order.
+# Names of the processes of N real nodes (and their registry), in start order.
 real_components() {
   local i
+  (($1 > 0)) && printf 'registry '
   for ((i = 1; i <= $1; i++)); do printf 'containerd-n%s kubelet-n%s kube-proxy-n%s ' "$i" "$i" "$i"; done
 }
 
@@ -168,6 +173,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   address = "$dir/run/containerd.sock.ttrpc"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
+$(for r in "${MIRRORED_REGISTRIES[@]}"; do printf '[plugins."io.containerd.grpc.v1.cri".registry.mirrors."%s"]\n  endpoint = ["http://%s"]\n' "$r" "$REGISTRY"; done)
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "landlord.local/pause:3.10"
   # Without it every sandbox fails ("can't get final child's PID from pipe"): this
@@ -264,6 +270,7 @@ EOF
   fi
 }
 
+registry_ready() { curl -sf --max-time 2 "http://$REGISTRY/v2/" >/dev/null; }
 containerd_ready() { ctr -a "$(real_sock "$1")" version; }
 kubelet_healthy() { in_node "$1" curl -sf --max-time 2 http://127.0.0.1:10248/healthz | grep -qx ok; }
 kube_proxy_healthy() { in_node "$1" curl -s --max-time 2 -o /dev/null http://127.0.0.1:10256/healthz; }
@@ -273,6 +280,10 @@ real_nodes_up() {
   ((n > 0)) || return 0
   images=$(images_dir)
   real_network_up "$n"
+  start registry "$images/registry" -listen "$REGISTRY" -dir "$STATE/registry"
+  wait_until registry 15 registry_ready
+  "$images/imagebuild" push -registry "$REGISTRY" "$images"/*.tar >>"$LOGS/registry.log" 2>&1 ||
+    fail_component registry "could not push the images"
   ln -sfn "$(localk8s_path)" "$STATE/bin/kubelet"
   ln -sfn "$(localk8s_path)" "$STATE/bin/kube-proxy"
   for ((i = 1; i <= n; i++)); do
@@ -280,13 +291,8 @@ real_nodes_up() {
     start "containerd-n$i" nsenter --net="/var/run/netns/$(real_netns "$i")" \
       containerd --config "$(real_dir "$i")/containerd.toml"
   done
-  local tar
   for ((i = 1; i <= n; i++)); do
     wait_until "containerd-n$i" 30 containerd_ready "$i"
-    for tar in "$images"/*.tar; do
-      ctr -a "$(real_sock "$i")" -n k8s.io images import "$tar" >>"$LOGS/containerd-n$i.log" 2>&1 ||
-        fail_component "containerd-n$i" "could not import $tar"
-    done
     start "kubelet-n$i" nsenter --net="/var/run/netns/$(real_netns "$i")" \
       "$STATE/bin/kubelet" --config="$(real_dir "$i")/kubelet.yaml" \
       --kubeconfig="$(real_dir "$i")/kubelet.kubeconfig" \

@@ -17,6 +17,7 @@ pub mod outage;
 pub mod postgres;
 pub mod tenants;
 pub mod wait;
+pub mod workloads;
 
 pub use cluster::{Cluster, cluster};
 pub use names::{TestNamespace, unique_name};

@@ -340,6 +340,7 @@ pub fn dedicated(
                     ..Default::default()
                 },
                 spec: Some(PersistentVolumeClaimSpec {
+                    storage_class_name: database.storage_class_name.clone(),
                     access_modes: Some(vec!["ReadWriteOnce".into()]),
                     resources: Some(VolumeResourceRequirements {
                         requests: Some(BTreeMap::from([("storage".to_string(), storage)])),
@@ -353,13 +354,15 @@ pub fn dedicated(
         }),
         ..Default::default()
     };
-    if pull_always
-        && let Some(pod) = stateful_set
-            .spec
-            .as_mut()
-            .and_then(|s| s.template.spec.as_mut())
+    if let Some(pod) = stateful_set
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
     {
-        crate::pod_security::pull_always(pod);
+        if pull_always {
+            crate::pod_security::pull_always(pod);
+        }
+        crate::scheduling::place(pod, tenant);
     }
     DedicatedServer {
         server_secret,

@@ -397,6 +397,10 @@ fn pod_template(
     if config.image_pull_policy_always && matches!(audience, Audience::Tenant { .. }) {
         crate::pod_security::pull_always(&mut pod);
     }
+    // A dedicated instance runs where its tenant's placement says.
+    if let Audience::Tenant { tenant, .. } = audience {
+        crate::scheduling::place(&mut pod, tenant);
+    }
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels),

@@ -4,6 +4,11 @@
 //
 //	imagebuild -rootfs DIR -tag NAME:TAG -out FILE.tar \
 //	    [-entrypoint JSON] [-cmd JSON] [-user UID] [-workdir DIR] [-env K=V]... [-port N/tcp]...
+//	imagebuild push -registry HOST:PORT FILE.tar...
+//
+// push sends each archive's image to the plain-HTTP registry HOST:PORT under its own
+// repository and tag (docker.io/library/postgres:15 becomes HOST:PORT/library/postgres:15),
+// where a node that mirrors every registry to HOST:PORT finds it by its original name.
 //
 // The archive is `docker save`'s format (what containerd imports), one layer holding DIR
 // as it is on disk: modes, owners (uid/gid numbers), symlinks and hard links kept.
@@ -26,6 +31,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -35,6 +41,13 @@ func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "push" {
+		if err := push(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "imagebuild push: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var (
 		rootfs     = flag.String("rootfs", "", "directory whose content becomes the image's one layer")
 		tag        = flag.String("tag", "", "image reference, e.g. docker.io/library/postgres:15")
@@ -182,4 +195,42 @@ func layerFromDir(dir string) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	})
+}
+
+func push(args []string) error {
+	flags := flag.NewFlagSet("push", flag.ExitOnError)
+	registry := flags.String("registry", "", "HOST:PORT of a plain-HTTP registry")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *registry == "" || flags.NArg() == 0 {
+		return fmt.Errorf("usage: imagebuild push -registry HOST:PORT FILE.tar")
+	}
+	for _, file := range flags.Args() {
+		manifest, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		for _, entry := range manifest {
+			for _, tag := range entry.RepoTags {
+				original, err := name.NewTag(tag)
+				if err != nil {
+					return fmt.Errorf("%s: tag %q: %w", file, tag, err)
+				}
+				img, err := tarball.ImageFromPath(file, &original)
+				if err != nil {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+				target, err := name.NewTag(*registry+"/"+original.RepositoryStr()+":"+original.TagStr(), name.Insecure)
+				if err != nil {
+					return err
+				}
+				if err := remote.Write(target, img); err != nil {
+					return fmt.Errorf("pushing %s as %s: %w", tag, target, err)
+				}
+				fmt.Printf("%s -> %s\n", tag, target)
+			}
+		}
+	}
+	return nil
 }
