@@ -4,18 +4,28 @@
 //! is Ready because PostgreSQL answered its readiness probe, and a row is read back because
 //! a pod wrote it over the cluster's network.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::{
+    ByteString,
+    api::{
+        apps::v1::StatefulSet,
+        core::v1::{Pod, Secret, Service},
+    },
+};
 use kube::{
     Api, ResourceExt,
     api::{ListParams, Patch, PatchParams},
 };
 use landlord_e2e::{
     tenants::Harness,
-    unique_name,
+    unique_name, wait,
     workloads::{self, POSTGRES_IMAGE},
+};
+use sqlx::{
+    Connection, Executor, PgConnection,
+    postgres::{PgConnectOptions, PgSslMode},
 };
 
 const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
@@ -173,6 +183,167 @@ async fn a_dedicated_tenants_postgresql_runs_on_a_real_node_and_its_credentials_
         "{}",
         status.message
     );
+
+    h.delete_tenant(&name).await?;
+    Ok(())
+}
+
+/// The tenant's credentials (`landlord-database`), key → value.
+async fn credentials(client: &kube::Client, ns: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let secret = Api::<Secret>::namespaced(client.clone(), ns)
+        .get("landlord-database")
+        .await?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, ByteString(v))| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect())
+}
+
+/// A session with the dedicated server from this test's host, as `credentials` say, at the
+/// server's Service address (the host reaches Services through a real node, as the operator
+/// does when it runs outside the cluster).
+async fn connect_as(
+    client: &kube::Client,
+    ns: &str,
+    credentials: &BTreeMap<String, String>,
+) -> Result<PgConnection, sqlx::Error> {
+    let ip = Api::<Service>::namespaced(client.clone(), ns)
+        .get("landlord-postgres")
+        .await
+        .ok()
+        .and_then(|s| s.spec?.cluster_ip)
+        .unwrap_or_default();
+    let options = PgConnectOptions::new()
+        .host(&ip)
+        .port(5432)
+        .username(&credentials["user"])
+        .password(&credentials["password"])
+        .database(&credentials["dbname"])
+        .ssl_mode(PgSslMode::Disable);
+    tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options))
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+}
+
+#[tokio::test]
+async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stops_while_suspended()
+-> anyhow::Result<()> {
+    let h = Harness::setup(LANDLORD)
+        .await?
+        .timeout(TIMEOUT)
+        .args(["--database-extensions", "citext,pgcrypto"])
+        .start()
+        .await?;
+    let name = unique_name("realday2");
+    let ns = format!("tenant-{name}");
+    h.create_tenant(
+        &name,
+        serde_json::json!({
+            "tier": "dedicated",
+            "placement": workloads::placement(h.cluster)?,
+            "database": {
+                "version": "15",
+                "storageClassName": workloads::storage_class(h.cluster),
+                "extensions": ["citext"],
+                "deletionPolicy": "Delete",
+            },
+        }),
+    )
+    .await?;
+    h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
+        .await?;
+    let first = credentials(&h.client, &ns).await?;
+    let mut conn = connect_as(&h.client, &ns, &first).await?;
+    conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
+        .await?;
+    conn.close().await?;
+    let sets = Api::<StatefulSet>::namespaced(h.client.clone(), &ns);
+    let generation = sets.get("landlord-postgres").await?.metadata.generation;
+
+    // An extension added to a running server is created in its database, and the server
+    // is not restarted for it.
+    h.patch_spec(
+        &name,
+        serde_json::json!({"database": {"extensions": ["citext", "pgcrypto"]}}),
+    )
+    .await?;
+    wait::until("pgcrypto in the tenant's database", TIMEOUT, || async {
+        let mut conn = connect_as(&h.client, &ns, &first).await?;
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT extname::text FROM pg_extension WHERE extname = 'pgcrypto'")
+                .fetch_optional(&mut conn)
+                .await?;
+        conn.close().await?;
+        Ok(found.map(|_| ()))
+    })
+    .await?;
+    assert_eq!(
+        sets.get("landlord-postgres").await?.metadata.generation,
+        generation,
+        "the server's StatefulSet changed for an extension"
+    );
+
+    // Rotation: the Secret gets a new password, which the server accepts; the old one is
+    // refused.
+    h.tenants()
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/rotate-database-password": "1"}}})),
+        )
+        .await?;
+    let rotated = wait::until("the rotated password", TIMEOUT, || async {
+        let now = credentials(&h.client, &ns).await?;
+        Ok((now["password"] != first["password"]).then_some(now))
+    })
+    .await?;
+    let mut conn = connect_as(&h.client, &ns, &rotated).await?;
+    let kept: i32 = sqlx::query_scalar("SELECT x FROM kept")
+        .fetch_one(&mut conn)
+        .await?;
+    assert_eq!(kept, 7);
+    conn.close().await?;
+    let refused = connect_as(&h.client, &ns, &first)
+        .await
+        .expect_err("the old password still works");
+    assert_eq!(
+        refused
+            .as_database_error()
+            .and_then(|d| d.code())
+            .as_deref(),
+        Some("28P01"),
+        "{refused}"
+    );
+
+    // Suspension stops the server's pod: nothing answers; resuming brings the data back.
+    h.patch_spec(&name, serde_json::json!({"suspended": true}))
+        .await?;
+    h.wait_condition(&name, "DatabaseReady", "True", Some("Suspended"))
+        .await?;
+    let pods = Api::<Pod>::namespaced(h.client.clone(), &ns);
+    wait::until("the server's pod to stop", TIMEOUT, || async {
+        let left = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/name=postgres"))
+            .await?;
+        Ok(left.items.is_empty().then_some(()))
+    })
+    .await?;
+    assert!(
+        connect_as(&h.client, &ns, &rotated).await.is_err(),
+        "a suspended tenant's server accepted a login"
+    );
+    h.patch_spec(&name, serde_json::json!({"suspended": false}))
+        .await?;
+    h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
+        .await?;
+    let mut conn = connect_as(&h.client, &ns, &rotated).await?;
+    let kept: i32 = sqlx::query_scalar("SELECT x FROM kept")
+        .fetch_one(&mut conn)
+        .await?;
+    assert_eq!(kept, 7);
+    conn.close().await?;
 
     h.delete_tenant(&name).await?;
     Ok(())

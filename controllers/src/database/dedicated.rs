@@ -35,6 +35,38 @@ pub fn running_version(live: &StatefulSet) -> Option<String> {
     (!tag.is_empty() && !tag.contains('/')).then(|| tag.to_string())
 }
 
+/// The extensions the server's first-start script created (its `LANDLORD_EXTENSIONS`, kept
+/// from the live StatefulSet so that a later change of `spec.database.extensions` does not
+/// restart the server; those are created over SQL instead). `None` when the StatefulSet
+/// names no such variable.
+pub fn first_start_extensions(live: &StatefulSet) -> Option<String> {
+    live.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == "postgres")?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == "LANDLORD_EXTENSIONS")?
+        .value
+        .clone()
+}
+
+/// Extensions of `wanted` that the first start did not create (`first_start`, space
+/// separated): these need a session with the running server.
+pub fn later_extensions(wanted: &[String], first_start: &str) -> Vec<String> {
+    let created: Vec<&str> = first_start.split_whitespace().collect();
+    wanted
+        .iter()
+        .filter(|e| !created.contains(&e.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// The major version a dedicated server runs, and the refusal when the spec asks for another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Version {
@@ -217,6 +249,17 @@ mod tests {
             Some("15")
         );
         assert_eq!(running_version(&set("postgres:16")).as_deref(), Some("16"));
+    }
+
+    #[test]
+    fn extensions_added_after_the_first_start_are_the_ones_it_did_not_create() {
+        let wanted = ["citext".to_string(), "pgcrypto".to_string()];
+        assert_eq!(later_extensions(&wanted, "citext"), ["pgcrypto"]);
+        assert_eq!(
+            later_extensions(&wanted, "pgcrypto citext"),
+            Vec::<String>::new()
+        );
+        assert_eq!(later_extensions(&wanted, ""), wanted);
         assert_eq!(
             running_version(&set("registry.example:5000/postgres")),
             None

@@ -161,10 +161,14 @@ fn env(name: &str, value: &str) -> EnvVar {
 }
 
 /// The `restricted` Pod Security Standard for the postgres image (uid 999 is its
-/// `postgres` user; the data volume is made group-writable through fsGroup).
+/// `postgres` user; the data volume is made group-writable through fsGroup; the image's
+/// entrypoint gives the data directory back its 0700 at every start, as upstream's does).
 fn pod_security() -> PodSecurityContext {
     PodSecurityContext {
         fs_group: Some(999),
+        // The volume's ownership is set once, not walked at every start (a large data
+        // directory would delay each restart).
+        fs_group_change_policy: Some("OnRootMismatch".into()),
         ..crate::pod_security::pod(999)
     }
 }
@@ -175,8 +179,13 @@ pub struct ServerInputs<'a> {
     pub version: &'a str,
     /// The `postgres` superuser's password, generated once.
     pub superuser_password: &'a str,
-    /// SCRAM verifier of the tenant role's password, generated once.
+    /// SCRAM verifier of the tenant role's password, generated once (and again when the
+    /// password is rotated; the first-start script reads it only once).
     pub verifier: &'a str,
+    /// Extensions the first-start script creates, space separated: `spec.database.extensions`
+    /// for a new server, the live StatefulSet's for a running one (see
+    /// `dedicated::first_start_extensions`), so that a change does not restart the server.
+    pub first_start_extensions: &'a str,
 }
 
 /// The dedicated server. `pull_always` is the operator's `--image-pull-policy-always` (the
@@ -196,6 +205,7 @@ pub fn dedicated(
         version,
         superuser_password,
         verifier,
+        first_start_extensions,
     } = *inputs;
     let storage = database
         .storage
@@ -268,7 +278,7 @@ pub fn dedicated(
             env("PGDATA", "/var/lib/postgresql/data/pgdata"),
             env("LANDLORD_ROLE", &names.role),
             // Checked against the allowlist before the server is built.
-            env("LANDLORD_EXTENSIONS", &database.extensions.join(" ")),
+            env("LANDLORD_EXTENSIONS", first_start_extensions),
             secret_env(
                 "LANDLORD_ROLE_VERIFIER",
                 names::SERVER_SECRET,
@@ -397,6 +407,7 @@ mod tests {
                     version: "16",
                     superuser_password: "secret",
                     verifier: "verifier",
+                    first_start_extensions: "",
                 },
                 always,
             );

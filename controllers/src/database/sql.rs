@@ -302,6 +302,25 @@ pub async fn alter_role(
     Ok(())
 }
 
+/// Sets the role's password to the SCRAM `verifier` (the password itself never reaches the
+/// server or its log), in a session of a role that may: the dedicated server's superuser.
+pub async fn set_password(
+    conn: &mut PgConnection,
+    names: &Names,
+    verifier: &str,
+) -> Result<(), sqlx::Error> {
+    conn.execute(
+        format!(
+            "ALTER ROLE {} PASSWORD {}",
+            quote_ident(&names.role),
+            literal(verifier)?
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Ends the role's open sessions (after its login was disabled), acting as the role, which
 /// may signal its own backends.
 pub async fn terminate_sessions(

@@ -477,7 +477,7 @@ async fn dedicated(
         Some(p) => p,
         None => scram::generate_password().map_err(internal)?,
     };
-    let (role_password, verifier) = match (kept("role-password"), kept("role-verifier")) {
+    let (mut role_password, mut verifier) = match (kept("role-password"), kept("role-verifier")) {
         (Some(p), Some(v)) => (p, v),
         _ => {
             let p = scram::generate_password().map_err(internal)?;
@@ -485,11 +485,30 @@ async fn dedicated(
             (p, v)
         }
     };
+    // A rotation is due when the credentials Secret was made for another value of the
+    // Tenant's rotation annotation; the running server learns the new password over SQL
+    // (below), and the Secrets change only after it has.
+    let rotation = tenant
+        .annotations()
+        .get(ROTATE_PASSWORD)
+        .cloned()
+        .unwrap_or_default();
+    let made_for = live_secret(&state.ctx, tenant, names::SECRET)
+        .await?
+        .map(|s| s.annotations().get(ROTATION).cloned().unwrap_or_default());
+    let rotation_due = made_for
+        .as_ref()
+        .is_some_and(|made_for| *made_for != rotation);
     let ns = tenant.namespace_name();
     let live_set = state
         .stores
         .stateful_sets
         .get(&ObjectRef::new(names::SERVER).within(&ns));
+    let first_start = live_set
+        .as_ref()
+        .map(|live| dedicated::first_start_extensions(live).unwrap_or_default())
+        .unwrap_or_else(|| spec.extensions.join(" "));
+    let later = dedicated::later_extensions(&spec.extensions, &first_start);
     let running = live_set.as_ref().and_then(dedicated::running_version);
     let version = dedicated::version(
         spec.version.as_deref(),
@@ -505,15 +524,10 @@ async fn dedicated(
             version: &version.run,
             superuser_password: &superuser,
             verifier: &verifier,
+            first_start_extensions: &first_start,
         },
         ctx.config.image_pull_policy_always,
     );
-    if let Some(data) = server.server_secret.data.as_mut() {
-        data.insert(
-            "role-password".into(),
-            k8s_openapi::ByteString(role_password.clone().into_bytes()),
-        );
-    }
     // Volume claim templates are immutable: keep the live one (the claim itself is grown
     // below).
     if let (Some(live), Some(spec)) = (live_set.as_ref(), server.stateful_set.spec.as_mut())
@@ -525,8 +539,67 @@ async fn dedicated(
         spec.volume_claim_templates = Some(templates);
     }
     let endpoint = db_desired::dedicated_endpoint(tenant);
-    let credentials =
-        db_desired::credentials(tenant, &owner, &names, &endpoint, &role_password, "");
+    let observation = stateful_set_readiness(tenant, live_set.as_ref());
+    // What the first start could not do: a rotated password, extensions added later. Only
+    // a ready server can; until then the old password stays in the Secrets.
+    let mut day_two = None;
+    let mut rotated = false;
+    if (rotation_due || !later.is_empty())
+        && observation
+            .as_ref()
+            .is_ok_and(|o| o.reason == Reason::Provisioned)
+    {
+        let session = DedicatedSession {
+            tenant,
+            names: &names,
+            superuser: &superuser,
+            state,
+        };
+        if rotation_due {
+            let password = scram::generate_password().map_err(internal)?;
+            let new_verifier = scram::verifier(&password).map_err(internal)?;
+            match session.set_password(&new_verifier).await {
+                Ok(()) => {
+                    info!(role = %names.role, "database password rotated");
+                    role_password = password;
+                    verifier = new_verifier;
+                    rotated = true;
+                }
+                Err(failure) => day_two = Some(failure),
+            }
+        }
+        if day_two.is_none()
+            && !later.is_empty()
+            && let Err(failure) = session.ensure_extensions(&role_password, &later).await
+        {
+            day_two = Some(failure);
+        }
+    }
+    // Until the server has the new password, the Secret keeps saying which value of the
+    // annotation its (old) password was made for.
+    let rotation_made = if rotation_due && !rotated {
+        made_for.unwrap_or_default()
+    } else {
+        rotation
+    };
+    if let Some(data) = server.server_secret.data.as_mut() {
+        data.insert(
+            "role-password".into(),
+            k8s_openapi::ByteString(role_password.clone().into_bytes()),
+        );
+        data.insert(
+            "role-verifier".into(),
+            k8s_openapi::ByteString(verifier.clone().into_bytes()),
+        );
+    }
+    let credentials = db_desired::credentials(
+        tenant,
+        &owner,
+        &names,
+        &endpoint,
+        &role_password,
+        &rotation_made,
+    );
     super::ensure_secret(&server.server_secret, ctx).await?;
     super::ensure_secret(&credentials, ctx).await?;
     super::ensure_child(&state.stores.config_maps, &server.init, ctx).await?;
@@ -550,13 +623,115 @@ async fn dedicated(
     {
         return Ok(Err(failure));
     }
+    if let Some(failure) = day_two {
+        return Ok(Err(failure));
+    }
     Ok(Ok(Provisioned {
-        observation: match stateful_set_readiness(tenant, live_set.as_ref()) {
+        observation: match observation {
             Ok(observation) => observation,
             Err(failure) => return Ok(Err(failure)),
         },
         created,
     }))
+}
+
+/// A session with a tenant's running dedicated server, at its Service's cluster IP (the
+/// operator reaches it there from inside the cluster, and the local stack's host through a
+/// node; the Service's DNS name needs the cluster's resolver), as its superuser.
+struct DedicatedSession<'a> {
+    tenant: &'a Tenant,
+    names: &'a Names,
+    superuser: &'a str,
+    state: &'a State,
+}
+
+impl DedicatedSession<'_> {
+    fn server(&self) -> String {
+        format!("{}/{}", self.tenant.namespace_name(), names::SERVER)
+    }
+
+    /// Connection options as `user` with `password` to `database`, or the failure naming why
+    /// the Service has no address.
+    fn options(
+        &self,
+        user: &str,
+        password: &str,
+        database: &str,
+    ) -> Result<sqlx::postgres::PgConnectOptions, Failure> {
+        let ip = self
+            .state
+            .stores
+            .services
+            .get(&ObjectRef::new(names::SERVER).within(&self.tenant.namespace_name()))
+            .and_then(|s| s.spec.as_ref()?.cluster_ip.clone())
+            .filter(|ip| !ip.is_empty() && ip != "None")
+            .ok_or_else(|| {
+                Failure::new(
+                    Reason::ServerUnreachable,
+                    format!("Service {} has no cluster IP yet", self.server()),
+                )
+            })?;
+        Ok(sqlx::postgres::PgConnectOptions::new()
+            .host(&ip)
+            .port(5432)
+            .username(user)
+            .password(password)
+            .database(database)
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable)
+            .application_name("landlord"))
+    }
+
+    /// `ALTER ROLE … PASSWORD` with the new SCRAM verifier, as the superuser.
+    async fn set_password(&self, verifier: &str) -> Result<(), Failure> {
+        let server = self.server();
+        let options = self.options("postgres", self.superuser, "postgres")?;
+        let fail = |doing: &str, e: &sqlx::Error| Failure::from_sqlx(&server, doing, e);
+        let mut conn = crate::database::servers::open_session(&options)
+            .await
+            .map_err(|e| fail("connecting as its superuser", &e))?;
+        let result = sql::set_password(&mut conn, self.names, verifier)
+            .await
+            .map_err(|e| {
+                fail(
+                    &format!("setting the password of role {}", self.names.role),
+                    &e,
+                )
+            });
+        let _ = sqlx::Connection::close(conn).await;
+        result
+    }
+
+    /// Creates `extensions` in the tenant's database as the tenant's role (as on a shared
+    /// server: the tenant owns them; `ExtensionFailed` when the server refuses).
+    async fn ensure_extensions(
+        &self,
+        password: &str,
+        extensions: &[String],
+    ) -> Result<(), Failure> {
+        let options = self.options(&self.names.role, password, &self.names.database)?;
+        match sql::ensure_extensions(&options, extensions).await {
+            Ok(added) => {
+                if !added.is_empty() {
+                    info!(extensions = ?added, "created extensions on the dedicated server");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let mut failure = Failure::from_sqlx(
+                    &self.server(),
+                    &format!("creating extensions as role {}", self.names.role),
+                    &e,
+                );
+                if matches!(
+                    failure.reason,
+                    Reason::DatabaseError | Reason::PermissionDenied | Reason::AuthenticationFailed
+                ) {
+                    failure.reason = Reason::ExtensionFailed;
+                }
+                Err(failure)
+            }
+        }
+    }
 }
 
 /// Grows the dedicated server's volume claim to `asked` (`spec.database.storage`) when its

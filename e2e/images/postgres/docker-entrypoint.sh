@@ -23,13 +23,16 @@ fi
 : "${POSTGRES_HOST_AUTH_METHOD:=scram-sha-256}"
 export PGDATA
 
+# On every start, as upstream: a volume whose group the kubelet set (fsGroup) has the data
+# directory group-writable, which PostgreSQL refuses.
+mkdir -p "$PGDATA"
+chmod 0700 "$PGDATA" 2>/dev/null || :
+
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   if [ -z "${POSTGRES_PASSWORD:-}" ]; then
     echo "error: database is uninitialized and POSTGRES_PASSWORD is not set" >&2
     exit 1
   fi
-  mkdir -p "$PGDATA"
-  chmod 0700 "$PGDATA"
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
   # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a list of arguments, as upstream
