@@ -52,7 +52,7 @@ mod tests {
             "apiVersion": "landlord.dev/v1alpha1", "kind": "Tenant",
             "metadata": {"name": "acme"}, "spec": {"tier": "dedicated"}
         }))
-        .unwrap();
+        .expect("a valid Tenant");
         t.spec.placement = placement;
         t
     }
@@ -66,7 +66,7 @@ mod tests {
                 {"key": "maintenance", "value": "soon", "effect": "NoExecute", "tolerationSeconds": 60}
             ]
         }))
-        .unwrap();
+        .expect("a valid Tenant");
         let mut pod = PodSpec::default();
         place(&mut pod, &tenant(Some(placement)));
         assert_eq!(
@@ -76,7 +76,7 @@ mod tests {
                 "acme".to_string()
             )]))
         );
-        let tolerations = serde_json::to_value(&pod.tolerations).unwrap();
+        let tolerations = serde_json::to_value(&pod.tolerations).expect("serialisable");
         assert_eq!(
             tolerations,
             serde_json::json!([
