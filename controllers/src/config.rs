@@ -45,6 +45,10 @@ pub struct Config {
     /// Webhook delivery; None when the operator has no outbox database (endpoints then
     /// report `WebhooksNotConfigured`).
     pub webhooks: Option<crate::webhooks::WebhookConfig>,
+    /// Where the operator's connections to a dedicated tenant's PostgreSQL come from when it
+    /// runs outside the cluster (CIDRs; `--operator-source-cidrs`). Inside, its own namespace
+    /// ([`Config::service_account`]) is admitted instead.
+    pub operator_source_cidrs: Vec<String>,
 }
 
 /// A ServiceAccount's namespace and name.
@@ -86,6 +90,7 @@ impl Default for Config {
             image_pull_policy_always: true,
             secrets_cluster_role: "landlord-secrets".into(),
             service_account: None,
+            operator_source_cidrs: Vec::new(),
         }
     }
 }

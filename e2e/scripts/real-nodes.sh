@@ -4,7 +4,8 @@
 #
 # Each real node is a network namespace on a bridge the stack creates, running containerd
 # (Debian's package, with runc and the CNI plugins), a kubelet and a kube-proxy (both from
-# the localk8s multi-call binary). Addresses (all on networks the stack makes itself):
+# the localk8s multi-call binary) and kube-router's firewall (NetworkPolicy). Images come
+# from the stack's registry. Addresses (all on networks the stack makes itself):
 #
 #   10.246.0.0/24   the node network: bridge landlord0 (10.246.0.1, the host side, where
 #                   the API server and the host's services are reached), node N 10.246.0.1N
@@ -21,6 +22,7 @@
 # a second stack starts without them (LANDLORD_DEV_REAL_NODES=0).
 
 REAL_BRIDGE=landlord0
+REAL_NODE_NETWORK=10.246.0.0/24
 REAL_HOST_IP=10.246.0.1
 REAL_CLUSTER_CIDR=10.245.0.0/16
 SERVICE_CIDR=10.96.0.0/16
@@ -28,6 +30,9 @@ CLUSTER_DNS_IP=10.96.0.10
 REAL_TAINT=landlord.dev/real-node
 REAL_OWNER_FILE=/run/landlord-real-nodes.owner
 COREDNS_VERSION=v1.14.7
+# NetworkPolicy enforcement: kube-router's firewall (iptables and ipset, per node), alone: the
+# bridge CNI plugin routes pods and kube-proxy serves Services.
+KUBE_ROUTER_VERSION=v2.1.0
 IMAGES_PG_MAJOR=15
 
 real_node_name() { printf 'landlord-real-%s' "$1"; }
@@ -46,7 +51,9 @@ MIRRORED_REGISTRIES=(docker.io ghcr.io quay.io registry.k8s.io landlord.local)
 real_components() {
   local i
   (($1 > 0)) && printf 'registry '
-  for ((i = 1; i <= $1; i++)); do printf 'containerd-n%s kubelet-n%s kube-proxy-n%s ' "$i" "$i" "$i"; done
+  for ((i = 1; i <= $1; i++)); do
+    printf 'containerd-n%s kubelet-n%s kube-proxy-n%s kube-router-n%s ' "$i" "$i" "$i" "$i"
+  done
 }
 
 # ---------------------------------------------------------------------------
@@ -58,6 +65,8 @@ coredns_path() {
   key=$(cat "$E2E_DIR/coredns/go.mod" "$E2E_DIR/coredns/go.sum" "$E2E_DIR/coredns/main.go" | sha256sum | cut -c1-12)
   printf '%s/bin/coredns-%s-%s' "$CACHE_DIR" "$COREDNS_VERSION" "$key"
 }
+
+kube_router_path() { printf '%s/bin/kube-router-%s' "$CACHE_DIR" "$KUBE_ROUTER_VERSION"; }
 
 images_dir() {
   local key
@@ -78,6 +87,20 @@ build_real_node_artifacts() {
       { rm -f "$coredns.tmp.$$"; die "building CoreDNS failed"; }
     mv -f "$coredns.tmp.$$" "$coredns"
     log "built CoreDNS in $((SECONDS - start))s"
+  fi
+  local kube_router
+  kube_router=$(kube_router_path)
+  if [[ ! -x $kube_router ]]; then
+    local tmp
+    start=$SECONDS
+    tmp=$(mktemp -d)
+    log "building kube-router $KUBE_ROUTER_VERSION -> $kube_router"
+    (cd "$tmp" && GOFLAGS="" GOBIN="$tmp" go install -trimpath -ldflags="-s -w" \
+      "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION") ||
+      { rm -rf "$tmp"; die "building kube-router failed"; }
+    mv -f "$tmp/kube-router" "$kube_router"
+    rm -rf "$tmp"
+    log "built kube-router in $((SECONDS - start))s"
   fi
   if [[ ! -s $images/done ]]; then
     start=$SECONDS
@@ -159,6 +182,7 @@ write_real_node_config() {
   sign "node-n$i" "/O=system:nodes/CN=system:node:$name" "$CLIENT_EXT"
   write_kubeconfig "$dir/kubelet.kubeconfig" "node-n$i" "system:node:$name" "https://$REAL_HOST_IP:$APISERVER_PORT"
   write_kubeconfig "$dir/kube-proxy.kubeconfig" kube-proxy system:kube-proxy "https://$REAL_HOST_IP:$APISERVER_PORT"
+  write_kubeconfig "$dir/kube-router.kubeconfig" kube-router system:kube-router "https://$REAL_HOST_IP:$APISERVER_PORT"
 
   cat >"$dir/containerd.toml" <<EOF
 version = 2
@@ -304,6 +328,24 @@ real_nodes_up() {
   done
 }
 
+# kube-router's firewall on every node, once its RBAC exists (real_cluster_addons).
+real_nodes_firewall_up() {
+  local n=$1 i
+  ln -sfn "$(kube_router_path)" "$STATE/bin/kube-router"
+  for ((i = 1; i <= n; i++)); do
+    start "kube-router-n$i" nsenter --net="/var/run/netns/$(real_netns "$i")" \
+      "$STATE/bin/kube-router" --kubeconfig="$(real_dir "$i")/kube-router.kubeconfig" \
+      --hostname-override="$(real_node_name "$i")" \
+      --run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false \
+      --enable-cni=false --enable-pod-egress=false --service-cluster-ip-range="$SERVICE_CIDR" \
+      --health-port=20244 --metrics-port=0 --iptables-sync-period=1m --v=1
+  done
+  for ((i = 1; i <= n; i++)); do
+    wait_until "kube-router-n$i" 60 kube_router_healthy "$i"
+  done
+}
+kube_router_healthy() { in_node "$1" curl -sf --max-time 2 http://127.0.0.1:20244/healthz >/dev/null; }
+
 real_nodes_ready() {
   local n
   n=$(kubectl_admin get nodes -l landlord.dev/node=real \
@@ -352,7 +394,7 @@ subsets:
 ---
 "
   manifest+=$(sed "s/@CLUSTER_DNS_IP@/$CLUSTER_DNS_IP/; s/@COREDNS_VERSION@/$COREDNS_VERSION/; s|@TAINT@|$REAL_TAINT|" \
-    "$E2E_DIR/scripts/coredns.yaml")
+    "$E2E_DIR/scripts/real-nodes-addons.yaml")
   printf '%s\n' "$manifest" | kubectl_admin apply -f - >>"$LOGS/kubelet-n1.log" 2>&1 ||
     fail_component kubelet-n1 "could not create the real nodes' volumes and CoreDNS"
 }

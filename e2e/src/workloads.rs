@@ -52,6 +52,17 @@ pub fn placement(cluster: &Cluster) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
+/// Flags an operator running on this host needs for workloads on the real nodes: its
+/// connections come from the node network (`--operator-source-cidrs`), which dedicated
+/// tenants' NetworkPolicies must admit to their servers.
+pub fn operator_args(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
+    real_nodes(cluster)?;
+    Ok(vec![
+        "--operator-source-cidrs".into(),
+        cluster.var("LANDLORD_REAL_NODE_NETWORK").into(),
+    ])
+}
+
 /// The StorageClass of the real nodes' volumes (local volumes made by `e2e/cluster up`).
 pub fn storage_class(cluster: &Cluster) -> &str {
     cluster.var("LANDLORD_REAL_STORAGE_CLASS")

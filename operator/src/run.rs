@@ -139,6 +139,13 @@ pub struct RunArgs {
     )]
     pub runtime_image: String,
 
+    /// CIDRs the operator's connections come from when it runs outside the cluster (a
+    /// developer's machine): dedicated tenants' NetworkPolicy `landlord-allow-operator` admits
+    /// them to their PostgreSQL server beside the operator's own namespace. Comma separated;
+    /// none by default (in the cluster, the namespace suffices).
+    #[arg(long, env = "LANDLORD_OPERATOR_SOURCE_CIDRS", value_delimiter = ',')]
+    pub operator_source_cidrs: Vec<String>,
+
     /// Every pod Landlord builds in a tenant namespace (dedicated catalog Services,
     /// tenant-runtime, PostgreSQL) pulls its images with imagePullPolicy Always, so that the
     /// registry checks credentials on every start and no tenant runs a private image cached
@@ -357,6 +364,7 @@ impl RunArgs {
             secrets_cluster_role: self.secrets_cluster_role.clone(),
             // Asked of the API server once connected (see `run`).
             service_account: None,
+            operator_source_cidrs: self.operator_source_cidrs.clone(),
             nats: self.nats_config()?,
             domains: landlord_controllers::domain::DomainConfig {
                 dns_resolver: self.dns_resolver,

@@ -64,6 +64,7 @@ async fn a_dedicated_tenants_postgresql_runs_on_a_real_node_and_its_credentials_
         .await?
         .timeout(TIMEOUT)
         .args(["--database-extensions", "citext,pgcrypto"])
+        .args(workloads::operator_args(landlord_e2e::cluster())?)
         .start()
         .await?;
     let placement = workloads::placement(h.cluster)?;
@@ -234,6 +235,7 @@ async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stop
         .await?
         .timeout(TIMEOUT)
         .args(["--database-extensions", "citext,pgcrypto"])
+        .args(workloads::operator_args(landlord_e2e::cluster())?)
         .start()
         .await?;
     let name = unique_name("realday2");
@@ -346,5 +348,130 @@ async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stop
     conn.close().await?;
 
     h.delete_tenant(&name).await?;
+    Ok(())
+}
+
+/// A dedicated tenant on the real nodes, with a server, named `<prefix>-<random>`.
+async fn dedicated_on_real_nodes(h: &Harness, prefix: &str) -> anyhow::Result<String> {
+    let name = unique_name(prefix);
+    h.create_tenant(
+        &name,
+        serde_json::json!({
+            "tier": "dedicated",
+            "placement": workloads::placement(h.cluster)?,
+            "database": {
+                "version": "15",
+                "storageClassName": workloads::storage_class(h.cluster),
+                "deletionPolicy": "Delete",
+            },
+        }),
+    )
+    .await?;
+    Ok(name)
+}
+
+/// Whether a pod in `ns` gets an answer from PostgreSQL at `host` (a name or an address)
+/// within 3 s: `pg_isready` exits 0 for an answer, 2 for none (dropped or refused packets).
+async fn reaches(h: &Harness, ns: &str, host: &str) -> anyhow::Result<bool> {
+    let pod = workloads::on_real_nodes(
+        h.cluster,
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": unique_name("probe")},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "containers": [workloads::restricted_container(
+                    "probe", POSTGRES_IMAGE, &["pg_isready", "-h", host, "-p", "5432", "-t", "3"],
+                )],
+            },
+        }),
+    )?;
+    let outcome = workloads::run_to_completion(&h.client, ns, pod, TIMEOUT).await?;
+    match outcome.phase.as_str() {
+        "Succeeded" => Ok(true),
+        _ if outcome.log.contains("no response") => Ok(false),
+        _ => anyhow::bail!("pg_isready to {host} from {ns}: {}", outcome.log),
+    }
+}
+
+/// Waits until a pod in `ns` reaching `host` gives `expected` (the NetworkPolicy
+/// implementation applies a change within seconds, not at once).
+async fn until_reaches(h: &Harness, ns: &str, host: &str, expected: bool) -> anyhow::Result<()> {
+    wait::until(
+        &format!("{ns} reaching {host}: {expected}"),
+        Duration::from_secs(60),
+        || async { Ok((reaches(h, ns, host).await? == expected).then_some(())) },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn network_policies_stop_real_packets_between_tenants_and_let_allowed_peers_through()
+-> anyhow::Result<()> {
+    let h = Harness::setup(LANDLORD)
+        .await?
+        .timeout(TIMEOUT)
+        .args(workloads::operator_args(landlord_e2e::cluster())?)
+        .start()
+        .await?;
+    let a = dedicated_on_real_nodes(&h, "walla").await?;
+    let b = dedicated_on_real_nodes(&h, "wallb").await?;
+    for name in [&a, &b] {
+        h.wait_condition(name, "DatabaseReady", "True", Some("Provisioned"))
+            .await?;
+    }
+    let (ns_a, ns_b) = (format!("tenant-{a}"), format!("tenant-{b}"));
+    let server_a = format!("landlord-postgres.{ns_a}.svc");
+    let server_b = format!("landlord-postgres.{ns_b}.svc");
+    let pod_ip_b = Api::<Pod>::namespaced(h.client.clone(), &ns_b)
+        .get("landlord-postgres-0")
+        .await?
+        .status
+        .and_then(|s| s.pod_ip)
+        .context("B's server has an address")?;
+
+    // A reaches its own server by its name: cluster DNS and its own namespace are open.
+    until_reaches(&h, &ns_a, &server_a, true).await?;
+    // A cannot reach B's server, neither through its Service nor at its pod's address.
+    assert!(
+        !reaches(&h, &ns_a, &server_b).await?,
+        "tenant {a} reached {server_b}"
+    );
+    assert!(
+        !reaches(&h, &ns_a, &pod_ip_b).await?,
+        "tenant {a} reached B's server pod at {pod_ip_b}"
+    );
+
+    // Each wall alone: B admits A (an allowed Ingress peer) and A lets its traffic out
+    // (IngressOnly): it arrives. A back to Strict: its own egress wall stops it. A open
+    // again, and B withdraws: B's ingress wall stops it.
+    let b_admits_a = serde_json::json!({"network": {"allowedPeers": [{
+        "direction": "Ingress",
+        "namespaceSelector": {"kubernetes.io/metadata.name": ns_a},
+        "ports": [5432],
+    }]}});
+    h.patch_spec(&b, b_admits_a).await?;
+    h.patch_spec(
+        &a,
+        serde_json::json!({"network": {"isolation": "IngressOnly"}}),
+    )
+    .await?;
+    until_reaches(&h, &ns_a, &server_b, true).await?;
+    h.patch_spec(&a, serde_json::json!({"network": {"isolation": "Strict"}}))
+        .await?;
+    until_reaches(&h, &ns_a, &server_b, false).await?;
+    h.patch_spec(
+        &a,
+        serde_json::json!({"network": {"isolation": "IngressOnly"}}),
+    )
+    .await?;
+    until_reaches(&h, &ns_a, &server_b, true).await?;
+    h.patch_spec(&b, serde_json::json!({"network": {"allowedPeers": []}}))
+        .await?;
+    until_reaches(&h, &ns_a, &server_b, false).await?;
+
+    h.delete_tenants(&[&a, &b]).await?;
     Ok(())
 }

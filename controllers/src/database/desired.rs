@@ -160,6 +160,15 @@ fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
+/// The labels of a tenant's dedicated server pods (its StatefulSet's and Service's
+/// selector).
+pub fn server_selector(tenant: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "postgres".to_string()),
+        (crate::labels::TENANT.to_string(), tenant.to_string()),
+    ])
+}
+
 /// The `restricted` Pod Security Standard for the postgres image (uid 999 is its
 /// `postgres` user; the data volume is made group-writable through fsGroup; the image's
 /// entrypoint gives the data directory back its 0700 at every start, as upstream's does).
@@ -211,10 +220,7 @@ pub fn dedicated(
         .storage
         .clone()
         .unwrap_or_else(|| Quantity(config.default_storage.clone()));
-    let selector = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "postgres".to_string()),
-        (crate::labels::TENANT.to_string(), tenant.name_any()),
-    ]);
+    let selector = server_selector(&tenant.name_any());
     let mut pod_labels = crate::labels::tenant_labels(&tenant.name_any());
     pod_labels.extend(selector.clone());
 

@@ -49,6 +49,8 @@ pub mod names {
     pub const GATEWAY: &str = "landlord-allow-gateway";
     pub const EGRESS: &str = "landlord-egress";
     pub const PEERS: &str = "landlord-allowed-peers";
+    /// Dedicated tier: the operator may reach the tenant's PostgreSQL server.
+    pub const OPERATOR_ACCESS: &str = "landlord-allow-operator";
     /// Tenant identity (name, tier, plan, ...) for the tenant's services.
     pub const IDENTITY: &str = "landlord-tenant";
     /// The tenant's white-label `spec.config`, key for key.
@@ -661,7 +663,7 @@ fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, Netw
             ports: ports(p),
         })
         .collect();
-    vec![
+    let mut policies = vec![
         (
             names::DEFAULT_DENY,
             NetworkPolicySpec {
@@ -724,7 +726,52 @@ fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, Netw
                 egress: Some(peers_out),
             },
         ),
-    ]
+    ];
+    // Tiers never change, so a tenant never needs this policy removed.
+    if tenant.spec.tier == landlord_crds::tenant::Tier::Dedicated {
+        policies.push((names::OPERATOR_ACCESS, operator_access(tenant, config)));
+    }
+    policies
+}
+
+/// Ingress to the dedicated PostgreSQL server's pods on 5432 from the operator: its own
+/// namespace when it runs as a ServiceAccount, and `--operator-source-cidrs` when it runs
+/// outside the cluster. Without either, the policy admits nothing.
+fn operator_access(tenant: &Tenant, config: &Config) -> NetworkPolicySpec {
+    let mut from: Vec<NetworkPolicyPeer> = config
+        .service_account
+        .iter()
+        .map(|account| NetworkPolicyPeer {
+            namespace_selector: Some(name_selector(&account.namespace)),
+            ..Default::default()
+        })
+        .collect();
+    from.extend(
+        config
+            .operator_source_cidrs
+            .iter()
+            .map(|cidr| NetworkPolicyPeer {
+                ip_block: Some(IPBlock {
+                    cidr: cidr.clone(),
+                    except: None,
+                }),
+                ..Default::default()
+            }),
+    );
+    NetworkPolicySpec {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(crate::database::desired::server_selector(
+                &tenant.name_any(),
+            )),
+            ..Default::default()
+        }),
+        policy_types: types(&["Ingress"]),
+        ingress: Some(vec![NetworkPolicyIngressRule {
+            from: Some(from),
+            ports: Some(vec![port("TCP", 5432)]),
+        }]),
+        ..Default::default()
+    }
 }
 
 /// The tenant's identity as its services see it.
@@ -1053,6 +1100,50 @@ spec:
         assert_eq!(default.get("memory"), Some(&Quantity("256Mi".into())));
         assert_eq!(request.get("cpu"), Some(&Quantity("100m".into())));
         assert_eq!(request.get("memory"), Some(&Quantity("128Mi".into())));
+    }
+
+    #[test]
+    fn only_a_dedicated_tenants_server_admits_the_operator_from_its_namespace_and_cidrs() {
+        let dedicated = tenant(
+            "apiVersion: landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: acme}\nspec: {tier: dedicated}\n",
+        );
+        let owner = owner_reference(&dedicated).expect("fixture has a uid");
+        let config = Config {
+            service_account: Some(crate::config::ServiceAccountName {
+                namespace: "landlord-system".into(),
+                name: "landlord".into(),
+            }),
+            operator_source_cidrs: vec!["10.246.0.0/24".into()],
+            ..Config::default()
+        };
+        let s = namespace_stack(&dedicated, &owner, &config);
+        let policy = s
+            .network_policies
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(names::OPERATOR_ACCESS))
+            .and_then(|p| p.spec.clone())
+            .expect("a dedicated tenant admits the operator");
+        assert_eq!(
+            serde_json::to_value(&policy).expect("serialisable"),
+            serde_json::json!({
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres", "landlord.dev/tenant": "acme"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "landlord-system"}}},
+                        {"ipBlock": {"cidr": "10.246.0.0/24"}}
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 5432}]
+                }]
+            })
+        );
+        assert!(
+            stack(ACME)
+                .network_policies
+                .iter()
+                .all(|p| p.metadata.name.as_deref() != Some(names::OPERATOR_ACCESS)),
+            "a shared tenant has no server of its own to admit the operator to"
+        );
     }
 
     #[test]
