@@ -119,15 +119,18 @@ pub fn dedicated(tenant: &Tenant, owner: &OwnerReference, config: &Config) -> Ru
                 replicas,
                 resources,
             );
-            // The dedicated instance runs in the tenant's namespace; the pooled one, in the
-            // platform's, keeps the kubelet's default.
-            if config.image_pull_policy_always
-                && let Some(pod) = deployment
-                    .spec
-                    .as_mut()
-                    .and_then(|s| s.template.spec.as_mut())
+            // The dedicated instance runs in the tenant's namespace, where the tenant's
+            // placement holds; the pooled one, in the platform's, keeps the kubelet's
+            // default pull policy.
+            if let Some(pod) = deployment
+                .spec
+                .as_mut()
+                .and_then(|s| s.template.spec.as_mut())
             {
-                crate::pod_security::pull_always(pod);
+                if config.image_pull_policy_always {
+                    crate::pod_security::pull_always(pod);
+                }
+                crate::scheduling::place(pod, tenant);
             }
             deployment
         },

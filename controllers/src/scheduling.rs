@@ -1,7 +1,8 @@
 //! Where the pods Landlord makes in a tenant's namespace run: the Tenant's
 //! `spec.placement` (node labels to require, taints to tolerate) on their pod spec. One
 //! definition for every such workload (the dedicated PostgreSQL server, the dedicated
-//! service instances), so none of them lands outside the tenant's nodes.
+//! service instances, the tenant's own tenant-runtime), so none of them lands outside the
+//! tenant's nodes.
 
 use k8s_openapi::api::core::v1::{PodSpec, Toleration};
 use landlord_crds::tenant::{Placement, TaintEffect, Tenant, TolerationOperator};

@@ -7,6 +7,8 @@
 #   docker.io/library/postgres:15      Debian's PostgreSQL 15 with an entrypoint that honours
 #                                      the official image's contract (images/postgres)
 #   landlord.local/coredns:VERSION     the cluster DNS (COREDNS_BINARY, built from e2e/coredns)
+#   landlord.local/echo:1              a catalog Service for tests: shows its LANDLORD_* variables
+#                                      and reads its flags from tenant-runtime (images/echo)
 #
 # Each image is one layer assembled from files on this machine (binaries built here, or
 # Debian's packages with the shared libraries they load). Prints nothing on success but
@@ -26,36 +28,12 @@ trap 'rm -rf "$WORK"' EXIT
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
 # imagebuild and registry go to OUT too: e2e/cluster runs them (push, serve).
-(cd "$E2E_DIR/images" && go build -trimpath -ldflags="-s -w" -o "$WORK/bin/" ./imagebuild ./pause ./registry)
+(cd "$E2E_DIR/images" && go build -trimpath -ldflags="-s -w" -o "$WORK/bin/" ./imagebuild ./pause ./registry ./echo)
 cp "$WORK/bin/imagebuild" "$WORK/bin/registry" "$OUT/"
 imagebuild=$OUT/imagebuild
 
-# copy_path ROOT PATH: PATH under ROOT as it is (a symlink stays one) and, when it is a
-# link, what it resolves to. /bin, /lib and /lib64 name their /usr counterparts (Debian 12
-# merged them), so the copy goes through /usr and ROOT keeps the same links.
-copy_path() {
-  local root=$1 p=$2
-  [[ $p == /usr/* ]] || p=/usr$p
-  if [[ ! -e $root$p && ! -L $root$p ]]; then
-    mkdir -p "$root${p%/*}"
-    cp -a "$p" "$root$p"
-  fi
-  [[ -L $p ]] && copy_path "$root" "$(realpath "$p")"
-  return 0
-}
-
-# copy_with_libs ROOT FILE...: each file under ROOT with every shared library it loads
-# (ldd), so a dynamically linked Debian binary runs in the image.
-copy_with_libs() {
-  local root=$1 f lib
-  shift
-  for f in "$@"; do
-    copy_path "$root" "$f"
-    for lib in $(ldd "$f" 2>/dev/null | awk '/=> \// { print $3 } /^\t\// { print $1 }'); do
-      copy_path "$root" "$lib"
-    done
-  done
-}
+# shellcheck source=image-rootfs.sh
+. "$E2E_DIR/scripts/image-rootfs.sh"
 
 # --- pause -------------------------------------------------------------------------------
 root=$WORK/pause
@@ -97,3 +75,11 @@ cp "$COREDNS" "$root/coredns"
   -entrypoint '["/coredns"]' -cmd '["-conf", "/etc/coredns/Corefile"]' -user 65532:65532 \
   -port 53/udp -port 53/tcp
 echo coredns.tar
+
+# --- echo --------------------------------------------------------------------------------
+root=$WORK/echo
+mkdir -p "$root"
+cp "$WORK/bin/echo" "$root/echo"
+"$imagebuild" -rootfs "$root" -tag landlord.local/echo:1 -out "$OUT/echo.tar" \
+  -entrypoint '["/echo"]' -user 65532:65532 -port 8080/tcp
+echo echo.tar

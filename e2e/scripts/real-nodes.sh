@@ -70,7 +70,7 @@ kube_router_path() { printf '%s/bin/kube-router-%s' "$CACHE_DIR" "$KUBE_ROUTER_V
 
 images_dir() {
   local key
-  key=$(cat "$E2E_DIR/scripts/build-images.sh" "$E2E_DIR"/images/go.* "$E2E_DIR"/images/*/* \
+  key=$(cat "$E2E_DIR/scripts/build-images.sh" "$E2E_DIR/scripts/image-rootfs.sh" "$E2E_DIR"/images/go.* "$E2E_DIR"/images/*/* \
     "/usr/lib/postgresql/$IMAGES_PG_MAJOR/bin/postgres" 2>/dev/null | sha256sum | cut -c1-12)
   printf '%s/images/%s' "$CACHE_DIR" "$key"
 }

@@ -1080,3 +1080,132 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
     drop(applied);
     Ok(())
 }
+
+/// The chart's operator as a real Deployment: two replicas whose containers run on the local
+/// stack's real nodes (Landlord's image from this checkout, pushed to the stack's registry by
+/// `e2e/scripts/landlord-images.sh`), one of them leading. A Tenant becomes Ready; the leader
+/// pod is killed; the other replica takes over and the next Tenant becomes Ready too.
+#[test]
+fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() -> anyhow::Result<()>
+{
+    use k8s_openapi::api::{coordination::v1::Lease, core::v1::Pod};
+    use kube::api::DeleteParams;
+    use landlord_crds::tenant::Phase;
+    use std::time::Duration;
+
+    let cluster = cluster();
+    let (label, taint) = (
+        cluster.var("LANDLORD_REAL_NODE_LABEL"),
+        cluster.var("LANDLORD_REAL_NODE_TAINT"),
+    );
+    let (key, value) = label.split_once('=').context("a key=value label")?;
+    let release = unique_name("landlord-real");
+    let namespace = release.clone();
+    let node_selector = format!("nodeSelector.{}={value}", key.replace('.', "\\."));
+    let toleration_key = format!("tolerations[0].key={taint}");
+    let chart = render_with(
+        &release,
+        &namespace,
+        &[
+            &node_selector,
+            &toleration_key,
+            "tolerations[0].operator=Exists",
+            "tolerations[0].effect=NoSchedule",
+            "image.pullPolicy=Always",
+            "api.enabled=false",
+        ],
+    )?;
+    let manifest = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n  labels:\n    \
+         landlord.dev/e2e: \"true\"\n    pod-security.kubernetes.io/enforce: restricted\n{chart}"
+    );
+    let file = std::env::temp_dir().join(format!("{release}.yaml"));
+    std::fs::write(&file, manifest)?;
+    let applied = Applied { cluster, file };
+    let file = applied.file.to_string_lossy().into_owned();
+    cluster.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=landlord-e2e",
+        "-f",
+        &file,
+    ])?;
+    cluster.kubectl_ok(&[
+        "-n",
+        &namespace,
+        "rollout",
+        "status",
+        &format!("deployment/{release}"),
+        "--timeout=180s",
+    ])?;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    let client = runtime.block_on(cluster.client())?;
+    let pods = Api::<Pod>::namespaced(client.clone(), &namespace);
+    let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
+    let running: Vec<Pod> = runtime
+        .block_on(pods.list(&Default::default()))?
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                && p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_some_and(|n| n.starts_with("landlord-real-"))
+        })
+        .collect();
+    assert_eq!(running.len(), 2, "two operator pods run on real nodes");
+    let leader = || -> anyhow::Result<String> {
+        runtime.block_on(async {
+            landlord_e2e::wait::until("a leader", Duration::from_secs(60), || async {
+                Ok(leases
+                    .get_opt("landlord-leader")
+                    .await?
+                    .and_then(|l| l.spec?.holder_identity)
+                    .filter(|h| !h.is_empty()))
+            })
+            .await
+        })
+    };
+    let ready = |prefix: &str| -> anyhow::Result<String> {
+        let name = unique_name(prefix);
+        runtime.block_on(async {
+            landlord_e2e::tenants::create(&client, &name, serde_json::json!({"tier": "shared"}))
+                .await?;
+            landlord_e2e::tenants::wait_phase(
+                &client,
+                &name,
+                Phase::Ready,
+                Duration::from_secs(120),
+            )
+            .await?;
+            anyhow::Ok(())
+        })?;
+        Ok(name)
+    };
+
+    let first_leader = leader()?;
+    let first = ready("chartreal")?;
+    runtime.block_on(pods.delete(&first_leader, &DeleteParams::default().grace_period(0)))?;
+    let next = runtime.block_on(async {
+        landlord_e2e::wait::until("another leader", Duration::from_secs(90), || async {
+            Ok(leases
+                .get_opt("landlord-leader")
+                .await?
+                .and_then(|l| l.spec?.holder_identity)
+                .filter(|h| !h.is_empty() && *h != first_leader))
+        })
+        .await
+    })?;
+    let second = ready("chartreal")?;
+    assert_ne!(next, first_leader);
+
+    runtime.block_on(landlord_e2e::tenants::delete(
+        &client,
+        &[&first, &second],
+        Duration::from_secs(120),
+    ))?;
+    drop(applied);
+    Ok(())
+}

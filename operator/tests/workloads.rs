@@ -16,7 +16,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use landlord_e2e::{
     tenants::Harness,
@@ -32,12 +32,70 @@ const LANDLORD: &str = env!("CARGO_BIN_EXE_landlord");
 /// Real PostgreSQL initialising a data directory on a small machine takes seconds, not the
 /// instant kwok takes.
 const TIMEOUT: Duration = Duration::from_secs(180);
+/// Where the catalog Services live (the operator's default `--platform-namespace`).
+const PLATFORM: &str = "landlord-platform";
+
+/// An operator of this test's own (extensions citext and pgcrypto allowed, the host's
+/// node-network address admitted to dedicated servers), once the platform namespace exists.
+async fn harness() -> anyhow::Result<Harness> {
+    let setup = Harness::setup(LANDLORD).await?.timeout(TIMEOUT);
+    landlord_e2e::manifests::ensure_namespace(&setup.client, PLATFORM).await?;
+    let real_nodes = workloads::operator_args(setup.cluster)?;
+    setup
+        .args(["--database-extensions", "citext,pgcrypto"])
+        .args(real_nodes)
+        .start()
+        .await
+}
+
+/// Creates a dedicated Tenant `<prefix>-<random>` whose pods run on the real nodes, with a
+/// PostgreSQL 15 server on a local volume (dropped with the Tenant); `extra` adds to its
+/// spec (`database` field by field). Returns its name, without waiting.
+async fn dedicated_on_real_nodes(
+    h: &Harness,
+    prefix: &str,
+    extra: serde_json::Value,
+) -> anyhow::Result<String> {
+    let mut spec = serde_json::json!({
+        "tier": "dedicated",
+        "placement": workloads::placement(h.cluster)?,
+        "database": {
+            "version": "15",
+            "storageClassName": workloads::storage_class(h.cluster),
+            "deletionPolicy": "Delete",
+        },
+    });
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        match (
+            key.as_str(),
+            value.as_object(),
+            spec["database"].as_object_mut(),
+        ) {
+            ("database", Some(fields), Some(database)) => {
+                database.extend(fields.clone());
+            }
+            _ => spec[key] = value.clone(),
+        }
+    }
+    let name = unique_name(prefix);
+    h.create_tenant(&name, spec).await?;
+    Ok(name)
+}
+
+/// Shell that waits (up to 30 s) until the tenant's own server answers: a new pod's
+/// NetworkPolicy rules take a moment to be in place (kube-router programs them after the pod
+/// has its address), and until then the pod reaches nothing, so a refusal seen before this
+/// would prove nothing. Reads the host from `DATABASE_URL`, or `OWN` when set.
+const WAIT_FOR_OWN_SERVER: &str = "rest=${DATABASE_URL#*@}; own=${OWN:-${rest%%:*}}; i=0; \
+    until pg_isready -q -h \"$own\" -p 5432 -t 1; do i=$((i+1)); \
+    if [ $i -ge 30 ]; then echo \"own server $own unreachable\"; exit 3; fi; sleep 1; done; ";
 
 /// A client pod in the tenant's namespace on a real node, with the credentials Secret the
-/// operator wrote as `DATABASE_URL`, running `script` with `sh`.
+/// operator wrote as `DATABASE_URL`, running `script` with `sh` once its own server answers.
 fn client_pod(cluster: &landlord_e2e::Cluster, name: &str, script: &str) -> anyhow::Result<Pod> {
+    let script = format!("{WAIT_FOR_OWN_SERVER}{script}");
     let mut container =
-        workloads::restricted_container("psql", POSTGRES_IMAGE, &["sh", "-c", script]);
+        workloads::restricted_container("psql", POSTGRES_IMAGE, &["sh", "-c", &script]);
     container["env"] = serde_json::json!([{
         "name": "DATABASE_URL",
         "valueFrom": {"secretKeyRef": {"name": "landlord-database", "key": "uri"}},
@@ -60,32 +118,14 @@ fn client_pod(cluster: &landlord_e2e::Cluster, name: &str, script: &str) -> anyh
 #[tokio::test]
 async fn a_dedicated_tenants_postgresql_runs_on_a_real_node_and_its_credentials_work_from_a_pod()
 -> anyhow::Result<()> {
-    let h = Harness::setup(LANDLORD)
-        .await?
-        .timeout(TIMEOUT)
-        .args(["--database-extensions", "citext,pgcrypto"])
-        .args(workloads::operator_args(landlord_e2e::cluster())?)
-        .start()
-        .await?;
-    let placement = workloads::placement(h.cluster)?;
-    let class = workloads::storage_class(h.cluster).to_string();
-    let name = unique_name("realdb");
-    let ns = format!("tenant-{name}");
-    h.create_tenant(
-        &name,
-        serde_json::json!({
-            "tier": "dedicated",
-            "placement": placement,
-            "database": {
-                "version": "15",
-                "storageClassName": class,
-                "storage": "1Gi",
-                "extensions": ["citext"],
-                "deletionPolicy": "Delete",
-            },
-        }),
+    let h = harness().await?;
+    let name = dedicated_on_real_nodes(
+        &h,
+        "realdb",
+        serde_json::json!({"database": {"storage": "1Gi", "extensions": ["citext"]}}),
     )
     .await?;
+    let ns = format!("tenant-{name}");
     h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
         .await?;
 
@@ -231,29 +271,14 @@ async fn connect_as(
 #[tokio::test]
 async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stops_while_suspended()
 -> anyhow::Result<()> {
-    let h = Harness::setup(LANDLORD)
-        .await?
-        .timeout(TIMEOUT)
-        .args(["--database-extensions", "citext,pgcrypto"])
-        .args(workloads::operator_args(landlord_e2e::cluster())?)
-        .start()
-        .await?;
-    let name = unique_name("realday2");
-    let ns = format!("tenant-{name}");
-    h.create_tenant(
-        &name,
-        serde_json::json!({
-            "tier": "dedicated",
-            "placement": workloads::placement(h.cluster)?,
-            "database": {
-                "version": "15",
-                "storageClassName": workloads::storage_class(h.cluster),
-                "extensions": ["citext"],
-                "deletionPolicy": "Delete",
-            },
-        }),
+    let h = harness().await?;
+    let name = dedicated_on_real_nodes(
+        &h,
+        "realday2",
+        serde_json::json!({"database": {"extensions": ["citext"]}}),
     )
     .await?;
+    let ns = format!("tenant-{name}");
     h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
         .await?;
     let first = credentials(&h.client, &ns).await?;
@@ -351,28 +376,15 @@ async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stop
     Ok(())
 }
 
-/// A dedicated tenant on the real nodes, with a server, named `<prefix>-<random>`.
-async fn dedicated_on_real_nodes(h: &Harness, prefix: &str) -> anyhow::Result<String> {
-    let name = unique_name(prefix);
-    h.create_tenant(
-        &name,
-        serde_json::json!({
-            "tier": "dedicated",
-            "placement": workloads::placement(h.cluster)?,
-            "database": {
-                "version": "15",
-                "storageClassName": workloads::storage_class(h.cluster),
-                "deletionPolicy": "Delete",
-            },
-        }),
-    )
-    .await?;
-    Ok(name)
-}
-
 /// Whether a pod in `ns` gets an answer from PostgreSQL at `host` (a name or an address)
-/// within 3 s: `pg_isready` exits 0 for an answer, 2 for none (dropped or refused packets).
+/// within 3 s, once it reaches its own tenant's server: `pg_isready` exits 0 for an answer,
+/// 2 for none (dropped or refused packets).
 async fn reaches(h: &Harness, ns: &str, host: &str) -> anyhow::Result<bool> {
+    let script = format!("{WAIT_FOR_OWN_SERVER}pg_isready -h {host} -p 5432 -t 3");
+    let mut container =
+        workloads::restricted_container("probe", POSTGRES_IMAGE, &["sh", "-c", &script]);
+    container["env"] =
+        serde_json::json!([{"name": "OWN", "value": format!("landlord-postgres.{ns}.svc")}]);
     let pod = workloads::on_real_nodes(
         h.cluster,
         serde_json::json!({
@@ -382,16 +394,14 @@ async fn reaches(h: &Harness, ns: &str, host: &str) -> anyhow::Result<bool> {
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": false,
-                "containers": [workloads::restricted_container(
-                    "probe", POSTGRES_IMAGE, &["pg_isready", "-h", host, "-p", "5432", "-t", "3"],
-                )],
+                "containers": [container],
             },
         }),
     )?;
     let outcome = workloads::run_to_completion(&h.client, ns, pod, TIMEOUT).await?;
     match outcome.phase.as_str() {
         "Succeeded" => Ok(true),
-        _ if outcome.log.contains("no response") => Ok(false),
+        _ if outcome.log.trim_end().ends_with("no response") => Ok(false),
         _ => anyhow::bail!("pg_isready to {host} from {ns}: {}", outcome.log),
     }
 }
@@ -410,14 +420,9 @@ async fn until_reaches(h: &Harness, ns: &str, host: &str, expected: bool) -> any
 #[tokio::test]
 async fn network_policies_stop_real_packets_between_tenants_and_let_allowed_peers_through()
 -> anyhow::Result<()> {
-    let h = Harness::setup(LANDLORD)
-        .await?
-        .timeout(TIMEOUT)
-        .args(workloads::operator_args(landlord_e2e::cluster())?)
-        .start()
-        .await?;
-    let a = dedicated_on_real_nodes(&h, "walla").await?;
-    let b = dedicated_on_real_nodes(&h, "wallb").await?;
+    let h = harness().await?;
+    let a = dedicated_on_real_nodes(&h, "walla", serde_json::json!({})).await?;
+    let b = dedicated_on_real_nodes(&h, "wallb", serde_json::json!({})).await?;
     for name in [&a, &b] {
         h.wait_condition(name, "DatabaseReady", "True", Some("Provisioned"))
             .await?;
@@ -473,5 +478,99 @@ async fn network_policies_stop_real_packets_between_tenants_and_let_allowed_peer
     until_reaches(&h, &ns_a, &server_b, false).await?;
 
     h.delete_tenants(&[&a, &b]).await?;
+    Ok(())
+}
+
+/// The stack's test catalog Service image (`e2e/images/echo`): shows its `LANDLORD_*`
+/// variables at `/`, its tenant's flags (from tenant-runtime) at `/flags`, and is its own
+/// client (`echo get URL`).
+const ECHO_IMAGE: &str = "landlord.local/echo:1";
+
+/// GETs `url` from a pod in `ns` on a real node; the body, or an error naming the pod's log.
+async fn get_in_cluster(h: &Harness, ns: &str, url: &str) -> anyhow::Result<String> {
+    let pod = workloads::on_real_nodes(
+        h.cluster,
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": unique_name("get")},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "containers": [workloads::restricted_container("get", ECHO_IMAGE, &["/echo", "get", url])],
+            },
+        }),
+    )?;
+    let outcome = workloads::run_to_completion(&h.client, ns, pod, TIMEOUT).await?;
+    anyhow::ensure!(
+        outcome.phase == "Succeeded",
+        "GET {url} from {ns}: {}",
+        outcome.log
+    );
+    Ok(outcome.log)
+}
+
+#[tokio::test]
+async fn a_dedicated_service_instance_runs_with_its_tenant_context_and_reads_its_flags_in_cluster()
+-> anyhow::Result<()> {
+    let h = harness().await?;
+    let service = unique_name("echo");
+    let catalog = Api::<landlord_crds::Service>::namespaced(h.client.clone(), PLATFORM);
+    catalog
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "landlord.dev/v1alpha1", "kind": "Service",
+                "metadata": {"name": service, "namespace": PLATFORM},
+                "spec": {
+                    "image": ECHO_IMAGE,
+                    "ports": [{"name": "http", "port": 8080}],
+                    "replicas": 1,
+                    "tiers": ["dedicated"],
+                    "uses": {"database": true, "flags": true},
+                    "readinessProbe": {"path": "/healthz", "port": "http", "periodSeconds": 2},
+                },
+            }))?,
+        )
+        .await?;
+    let name = dedicated_on_real_nodes(
+        &h,
+        "realsvc",
+        serde_json::json!({"plan": "enterprise", "services": [{"name": service}]}),
+    )
+    .await?;
+    let ns = format!("tenant-{name}");
+    h.wait_condition(&name, "ServicesReady", "True", None)
+        .await?;
+
+    // From inside the tenant's namespace: the instance's environment is the documented
+    // contract, secrets only present, not shown.
+    let body = get_in_cluster(&h, &ns, &format!("http://{service}.{ns}.svc:8080/")).await?;
+    let shown: serde_json::Value = serde_json::from_str(body.trim())
+        .with_context(|| format!("the echo service's answer: {body}"))?;
+    let env = &shown["env"];
+    assert_eq!(env["LANDLORD_TENANT"], name.as_str(), "{shown}");
+    assert_eq!(env["LANDLORD_TENANT_TIER"], "dedicated", "{shown}");
+    assert_eq!(env["LANDLORD_TENANT_PLAN"], "enterprise", "{shown}");
+    assert_eq!(
+        env["LANDLORD_DATABASE_HOST"],
+        format!("landlord-postgres.{ns}.svc").as_str(),
+        "{shown}"
+    );
+    assert_eq!(env["LANDLORD_DATABASE_PASSWORD"], "set", "{shown}");
+    let flags_url = env["LANDLORD_FLAGS_URL"]
+        .as_str()
+        .context("LANDLORD_FLAGS_URL")?;
+    assert!(flags_url.contains(&ns), "{flags_url}");
+
+    // The instance reaches its tenant's own tenant-runtime (on a real node too) and gets an
+    // OFREP answer for its tenant.
+    let flags = get_in_cluster(&h, &ns, &format!("http://{service}.{ns}.svc:8080/flags")).await?;
+    let flags: serde_json::Value = serde_json::from_str(flags.trim())
+        .with_context(|| format!("OFREP bulk answer: {flags}"))?;
+    assert!(flags["flags"].is_array(), "{flags}");
+
+    h.delete_tenant(&name).await?;
+    catalog.delete(&service, &Default::default()).await?;
     Ok(())
 }
