@@ -932,8 +932,15 @@ impl Drop for Applied<'_> {
     }
 }
 
+/// Held by the tests that install the chart into the cluster: each release's admission
+/// policies admit only its own operator, so two installs at once would refuse each other's.
+static CLUSTER_INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow::Result<()> {
+    let _one_install = CLUSTER_INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cluster = cluster();
     // The release name holds "landlord", so every name is the release name (unique per test
     // run): cluster-scoped objects never collide with another install.
@@ -1085,6 +1092,11 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
 /// stack's real nodes (Landlord's image from this checkout, pushed to the stack's registry by
 /// `e2e/scripts/landlord-images.sh`), one of them leading. A Tenant becomes Ready; the leader
 /// pod is killed; the other replica takes over and the next Tenant becomes Ready too.
+///
+/// Installed as the release `landlord` in `landlord-system`, the identity the other tests'
+/// operators have (one Landlord per cluster: the admission policies trust one operator, and
+/// the platform namespace is one); only what those tests never make (the Deployment and what
+/// serves it) is deleted afterwards, and the Lease, so that the next operator leads at once.
 #[test]
 fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() -> anyhow::Result<()>
 {
@@ -1093,19 +1105,20 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() 
     use landlord_crds::tenant::Phase;
     use std::time::Duration;
 
+    let _one_install = CLUSTER_INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cluster = cluster();
     let (label, taint) = (
         cluster.var("LANDLORD_REAL_NODE_LABEL"),
         cluster.var("LANDLORD_REAL_NODE_TAINT"),
     );
     let (key, value) = label.split_once('=').context("a key=value label")?;
-    let release = unique_name("landlord-real");
-    let namespace = release.clone();
     let node_selector = format!("nodeSelector.{}={value}", key.replace('.', "\\."));
     let toleration_key = format!("tolerations[0].key={taint}");
     let chart = render_with(
-        &release,
-        &namespace,
+        "landlord",
+        NAMESPACE,
         &[
             &node_selector,
             &toleration_key,
@@ -1116,35 +1129,65 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() 
         ],
     )?;
     let manifest = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n  labels:\n    \
-         landlord.dev/e2e: \"true\"\n    pod-security.kubernetes.io/enforce: restricted\n{chart}"
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n  labels:\n    \
+         pod-security.kubernetes.io/enforce: restricted\n{chart}"
     );
+    let release = unique_name("landlord-real");
     let file = std::env::temp_dir().join(format!("{release}.yaml"));
     std::fs::write(&file, manifest)?;
-    let applied = Applied { cluster, file };
-    let file = applied.file.to_string_lossy().into_owned();
-    cluster.kubectl_ok(&[
+    // What to delete afterwards: the Deployment and the objects that serve only it.
+    let serving: Vec<Value> = parse(&chart)?
+        .into_iter()
+        .filter(|o| {
+            matches!(
+                o["kind"].as_str(),
+                Some("Deployment" | "PodDisruptionBudget" | "Service")
+            )
+        })
+        .collect();
+    let serving_file = std::env::temp_dir().join(format!("{release}-serving.yaml"));
+    let mut text = String::new();
+    for object in &serving {
+        text.push_str("---\n");
+        text.push_str(&serde_yaml::to_string(object)?);
+    }
+    std::fs::write(&serving_file, text)?;
+    let applied = Applied {
+        cluster,
+        file: serving_file,
+    };
+    let path = file.to_string_lossy().into_owned();
+    let output = cluster.kubectl(&[
         "apply",
         "--server-side",
+        "--force-conflicts",
         "--field-manager=landlord-e2e",
         "-f",
-        &file,
+        &path,
     ])?;
+    std::fs::remove_file(&file)?;
+    ensure!(
+        output.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     cluster.kubectl_ok(&[
         "-n",
-        &namespace,
+        NAMESPACE,
         "rollout",
         "status",
-        &format!("deployment/{release}"),
+        "deployment/landlord",
         "--timeout=180s",
     ])?;
 
     let runtime = tokio::runtime::Runtime::new()?;
     let client = runtime.block_on(cluster.client())?;
-    let pods = Api::<Pod>::namespaced(client.clone(), &namespace);
-    let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
+    let pods = Api::<Pod>::namespaced(client.clone(), NAMESPACE);
+    let leases = Api::<Lease>::namespaced(client.clone(), NAMESPACE);
     let running: Vec<Pod> = runtime
-        .block_on(pods.list(&Default::default()))?
+        .block_on(pods.list(
+            &kube::api::ListParams::default().labels("app.kubernetes.io/component=operator"),
+        ))?
         .items
         .into_iter()
         .filter(|p| {
@@ -1207,5 +1250,8 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() 
         Duration::from_secs(120),
     ))?;
     drop(applied);
+    runtime
+        .block_on(leases.delete("landlord-leader", &DeleteParams::default()))
+        .ok();
     Ok(())
 }
