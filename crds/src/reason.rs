@@ -213,6 +213,9 @@ reasons! {
     VersionChangeRefused => NeedsPerson,
     /// The spec asks for less storage than the dedicated server's volume holds.
     StorageShrinkRefused => NeedsPerson,
+    /// The spec names another StorageClass than the running dedicated server's volume is in:
+    /// a volume does not move between classes.
+    StorageClassChangeRefused => NeedsPerson,
     /// The dedicated server's volume claim is growing to the size the spec asks for.
     VolumeExpanding => Fine,
     /// The dedicated server's volume claim cannot grow: it is not bound, or its StorageClass

@@ -164,7 +164,8 @@ const LABEL_KEYS: &str = "self.all(k, k.size() <= 317 && k.matches('^([a-z0-9]([
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.operator != 'Exists' || !has(self.value) || self.value == ''").message("a toleration with operator Exists has no value"))]
 #[x_kube(validation = Rule::new("has(self.key) || self.operator == 'Exists'").message("a toleration without a key must use operator Exists (it then tolerates every taint)"))]
-#[x_kube(validation = Rule::new("!has(self.tolerationSeconds) || self.effect == 'NoExecute'").message("tolerationSeconds applies only to effect NoExecute"))]
+#[x_kube(validation = Rule::new("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')").message("tolerationSeconds applies only to effect NoExecute"))]
+#[x_kube(validation = Rule::new("!has(self.key) || self.key.indexOf('/') <= 253").message("a toleration's key has a prefix of at most 253 characters before '/'"))]
 pub struct Toleration {
     /// The taint's key; empty with operator `Exists` tolerates every taint.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -137,12 +137,24 @@ ensure_real_node_packages() {
 
 in_node() { local i=$1; shift; nsenter --net="/var/run/netns/$(real_netns "$i")" "$@"; }
 
+# The machine's real-node network belongs to one stack at a time: the one named in
+# REAL_OWNER_FILE. True when that is this stack.
+owns_real_nodes() { [[ -r $REAL_OWNER_FILE && $(<"$REAL_OWNER_FILE") == "$STATE" ]]; }
+
+# Takes the machine's real-node network for this stack, or dies naming the stack that has it.
+claim_real_nodes() {
+  owns_real_nodes && return 0
+  # An owner whose state directory is gone (deleted without `down`) owns nothing any more.
+  local owner
+  owner=$(cat "$REAL_OWNER_FILE" 2>/dev/null) && [[ -n $owner && ! -d $owner ]] && rm -f "$REAL_OWNER_FILE"
+  if ! (set -C && printf '%s\n' "$STATE" >"$REAL_OWNER_FILE") 2>/dev/null; then
+    die "real nodes of another stack run on this machine ($(cat "$REAL_OWNER_FILE" 2>/dev/null)): stop it (LANDLORD_DEV_DIR=<that dir> e2e/cluster down) or start this one with LANDLORD_DEV_REAL_NODES=0"
+  fi
+}
+
 real_network_up() {
   local n=$1 i j ns
-  if [[ -r $REAL_OWNER_FILE ]] && [[ $(<"$REAL_OWNER_FILE") != "$STATE" ]]; then
-    die "real nodes of another stack run on this machine ($(<"$REAL_OWNER_FILE")): stop it (LANDLORD_DEV_DIR=$(<"$REAL_OWNER_FILE") e2e/cluster down) or start this one with LANDLORD_DEV_REAL_NODES=0"
-  fi
-  printf '%s\n' "$STATE" >"$REAL_OWNER_FILE"
+  claim_real_nodes
   ip link show "$REAL_BRIDGE" >/dev/null 2>&1 || ip link add "$REAL_BRIDGE" type bridge
   ip addr replace "$REAL_HOST_IP/24" dev "$REAL_BRIDGE"
   ip link set "$REAL_BRIDGE" up
@@ -178,7 +190,7 @@ write_real_node_config() {
   name=$(real_node_name "$i")
   ip=$(real_node_ip "$i")
   cg=$(real_cgroup "$i")
-  mkdir -p "$dir"/{containerd,run,opt,cni,cni-ipam,kubelet,volumes}
+  mkdir -p "$dir"/{containerd,run,opt,cni,cni-ipam,kubelet,volumes,pod-logs}
   sign "node-n$i" "/O=system:nodes/CN=system:node:$name" "$CLIENT_EXT"
   write_kubeconfig "$dir/kubelet.kubeconfig" "node-n$i" "system:node:$name" "https://$REAL_HOST_IP:$APISERVER_PORT"
   write_kubeconfig "$dir/kube-proxy.kubeconfig" kube-proxy system:kube-proxy "https://$REAL_HOST_IP:$APISERVER_PORT"
@@ -255,6 +267,8 @@ failSwapOn: false
 # Each node's pods under their own cgroup, so two kubelets on one machine never meet.
 cgroupRoot: /$cg
 cgroupsPerQOS: true
+# Each node's own pod logs: a kubelet removes the log directories of pods it does not run.
+podLogsDir: $dir/pod-logs
 clusterDNS: [$CLUSTER_DNS_IP]
 clusterDomain: cluster.local
 resolvConf: ""
@@ -399,6 +413,20 @@ subsets:
     fail_component kubelet-n1 "could not create the real nodes' volumes and CoreDNS"
 }
 
+# Makes the real nodes' Released volumes (their claim deleted with a tenant) Available again,
+# emptied: the local volumes have no provisioner to do it, and a stack that stays up across
+# test runs would run out of them. Only volumes under this stack's nodes are touched.
+recycle_real_volumes() {
+  local name path
+  kubectl_admin get pv -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name} {.spec.local.path}{"\n"}{end}' |
+    while read -r name path; do
+      [[ $path == "$STATE/nodes/"*/volumes/* && -d $path ]] || continue
+      find "$path" -mindepth 1 -delete
+      kubectl_admin patch pv "$name" --type json -p '[{"op": "remove", "path": "/spec/claimRef"}]' >/dev/null
+      log "recycled volume $name"
+    done
+}
+
 coredns_ready() {
   [[ $(kubectl_admin -n kube-system get deployment coredns -o jsonpath='{.status.readyReplicas}') == 1 ]]
 }
@@ -410,8 +438,10 @@ coredns_ready() {
 
 real_nodes_teardown() {
   local n=$1 i c f pid round
-  ((n > 0)) || [[ -r $REAL_OWNER_FILE && $(<"$REAL_OWNER_FILE") == "$STATE" ]] || return 0
-  ((n > 0)) || n=2
+  # Only the owner touches the machine's real-node network (another stack's must survive
+  # this one's `down`); a stack that recorded none still cleans what it owns.
+  owns_real_nodes || return 0
+  ((n > 0)) || n=9
   for ((round = 0; round < 50; round++)); do
     local alive=0
     for ((i = 1; i <= n; i++)); do
@@ -433,13 +463,18 @@ real_nodes_teardown() {
     while read -r f; do umount -l "$f" 2>/dev/null || true; done
   for ((i = 1; i <= n; i++)); do
     for c in /sys/fs/cgroup/*/"$(real_cgroup "$i")"; do
-      [[ -d $c ]] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
+      [[ -d $c ]] && { find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; }
     done
     ip netns del "$(real_netns "$i")" 2>/dev/null || true
     ip link del "ll-n$i" 2>/dev/null || true
   done
-  # Pod namespaces CNI made (only one stack has real nodes on a machine).
-  for f in /var/run/netns/cni-*; do [[ -e $f ]] && ip netns del "${f##*/}" 2>/dev/null; done
+  # Pod namespaces this stack's CNI made: those holding an address of its pods' network.
+  for f in /var/run/netns/cni-*; do
+    [[ -e $f ]] || continue
+    if ip -n "${f##*/}" -4 -o addr show 2>/dev/null | grep -q " ${REAL_CLUSTER_CIDR%.0.0/16}\."; then
+      ip netns del "${f##*/}" 2>/dev/null || true
+    fi
+  done
   ip route del "$SERVICE_CIDR" 2>/dev/null || true
   ip link del "$REAL_BRIDGE" 2>/dev/null || true
   rm -f "$REAL_OWNER_FILE"

@@ -364,7 +364,11 @@ impl RunArgs {
             secrets_cluster_role: self.secrets_cluster_role.clone(),
             // Asked of the API server once connected (see `run`).
             service_account: None,
-            operator_source_cidrs: self.operator_source_cidrs.clone(),
+            operator_source_cidrs: self
+                .operator_source_cidrs
+                .iter()
+                .map(|cidr| check_cidr(cidr).map(|()| cidr.clone()))
+                .collect::<anyhow::Result<_>>()?,
             nats: self.nats_config()?,
             domains: landlord_controllers::domain::DomainConfig {
                 dns_resolver: self.dns_resolver,
@@ -692,6 +696,43 @@ mod tests {
                 .expect_err(bad)
                 .to_string();
             assert!(error.starts_with("--reserved-hostnames:"), "{error}");
+        }
+    }
+}
+
+/// Errors, naming `--operator-source-cidrs`, unless `cidr` is an address and a prefix
+/// length that fits it (`10.0.0.0/8`, `2001:db8::/32`): a bad one would make every dedicated
+/// tenant's NetworkPolicy invalid.
+fn check_cidr(cidr: &str) -> anyhow::Result<()> {
+    let parsed = cidr.split_once('/').and_then(|(address, length)| {
+        let address: std::net::IpAddr = address.parse().ok()?;
+        let length: u8 = length.parse().ok()?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        (length <= max).then_some(())
+    });
+    parsed.with_context(|| {
+        format!("--operator-source-cidrs: {cidr:?} is not a CIDR such as 10.0.0.0/8")
+    })
+}
+
+#[cfg(test)]
+mod cidr_tests {
+    use super::check_cidr;
+
+    #[test]
+    fn operator_source_cidrs_are_checked_at_startup() {
+        for good in ["10.246.0.0/24", "0.0.0.0/0", "2001:db8::/32"] {
+            assert!(check_cidr(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "10.246.0.0",
+            "10.246.0.0/33",
+            "example.com/8",
+            "fd00::/129",
+            "",
+        ] {
+            let error = check_cidr(bad).expect_err(bad).to_string();
+            assert!(error.contains("--operator-source-cidrs"), "{error}");
         }
     }
 }

@@ -127,6 +127,8 @@ async fn tenant_becomes_ready_with_every_child() -> anyhow::Result<()> {
         names,
         [
             "landlord-allow-gateway",
+            // A dedicated tenant: the operator may reach its server.
+            "landlord-allow-operator",
             "landlord-allow-same-namespace",
             "landlord-allowed-peers",
             "landlord-default-deny",

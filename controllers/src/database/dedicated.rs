@@ -56,15 +56,54 @@ pub fn first_start_extensions(live: &StatefulSet) -> Option<String> {
         .clone()
 }
 
-/// Extensions of `wanted` that the first start did not create (`first_start`, space
-/// separated): these need a session with the running server.
-pub fn later_extensions(wanted: &[String], first_start: &str) -> Vec<String> {
-    let created: Vec<&str> = first_start.split_whitespace().collect();
+/// Annotation on the server Secret: the extensions (space separated, sorted) last ensured
+/// over SQL in the tenant's database. The first start's script is not trusted to have made
+/// them (a server made by an older operator created only those of its first start).
+pub const ENSURED_EXTENSIONS: &str = "landlord.dev/extensions";
+
+/// Extensions of `wanted` missing from `ensured` (the [`ENSURED_EXTENSIONS`] annotation,
+/// absent for a server never checked): these need a session with the running server.
+pub fn extensions_to_ensure(wanted: &[String], ensured: Option<&str>) -> Vec<String> {
+    let ensured: Vec<&str> = ensured.unwrap_or_default().split_whitespace().collect();
     wanted
         .iter()
-        .filter(|e| !created.contains(&e.as_str()))
+        .filter(|e| !ensured.contains(&e.as_str()))
         .cloned()
         .collect()
+}
+
+/// The [`ENSURED_EXTENSIONS`] value for `extensions`.
+pub fn ensured_value(extensions: &[String]) -> String {
+    let mut sorted: Vec<&str> = extensions.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.join(" ")
+}
+
+/// `StorageClassChangeRefused` when `spec.database.storageClassName` (`asked`) names another
+/// class than the running server's volume claim template (`live`): set for the first time on
+/// a server made without it, say. `None` when they agree or the spec names none.
+pub fn storage_class_refusal(asked: Option<&str>, live: &StatefulSet) -> Option<Failure> {
+    let asked = asked?;
+    let running = live
+        .spec
+        .as_ref()?
+        .volume_claim_templates
+        .as_ref()?
+        .first()?
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref());
+    (running != Some(asked)).then(|| {
+        Failure::new(
+            Reason::StorageClassChangeRefused,
+            format!(
+                "spec.database.storageClassName asks for StorageClass {asked}, but the volume of StatefulSet {} was made in {}: a volume does not move between classes; remove the field, or move the data with pg_dump and pg_restore to a new Tenant",
+                names::SERVER,
+                running.unwrap_or("the cluster's default class")
+            ),
+        )
+    })
 }
 
 /// The major version a dedicated server runs, and the refusal when the spec asks for another.
@@ -252,18 +291,40 @@ mod tests {
     }
 
     #[test]
-    fn extensions_added_after_the_first_start_are_the_ones_it_did_not_create() {
-        let wanted = ["citext".to_string(), "pgcrypto".to_string()];
-        assert_eq!(later_extensions(&wanted, "citext"), ["pgcrypto"]);
+    fn a_storage_class_other_than_the_volumes_is_refused() {
+        let mut live = set("postgres:15");
+        if let Some(spec) = live.spec.as_mut() {
+            spec.volume_claim_templates = Some(vec![PersistentVolumeClaim {
+                spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                    storage_class_name: Some("fast".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]);
+        }
+        assert_eq!(storage_class_refusal(None, &live), None);
+        assert_eq!(storage_class_refusal(Some("fast"), &live), None);
+        let refused = storage_class_refusal(Some("slow"), &live).expect("refused");
+        assert_eq!(refused.reason, Reason::StorageClassChangeRefused);
+        assert!(refused.message.contains("slow") && refused.message.contains("fast"));
+    }
+
+    #[test]
+    fn extensions_are_ensured_until_the_server_secret_records_them() {
+        let wanted = ["pgcrypto".to_string(), "citext".to_string()];
+        // Never checked (a new server, or one an older operator made): all of them.
+        assert_eq!(extensions_to_ensure(&wanted, None), wanted);
+        assert_eq!(extensions_to_ensure(&wanted, Some("citext")), ["pgcrypto"]);
         assert_eq!(
-            later_extensions(&wanted, "pgcrypto citext"),
+            extensions_to_ensure(&wanted, Some(&ensured_value(&wanted))),
             Vec::<String>::new()
         );
-        assert_eq!(later_extensions(&wanted, ""), wanted);
+        // One removed from the spec is not dropped, and needs no session.
         assert_eq!(
-            running_version(&set("registry.example:5000/postgres")),
-            None
+            extensions_to_ensure(&wanted[..1], Some("citext pgcrypto")),
+            Vec::<String>::new()
         );
+        assert_eq!(ensured_value(&wanted), "citext pgcrypto");
     }
 
     #[test]

@@ -508,7 +508,10 @@ async fn dedicated(
         .as_ref()
         .map(|live| dedicated::first_start_extensions(live).unwrap_or_default())
         .unwrap_or_else(|| spec.extensions.join(" "));
-    let later = dedicated::later_extensions(&spec.extensions, &first_start);
+    let ensured = server_secret
+        .as_ref()
+        .and_then(|s| s.annotations().get(dedicated::ENSURED_EXTENSIONS).cloned());
+    let later = dedicated::extensions_to_ensure(&spec.extensions, ensured.as_deref());
     let running = live_set.as_ref().and_then(dedicated::running_version);
     let version = dedicated::version(
         spec.version.as_deref(),
@@ -544,6 +547,7 @@ async fn dedicated(
     // a ready server can; until then the old password stays in the Secrets.
     let mut day_two = None;
     let mut rotated = false;
+    let mut extensions_ensured = false;
     if (rotation_due || !later.is_empty())
         && observation
             .as_ref()
@@ -568,12 +572,26 @@ async fn dedicated(
                 Err(failure) => day_two = Some(failure),
             }
         }
-        if day_two.is_none()
-            && !later.is_empty()
-            && let Err(failure) = session.ensure_extensions(&role_password, &later).await
-        {
-            day_two = Some(failure);
+        if day_two.is_none() && !later.is_empty() {
+            match session.ensure_extensions(&role_password, &later).await {
+                Ok(()) => extensions_ensured = true,
+                Err(failure) => day_two = Some(failure),
+            }
         }
+    }
+    // What the annotation says from now on: the spec's list once ensured; else as it was.
+    let ensured = if extensions_ensured {
+        Some(dedicated::ensured_value(&spec.extensions))
+    } else {
+        ensured
+    };
+    if let Some(ensured) = ensured {
+        server
+            .server_secret
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(dedicated::ENSURED_EXTENSIONS.to_string(), ensured);
     }
     // Until the server has the new password, the Secret keeps saying which value of the
     // annotation its (old) password was made for.
@@ -616,6 +634,12 @@ async fn dedicated(
     let created = live_set.is_none() && applied > 0;
     // What a person must change comes first, then the volume, then the server's readiness.
     if let Some(refused) = version.refused {
+        return Ok(Err(refused));
+    }
+    if let Some(refused) = live_set
+        .as_ref()
+        .and_then(|live| dedicated::storage_class_refusal(spec.storage_class_name.as_deref(), live))
+    {
         return Ok(Err(refused));
     }
     if let (Some(_), Some(asked)) = (live_set.as_ref(), spec.storage.as_ref())

@@ -736,7 +736,8 @@ fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, Netw
 
 /// Ingress to the dedicated PostgreSQL server's pods on 5432 from the operator: its own
 /// namespace when it runs as a ServiceAccount, and `--operator-source-cidrs` when it runs
-/// outside the cluster. Without either, the policy admits nothing.
+/// outside the cluster. Without either, the policy has no rule and admits nothing (a rule
+/// with no peers would admit every source).
 fn operator_access(tenant: &Tenant, config: &Config) -> NetworkPolicySpec {
     let mut from: Vec<NetworkPolicyPeer> = config
         .service_account
@@ -766,10 +767,14 @@ fn operator_access(tenant: &Tenant, config: &Config) -> NetworkPolicySpec {
             ..Default::default()
         }),
         policy_types: types(&["Ingress"]),
-        ingress: Some(vec![NetworkPolicyIngressRule {
-            from: Some(from),
-            ports: Some(vec![port("TCP", 5432)]),
-        }]),
+        // No rule (not an empty list, which the API server would not keep): the policy
+        // type Ingress alone admits nothing.
+        ingress: (!from.is_empty()).then(|| {
+            vec![NetworkPolicyIngressRule {
+                from: Some(from),
+                ports: Some(vec![port("TCP", 5432)]),
+            }]
+        }),
         ..Default::default()
     }
 }
@@ -1144,6 +1149,17 @@ spec:
                 .all(|p| p.metadata.name.as_deref() != Some(names::OPERATOR_ACCESS)),
             "a shared tenant has no server of its own to admit the operator to"
         );
+        // An operator with neither a namespace nor CIDRs (a user's kubeconfig): no rule at
+        // all, never a rule without peers, which would admit everyone.
+        let alone = namespace_stack(&dedicated, &owner, &Config::default());
+        let policy = alone
+            .network_policies
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(names::OPERATOR_ACCESS))
+            .and_then(|p| p.spec.clone())
+            .expect("the policy");
+        assert_eq!(policy.ingress, None);
+        assert_eq!(policy.policy_types, Some(vec!["Ingress".to_string()]));
     }
 
     #[test]

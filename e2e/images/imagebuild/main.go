@@ -1,6 +1,6 @@
 // Command imagebuild makes a container image archive from a root filesystem directory,
-// without a container engine: e2e/cluster's real nodes cannot pull, so their images are
-// built here and imported with `ctr images import`.
+// without a container engine: nothing can be pulled from the internet here, so the images of
+// e2e/cluster's real nodes are built here and pushed to the stack's registry (imagebuild push).
 //
 //	imagebuild -rootfs DIR -tag NAME:TAG -out FILE.tar \
 //	    [-entrypoint JSON] [-cmd JSON] [-user UID] [-workdir DIR] [-env K=V]... [-port N/tcp]...
@@ -24,6 +24,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -112,7 +113,8 @@ func build(rootfs, tag, out, entrypoint, cmd, user, workdir string, env, ports [
 			c.ExposedPorts[p] = struct{}{}
 		}
 	}
-	cfg.Architecture, cfg.OS = "amd64", "linux"
+	// The files are this machine's (its binaries and libraries), so is the platform.
+	cfg.Architecture, cfg.OS = runtime.GOARCH, "linux"
 	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
 		Architecture: cfg.Architecture, OS: cfg.OS, RootFS: cfg.RootFS, Config: c,
 	})

@@ -34,6 +34,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     exit 1
   fi
   pwfile=$(mktemp)
+  trap 'rm -f "$pwfile"' EXIT
   printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
   # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a list of arguments, as upstream
   initdb --username="$POSTGRES_USER" --pwfile="$pwfile" ${POSTGRES_INITDB_ARGS:-} >/dev/null
@@ -44,7 +45,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   export PGUSER="$POSTGRES_USER" PGPASSWORD="$POSTGRES_PASSWORD" PGHOST=/var/run/postgresql
   pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql" -w start >/dev/null
   if [ "$POSTGRES_DB" != postgres ]; then
-    psql -v ON_ERROR_STOP=1 --dbname postgres -c "CREATE DATABASE \"$POSTGRES_DB\"" >/dev/null
+    printf 'CREATE DATABASE :"db"\n' | psql -v ON_ERROR_STOP=1 --dbname postgres -v db="$POSTGRES_DB" >/dev/null
   fi
   for f in /docker-entrypoint-initdb.d/*; do
     case $f in
@@ -59,6 +60,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   done
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   unset PGUSER PGPASSWORD PGHOST
+  trap - EXIT
   echo "PostgreSQL init process complete; ready for start up."
 fi
 
