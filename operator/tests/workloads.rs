@@ -268,6 +268,29 @@ async fn connect_as(
         .unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
+/// [`connect_as`], retrying for up to 30 s while nothing answers: a server pod's
+/// NetworkPolicy rules are programmed a moment after it is Ready. A refusal by PostgreSQL
+/// itself (a wrong password) is returned at once.
+async fn connect_when_up(
+    client: &kube::Client,
+    ns: &str,
+    credentials: &BTreeMap<String, String>,
+) -> anyhow::Result<PgConnection> {
+    let mut last = None;
+    for _ in 0..30 {
+        match connect_as(client, ns, credentials).await {
+            Ok(conn) => return Ok(conn),
+            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(last
+        .map(anyhow::Error::from)
+        .unwrap_or_else(|| anyhow::anyhow!("no attempt")))
+    .context(format!("the server of {ns} does not answer"))
+}
+
 #[tokio::test]
 async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stops_while_suspended()
 -> anyhow::Result<()> {
@@ -282,7 +305,7 @@ async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stop
     h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
         .await?;
     let first = credentials(&h.client, &ns).await?;
-    let mut conn = connect_as(&h.client, &ns, &first).await?;
+    let mut conn = connect_when_up(&h.client, &ns, &first).await?;
     conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
         .await?;
     conn.close().await?;
@@ -326,7 +349,7 @@ async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stop
         Ok((now["password"] != first["password"]).then_some(now))
     })
     .await?;
-    let mut conn = connect_as(&h.client, &ns, &rotated).await?;
+    let mut conn = connect_when_up(&h.client, &ns, &rotated).await?;
     let kept: i32 = sqlx::query_scalar("SELECT x FROM kept")
         .fetch_one(&mut conn)
         .await?;
@@ -365,7 +388,7 @@ async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stop
         .await?;
     h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
         .await?;
-    let mut conn = connect_as(&h.client, &ns, &rotated).await?;
+    let mut conn = connect_when_up(&h.client, &ns, &rotated).await?;
     let kept: i32 = sqlx::query_scalar("SELECT x FROM kept")
         .fetch_one(&mut conn)
         .await?;
