@@ -56,9 +56,10 @@ pub fn first_start_extensions(live: &StatefulSet) -> Option<String> {
         .clone()
 }
 
-/// Annotation on the server Secret: the extensions (space separated, sorted) last ensured
-/// over SQL in the tenant's database. The first start's script is not trusted to have made
-/// them (a server made by an older operator created only those of its first start).
+/// Annotation on the server Secret: the extensions (space separated, sorted) the tenant's
+/// database has: those the first start's script made, then those ensured over SQL. A
+/// running server whose Secret lacks it (made by an earlier operator, which recorded
+/// nothing) is checked once.
 pub const ENSURED_EXTENSIONS: &str = "landlord.dev/extensions";
 
 /// Extensions of `wanted` missing from `ensured` (the [`ENSURED_EXTENSIONS`] annotation,

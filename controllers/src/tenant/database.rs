@@ -508,9 +508,14 @@ async fn dedicated(
         .as_ref()
         .map(|live| dedicated::first_start_extensions(live).unwrap_or_default())
         .unwrap_or_else(|| spec.extensions.join(" "));
-    let ensured = server_secret
-        .as_ref()
-        .and_then(|s| s.annotations().get(dedicated::ENSURED_EXTENSIONS).cloned());
+    // A server made now gets its extensions from the first start's script (which fails the
+    // start if one cannot be made); one an earlier operator made is checked once.
+    let ensured = match (&live_set, &server_secret) {
+        (None, _) => Some(dedicated::ensured_value(&spec.extensions)),
+        (Some(_), secret) => secret
+            .as_ref()
+            .and_then(|s| s.annotations().get(dedicated::ENSURED_EXTENSIONS).cloned()),
+    };
     let later = dedicated::extensions_to_ensure(&spec.extensions, ensured.as_deref());
     let running = live_set.as_ref().and_then(dedicated::running_version);
     let version = dedicated::version(
