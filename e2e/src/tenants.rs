@@ -11,6 +11,7 @@
 //! see: they pass `env!("CARGO_BIN_EXE_landlord")` in.
 
 use std::{
+    collections::BTreeMap,
     ops::{Deref, DerefMut},
     path::{Path, PathBuf},
     time::Duration,
@@ -85,6 +86,23 @@ pub async fn create(
     Ok(Api::<Tenant>::all(client.clone())
         .create(&PostParams::default(), &tenant(name, spec)?)
         .await?)
+}
+
+/// The database credentials Landlord wrote for a tenant: the Secret `landlord-database` in
+/// `namespace`, key → value (`host`, `port`, `dbname`, `user`, `password`, `uri`).
+pub async fn database_credentials(
+    client: &Client,
+    namespace: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+        .get("landlord-database")
+        .await?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect())
 }
 
 /// The Tenant's condition of type `type_`, if its status has one.
@@ -336,6 +354,35 @@ impl<F> Harness<F> {
         wait_condition(&self.client, name, type_, self.timeout, |c| {
             c.status == status && reason.is_none_or(|r| r == c.reason)
         })
+        .await
+    }
+
+    /// Asks for a new database password for Tenant `name` (the annotation
+    /// `landlord.dev/rotate-database-password: <value>`) and waits, within the harness's
+    /// timeout, until its credentials in `tenant-<name>` carry a password other than
+    /// `old`; returns them.
+    pub async fn rotate_database_password(
+        &self,
+        name: &str,
+        value: &str,
+        old: &str,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        self.tenants()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/rotate-database-password": value}}})),
+            )
+            .await?;
+        let namespace = format!("tenant-{name}");
+        wait::until(
+            &format!("Tenant {name}'s password rotated"),
+            self.timeout,
+            || async {
+                let now = database_credentials(&self.client, &namespace).await?;
+                Ok((now.get("password").map(String::as_str) != Some(old)).then_some(now))
+            },
+        )
         .await
     }
 

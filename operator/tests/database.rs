@@ -8,12 +8,9 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use k8s_openapi::{
-    ByteString,
-    api::{
-        apps::v1::StatefulSet,
-        core::v1::{Event, PersistentVolumeClaim, Secret, Service},
-    },
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{Event, PersistentVolumeClaim, Secret, Service},
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -123,15 +120,7 @@ fn condition(
 }
 
 async fn credentials(client: &Client, tenant: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let secret = Api::<Secret>::namespaced(client.clone(), &format!("tenant-{tenant}"))
-        .get("landlord-database")
-        .await?;
-    Ok(secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, ByteString(v))| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect())
+    tenants::database_credentials(client, &format!("tenant-{tenant}")).await
 }
 
 async fn connect(uri: &str) -> Result<PgConnection, sqlx::Error> {
@@ -269,17 +258,7 @@ async fn a_shared_tenant_gets_an_isolated_database_and_no_password_leaks() -> an
     // Rotation: a new password works, the old one no longer does.
     let old = creds_a["password"].clone();
     conn_a.close().await?;
-    api.patch(
-        &a,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/rotate-database-password": "1"}}})),
-    )
-    .await?;
-    let rotated = wait::until("password rotated", TIMEOUT, || async {
-        let creds = credentials(&h.client, &a).await?;
-        Ok((creds["password"] != old).then_some(creds))
-    })
-    .await?;
+    let rotated = h.rotate_database_password(&a, "1", &old).await?;
     connect(&rotated["uri"])
         .await
         .context("the rotated password connects")?
@@ -1146,17 +1125,9 @@ async fn a_tenant_cannot_run_code_as_the_admin_or_reach_another_tenants_database
     h.wait_condition(&mallory, "DatabaseReady", "True", Some("Provisioned"))
         .await?;
     // 3. Rotation.
-    api.patch(
-        &mallory,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/rotate-database-password": "1"}}})),
-    )
-    .await?;
-    let rotated = wait::until("mallory's password rotated", TIMEOUT, || async {
-        let now = credentials(&h.client, &mallory).await?;
-        Ok((now["password"] != creds["password"]).then_some(now))
-    })
-    .await?;
+    let rotated = h
+        .rotate_database_password(&mallory, "1", &creds["password"])
+        .await?;
 
     // No trap ran: mallory is no member of the victim's role and cannot enter its database.
     assert!(

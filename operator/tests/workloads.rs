@@ -7,19 +7,16 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
-use k8s_openapi::{
-    ByteString,
-    api::{
-        apps::v1::StatefulSet,
-        core::v1::{Pod, Secret, Service},
-    },
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{Pod, Service},
 };
 use kube::{
     Api, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use landlord_e2e::{
-    tenants::Harness,
+    tenants::{self, Harness},
     unique_name, wait,
     workloads::{self, POSTGRES_IMAGE},
 };
@@ -229,19 +226,6 @@ async fn a_dedicated_tenants_postgresql_runs_on_a_real_node_and_its_credentials_
     Ok(())
 }
 
-/// The tenant's credentials (`landlord-database`), key → value.
-async fn credentials(client: &kube::Client, ns: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let secret = Api::<Secret>::namespaced(client.clone(), ns)
-        .get("landlord-database")
-        .await?;
-    Ok(secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, ByteString(v))| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect())
-}
-
 /// A session with the dedicated server from this test's host, as `credentials` say, at the
 /// server's Service address (the host reaches Services through a real node, as the operator
 /// does when it runs outside the cluster).
@@ -304,7 +288,7 @@ async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stop
     let ns = format!("tenant-{name}");
     h.wait_condition(&name, "DatabaseReady", "True", Some("Provisioned"))
         .await?;
-    let first = credentials(&h.client, &ns).await?;
+    let first = tenants::database_credentials(&h.client, &ns).await?;
     let mut conn = connect_when_up(&h.client, &ns, &first).await?;
     conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
         .await?;
@@ -337,18 +321,9 @@ async fn a_dedicated_server_takes_later_extensions_rotates_its_password_and_stop
 
     // Rotation: the Secret gets a new password, which the server accepts; the old one is
     // refused.
-    h.tenants()
-        .patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"landlord.dev/rotate-database-password": "1"}}})),
-        )
+    let rotated = h
+        .rotate_database_password(&name, "1", &first["password"])
         .await?;
-    let rotated = wait::until("the rotated password", TIMEOUT, || async {
-        let now = credentials(&h.client, &ns).await?;
-        Ok((now["password"] != first["password"]).then_some(now))
-    })
-    .await?;
     let mut conn = connect_when_up(&h.client, &ns, &rotated).await?;
     let kept: i32 = sqlx::query_scalar("SELECT x FROM kept")
         .fetch_one(&mut conn)
