@@ -22,6 +22,7 @@ use landlord_controllers::{
         DatabaseConfig,
         config::{DEFAULT_EXTENSIONS, parse_servers},
     },
+    domain::HttpsListener,
     metrics::Metrics,
     nats::{NatsConfig, TenantLimits},
 };
@@ -229,6 +230,17 @@ pub struct RunArgs {
     #[arg(long, env = "LANDLORD_GATEWAY_NAME", default_value = "landlord")]
     pub gateway_name: String,
 
+    /// Where a Domain with TLS gets its HTTPS listener: `ListenerSet` (attached to
+    /// --gateway-name, which must admit ListenerSets from tenant namespaces) or `Gateway` (a
+    /// Gateway of --https-gateway-class per Domain in the tenant's namespace, for Gateway API
+    /// implementations that do not serve ListenerSets).
+    #[arg(long, env = "LANDLORD_HTTPS_LISTENER", default_value = "ListenerSet", value_parser = ["ListenerSet", "Gateway"])]
+    pub https_listener: String,
+
+    /// GatewayClass of the Domains' Gateways (needed with --https-listener Gateway).
+    #[arg(long, env = "LANDLORD_HTTPS_GATEWAY_CLASS")]
+    pub https_gateway_class: Option<String>,
+
     /// cert-manager ClusterIssuer of Domains with managed TLS whose spec.tls.issuer is unset.
     #[arg(long, env = "LANDLORD_CLUSTER_ISSUER")]
     pub cluster_issuer: Option<String>,
@@ -285,6 +297,22 @@ impl RunArgs {
                 .unwrap_or_else(|_| "landlord".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+
+    /// Where Domains get their HTTPS listeners; `Gateway` needs --https-gateway-class.
+    fn https_listener(&self) -> anyhow::Result<HttpsListener> {
+        match (self.https_listener.as_str(), &self.https_gateway_class) {
+            ("Gateway", Some(class)) => Ok(HttpsListener::Gateway {
+                class: class.clone(),
+            }),
+            ("Gateway", None) => anyhow::bail!(
+                "--https-listener Gateway needs --https-gateway-class (the GatewayClass of the Domains' Gateways)"
+            ),
+            (_, Some(_)) => {
+                anyhow::bail!("--https-gateway-class is used only with --https-listener Gateway")
+            }
+            _ => Ok(HttpsListener::ListenerSet),
+        }
     }
 
     /// The NATS settings, with the key material read from its files (never logged).
@@ -375,6 +403,7 @@ impl RunArgs {
                 pre_verified_zones,
                 reserved_hostnames,
                 gateway_name: self.gateway_name.clone(),
+                https_listener: self.https_listener()?,
                 cluster_issuer,
                 certificate_issuers,
                 ingress_class: self.ingress_class.clone(),
@@ -697,6 +726,50 @@ mod tests {
                 .to_string();
             assert!(error.starts_with("--reserved-hostnames:"), "{error}");
         }
+    }
+
+    fn parse(args: &[&str]) -> RunArgs {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        <Command as clap::Parser>::try_parse_from(
+            std::iter::once("landlord").chain(args.iter().copied()),
+        )
+        .expect("flags parse")
+        .run
+    }
+
+    #[test]
+    fn https_listeners_are_listener_sets_unless_a_gateway_class_is_named_with_gateway() {
+        assert_eq!(
+            parse(&[]).https_listener().expect("default"),
+            HttpsListener::ListenerSet
+        );
+        assert_eq!(
+            parse(&[
+                "--https-listener",
+                "Gateway",
+                "--https-gateway-class",
+                "traefik"
+            ])
+            .https_listener()
+            .expect("gateway"),
+            HttpsListener::Gateway {
+                class: "traefik".into()
+            }
+        );
+        let missing = parse(&["--https-listener", "Gateway"])
+            .https_listener()
+            .expect_err("no class")
+            .to_string();
+        assert!(missing.contains("--https-gateway-class"), "{missing}");
+        let stray = parse(&["--https-gateway-class", "traefik"])
+            .https_listener()
+            .expect_err("class without Gateway")
+            .to_string();
+        assert!(stray.contains("--https-listener Gateway"), "{stray}");
     }
 }
 

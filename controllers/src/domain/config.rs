@@ -25,10 +25,29 @@ pub struct DomainConfig {
     /// Further ClusterIssuers a Domain may name in `spec.tls.issuer` (besides
     /// `cluster_issuer`); any other is refused.
     pub certificate_issuers: Vec<String>,
+    /// Where a Domain with TLS gets its HTTPS listener.
+    pub https_listener: HttpsListener,
     /// `ingressClassName` of Ingresses (when Gateway API is not installed).
     pub ingress_class: Option<String>,
     /// Time between two lookups of the TXT record of an unverified Domain, at first.
     pub verification_interval: Duration,
+}
+
+/// Where a Domain with TLS gets its HTTPS listener (port 443, its hostname, terminating with
+/// its certificate Secret); its HTTPRoute attaches to that listener and to the platform's
+/// Gateway (plain HTTP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpsListener {
+    /// A `ListenerSet` in the tenant's namespace attached to the platform's Gateway (Gateway
+    /// API standard channel since v1.5), which must admit it in `spec.allowedListeners`. One
+    /// Gateway, one address, no limit of 64 listeners. The default.
+    ListenerSet,
+    /// A `Gateway` of this GatewayClass in the tenant's namespace, for implementations that
+    /// do not serve ListenerSets yet (Traefik before v3.8, for one). Cheap where the
+    /// implementation serves all Gateways of its class from the same proxies on shared ports
+    /// (Traefik); where it provisions a proxy and a load balancer per Gateway, prefer
+    /// `ListenerSet`.
+    Gateway { class: String },
 }
 
 impl Default for DomainConfig {
@@ -38,6 +57,7 @@ impl Default for DomainConfig {
             pre_verified_zones: Vec::new(),
             reserved_hostnames: Vec::new(),
             gateway_name: "landlord".into(),
+            https_listener: HttpsListener::ListenerSet,
             cluster_issuer: None,
             certificate_issuers: Vec::new(),
             ingress_class: None,

@@ -20,10 +20,10 @@ use landlord_crds::{
 };
 
 use super::upstream::{
-    BackendRef, Certificate, CertificateSpec, GATEWAY_GROUP, GrantFrom, GrantTo, HTTPRoute,
-    HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, HTTPRouteSpec, Header, HeaderModifier,
-    IssuerRef, Listener, ListenerSet, ListenerSetSpec, ListenerTls, ParentReference, PathMatch,
-    ReferenceGrant, ReferenceGrantSpec, SecretRef,
+    BackendRef, Certificate, CertificateSpec, GATEWAY_GROUP, Gateway, GatewaySpec, GrantFrom,
+    GrantTo, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, HTTPRouteSpec, Header,
+    HeaderModifier, IssuerRef, Listener, ListenerSet, ListenerSetSpec, ListenerTls,
+    ParentReference, PathMatch, ReferenceGrant, ReferenceGrantSpec, SecretRef,
 };
 use crate::labels;
 
@@ -280,8 +280,27 @@ fn gateway_ref(gateway_namespace: &str, gateway_name: &str) -> ParentReference {
     }
 }
 
-/// The ListenerSet of a Domain with TLS: an HTTPS listener for its hostname on port 443 that
-/// terminates TLS with the Domain's certificate Secret, attached to the platform's Gateway.
+/// The HTTPS listener of a Domain with TLS: port 443, its hostname, terminating TLS with its
+/// certificate Secret (in the same namespace, so no ReferenceGrant is needed).
+fn https_listener(domain: &Domain, secret: &str) -> Listener {
+    Listener {
+        name: "https".into(),
+        hostname: domain.spec.hostname.clone(),
+        port: 443,
+        protocol: "HTTPS".into(),
+        tls: ListenerTls {
+            mode: "Terminate".into(),
+            certificate_refs: vec![SecretRef {
+                group: String::new(),
+                kind: "Secret".into(),
+                name: secret.into(),
+            }],
+        },
+    }
+}
+
+/// The ListenerSet of a Domain with TLS ([`HttpsListener::ListenerSet`]): its HTTPS listener,
+/// attached to the platform's Gateway.
 pub fn listener_set(
     domain: &Domain,
     tenant: &str,
@@ -294,26 +313,42 @@ pub fn listener_set(
         metadata: child_meta(domain, tenant, domain.name_any(), owner),
         spec: ListenerSetSpec {
             parent_ref: gateway_ref(gateway_namespace, gateway_name),
-            listeners: vec![Listener {
-                name: "https".into(),
-                hostname: domain.spec.hostname.clone(),
-                port: 443,
-                protocol: "HTTPS".into(),
-                tls: ListenerTls {
-                    mode: "Terminate".into(),
-                    certificate_refs: vec![SecretRef {
-                        group: String::new(),
-                        kind: "Secret".into(),
-                        name: secret.into(),
-                    }],
-                },
-            }],
+            listeners: vec![https_listener(domain, secret)],
         },
     }
 }
 
+/// The Gateway of a Domain with TLS ([`HttpsListener::Gateway`]): its HTTPS listener alone, of
+/// the platform's GatewayClass. Its listener admits routes of its own namespace only (the
+/// Gateway API default), and only for the Domain's hostname.
+pub fn https_gateway(
+    domain: &Domain,
+    tenant: &str,
+    owner: &OwnerReference,
+    secret: &str,
+    class: &str,
+) -> Gateway {
+    Gateway {
+        metadata: child_meta(domain, tenant, domain.name_any(), owner),
+        spec: GatewaySpec {
+            gateway_class_name: class.into(),
+            listeners: vec![https_listener(domain, secret)],
+        },
+    }
+}
+
+/// The parent reference of an HTTPS listener object (ListenerSet or Gateway) for a route.
+pub fn parent_of<K: Resource<DynamicType = ()>>(listener: &K) -> ParentReference {
+    ParentReference {
+        group: GATEWAY_GROUP.into(),
+        kind: K::kind(&()).into_owned(),
+        namespace: listener.meta().namespace.clone().unwrap_or_default(),
+        name: listener.meta().name.clone().unwrap_or_default(),
+    }
+}
+
 /// The HTTPRoute of a Domain: attached to the platform's Gateway (and to the Domain's
-/// ListenerSet when `https` names it), one rule per backend; for shared-tier tenants the
+/// HTTPS listener object when `https` names one, see [`parent_of`]), one rule per backend; for shared-tier tenants the
 /// rule sets the tenant header and `assertion` (the tenant's assertion under the platform's
 /// key, [`crate::pool`]), overwriting whatever the client sent, removes their `_` spellings,
 /// and the backends are the pool's Services in their own namespace.
@@ -325,7 +360,7 @@ pub fn http_route(
     owner: &OwnerReference,
     gateway_namespace: &str,
     gateway_name: &str,
-    https: Option<&ListenerSet>,
+    https: Option<ParentReference>,
     assertion: Option<&str>,
 ) -> HTTPRoute {
     let shared = tenant.spec.tier == Tier::Shared;
@@ -374,12 +409,7 @@ pub fn http_route(
         metadata: child_meta(domain, &tenant_name, domain.name_any(), owner),
         spec: HTTPRouteSpec {
             parent_refs: std::iter::once(gateway_ref(gateway_namespace, gateway_name))
-                .chain(https.map(|set| ParentReference {
-                    group: GATEWAY_GROUP.into(),
-                    kind: "ListenerSet".into(),
-                    namespace: set.namespace().unwrap_or_default(),
-                    name: set.name_any(),
-                }))
+                .chain(https)
                 .collect(),
             hostnames: vec![domain.spec.hostname.clone()],
             rules,
@@ -796,13 +826,51 @@ mod tests {
             &owner(),
             "gw-ns",
             "public",
-            Some(&set),
+            Some(parent_of(&set)),
             None,
         ))
         .expect("json");
         assert_eq!(
             route["spec"]["parentRefs"][1],
             json!({"group": "gateway.networking.k8s.io", "kind": "ListenerSet", "namespace": "tenant-acme", "name": "shop"})
+        );
+    }
+
+    #[test]
+    fn without_listener_sets_a_tls_domain_gets_a_gateway_of_its_own() {
+        let d = domain(json!({"hostname": "shop.acme.com"}));
+        let t = tenant("shared", &["web"]);
+        let gateway = https_gateway(&d, "acme", &owner(), "shop-tls", "traefik");
+        let value = serde_json::to_value(&gateway).expect("json");
+        assert_eq!(value["kind"], "Gateway");
+        assert_eq!(value["metadata"]["namespace"], "tenant-acme");
+        assert_eq!(value["spec"]["gatewayClassName"], "traefik");
+        // The same listener a ListenerSet would carry; routes of other namespaces are not
+        // admitted (no allowedRoutes: the Gateway API default is the Gateway's namespace).
+        let set = listener_set(&d, "acme", &owner(), "shop-tls", "gw-ns", "public");
+        assert_eq!(
+            value["spec"]["listeners"],
+            serde_json::to_value(&set.spec.listeners).expect("json")
+        );
+        assert!(value["spec"]["listeners"][0].get("allowedRoutes").is_none());
+        let routes = resolve_routes(&d, &t, &catalog()).expect("routes");
+        let route = serde_json::to_value(http_route(
+            &d,
+            &t,
+            &routes,
+            &owner(),
+            "gw-ns",
+            "public",
+            Some(parent_of(&gateway)),
+            Some("signed"),
+        ))
+        .expect("json");
+        assert_eq!(
+            route["spec"]["parentRefs"],
+            json!([
+                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "gw-ns", "name": "public"},
+                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "tenant-acme", "name": "shop"}
+            ])
         );
     }
 

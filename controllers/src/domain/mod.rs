@@ -76,7 +76,7 @@ use dns::Resolver;
 pub use error::Error;
 use error::Result;
 use status::Observed;
-use upstream::{Certificate, HTTPRoute, ListenerSet, ReferenceGrant};
+use upstream::{Certificate, Gateway, HTTPRoute, ListenerSet, ReferenceGrant};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "domain";
@@ -89,7 +89,7 @@ const RESYNC: Duration = Duration::from_secs(300);
 const RECHECK: Duration = Duration::from_secs(10);
 /// The longest wait between two lookups of a Domain that stays unverified.
 const MAX_VERIFICATION_INTERVAL: Duration = Duration::from_secs(900);
-pub use config::{DomainConfig, ISSUER_NOT_OFFERED};
+pub use config::{DomainConfig, HttpsListener, ISSUER_NOT_OFFERED};
 /// How long the discovered presence of Gateway API and cert-manager is trusted.
 const CAPABILITIES_TTL: Duration = Duration::from_secs(20);
 
@@ -749,39 +749,50 @@ impl Children<'_> {
                     ));
                 }
             }
-            // HTTPS: the Domain's own listener on the Gateway, where ListenerSets are served.
+            // HTTPS: the Domain's own listener (ListenerSet or Gateway, see HttpsListener).
             let https = match desired::tls_secret(domain) {
-                Some(secret) if self.caps.listener_sets => {
-                    let set = desired::listener_set(
-                        domain,
-                        &tenant.name_any(),
-                        owner,
-                        &secret,
-                        &config.gateway_namespace,
-                        &config.domains.gateway_name,
-                    );
-                    let api = self.api::<ListenerSet>();
-                    let live = get(&api, &set.name_any(), "ListenerSet").await?;
-                    if let Err(rejected) = self.ensure(&api, live.as_ref(), &set).await? {
-                        return Ok(Observation::new(
-                            ROUTED,
-                            Status::False,
-                            Reason::RouteRejected,
-                            format!(
-                                "the API server rejected ListenerSet {}: {rejected}",
-                                set.name_any()
-                            ),
-                        ));
+                Some(secret) => match &config.domains.https_listener {
+                    HttpsListener::ListenerSet if self.caps.listener_sets => {
+                        self.remove_https_gateway().await?;
+                        let set = desired::listener_set(
+                            domain,
+                            &tenant.name_any(),
+                            owner,
+                            &secret,
+                            &config.gateway_namespace,
+                            &config.domains.gateway_name,
+                        );
+                        Some(self.https_listener(set).await?)
                     }
-                    Some(set)
-                }
-                _ => {
+                    HttpsListener::ListenerSet => None,
+                    HttpsListener::Gateway { class } => {
+                        self.remove_listener_set().await?;
+                        let gateway = desired::https_gateway(
+                            domain,
+                            &tenant.name_any(),
+                            owner,
+                            &secret,
+                            class,
+                        );
+                        Some(self.https_listener(gateway).await?)
+                    }
+                },
+                None => None,
+            };
+            let https = match https {
+                Some(Err(refused)) => return Ok(refused),
+                Some(Ok(parent)) => Some(parent),
+                None => {
                     self.remove_listener_set().await?;
+                    self.remove_https_gateway().await?;
                     None
                 }
             };
             let tls_note = match (&https, desired::tls_secret(domain)) {
-                (Some(set), _) => format!("; HTTPS through ListenerSet {}", set.name_any()),
+                (Some(parent), _) => format!(
+                    "; HTTPS through {} {}/{}",
+                    parent.kind, parent.namespace, parent.name
+                ),
                 (None, Some(_)) => format!(
                     "; ListenerSets are not served, so the Gateway itself must terminate TLS for {}",
                     domain.spec.hostname
@@ -795,7 +806,7 @@ impl Children<'_> {
                 owner,
                 &config.gateway_namespace,
                 &config.domains.gateway_name,
-                https.as_ref(),
+                https,
                 assertion.as_deref(),
             );
             let api = self.api::<HTTPRoute>();
@@ -923,6 +934,7 @@ impl Children<'_> {
         if keep != Some(RouteKind::HTTPRoute) && self.caps.gateway_api {
             self.remove(&self.api::<HTTPRoute>()).await?;
             self.remove_listener_set().await?;
+            self.remove_https_gateway().await?;
         }
         Ok(())
     }
@@ -932,6 +944,41 @@ impl Children<'_> {
             self.remove(&self.api::<ListenerSet>()).await?;
         }
         Ok(())
+    }
+
+    async fn remove_https_gateway(&self) -> Result<()> {
+        if self.caps.gateway_api {
+            self.remove(&self.api::<Gateway>()).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the Domain's HTTPS listener object (ListenerSet or Gateway) as desired: the
+    /// parent reference its HTTPRoute attaches to, or the Routed condition naming the object
+    /// the API server refused.
+    async fn https_listener<K>(
+        &self,
+        desired: K,
+    ) -> Result<std::result::Result<upstream::ParentReference, Observation>>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+        K: Serialize + DeserializeOwned + Clone + Debug,
+    {
+        let api = self.api::<K>();
+        let kind = K::kind(&());
+        let live = get(&api, &desired.name_any(), &kind).await?;
+        Ok(match self.ensure(&api, live.as_ref(), &desired).await? {
+            Ok(()) => Ok(desired::parent_of(&desired)),
+            Err(rejected) => Err(Observation::new(
+                ROUTED,
+                Status::False,
+                Reason::RouteRejected,
+                format!(
+                    "the API server rejected {kind} {}: {rejected}",
+                    desired.name_any()
+                ),
+            )),
+        })
     }
 
     async fn remove_certificate(&self) -> Result<()> {

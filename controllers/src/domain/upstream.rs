@@ -1,5 +1,5 @@
 //! The few fields Landlord writes of objects whose CRDs belong to other projects: Gateway API
-//! `HTTPRoute` and `ReferenceGrant`, cert-manager `Certificate`. Typed, so the desired
+//! `HTTPRoute`, `ReferenceGrant`, `ListenerSet` and `Gateway`, cert-manager `Certificate`. Typed, so the desired
 //! objects are checked by the compiler; only the fields Landlord sets (and the Certificate's
 //! Ready condition it reads) are modelled, and the API server checks them against the real
 //! schemas (installed by `e2e/cluster up` in tests).
@@ -181,6 +181,24 @@ pub struct CertificateCondition {
     pub reason: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+}
+
+/// Gateway API Gateway: a Domain's own HTTPS listener where the platform's Gateway API
+/// implementation does not serve ListenerSets ([`super::HttpsListener::Gateway`]).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "Gateway",
+    plural = "gateways",
+    namespaced,
+    schema = "disabled"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    pub gateway_class_name: String,
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
 }
 
 /// Gateway API ListenerSet: the HTTPS listener of one Domain's hostname, with its certificate,

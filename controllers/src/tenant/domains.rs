@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     Context,
-    domain::upstream::{Certificate, HTTPRoute, ListenerSet, ReferenceGrant},
+    domain::upstream::{Certificate, Gateway, HTTPRoute, ListenerSet, ReferenceGrant},
     labels,
 };
 
@@ -97,7 +97,7 @@ pub fn summarize(domains: &[Arc<Domain>]) -> (Observation, Vec<String>) {
     (observation, endpoints)
 }
 
-/// First cleanup step: deletes the tenant's HTTPRoutes, ListenerSets, Ingresses,
+/// First cleanup step: deletes the tenant's HTTPRoutes, ListenerSets, Gateways, Ingresses,
 /// Certificates and ReferenceGrants (found by the tenant label; kinds whose CRDs are not installed are
 /// skipped) and waits until they are gone, so traffic stops before the workloads go. The
 /// Domain controller does not route Domains of a terminating Tenant, so nothing comes back.
@@ -122,6 +122,14 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<()> {
     left.extend(
         remove(
             &Api::<ListenerSet>::namespaced(client.clone(), &namespace),
+            &selector,
+            ctx,
+        )
+        .await?,
+    );
+    left.extend(
+        remove(
+            &Api::<Gateway>::namespaced(client.clone(), &namespace),
             &selector,
             ctx,
         )
