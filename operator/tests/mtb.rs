@@ -701,6 +701,43 @@ async fn the_multi_tenancy_benchmark_as_a_tenant_admin() -> anyhow::Result<()> {
         "25. the tenant admin may create CRDs"
     );
 
+    // Beyond the benchmark: the edge. A Gateway, ListenerSet or HTTPRoute of the tenant's own
+    // would claim a hostname at the platform's gateway (Traefik serves every Gateway of its
+    // class), and a ReferenceGrant would open its Services to other namespaces' routes. Only
+    // the operator writes them, for verified Domains: the tenant admin's attempts are refused.
+    for (kind, spec) in [
+        (
+            "Gateway",
+            serde_json::json!({"gatewayClassName": "traefik", "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "victim.example.com"}]}),
+        ),
+        (
+            "ListenerSet",
+            serde_json::json!({"parentRef": {"name": "landlord", "namespace": "landlord-gateway"},
+                "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "victim.example.com"}]}),
+        ),
+        (
+            "HTTPRoute",
+            serde_json::json!({"parentRefs": [{"name": "landlord", "namespace": "landlord-gateway"}],
+                "hostnames": ["victim.example.com"]}),
+        ),
+        (
+            "ReferenceGrant",
+            serde_json::json!({"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": other_ns}],
+                "to": [{"group": "", "kind": "Service"}]}),
+        ),
+    ] {
+        let object: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
+            "metadata": {"name": "mine", "namespace": ns}, "spec": spec,
+        }))?;
+        let answer = landlord_e2e::manifests::create(&user, &object, Some(&ns), false).await?;
+        anyhow::ensure!(
+            matches!(&answer, Err(kube::Error::Api(status)) if status.code == 403),
+            "the tenant admin's {kind} in {ns} was not refused: {answer:?}"
+        );
+    }
+
     for name in [&mine, &other] {
         tenants.delete(name, &DeleteParams::default()).await?;
     }
