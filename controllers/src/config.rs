@@ -49,6 +49,10 @@ pub struct Config {
     /// runs outside the cluster (CIDRs; `--operator-source-cidrs`). Inside, its own namespace
     /// ([`Config::service_account`]) is admitted instead.
     pub operator_source_cidrs: Vec<String>,
+    /// Where the platform namespace's shared workloads run (the pool's service instances
+    /// and the pooled tenant-runtime): the Tenant's `spec.placement` shape, chosen by the
+    /// platform (`--pool-node-selector`, `--pool-tolerations`). Empty: anywhere.
+    pub pool_placement: landlord_crds::tenant::Placement,
 }
 
 /// A ServiceAccount's namespace and name.
@@ -91,6 +95,7 @@ impl Default for Config {
             secrets_cluster_role: "landlord-secrets".into(),
             service_account: None,
             operator_source_cidrs: Vec::new(),
+            pool_placement: Default::default(),
         }
     }
 }

@@ -156,19 +156,27 @@ pub fn pooled(config: &Config) -> RuntimeStack {
     // The keys it checks the routes' tenant assertions with (it refuses to start without).
     let mut env = vec![pod_namespace()];
     env.extend(crate::pool::key_env());
+    let mut deployment = deployment(
+        meta.clone(),
+        object_labels,
+        &config.runtime_image,
+        vec!["--log-format=json".to_string()],
+        env,
+        2,
+        resources,
+    );
+    if let Some(pod) = deployment
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+    {
+        crate::scheduling::place_at(pod, &config.pool_placement);
+    }
     RuntimeStack {
         service_account: service_account(meta.clone()),
         role: None,
         role_binding: None,
-        deployment: deployment(
-            meta.clone(),
-            object_labels,
-            &config.runtime_image,
-            vec!["--log-format=json".to_string()],
-            env,
-            2,
-            resources,
-        ),
+        deployment,
         service: service(meta),
     }
 }

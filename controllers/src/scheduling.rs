@@ -2,7 +2,8 @@
 //! `spec.placement` (node labels to require, taints to tolerate) on their pod spec. One
 //! definition for every such workload (the dedicated PostgreSQL server, the dedicated
 //! service instances, the tenant's own tenant-runtime), so none of them lands outside the
-//! tenant's nodes.
+//! tenant's nodes. The platform's shared workloads (the pool, the pooled tenant-runtime)
+//! get the operator's `pool_placement` the same way ([`place_at`]).
 
 use k8s_openapi::api::core::v1::{PodSpec, Toleration};
 use landlord_crds::tenant::{Placement, TaintEffect, Tenant, TolerationOperator};
@@ -10,7 +11,13 @@ use landlord_crds::tenant::{Placement, TaintEffect, Tenant, TolerationOperator};
 /// Sets `pod`'s `nodeSelector` and `tolerations` from the tenant's placement (clears them
 /// when it has none, so removing the placement moves the pods back).
 pub fn place(pod: &mut PodSpec, tenant: &Tenant) {
-    let placement = tenant.spec.placement.clone().unwrap_or_default();
+    place_at(pod, &tenant.spec.placement.clone().unwrap_or_default());
+}
+
+/// Sets `pod`'s `nodeSelector` and `tolerations` from `placement` (clears them when it is
+/// empty).
+pub fn place_at(pod: &mut PodSpec, placement: &Placement) {
+    let placement = placement.clone();
     let Placement {
         node_selector,
         tolerations,

@@ -26,6 +26,7 @@ use landlord_controllers::{
     metrics::Metrics,
     nats::{NatsConfig, TenantLimits},
 };
+use landlord_crds::tenant::Placement;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -237,6 +238,16 @@ pub struct RunArgs {
     #[arg(long, env = "LANDLORD_HTTPS_LISTENER", default_value = "ListenerSet", value_parser = ["ListenerSet", "Gateway"])]
     pub https_listener: String,
 
+    /// Node labels the platform's shared workloads (the pool's service instances, the pooled
+    /// tenant-runtime) require: comma-separated `key=value`.
+    #[arg(long, env = "LANDLORD_POOL_NODE_SELECTOR", value_delimiter = ',')]
+    pub pool_node_selector: Vec<String>,
+
+    /// Node taints the platform's shared workloads tolerate: comma-separated
+    /// `key[=value][:effect]` (kubectl taint's syntax; without a value, any value).
+    #[arg(long, env = "LANDLORD_POOL_TOLERATIONS", value_delimiter = ',')]
+    pub pool_tolerations: Vec<String>,
+
     /// GatewayClass of the Domains' Gateways (needed with --https-listener Gateway).
     #[arg(long, env = "LANDLORD_HTTPS_GATEWAY_CLASS")]
     pub https_gateway_class: Option<String>,
@@ -296,6 +307,50 @@ impl RunArgs {
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "landlord".into());
             format!("{host}-{}", std::process::id())
+        })
+    }
+
+    /// Where the pool and the pooled tenant-runtime run, from --pool-node-selector and
+    /// --pool-tolerations; errors name the flag and the entry.
+    fn pool_placement(&self) -> anyhow::Result<Placement> {
+        let mut node_selector = std::collections::BTreeMap::new();
+        for pair in self
+            .pool_node_selector
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (key, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--pool-node-selector: {pair:?} is not key=value"))?;
+            node_selector.insert(key.trim().to_string(), value.trim().to_string());
+        }
+        let tolerations = self
+            .pool_tolerations
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|text| {
+                let (rest, effect) = match text.trim().rsplit_once(':') {
+                    Some((rest, effect)) => (rest, Some(effect)),
+                    None => (text.trim(), None),
+                };
+                let (key, value) = match rest.split_once('=') {
+                    Some((key, value)) => (key, Some(value)),
+                    None => (rest, None),
+                };
+                serde_json::from_value(serde_json::json!({
+                    "key": key,
+                    "operator": if value.is_some() { "Equal" } else { "Exists" },
+                    "value": value,
+                    "effect": effect,
+                }))
+                .with_context(|| {
+                    format!("--pool-tolerations: {text:?} is not key[=value][:NoSchedule|PreferNoSchedule|NoExecute]")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Placement {
+            node_selector,
+            tolerations,
         })
     }
 
@@ -397,6 +452,7 @@ impl RunArgs {
                 .iter()
                 .map(|cidr| check_cidr(cidr).map(|()| cidr.clone()))
                 .collect::<anyhow::Result<_>>()?,
+            pool_placement: self.pool_placement()?,
             nats: self.nats_config()?,
             domains: landlord_controllers::domain::DomainConfig {
                 dns_resolver: self.dns_resolver,
@@ -770,6 +826,43 @@ mod tests {
             .expect_err("class without Gateway")
             .to_string();
         assert!(stray.contains("--https-listener Gateway"), "{stray}");
+    }
+
+    #[test]
+    fn pool_placement_reads_label_pairs_and_kubectl_taint_syntax() {
+        let placement = parse(&[
+            "--pool-node-selector",
+            "landlord.dev/node=real,zone=a",
+            "--pool-tolerations",
+            "landlord.dev/real-node:NoSchedule,dedicated=pool,any",
+        ])
+        .pool_placement()
+        .expect("valid");
+        assert_eq!(
+            serde_json::to_value(&placement).expect("json"),
+            serde_json::json!({
+                "nodeSelector": {"landlord.dev/node": "real", "zone": "a"},
+                "tolerations": [
+                    {"key": "landlord.dev/real-node", "operator": "Exists", "effect": "NoSchedule"},
+                    {"key": "dedicated", "operator": "Equal", "value": "pool"},
+                    {"key": "any", "operator": "Exists"},
+                ],
+            })
+        );
+        assert_eq!(
+            parse(&[]).pool_placement().expect("none"),
+            Placement::default()
+        );
+        let error = parse(&["--pool-node-selector", "real"])
+            .pool_placement()
+            .expect_err("no value")
+            .to_string();
+        assert!(error.contains("--pool-node-selector"), "{error}");
+        let error = parse(&["--pool-tolerations", "key:Sometimes"])
+            .pool_placement()
+            .expect_err("bad effect")
+            .to_string();
+        assert!(error.contains("--pool-tolerations"), "{error}");
     }
 }
 

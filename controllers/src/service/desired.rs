@@ -397,9 +397,11 @@ fn pod_template(
     if config.image_pull_policy_always && matches!(audience, Audience::Tenant { .. }) {
         crate::pod_security::pull_always(&mut pod);
     }
-    // A dedicated instance runs where its tenant's placement says.
-    if let Audience::Tenant { tenant, .. } = audience {
-        crate::scheduling::place(&mut pod, tenant);
+    // A dedicated instance runs where its tenant's placement says, the pool where the
+    // platform's does.
+    match audience {
+        Audience::Tenant { tenant, .. } => crate::scheduling::place(&mut pod, tenant),
+        Audience::Pool => crate::scheduling::place_at(&mut pod, &config.pool_placement),
     }
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
