@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# build-images.sh OUT_DIR COREDNS_BINARY COREDNS_VERSION — the container images e2e/cluster's real nodes run, built
+# build-images.sh OUT_DIR COREDNS_BINARY COREDNS_VERSION TRAEFIK_BINARY TRAEFIK_VERSION — the container images e2e/cluster's real nodes run, built
 # without a container engine (no image can be pulled here) and written to OUT_DIR as
 # `docker save` archives, which e2e/cluster pushes to the stack's registry (images/registry):
 #
@@ -7,6 +7,8 @@
 #   docker.io/library/postgres:15      Debian's PostgreSQL 15 with an entrypoint that honours
 #                                      the official image's contract (images/postgres)
 #   landlord.local/coredns:VERSION     the cluster DNS (COREDNS_BINARY, built from e2e/coredns)
+#   landlord.local/traefik:VERSION     the Gateway API implementation (TRAEFIK_BINARY, built from
+#                                      its Go module by e2e/cluster)
 #   landlord.local/echo:1              a catalog Service for tests: shows its LANDLORD_* variables
 #                                      and reads its flags from tenant-runtime (images/echo)
 #
@@ -15,10 +17,12 @@
 # the archives' names.
 set -euo pipefail
 
-USAGE="usage: build-images.sh OUT_DIR COREDNS_BINARY COREDNS_VERSION"
+USAGE="usage: build-images.sh OUT_DIR COREDNS_BINARY COREDNS_VERSION TRAEFIK_BINARY TRAEFIK_VERSION"
 OUT=${1:?$USAGE}
 COREDNS=${2:?$USAGE}
 COREDNS_VERSION=${3:?$USAGE}
+TRAEFIK=${4:?$USAGE}
+TRAEFIK_VERSION=${5:?$USAGE}
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=15
 PG_LIB=/usr/lib/postgresql/$PG_MAJOR
@@ -75,6 +79,16 @@ cp "$COREDNS" "$root/coredns"
   -entrypoint '["/coredns"]' -cmd '["-conf", "/etc/coredns/Corefile"]' -user 65532:65532 \
   -port 53/udp -port 53/tcp
 echo coredns.tar
+
+# --- traefik -----------------------------------------------------------------------------
+# A static Go binary, like the official image's; its user is the distroless nonroot one.
+root=$WORK/traefik
+mkdir -p "$root/tmp"
+chmod 1777 "$root/tmp"
+cp "$TRAEFIK" "$root/traefik"
+"$imagebuild" -rootfs "$root" -tag landlord.local/traefik:$TRAEFIK_VERSION -out "$OUT/traefik.tar" \
+  -entrypoint '["/traefik"]' -user 65532:65532 -port 80/tcp -port 443/tcp
+echo traefik.tar
 
 # --- echo --------------------------------------------------------------------------------
 root=$WORK/echo

@@ -33,6 +33,11 @@ COREDNS_VERSION=v1.14.7
 # NetworkPolicy enforcement: kube-router's firewall (iptables and ipset, per node), alone: the
 # bridge CNI plugin routes pods and kube-proxy serves Services.
 KUBE_ROUTER_VERSION=v2.1.0
+# The Gateway API implementation: Traefik (one Go binary that is its own proxy). v3.6 is the
+# newest the module proxy serves whose dependencies it serves too (v3.7 needs modules it
+# refuses); it serves Gateway API's standard channel without ListenerSet, so the operator
+# under test runs with --https-listener Gateway.
+TRAEFIK_VERSION=v3.6.12
 IMAGES_PG_MAJOR=15
 
 real_node_name() { printf 'landlord-real-%s' "$1"; }
@@ -67,11 +72,19 @@ coredns_path() {
 }
 
 kube_router_path() { printf '%s/bin/kube-router-%s' "$CACHE_DIR" "$KUBE_ROUTER_VERSION"; }
+traefik_path() { printf '%s/bin/traefik-%s' "$CACHE_DIR" "$TRAEFIK_VERSION"; }
+
+# cert-manager's controllers (e2e/certmanager): tests that need certificates start it.
+cert_manager_path() {
+  local key
+  key=$(cat "$E2E_DIR/certmanager/go.mod" "$E2E_DIR/certmanager/go.sum" "$E2E_DIR/certmanager/main.go" | sha256sum | cut -c1-12)
+  printf '%s/bin/cert-manager-controller-%s' "$CACHE_DIR" "$key"
+}
 
 images_dir() {
   local key
-  key=$(cat "$E2E_DIR/scripts/build-images.sh" "$E2E_DIR/scripts/image-rootfs.sh" "$E2E_DIR"/images/go.* "$E2E_DIR"/images/*/* \
-    "/usr/lib/postgresql/$IMAGES_PG_MAJOR/bin/postgres" 2>/dev/null | sha256sum | cut -c1-12)
+  key=$( (cat "$E2E_DIR/scripts/build-images.sh" "$E2E_DIR/scripts/image-rootfs.sh" "$E2E_DIR"/images/go.* "$E2E_DIR"/images/*/* \
+    "/usr/lib/postgresql/$IMAGES_PG_MAJOR/bin/postgres" 2>/dev/null; echo "$TRAEFIK_VERSION $(coredns_path)") | sha256sum | cut -c1-12)
   printf '%s/images/%s' "$CACHE_DIR" "$key"
 }
 
@@ -102,12 +115,40 @@ build_real_node_artifacts() {
     rm -rf "$tmp"
     log "built kube-router in $((SECONDS - start))s"
   fi
+  local traefik
+  traefik=$(traefik_path)
+  if [[ ! -x $traefik ]]; then
+    local tmp src
+    start=$SECONDS
+    tmp=$(mktemp -d)
+    log "building Traefik $TRAEFIK_VERSION -> $traefik"
+    # Built as its own main module (from the module's source, which carries its go.sum and
+    # replace directives): `go install pkg@version` refuses modules with replace directives.
+    src=$(cd "$tmp" && GOFLAGS="" go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+      sed -n 's/.*"Dir": "\(.*\)".*/\1/p') && [[ -d $src ]] || { rm -rf "$tmp"; die "downloading Traefik failed"; }
+    cp -r "$src" "$tmp/src" && chmod -R u+w "$tmp/src"
+    (cd "$tmp/src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$tmp/traefik" ./cmd/traefik) \
+      >>"$LOGS/build-traefik.log" 2>&1 || { rm -rf "$tmp"; die "building Traefik failed; see $LOGS/build-traefik.log"; }
+    mv -f "$tmp/traefik" "$traefik"
+    rm -rf "$tmp"
+    log "built Traefik in $((SECONDS - start))s"
+  fi
+  local cert_manager
+  cert_manager=$(cert_manager_path)
+  if [[ ! -x $cert_manager ]]; then
+    start=$SECONDS
+    log "building cert-manager's controllers -> $cert_manager"
+    (cd "$E2E_DIR/certmanager" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$cert_manager.tmp.$$" .) ||
+      { rm -f "$cert_manager.tmp.$$"; die "building cert-manager failed"; }
+    mv -f "$cert_manager.tmp.$$" "$cert_manager"
+    log "built cert-manager in $((SECONDS - start))s"
+  fi
   if [[ ! -s $images/done ]]; then
     start=$SECONDS
     log "building the real nodes' images -> $images"
     rm -rf "$images.tmp.$$"
     mkdir -p "$images.tmp.$$"
-    bash "$E2E_DIR/scripts/build-images.sh" "$images.tmp.$$" "$coredns" "$COREDNS_VERSION" >"$images.tmp.$$/done" ||
+    bash "$E2E_DIR/scripts/build-images.sh" "$images.tmp.$$" "$coredns" "$COREDNS_VERSION" "$traefik" "$TRAEFIK_VERSION" >"$images.tmp.$$/done" ||
       { rm -rf "$images.tmp.$$"; die "building images failed"; }
     rm -rf "$images"
     mv -f "$images.tmp.$$" "$images"

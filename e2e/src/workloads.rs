@@ -154,3 +154,251 @@ pub async fn run_to_completion(
     })?;
     Ok(Outcome { phase, log })
 }
+
+/// The edge of the real nodes for one test (`e2e/scripts/gateway.yaml` in `namespace`):
+/// Traefik as the Gateway API implementation of GatewayClass `class`, the platform's Gateway
+/// `landlord`, a CA ClusterIssuer `issuer`, and cert-manager's controllers as a child process
+/// of the test (stopped on drop, with the cluster-scoped objects). cert-manager is started
+/// here rather than by `e2e/cluster up`: it would otherwise act on the Certificates of the
+/// tests that play cert-manager themselves.
+pub struct Edge {
+    cluster: &'static Cluster,
+    /// The gateway namespace (the operator's `--gateway-namespace`).
+    pub namespace: String,
+    pub class: String,
+    pub issuer: String,
+    cert_manager: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Edge {
+    /// Installs the edge in `namespace` (created if missing) and waits (`timeout`) until
+    /// Traefik is ready and the ClusterIssuer is. Errors when the stack has no real nodes
+    /// or cert-manager, or when either is not ready in time (naming cert-manager's log).
+    pub async fn install(
+        cluster: &'static Cluster,
+        client: &Client,
+        namespace: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Edge> {
+        let (_, _, taint) = real_nodes(cluster)?;
+        let binary = cluster
+            .vars()
+            .get("LANDLORD_CERT_MANAGER")
+            .context(
+                "the stack has no cert-manager (LANDLORD_CERT_MANAGER): start it with real nodes",
+            )?
+            .clone();
+        let class = format!("{namespace}-traefik");
+        let issuer = format!("{namespace}-ca");
+        crate::manifests::ensure_namespace(client, namespace).await?;
+        let template =
+            std::fs::read_to_string(crate::cluster::repo_root().join("e2e/scripts/gateway.yaml"))?;
+        let text = template
+            .replace("@NAMESPACE@", namespace)
+            .replace("@CLASS@", &class)
+            .replace("@ISSUER@", &issuer)
+            .replace("@IMAGE@", cluster.var("LANDLORD_TRAEFIK_IMAGE"))
+            .replace("@TAINT@", &taint);
+        let log = std::path::Path::new(cluster.var("LANDLORD_DEV_DIR"))
+            .join("logs")
+            .join(format!("cert-manager-{namespace}.log"));
+        let out = std::fs::File::create(&log)?;
+        let cert_manager = std::process::Command::new(&binary)
+            .args(["-kubeconfig", cluster.var("KUBECONFIG")])
+            .args(["-cluster-resource-namespace", namespace])
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {binary}"))?;
+        let edge = Edge {
+            cluster,
+            namespace: namespace.into(),
+            class,
+            issuer,
+            cert_manager,
+            log,
+        };
+        for object in crate::manifests::parse_documents(&text)? {
+            crate::manifests::apply(client, &object, None).await?;
+        }
+        let deployments =
+            Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), namespace);
+        wait::until("Traefik ready", timeout, || async {
+            let d = deployments.get("traefik").await?;
+            Ok((d.status.and_then(|s| s.ready_replicas) == Some(1)).then_some(()))
+        })
+        .await?;
+        let issuers = Api::<kube::api::DynamicObject>::all_with(
+            client.clone(),
+            &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                "cert-manager.io",
+                "v1",
+                "ClusterIssuer",
+            )),
+        );
+        wait::until(
+            &format!("ClusterIssuer {} ready", edge.issuer),
+            timeout,
+            || async {
+                let issuer = issuers.get(&edge.issuer).await?;
+                let ready = issuer.data["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                Ok(ready.then_some(()))
+            },
+        )
+        .await
+        .with_context(|| edge.log_text())?;
+        Ok(edge)
+    }
+
+    /// The operator's flags for this edge: its gateway namespace, a Gateway of its class per
+    /// Domain with TLS (Traefik v3.6 serves no ListenerSets), and its ClusterIssuer.
+    pub fn operator_args(&self) -> Vec<String> {
+        vec![
+            format!("--gateway-namespace={}", self.namespace),
+            "--https-listener=Gateway".into(),
+            format!("--https-gateway-class={}", self.class),
+            format!("--cluster-issuer={}", self.issuer),
+        ]
+    }
+
+    /// The CA certificate (PEM) that signs the issuer's certificates.
+    pub async fn ca_pem(&self, client: &Client) -> anyhow::Result<Vec<u8>> {
+        let secrets =
+            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &self.namespace);
+        let secret = secrets.get(&format!("{}-ca", self.issuer)).await?;
+        let data = secret.data.unwrap_or_default();
+        Ok(data
+            .get("ca.crt")
+            .or_else(|| data.get("tls.crt"))
+            .context("the CA Secret has no certificate")?
+            .0
+            .clone())
+    }
+
+    /// Traefik's Service address (`ClusterIP:port`), which this host reaches through the
+    /// real nodes' kube-proxy.
+    pub async fn address(
+        &self,
+        client: &Client,
+        port: u16,
+    ) -> anyhow::Result<std::net::SocketAddr> {
+        let services =
+            Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &self.namespace);
+        let ip = services
+            .get("traefik")
+            .await?
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .context("Traefik's Service has no cluster IP")?;
+        Ok(std::net::SocketAddr::new(ip.parse()?, port))
+    }
+
+    /// cert-manager's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.cert_manager.kill().ok();
+        self.cert_manager.wait().ok();
+        let name = format!("traefik-{}", self.namespace);
+        for (kind, name) in [
+            ("clusterrolebinding", name.as_str()),
+            ("clusterrole", name.as_str()),
+            ("gatewayclass", self.class.as_str()),
+            ("clusterissuer", self.issuer.as_str()),
+            ("clusterissuer", &format!("{}-bootstrap", self.issuer)),
+            ("namespace", self.namespace.as_str()),
+        ] {
+            self.cluster
+                .kubectl(&["delete", kind, name, "--ignore-not-found", "--wait=false"])
+                .ok();
+        }
+    }
+}
+
+/// An HTTP/1.1 GET of `path` over TLS to `address`, with `hostname` as SNI and Host, the
+/// server's certificate verified against `ca_pem` only. Returns the status code and body;
+/// errors when the handshake fails (an unverifiable certificate among others).
+pub async fn https_get(
+    address: std::net::SocketAddr,
+    hostname: &str,
+    ca_pem: &[u8],
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, String)> {
+    use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    .with_context(|| format!("connecting to {address}"))??;
+    let mut tls = connector
+        .connect(ServerName::try_from(hostname.to_string())?, tcp)
+        .await
+        .with_context(|| format!("TLS handshake with {address} as {hostname}"))?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    tls.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer))
+        .await
+        .context("reading the answer")??;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no status line in {head:?}"))?;
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)?
+        } else {
+            body.to_string()
+        },
+    ))
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer.
+fn dechunk(mut rest: &str) -> anyhow::Result<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").context("a chunk size line")?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)?;
+        if size == 0 {
+            return Ok(body);
+        }
+        body.push_str(after.get(..size).context("a chunk shorter than its size")?);
+        rest = after.get(size + 2..).context("a chunk without its CRLF")?;
+    }
+}

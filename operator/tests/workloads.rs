@@ -572,3 +572,214 @@ async fn a_dedicated_service_instance_runs_with_its_tenant_context_and_reads_its
     catalog.delete(&service, &Default::default()).await?;
     Ok(())
 }
+
+/// The zone the HTTPS test's operator treats as the platform's own (`--pre-verified-zones`):
+/// `<tenant>.<zone>` is the tenant's without a TXT record.
+const EDGE_ZONE: &str = "apps.landlord.test";
+
+#[tokio::test]
+async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificate_that_verifies()
+-> anyhow::Result<()> {
+    let setup = Harness::setup(LANDLORD).await?.timeout(TIMEOUT);
+    landlord_e2e::manifests::ensure_namespace(&setup.client, PLATFORM).await?;
+    let edge =
+        workloads::Edge::install(setup.cluster, &setup.client, &unique_name("edge"), TIMEOUT)
+            .await?;
+    let real_nodes = workloads::operator_args(setup.cluster)?;
+    let (label, value, taint) = workloads::real_nodes(setup.cluster)?;
+    let h = setup
+        .args(real_nodes)
+        .args(edge.operator_args())
+        .args([
+            format!("--pre-verified-zones={EDGE_ZONE}"),
+            // The pool and the pooled tenant-runtime on the real nodes too.
+            format!("--pool-node-selector={label}={value}"),
+            format!("--pool-tolerations={taint}:NoSchedule"),
+        ])
+        .start_with(edge)
+        .await?;
+
+    let service = unique_name("web");
+    let catalog = Api::<landlord_crds::Service>::namespaced(h.client.clone(), PLATFORM);
+    catalog
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "landlord.dev/v1alpha1", "kind": "Service",
+                "metadata": {"name": service, "namespace": PLATFORM},
+                "spec": {
+                    "image": ECHO_IMAGE,
+                    "ports": [{"name": "http", "port": 8080}],
+                    "path": "/",
+                    "replicas": 1,
+                    "tiers": ["dedicated", "shared"],
+                    "readinessProbe": {"path": "/healthz", "port": "http", "periodSeconds": 2},
+                },
+            }))?,
+        )
+        .await?;
+    let name = unique_name("https");
+    h.create_tenant(
+        &name,
+        serde_json::json!({
+            "tier": "dedicated",
+            "plan": "enterprise",
+            "placement": workloads::placement(h.cluster)?,
+            "services": [{"name": service}],
+        }),
+    )
+    .await?;
+    let shared = unique_name("pooled");
+    h.create_tenant(
+        &shared,
+        serde_json::json!({"tier": "shared", "services": [{"name": service}]}),
+    )
+    .await?;
+    let ns = format!("tenant-{name}");
+    // Ready, not only ServicesReady: until the quota controller has counted the namespace's
+    // ResourceQuota, the API server refuses the Domains it covers (NamespaceReady says so).
+    h.wait_condition(&name, "Ready", "True", None).await?;
+    h.wait_condition(&shared, "Ready", "True", None).await?;
+
+    // The customer's Domain with a managed certificate: cert-manager issues it from the CA,
+    // the operator gives it an HTTPS listener (a Gateway of Traefik's class) and a route.
+    let hostname = format!("{name}.{EDGE_ZONE}");
+    let domains = Api::<landlord_crds::Domain>::namespaced(h.client.clone(), &ns);
+    domains
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "landlord.dev/v1alpha1", "kind": "Domain",
+                "metadata": {"name": "shop", "namespace": ns},
+                "spec": {"hostname": hostname, "tls": {"mode": "Managed"}},
+            }))?,
+        )
+        .await?;
+    let domain_ready = wait::until(&format!("Domain {ns}/shop Ready"), TIMEOUT, || async {
+        let d = domains.get("shop").await?;
+        let ready = d
+            .status
+            .as_ref()
+            .map(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+            .unwrap_or(false);
+        Ok(ready.then_some(d))
+    })
+    .await
+    .with_context(|| h.fixture.log_text())?;
+    let status = domain_ready.status.as_ref().context("Domain status")?;
+    assert_eq!(
+        status.url.as_deref(),
+        Some(format!("https://{hostname}").as_str())
+    );
+
+    // From this host, through Traefik's Service: TLS with the Domain's hostname as SNI, the
+    // certificate verified against the CA and nothing else, then the tenant's own pod
+    // answers with its tenant context. Traefik picks the route up a moment after it exists.
+    let ca = h.fixture.ca_pem(&h.client).await?;
+    let address = h.fixture.address(&h.client, 443).await?;
+    let (code, body) = wait::until(
+        &format!("https://{hostname}/ through {address}"),
+        TIMEOUT,
+        || async {
+            Ok(
+                match workloads::https_get(address, &hostname, &ca, "/", &[]).await {
+                    Ok((200, body)) => Some((200, body)),
+                    _ => None,
+                },
+            )
+        },
+    )
+    .await?;
+    assert_eq!(code, 200);
+    let shown: serde_json::Value = serde_json::from_str(body.trim())
+        .with_context(|| format!("the echo service's answer: {body}"))?;
+    assert_eq!(shown["env"]["LANDLORD_TENANT"], name.as_str(), "{shown}");
+    assert_eq!(shown["env"]["LANDLORD_TENANT_TIER"], "dedicated", "{shown}");
+
+    // A name the platform never issued for gets no certificate the CA vouches for: the
+    // handshake fails verification (Traefik's default certificate), it is not served as
+    // this tenant.
+    let other = format!("someone-else.{EDGE_ZONE}");
+    let refused = workloads::https_get(address, &other, &ca, "/", &[]).await;
+    assert!(
+        refused.is_err(),
+        "a certificate for {other} verified: {refused:?}"
+    );
+
+    // A shared tenant's Domain routes to the pool (in the platform namespace, on a real
+    // node): the route sets the tenant header, whatever the client sent, and the assertion
+    // the pool checks it with.
+    let shared_ns = format!("tenant-{shared}");
+    let shared_host = format!("{shared}.{EDGE_ZONE}");
+    let shared_domains = Api::<landlord_crds::Domain>::namespaced(h.client.clone(), &shared_ns);
+    shared_domains
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "landlord.dev/v1alpha1", "kind": "Domain",
+                "metadata": {"name": "app", "namespace": shared_ns},
+                "spec": {"hostname": shared_host, "tls": {"mode": "Managed"}},
+            }))?,
+        )
+        .await?;
+    wait::until(
+        &format!("Domain {shared_ns}/app Ready"),
+        TIMEOUT,
+        || async {
+            let d = shared_domains.get("app").await?;
+            let ready = d
+                .status
+                .as_ref()
+                .map(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+                .unwrap_or(false);
+            Ok(ready.then_some(()))
+        },
+    )
+    .await
+    .with_context(|| h.fixture.log_text())?;
+    let forged = [
+        ("X-Landlord-Tenant", name.as_str()),
+        ("X_Landlord_Tenant", name.as_str()),
+    ];
+    let body = wait::until(
+        &format!("https://{shared_host}/ through {address}"),
+        TIMEOUT,
+        || async {
+            Ok(
+                match workloads::https_get(address, &shared_host, &ca, "/", &forged).await {
+                    Ok((200, body)) => Some(body),
+                    _ => None,
+                },
+            )
+        },
+    )
+    .await?;
+    let shown: serde_json::Value =
+        serde_json::from_str(body.trim()).with_context(|| format!("the pool's answer: {body}"))?;
+    assert_eq!(shown["env"]["LANDLORD_TENANT_TIER"], "shared", "{shown}");
+    assert_eq!(
+        shown["headers"]["X-Landlord-Tenant"],
+        shared.as_str(),
+        "{shown}"
+    );
+    assert!(
+        shown["headers"]["X-Landlord-Tenant-Assertion"].is_string(),
+        "no assertion reached the pool: {shown}"
+    );
+    assert!(
+        !body.contains(&name),
+        "the forged tenant {name} reached the pool: {shown}"
+    );
+
+    h.delete_tenants(&[&name, &shared]).await?;
+    catalog.delete(&service, &Default::default()).await?;
+    Ok(())
+}
