@@ -485,7 +485,7 @@ async fn network_policies_stop_real_packets_between_tenants_and_let_allowed_peer
 const ECHO_IMAGE: &str = "landlord.local/echo:1";
 
 /// GETs `url` from a pod in `ns` on a real node; the body, or an error naming the pod's log.
-async fn get_in_cluster(h: &Harness, ns: &str, url: &str) -> anyhow::Result<String> {
+async fn get_in_cluster<F>(h: &Harness<F>, ns: &str, url: &str) -> anyhow::Result<String> {
     let pod = workloads::on_real_nodes(
         h.cluster,
         serde_json::json!({
@@ -778,6 +778,31 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
         !body.contains(&name),
         "the forged tenant {name} reached the pool: {shown}"
     );
+
+    // The pool's instance reads the shared tenant's flags from the pooled tenant-runtime (on
+    // a real node), passing the route's header and assertion on: an OFREP answer.
+    let (code, flags) = workloads::https_get(address, &shared_host, &ca, "/flags", &forged).await?;
+    assert_eq!(code, 200, "{flags}");
+    let flags: serde_json::Value = serde_json::from_str(flags.trim())
+        .with_context(|| format!("OFREP bulk answer through the pool: {flags}"))?;
+    assert!(flags["flags"].is_array(), "{flags}");
+
+    // The walls around the pool, with packets: the dedicated tenant's pod (which reaches its
+    // own instance, proving its network is up) gets no answer from the pool's instances nor
+    // from the pooled tenant-runtime; only the gateway namespace and the pool reach them.
+    // The same addresses answer a pod of the gateway namespace, so the refusals are the walls.
+    get_in_cluster(&h, &ns, &format!("http://{service}.{ns}.svc:8080/healthz")).await?;
+    for url in [
+        format!("http://{service}.{PLATFORM}.svc:8080/healthz"),
+        format!("http://landlord-runtime.{PLATFORM}.svc:8080/healthz"),
+    ] {
+        get_in_cluster(&h, &h.fixture.namespace, &url).await?;
+        let reached = get_in_cluster(&h, &ns, &url).await;
+        assert!(
+            reached.is_err(),
+            "a tenant's pod reached {url}: {reached:?}"
+        );
+    }
 
     h.delete_tenants(&[&name, &shared]).await?;
     catalog.delete(&service, &Default::default()).await?;
