@@ -88,19 +88,24 @@ images_dir() {
   printf '%s/images/%s' "$CACHE_DIR" "$key"
 }
 
+# build_e2e_module DIR WHAT OUT: builds the main package of e2e/DIR (a module of its own)
+# into OUT unless it is there.
+build_e2e_module() {
+  local dir=$1 what=$2 out=$3 start=$SECONDS
+  [[ -x $out ]] && return 0
+  log "building $what -> $out"
+  (cd "$E2E_DIR/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$out.tmp.$$" .) ||
+    { rm -f "$out.tmp.$$"; die "building $what failed"; }
+  mv -f "$out.tmp.$$" "$out"
+  log "built $what in $((SECONDS - start))s"
+}
+
 build_real_node_artifacts() {
   local coredns images start
   coredns=$(coredns_path)
   images=$(images_dir)
   export GOTOOLCHAIN=local GOFLAGS=-mod=readonly
-  if [[ ! -x $coredns ]]; then
-    start=$SECONDS
-    log "building CoreDNS $COREDNS_VERSION -> $coredns"
-    (cd "$E2E_DIR/coredns" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$coredns.tmp.$$" .) ||
-      { rm -f "$coredns.tmp.$$"; die "building CoreDNS failed"; }
-    mv -f "$coredns.tmp.$$" "$coredns"
-    log "built CoreDNS in $((SECONDS - start))s"
-  fi
+  build_e2e_module coredns "CoreDNS $COREDNS_VERSION" "$coredns"
   local kube_router
   kube_router=$(kube_router_path)
   if [[ ! -x $kube_router ]]; then
@@ -133,16 +138,7 @@ build_real_node_artifacts() {
     rm -rf "$tmp"
     log "built Traefik in $((SECONDS - start))s"
   fi
-  local cert_manager
-  cert_manager=$(cert_manager_path)
-  if [[ ! -x $cert_manager ]]; then
-    start=$SECONDS
-    log "building cert-manager's controllers -> $cert_manager"
-    (cd "$E2E_DIR/certmanager" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$cert_manager.tmp.$$" .) ||
-      { rm -f "$cert_manager.tmp.$$"; die "building cert-manager failed"; }
-    mv -f "$cert_manager.tmp.$$" "$cert_manager"
-    log "built cert-manager in $((SECONDS - start))s"
-  fi
+  build_e2e_module certmanager "cert-manager's controllers" "$(cert_manager_path)"
   if [[ ! -s $images/done ]]; then
     start=$SECONDS
     log "building the real nodes' images -> $images"

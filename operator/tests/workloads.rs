@@ -577,6 +577,39 @@ async fn a_dedicated_service_instance_runs_with_its_tenant_context_and_reads_its
 /// `<tenant>.<zone>` is the tenant's without a TXT record.
 const EDGE_ZONE: &str = "apps.landlord.test";
 
+/// Creates Domain `ns/name` for `hostname` with a managed certificate and waits until it is
+/// Ready (cert-manager issued it, the route and the HTTPS listener are in place); errors
+/// with cert-manager's log when it is not in time.
+async fn managed_domain_ready(
+    h: &Harness<workloads::Edge>,
+    ns: &str,
+    name: &str,
+    hostname: &str,
+) -> anyhow::Result<landlord_crds::Domain> {
+    let domains = Api::<landlord_crds::Domain>::namespaced(h.client.clone(), ns);
+    domains
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "landlord.dev/v1alpha1", "kind": "Domain",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"hostname": hostname, "tls": {"mode": "Managed"}},
+            }))?,
+        )
+        .await?;
+    wait::until(&format!("Domain {ns}/{name} Ready"), TIMEOUT, || async {
+        let domain = domains.get(name).await?;
+        let ready = domain.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        Ok(ready.then_some(domain))
+    })
+    .await
+    .with_context(|| h.fixture.log_text())
+}
+
 #[tokio::test]
 async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificate_that_verifies()
 -> anyhow::Result<()> {
@@ -644,32 +677,7 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
     // The customer's Domain with a managed certificate: cert-manager issues it from the CA,
     // the operator gives it an HTTPS listener (a Gateway of Traefik's class) and a route.
     let hostname = format!("{name}.{EDGE_ZONE}");
-    let domains = Api::<landlord_crds::Domain>::namespaced(h.client.clone(), &ns);
-    domains
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({
-                "apiVersion": "landlord.dev/v1alpha1", "kind": "Domain",
-                "metadata": {"name": "shop", "namespace": ns},
-                "spec": {"hostname": hostname, "tls": {"mode": "Managed"}},
-            }))?,
-        )
-        .await?;
-    let domain_ready = wait::until(&format!("Domain {ns}/shop Ready"), TIMEOUT, || async {
-        let d = domains.get("shop").await?;
-        let ready = d
-            .status
-            .as_ref()
-            .map(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-            .unwrap_or(false);
-        Ok(ready.then_some(d))
-    })
-    .await
-    .with_context(|| h.fixture.log_text())?;
+    let domain_ready = managed_domain_ready(&h, &ns, "shop", &hostname).await?;
     let status = domain_ready.status.as_ref().context("Domain status")?;
     assert_eq!(
         status.url.as_deref(),
@@ -715,36 +723,7 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
     // the pool checks it with.
     let shared_ns = format!("tenant-{shared}");
     let shared_host = format!("{shared}.{EDGE_ZONE}");
-    let shared_domains = Api::<landlord_crds::Domain>::namespaced(h.client.clone(), &shared_ns);
-    shared_domains
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({
-                "apiVersion": "landlord.dev/v1alpha1", "kind": "Domain",
-                "metadata": {"name": "app", "namespace": shared_ns},
-                "spec": {"hostname": shared_host, "tls": {"mode": "Managed"}},
-            }))?,
-        )
-        .await?;
-    wait::until(
-        &format!("Domain {shared_ns}/app Ready"),
-        TIMEOUT,
-        || async {
-            let d = shared_domains.get("app").await?;
-            let ready = d
-                .status
-                .as_ref()
-                .map(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
-                .unwrap_or(false);
-            Ok(ready.then_some(()))
-        },
-    )
-    .await
-    .with_context(|| h.fixture.log_text())?;
+    managed_domain_ready(&h, &shared_ns, "app", &shared_host).await?;
     let forged = [
         ("X-Landlord-Tenant", name.as_str()),
         ("X_Landlord_Tenant", name.as_str()),
