@@ -6,7 +6,7 @@
 // module proxy does not serve, hence this main: it builds the controllers' shared context,
 // starts the controllers named by -controllers and their informers, and runs until SIGTERM.
 //
-// No leader election: e2e/cluster runs one instance.
+// No leader election: one instance runs at a time (a test's landlord_e2e::workloads::Edge).
 package main
 
 import (

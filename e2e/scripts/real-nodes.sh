@@ -35,8 +35,8 @@ COREDNS_VERSION=v1.14.7
 KUBE_ROUTER_VERSION=v2.1.0
 # The Gateway API implementation: Traefik (one Go binary that is its own proxy). v3.6 is the
 # newest the module proxy serves whose dependencies it serves too (v3.7 needs modules it
-# refuses); it serves Gateway API's standard channel without ListenerSet, so the operator
-# under test runs with --https-listener Gateway.
+# refuses). Neither serves ListenerSet (v3.8 does; the proxy does not serve it), so the
+# operator under test runs with --https-listener Gateway.
 TRAEFIK_VERSION=v3.6.12
 IMAGES_PG_MAJOR=15
 
@@ -132,7 +132,7 @@ build_real_node_artifacts() {
     src=$(cd "$tmp" && GOFLAGS="" go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
       sed -n 's/.*"Dir": "\(.*\)".*/\1/p') && [[ -d $src ]] || { rm -rf "$tmp"; die "downloading Traefik failed"; }
     cp -r "$src" "$tmp/src" && chmod -R u+w "$tmp/src"
-    (cd "$tmp/src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$tmp/traefik" ./cmd/traefik) \
+    (cd "$tmp/src" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$tmp/traefik" ./cmd/traefik) \
       >>"$LOGS/build-traefik.log" 2>&1 || { rm -rf "$tmp"; die "building Traefik failed; see $LOGS/build-traefik.log"; }
     mv -f "$tmp/traefik" "$traefik"
     rm -rf "$tmp"

@@ -324,8 +324,8 @@ impl Drop for Edge {
     }
 }
 
-/// An HTTP/1.1 GET of `path` over TLS to `address`, with `hostname` as SNI and Host, the
-/// server's certificate verified against `ca_pem` only. Returns the status code and body;
+/// An HTTP/1.1 GET of `path` over TLS to `address`, with `hostname` as SNI and Host (unless
+/// `headers` name another Host), the server's certificate verified against `ca_pem` only. Returns the status code and body;
 /// errors when the handshake fails (an unverifiable certificate among others).
 pub async fn https_get(
     address: std::net::SocketAddr,
@@ -359,7 +359,13 @@ pub async fn https_get(
         .connect(ServerName::try_from(hostname.to_string())?, tcp)
         .await
         .with_context(|| format!("TLS handshake with {address} as {hostname}"))?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n");
+    let mut request = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: {hostname}\r\n"));
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }

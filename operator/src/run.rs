@@ -322,7 +322,12 @@ impl RunArgs {
             let (key, value) = pair
                 .split_once('=')
                 .with_context(|| format!("--pool-node-selector: {pair:?} is not key=value"))?;
-            node_selector.insert(key.trim().to_string(), value.trim().to_string());
+            let (key, value) = (key.trim(), value.trim());
+            anyhow::ensure!(
+                is_label_key(key) && is_label_value(value),
+                "--pool-node-selector: {pair:?} is not a label key=value (key: an optional DNS subdomain and '/', then a name of at most 63 alphanumerics, '-', '_' or '.'; value: such a name or empty)"
+            );
+            node_selector.insert(key.to_string(), value.to_string());
         }
         let tolerations = self
             .pool_tolerations
@@ -337,6 +342,10 @@ impl RunArgs {
                     Some((key, value)) => (key, Some(value)),
                     None => (rest, None),
                 };
+                anyhow::ensure!(
+                    is_label_key(key) && value.is_none_or(is_label_value),
+                    "--pool-tolerations: {text:?}: the key must be a label key and the value a label value"
+                );
                 serde_json::from_value(serde_json::json!({
                     "key": key,
                     "operator": if value.is_some() { "Equal" } else { "Exists" },
@@ -858,12 +867,63 @@ mod tests {
             .expect_err("no value")
             .to_string();
         assert!(error.contains("--pool-node-selector"), "{error}");
+        for bad in ["=x", "a b=c", "k=v=w", "-k=v", "example.com/=v"] {
+            let error = parse(&[&format!("--pool-node-selector={bad}")])
+                .pool_placement()
+                .expect_err(bad)
+                .to_string();
+            assert!(error.contains("--pool-node-selector"), "{bad}: {error}");
+        }
+        let error = parse(&["--pool-tolerations", "bad key:NoSchedule"])
+            .pool_placement()
+            .expect_err("bad key")
+            .to_string();
+        assert!(error.contains("--pool-tolerations"), "{error}");
         let error = parse(&["--pool-tolerations", "key:Sometimes"])
             .pool_placement()
             .expect_err("bad effect")
             .to_string();
         assert!(error.contains("--pool-tolerations"), "{error}");
     }
+}
+
+/// A label name: at most 63 alphanumerics, '-', '_' or '.', beginning and ending with an
+/// alphanumeric.
+fn is_label_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A label key: an optional DNS subdomain prefix (at most 253 characters) and '/', then a
+/// label name.
+fn is_label_key(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, name)) => {
+            prefix.len() <= 253
+                && prefix.split('.').all(|part| {
+                    !part.is_empty()
+                        && part.len() <= 63
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !part.starts_with('-')
+                        && !part.ends_with('-')
+                })
+                && is_label_name(name)
+        }
+        None => is_label_name(key),
+    }
+}
+
+/// A label value: empty or a label name.
+fn is_label_value(value: &str) -> bool {
+    value.is_empty() || is_label_name(value)
 }
 
 /// Errors, naming `--operator-source-cidrs`, unless `cidr` is an address and a prefix

@@ -486,6 +486,24 @@ const ECHO_IMAGE: &str = "landlord.local/echo:1";
 
 /// GETs `url` from a pod in `ns` on a real node; the body, or an error naming the pod's log.
 async fn get_in_cluster<F>(h: &Harness<F>, ns: &str, url: &str) -> anyhow::Result<String> {
+    let outcome = probe_in_cluster(h, ns, url, 30).await?;
+    anyhow::ensure!(
+        outcome.phase == "Succeeded",
+        "GET {url} from {ns}: {}",
+        outcome.log
+    );
+    Ok(outcome.log)
+}
+
+/// Runs `echo get url attempts` in a pod in `ns` on a real node (each attempt bounded by
+/// 10 s) and returns what it did.
+async fn probe_in_cluster<F>(
+    h: &Harness<F>,
+    ns: &str,
+    url: &str,
+    attempts: u32,
+) -> anyhow::Result<workloads::Outcome> {
+    let attempts = attempts.to_string();
     let pod = workloads::on_real_nodes(
         h.cluster,
         serde_json::json!({
@@ -495,17 +513,11 @@ async fn get_in_cluster<F>(h: &Harness<F>, ns: &str, url: &str) -> anyhow::Resul
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": false,
-                "containers": [workloads::restricted_container("get", ECHO_IMAGE, &["/echo", "get", url])],
+                "containers": [workloads::restricted_container("get", ECHO_IMAGE, &["/echo", "get", url, &attempts])],
             },
         }),
     )?;
-    let outcome = workloads::run_to_completion(&h.client, ns, pod, TIMEOUT).await?;
-    anyhow::ensure!(
-        outcome.phase == "Succeeded",
-        "GET {url} from {ns}: {}",
-        outcome.log
-    );
-    Ok(outcome.log)
+    workloads::run_to_completion(&h.client, ns, pod, TIMEOUT).await
 }
 
 #[tokio::test]
@@ -659,6 +671,9 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
             "plan": "enterprise",
             "placement": workloads::placement(h.cluster)?,
             "services": [{"name": service}],
+            // Egress open: the walls tested below are the pool's own (ingress), not this
+            // tenant's egress policy, which its admins may change.
+            "network": {"isolation": "IngressOnly"},
         }),
     )
     .await?;
@@ -708,15 +723,17 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
     assert_eq!(shown["env"]["LANDLORD_TENANT"], name.as_str(), "{shown}");
     assert_eq!(shown["env"]["LANDLORD_TENANT_TIER"], "dedicated", "{shown}");
 
-    // A name the platform never issued for gets no certificate the CA vouches for: the
-    // handshake fails verification (Traefik's default certificate), it is not served as
-    // this tenant.
-    let other = format!("someone-else.{EDGE_ZONE}");
-    let refused = workloads::https_get(address, &other, &ca, "/", &[]).await;
-    assert!(
-        refused.is_err(),
-        "a certificate for {other} verified: {refused:?}"
-    );
+    // Routing is by Host, not by the certificate: the same TLS session asking for a name
+    // no route holds gets Traefik's 404, not this tenant's pod.
+    let (code, body) = workloads::https_get(
+        address,
+        &hostname,
+        &ca,
+        "/",
+        &[("Host", &format!("someone-else.{EDGE_ZONE}"))],
+    )
+    .await?;
+    assert_eq!(code, 404, "{body}");
 
     // A shared tenant's Domain routes to the pool (in the platform namespace, on a real
     // node): the route sets the tenant header, whatever the client sent, and the assertion
@@ -776,10 +793,20 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
         format!("http://landlord-runtime.{PLATFORM}.svc:8080/healthz"),
     ] {
         get_in_cluster(&h, &h.fixture.namespace, &url).await?;
-        let reached = get_in_cluster(&h, &ns, &url).await;
+        // Three attempts (up to 33 s): the connection itself fails (no answer or a refusal),
+        // not the name or the pod.
+        let refused = probe_in_cluster(&h, &ns, &url, 3).await?;
+        assert_eq!(
+            refused.phase, "Failed",
+            "a tenant's pod reached {url}: {}",
+            refused.log
+        );
         assert!(
-            reached.is_err(),
-            "a tenant's pod reached {url}: {reached:?}"
+            refused.log.contains(&format!("GET {url}:"))
+                && !refused.log.contains("no such host")
+                && (refused.log.contains("Timeout") || refused.log.contains("refused")),
+            "{url} failed for another reason than the wall: {}",
+            refused.log
         );
     }
 

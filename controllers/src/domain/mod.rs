@@ -946,11 +946,24 @@ impl Children<'_> {
         Ok(())
     }
 
+    /// Removes the Domain's own Gateway (left from `--https-listener Gateway`). An operator
+    /// in ListenerSet mode may lack the right to read Gateways (RBAC from before that mode):
+    /// then it never made one, and a refusal means nothing to remove.
     async fn remove_https_gateway(&self) -> Result<()> {
-        if self.caps.gateway_api {
-            self.remove(&self.api::<Gateway>()).await?;
+        if !self.caps.gateway_api {
+            return Ok(());
         }
-        Ok(())
+        match self.remove(&self.api::<Gateway>()).await {
+            Err(Error::Kube {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.code == 403
+                && self.state.ctx.config.domains.https_listener == HttpsListener::ListenerSet =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Makes the Domain's HTTPS listener object (ListenerSet or Gateway) as desired: the

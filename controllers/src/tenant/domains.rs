@@ -22,7 +22,10 @@ use super::{
 };
 use crate::{
     Context,
-    domain::upstream::{Certificate, Gateway, HTTPRoute, ListenerSet, ReferenceGrant},
+    domain::{
+        HttpsListener,
+        upstream::{Certificate, Gateway, HTTPRoute, ListenerSet, ReferenceGrant},
+    },
     labels,
 };
 
@@ -182,6 +185,15 @@ where
         Ok(list) => list,
         // The kind's CRD is not installed: nothing of it to remove.
         Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Vec::new()),
+        // Gateways only: an operator in ListenerSet mode may not read them (RBAC from before
+        // --https-listener Gateway); it made none, so there is nothing to remove.
+        Err(kube::Error::Api(status))
+            if status.code == 403
+                && kind == "Gateway"
+                && ctx.config.domains.https_listener == HttpsListener::ListenerSet =>
+        {
+            return Ok(Vec::new());
+        }
         Err(e) => return Err(Error::kube(format!("listing {kind}s"))(e)),
     };
     let mut left = Vec::new();

@@ -7,9 +7,11 @@
 //	               $LANDLORD_FLAGS_URL answers them (status and body passed through)
 //	GET /healthz   ok (and every path under it, whatever a catalog Service's probes name)
 //
-// Listens on :8080 (or $PORT). `echo get URL` is its client instead: prints the body of a
-// GET (retrying a connection that fails for up to 30 s), and fails unless the answer is 2xx. Secrets among the variables (the database password and
-// URL, NATS credentials) are shown only as "set", never their value.
+// Listens on :8080 (or $PORT). `echo get URL [ATTEMPTS]` is its client instead: prints the
+// body of a GET (trying a connection that fails ATTEMPTS times, default 30, each attempt
+// bounded by 10 s, a second apart), and fails unless the answer is 2xx; a failure logs
+// `GET URL: <error>`. Secrets among the variables (the database password and URL, NATS
+// credentials) are shown only as "set", never their value.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,8 +33,16 @@ var secret = map[string]bool{
 }
 
 func main() {
-	if len(os.Args) == 3 && os.Args[1] == "get" {
-		os.Exit(get(os.Args[2]))
+	if (len(os.Args) == 3 || len(os.Args) == 4) && os.Args[1] == "get" {
+		attempts := 30
+		if len(os.Args) == 4 {
+			n, err := strconv.Atoi(os.Args[3])
+			if err != nil || n < 1 {
+				log.Fatalf("attempts: %q is not a positive number", os.Args[3])
+			}
+			attempts = n
+		}
+		os.Exit(get(os.Args[2], attempts))
 	}
 	addr := ":8080"
 	if p := os.Getenv("PORT"); p != "" {
@@ -99,11 +110,11 @@ func main() {
 
 // get retries a refused or unanswered connection for up to 30 s: a new pod's network (its
 // NetworkPolicy rules, its Service endpoints) can take a moment to be in place.
-func get(url string) int {
+func get(url string, attempts int) int {
 	client := &http.Client{Timeout: 10 * time.Second}
 	var resp *http.Response
 	var err error
-	for attempt := 0; attempt < 30; attempt++ {
+	for attempt := 0; attempt < attempts; attempt++ {
 		if resp, err = client.Get(url); err == nil {
 			break
 		}
