@@ -1230,6 +1230,25 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() 
 
     let first_leader = leader()?;
     let first = ready("chartreal")?;
+    // The killed pod's replacement would campaign too, and may win the race once the lease
+    // expires; with the real nodes cordoned it stays Pending, so only the replica that stood
+    // by can take over (uncordoned again whatever happens).
+    let nodes: Vec<String> = running
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    let mut cordon = vec!["cordon"];
+    cordon.extend(nodes.iter().map(String::as_str));
+    cluster.kubectl_ok(&cordon)?;
+    struct Uncordon<'a>(&'a landlord_e2e::Cluster, Vec<String>);
+    impl Drop for Uncordon<'_> {
+        fn drop(&mut self) {
+            let mut args = vec!["uncordon"];
+            args.extend(self.1.iter().map(String::as_str));
+            self.0.kubectl(&args).ok();
+        }
+    }
+    let uncordon = Uncordon(cluster, nodes);
     runtime.block_on(pods.delete(&first_leader, &DeleteParams::default().grace_period(0)))?;
     let next = runtime.block_on(async {
         landlord_e2e::wait::until("another leader", Duration::from_secs(90), || async {
@@ -1242,8 +1261,8 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() 
         .await
     })?;
     let second = ready("chartreal")?;
-    // The other replica took over (not the replacement of the killed pod, which may come
-    // later).
+    drop(uncordon);
+    // The other replica took over (the replacement of the killed pod could not start).
     assert!(
         running
             .iter()
