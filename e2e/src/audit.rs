@@ -1,6 +1,12 @@
 //! The API server's audit log (the stack writes every request to `LANDLORD_AUDIT_LOG`):
 //! what the operator wrote, in order. Tests use it to prove that an unchanged world causes
 //! no writes, and in which order a deletion went.
+//!
+//! Places in the log are byte offsets: [`end`] marks one without reading the log (which
+//! grows to hundreds of megabytes over a test run), and the readers parse only the complete
+//! lines after a mark that can concern them.
+
+use std::io::{Read, Seek, SeekFrom};
 
 use serde_json::Value;
 
@@ -26,52 +32,73 @@ impl std::fmt::Display for Write {
     }
 }
 
-/// The operator's completed writes from line `from_line` on (Lease renewals left out:
-/// leader election writes by design), and the log's length in lines.
-fn writes(cluster: &Cluster, from_line: usize) -> anyhow::Result<(usize, Vec<Write>)> {
+/// The log's end now, in bytes: the `from` of a later read that sees only what comes after.
+pub fn end(cluster: &Cluster) -> anyhow::Result<u64> {
     let path = cluster.var("LANDLORD_AUDIT_LOG");
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("reading the audit log {path}: {e}"))?;
+    Ok(std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("reading the audit log {path}: {e}"))?
+        .len())
+}
+
+/// The completed requests (`stage: ResponseComplete`) from byte `from` on whose line holds
+/// `needle`, parsed, and the offset after the last complete line (a line the API server is
+/// still writing is left for the next read).
+fn completed(cluster: &Cluster, from: u64, needle: &str) -> anyhow::Result<(u64, Vec<Value>)> {
+    let path = cluster.var("LANDLORD_AUDIT_LOG");
+    let context = |e: std::io::Error| anyhow::anyhow!("reading the audit log {path}: {e}");
+    let mut file = std::fs::File::open(path).map_err(context)?;
+    file.seek(SeekFrom::Start(from)).map_err(context)?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).map_err(context)?;
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let text = std::str::from_utf8(&text[..complete])?;
+    let mut found = Vec::new();
+    for line in text.lines().filter(|l| l.contains(needle)) {
+        let entry: Value = serde_json::from_str(line)?;
+        if entry["stage"] == "ResponseComplete" {
+            found.push(entry);
+        }
+    }
+    Ok((from + complete as u64, found))
+}
+
+/// The operator's completed writes from byte `from` on (Lease renewals left out: leader
+/// election writes by design), and the offset to read from next.
+fn writes(cluster: &Cluster, from: u64) -> anyhow::Result<(u64, Vec<Write>)> {
     let user = format!(
         "system:serviceaccount:{}:{}",
         operator::NAMESPACE,
         operator::SERVICE_ACCOUNT
     );
-    let lines: Vec<&str> = text.lines().collect();
-    let mut writes = Vec::new();
-    for line in lines.iter().skip(from_line) {
-        let entry: Value = serde_json::from_str(line)?;
-        let verb = entry["verb"].as_str().unwrap_or_default();
-        let object = &entry["objectRef"];
-        let resource = object["resource"].as_str().unwrap_or_default();
-        if entry["stage"] == "ResponseComplete"
-            && entry["user"]["username"] == user.as_str()
-            && matches!(
+    let (next, entries) = completed(cluster, from, &user)?;
+    let writes = entries
+        .into_iter()
+        .filter(|entry| entry["user"]["username"] == user.as_str())
+        .filter_map(|entry| {
+            let verb = entry["verb"].as_str().unwrap_or_default();
+            let object = &entry["objectRef"];
+            let resource = object["resource"].as_str().unwrap_or_default();
+            (matches!(
                 verb,
                 "create" | "update" | "patch" | "delete" | "deletecollection"
-            )
-            && resource != "leases"
-        {
-            writes.push(Write {
-                verb: verb.into(),
-                resource: resource.into(),
-                namespace: object["namespace"].as_str().unwrap_or_default().into(),
-                name: object["name"].as_str().unwrap_or_default().into(),
-                code: entry["responseStatus"]["code"].as_i64(),
-            });
-        }
-    }
-    Ok((lines.len(), writes))
+            ) && resource != "leases")
+                .then(|| Write {
+                    verb: verb.into(),
+                    resource: resource.into(),
+                    namespace: object["namespace"].as_str().unwrap_or_default().into(),
+                    name: object["name"].as_str().unwrap_or_default().into(),
+                    code: entry["responseStatus"]["code"].as_i64(),
+                })
+        })
+        .collect();
+    Ok((next, writes))
 }
 
-/// The operator's writes from line `from_line` on, as `verb resource namespace/name`, and
-/// the log's length (the `from_line` of the next call).
-pub fn operator_writes(
-    cluster: &Cluster,
-    from_line: usize,
-) -> anyhow::Result<(usize, Vec<String>)> {
-    let (len, writes) = writes(cluster, from_line)?;
-    Ok((len, writes.iter().map(ToString::to_string).collect()))
+/// The operator's writes from byte `from` on (a mark from [`end`]), as
+/// `verb resource namespace/name`, and the offset to read from next.
+pub fn operator_writes(cluster: &Cluster, from: u64) -> anyhow::Result<(u64, Vec<String>)> {
+    let (next, writes) = writes(cluster, from)?;
+    Ok((next, writes.iter().map(ToString::to_string).collect()))
 }
 
 /// The objects the operator deleted (successfully), in order, as `resource namespace/name`.
@@ -97,15 +124,9 @@ pub fn requests_on(cluster: &Cluster, resource: &str, name: &str) -> anyhow::Res
 /// Every completed request on objects of `resource` (any name), as the audit log's JSON
 /// entries, in order.
 pub fn requests_on_resource(cluster: &Cluster, resource: &str) -> anyhow::Result<Vec<Value>> {
-    let path = cluster.var("LANDLORD_AUDIT_LOG");
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("reading the audit log {path}: {e}"))?;
-    let mut found = Vec::new();
-    for line in text.lines() {
-        let entry: Value = serde_json::from_str(line)?;
-        if entry["stage"] == "ResponseComplete" && entry["objectRef"]["resource"] == resource {
-            found.push(entry);
-        }
-    }
-    Ok(found)
+    let (_, entries) = completed(cluster, 0, resource)?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| e["objectRef"]["resource"] == resource)
+        .collect())
 }

@@ -16,7 +16,7 @@ use kube::{
 use landlord_crds::{FeatureFlagSet, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     TestNamespace,
-    audit::operator_writes,
+    audit::{self, operator_writes},
     cluster::repo_root,
     tenants::{self, Harness},
     unique_name, wait,
@@ -470,7 +470,7 @@ async fn type_conflict_between_platform_sets_is_reported_not_resolved_silently()
 
     // A reported conflict is a steady state: no status or ConfigMap rewritten over and over.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (start, _) = operator_writes(h.cluster, 0)?;
+    let start = audit::end(h.cluster)?;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (_, writes) = operator_writes(h.cluster, start)?;
     assert!(

@@ -19,7 +19,7 @@ use kube::{
 };
 use landlord_crds::{Service, conditions, tenant::Phase};
 use landlord_e2e::{
-    audit::operator_writes,
+    audit::{self, operator_writes},
     manifests::ensure_namespace,
     tenants::{self, Harness},
     unique_name, wait,
@@ -310,7 +310,7 @@ async fn dedicated_tenant_runs_its_services_with_the_documented_env_and_follows_
 
     // Settled: an unchanged world causes no write (Deployments' defaults are not drift).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (start, _) = operator_writes(h.cluster, 0)?;
+    let start = audit::end(h.cluster)?;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (_, writes) = operator_writes(h.cluster, start)?;
     assert!(

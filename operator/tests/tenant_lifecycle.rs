@@ -19,7 +19,7 @@ use kube::{
 };
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    audit::operator_writes,
+    audit::{self, operator_writes},
     operator,
     tenants::{self, Harness, tenant},
     unique_name, wait,
@@ -463,7 +463,7 @@ async fn ready_tenant_causes_no_writes_for_30_seconds() -> anyhow::Result<()> {
     h.wait_phase(&name, Phase::Ready).await?;
     // Let the watch events of the operator's own writes come back and be reconciled.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (start, _) = operator_writes(h.cluster, 0)?;
+    let start = audit::end(h.cluster)?;
     let reconciles_before = h.reconciles().await?;
     tokio::time::sleep(Duration::from_secs(30)).await;
     let (_, writes) = operator_writes(h.cluster, start)?;
@@ -1435,7 +1435,7 @@ async fn every_accepted_spelling_causes_no_writes_at_rest() -> anyhow::Result<()
         h.wait_phase(name, Phase::Ready).await?;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (start, _) = operator_writes(h.cluster, 0)?;
+    let start = audit::end(h.cluster)?;
     // Force a reconcile of each (a label-only change) and wait until the operator looked.
     let before = h.operator.metric("landlord_reconciles_total").await?;
     for name in &names {
