@@ -293,13 +293,21 @@ reasons! {
     SecretNotFound => Transient,
     /// The Secret named for TLS is invalid.
     SecretInvalid => Transient,
-    /// The route is applied.
+    /// The HTTPRoute is applied; no Gateway API controller has reported on its current
+    /// generation yet (none serves its Gateway's class, or it has not looked yet).
     HTTPRouteApplied => Fine,
+    /// Every parent the HTTPRoute attaches to (the platform Gateway, the Domain's HTTPS
+    /// listener) reported it `Accepted`, with its references resolved.
+    HTTPRouteAccepted => Fine,
+    /// A Gateway API controller reported the HTTPRoute not `Accepted`, or its references not
+    /// resolved (`ResolvedRefs` False), for one of its parents.
+    RouteNotAccepted => Transient,
     /// The Ingress is applied.
     IngressApplied => Fine,
     /// The Gateway API is required and not installed.
     GatewayApiRequired => Transient,
-    /// The route was rejected by the gateway.
+    /// The API server rejected a route object (HTTPRoute, Ingress, ReferenceGrant, the
+    /// HTTPS ListenerSet or Gateway).
     RouteRejected => Transient,
     /// Waiting for the route to be accepted.
     WaitingForRoute => Transient,

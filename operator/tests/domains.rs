@@ -473,6 +473,102 @@ async fn domain_is_routed_only_once_its_txt_record_exists() -> anyhow::Result<()
         Some("True")
     );
 
+    // Play the Gateway's controller: its refusal of the route reaches the Domain and its
+    // Tenant, naming the Gateway and the controller's reason; its acceptance makes the
+    // Domain Ready again, naming the controller.
+    let gateway = format!(
+        "Gateway {}/landlord",
+        route.data["spec"]["parentRefs"][0]["namespace"]
+            .as_str()
+            .context("parentRefs[0].namespace")?
+    );
+    let report = |accepted: &str, reason: &str, message: &str| {
+        let condition = |type_: &str, status: &str, reason: &str, message: &str| {
+            serde_json::json!({"type": type_, "status": status, "reason": reason,
+                               "message": message, "observedGeneration": route.metadata.generation,
+                               "lastTransitionTime": "2026-01-01T00:00:00Z"})
+        };
+        serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "status": {"parents": [{
+                "parentRef": route.data["spec"]["parentRefs"][0].clone(),
+                "controllerName": "example.com/gateway-controller",
+                "conditions": [
+                    condition("Accepted", accepted, reason, message),
+                    condition("ResolvedRefs", "True", "ResolvedRefs", "every backend resolves"),
+                ],
+            }]}
+        })
+    };
+    let set_report = |status: serde_json::Value| {
+        let routes = Api::<DynamicObject>::namespaced_with(h.client.clone(), &ns, &routes);
+        async move {
+            routes
+                .patch_status(
+                    "shop",
+                    &PatchParams::apply("gateway-controller-test").force(),
+                    &Patch::Apply(&status),
+                )
+                .await
+        }
+    };
+    set_report(report(
+        "False",
+        "NotAllowedByListeners",
+        "no listener of the Gateway allows routes from this namespace",
+    ))
+    .await?;
+    let refused = wait_condition(
+        &h.client,
+        &ns,
+        "shop",
+        "Routed",
+        "False",
+        Some("RouteNotAccepted"),
+    )
+    .await?;
+    let message = condition(&refused, "Routed")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&gateway)
+            && message.contains("NotAllowedByListeners")
+            && message.contains("no listener of the Gateway allows routes"),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&refused, "Ready").map(|c| c.reason.as_str()),
+        Some("RouteNotAccepted")
+    );
+    wait::until(
+        "Tenant DomainsReady False (route refused)",
+        TIMEOUT,
+        || async {
+            let s = tenant_status(&h.client, &tenant).await?;
+            Ok(conditions::find(&s.conditions, "DomainsReady")
+                .filter(|c| c.status == "False")
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    set_report(report("True", "Accepted", "the route is accepted")).await?;
+    let accepted = wait_condition(
+        &h.client,
+        &ns,
+        "shop",
+        "Routed",
+        "True",
+        Some("HTTPRouteAccepted"),
+    )
+    .await?;
+    assert!(
+        condition(&accepted, "Routed")
+            .is_some_and(|c| c.message.contains("example.com/gateway-controller")),
+        "{:?}",
+        condition(&accepted, "Routed")
+    );
+    wait_condition(&h.client, &ns, "shop", "Ready", "True", None).await?;
+
     h.delete_tenant(&tenant).await?;
     delete_platform(&h).await
 }

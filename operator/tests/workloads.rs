@@ -609,15 +609,30 @@ async fn managed_domain_ready(
             }))?,
         )
         .await?;
-    wait::until(&format!("Domain {ns}/{name} Ready"), TIMEOUT, || async {
-        let domain = domains.get(name).await?;
-        let ready = domain.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        });
-        Ok(ready.then_some(domain))
-    })
+    // Ready, and Routed says so from Traefik's own report on the route (both parents: the
+    // platform Gateway and the Domain's HTTPS listener).
+    wait::until(
+        &format!("Domain {ns}/{name} Ready, its route accepted by Traefik"),
+        TIMEOUT,
+        || async {
+            let domain = domains.get(name).await?;
+            let holds = |type_: &str, reason: Option<&str>| {
+                domain.status.as_ref().is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == type_
+                            && c.status == "True"
+                            && reason.is_none_or(|r| c.reason == r)
+                            && (reason.is_none()
+                                || c.message.contains("traefik.io/gateway-controller"))
+                    })
+                })
+            };
+            Ok(
+                (holds("Ready", None) && holds("Routed", Some("HTTPRouteAccepted")))
+                    .then_some(domain),
+            )
+        },
+    )
     .await
     .with_context(|| h.fixture.log_text())
 }

@@ -414,6 +414,7 @@ pub fn http_route(
             hostnames: vec![domain.spec.hostname.clone()],
             rules,
         },
+        status: None,
     }
 }
 

@@ -75,7 +75,7 @@ use desired::ResolvedRoute;
 use dns::Resolver;
 pub use error::Error;
 use error::Result;
-use status::Observed;
+use status::{Observed, RouteReport};
 use upstream::{Certificate, Gateway, HTTPRoute, ListenerSet, ReferenceGrant};
 
 /// Name of this controller in metrics and logs.
@@ -87,6 +87,9 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// How soon a verified Domain that is not ready yet (certificate pending, tenant not ready)
 /// is looked at again.
 const RECHECK: Duration = Duration::from_secs(10);
+/// How soon a ready Domain whose HTTPRoute no Gateway API controller has reported on is
+/// looked at again (reads only).
+const ROUTE_RECHECK: Duration = Duration::from_secs(30);
 /// The longest wait between two lookups of a Domain that stays unverified.
 const MAX_VERIFICATION_INTERVAL: Duration = Duration::from_secs(900);
 pub use config::{DomainConfig, HttpsListener, ISSUER_NOT_OFFERED};
@@ -526,6 +529,10 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
             age,
             state.ctx.config.domains.verification_interval,
         ))
+    } else if ready && observed.routed.reason == Reason::HTTPRouteApplied {
+        // Routed as far as the API server goes: what the Gateway controller makes of the
+        // route is read again soon.
+        jittered(ROUTE_RECHECK)
     } else if ready {
         RESYNC
     } else {
@@ -651,7 +658,7 @@ impl Children<'_> {
                     domain.name_any()
                 ),
             )),
-            Ok(()) => {
+            Ok(_) => {
                 let ready = live
                     .as_ref()
                     .and_then(|c| c.status.as_ref())
@@ -822,18 +829,50 @@ impl Children<'_> {
                         route.name_any()
                     ),
                 ),
-                Ok(()) => Observation::new(
-                    ROUTED,
-                    Status::True,
-                    Reason::HTTPRouteApplied,
-                    format!(
+                Ok(outcome) => {
+                    // What the controllers reported is of the stored spec: none yet for
+                    // a spec just written.
+                    let stored = live.as_ref().filter(|_| outcome == Outcome::Unchanged);
+                    let applied = format!(
                         "HTTPRoute {} attaches {} to Gateway {}/{}{tls_note}",
                         route.name_any(),
                         domain.spec.hostname,
                         config.gateway_namespace,
                         config.domains.gateway_name
-                    ),
-                ),
+                    );
+                    match status::route_report(stored, &route.spec.parent_refs) {
+                        RouteReport::Accepted(controllers) => Observation::new(
+                            ROUTED,
+                            Status::True,
+                            Reason::HTTPRouteAccepted,
+                            format!("{applied}; accepted by {}", controllers.join(", ")),
+                        ),
+                        RouteReport::Pending(parents) => Observation::new(
+                            ROUTED,
+                            Status::True,
+                            Reason::HTTPRouteApplied,
+                            format!(
+                                "{applied}; no Gateway API controller has reported on it yet for {}",
+                                parents.join(", ")
+                            ),
+                        ),
+                        RouteReport::Refused {
+                            parent,
+                            condition,
+                            reason,
+                            message,
+                        } => Observation::new(
+                            ROUTED,
+                            Status::False,
+                            Reason::RouteNotAccepted,
+                            format!(
+                                "{parent} does not take HTTPRoute {} for {}: its controller reports {condition} False ({reason}: {message})",
+                                route.name_any(),
+                                domain.spec.hostname
+                            ),
+                        ),
+                    }
+                }
             })
         } else if tenant.spec.tier == Tier::Shared {
             self.remove_routes(None).await?;
@@ -864,7 +903,7 @@ impl Children<'_> {
                         ingress.name_any()
                     ),
                 ),
-                Ok(()) => Observation::new(
+                Ok(_) => Observation::new(
                     ROUTED,
                     Status::True,
                     Reason::IngressApplied,
@@ -901,16 +940,16 @@ impl Children<'_> {
         api: &Api<K>,
         live: Option<&K>,
         desired: &K,
-    ) -> Result<std::result::Result<(), String>>
+    ) -> Result<std::result::Result<Outcome, String>>
     where
         K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
     {
         match apply::ensure(api, live, desired, MANAGER, &self.state.ctx.metrics).await {
             Ok(Outcome::Applied) => {
                 info!(kind = %K::kind(&()), name = %desired.name_any(), "applied");
-                Ok(Ok(()))
+                Ok(Ok(Outcome::Applied))
             }
-            Ok(Outcome::Unchanged) => Ok(Ok(())),
+            Ok(Outcome::Unchanged) => Ok(Ok(Outcome::Unchanged)),
             Err(EnsureError::Kube(kube::Error::Api(status))) if status.code == 422 => {
                 Ok(Err(status.message.clone()))
             }
@@ -981,7 +1020,7 @@ impl Children<'_> {
         let kind = K::kind(&());
         let live = get(&api, &desired.name_any(), &kind).await?;
         Ok(match self.ensure(&api, live.as_ref(), &desired).await? {
-            Ok(()) => Ok(desired::parent_of(&desired)),
+            Ok(_) => Ok(desired::parent_of(&desired)),
             Err(rejected) => Err(Observation::new(
                 ROUTED,
                 Status::False,

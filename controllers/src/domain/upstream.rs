@@ -12,7 +12,8 @@ pub const GATEWAY_VERSION: &str = "v1";
 pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
 pub const CERT_MANAGER_VERSION: &str = "v1";
 
-/// Gateway API HTTPRoute (the fields Landlord sets).
+/// Gateway API HTTPRoute (the fields Landlord sets, and what the Gateway controllers report
+/// of it per parent).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "gateway.networking.k8s.io",
@@ -20,7 +21,8 @@ pub const CERT_MANAGER_VERSION: &str = "v1";
     kind = "HTTPRoute",
     plural = "httproutes",
     namespaced,
-    schema = "disabled"
+    schema = "disabled",
+    status = "HTTPRouteStatus"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct HTTPRouteSpec {
@@ -38,6 +40,42 @@ pub struct ParentReference {
     pub group: String,
     pub kind: String,
     pub namespace: String,
+    pub name: String,
+}
+
+/// An HTTPRoute's status (Gateway API `RouteStatus`): one entry per parent and controller
+/// that processed the route.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteStatus {
+    #[serde(default)]
+    pub parents: Vec<RouteParentStatus>,
+}
+
+/// What one controller (`controllerName`, e.g. `traefik.io/gateway-controller`) reports of
+/// the route for one parent: `Accepted` (the parent admits it) and `ResolvedRefs` (its
+/// backends resolve), each for an `observedGeneration` of the route.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    pub parent_ref: StatusParentReference,
+    #[serde(default)]
+    pub controller_name: String,
+    #[serde(default)]
+    pub conditions: Vec<ReportedCondition>,
+}
+
+/// A parent as a route's status names it: `group`, `kind` and `namespace` may be left out,
+/// meaning `gateway.networking.k8s.io`, `Gateway` and the route's own namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusParentReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     pub name: String,
 }
 
@@ -168,12 +206,15 @@ pub struct IssuerRef {
 #[serde(rename_all = "camelCase")]
 pub struct CertificateStatus {
     #[serde(default)]
-    pub conditions: Vec<CertificateCondition>,
+    pub conditions: Vec<ReportedCondition>,
 }
 
+/// A condition another project's controller reports (cert-manager, a Gateway API
+/// implementation). Read leniently: only `type` and `status` are required, so that a
+/// controller leaving out the rest cannot make the object unreadable to Landlord.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct CertificateCondition {
+pub struct ReportedCondition {
     #[serde(rename = "type")]
     pub type_: String,
     pub status: String,
@@ -181,6 +222,9 @@ pub struct CertificateCondition {
     pub reason: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The generation of the object the condition was observed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// Gateway API Gateway: a Domain's own HTTPS listener where the platform's Gateway API
