@@ -832,6 +832,8 @@ fn values_outside_the_schema_are_rejected() -> anyhow::Result<()> {
             "operator.imagePullPolicyAlways=sometimes",
             "imagePullPolicyAlways",
         ),
+        // A Gateway per Domain needs its class.
+        ("domains.httpsListener=Gateway", "httpsGatewayClass"),
     ] {
         let output = run_helm(&["template", "landlord", CHART, "--set", set])?;
         let stderr = String::from_utf8_lossy(&output.stderr);
