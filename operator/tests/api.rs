@@ -494,6 +494,76 @@ async fn a_platform_admin_creates_once_waits_changes_safely_and_deletes() -> any
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     assert_eq!(done.json["steps"][0]["condition"], "Ready");
 
+    // The list's filters and pages (the query the OpenAPI document declares).
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|t| t["metadata"]["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let listed = |query: &str| {
+        let api = &api;
+        let query = query.to_string();
+        async move {
+            let list = api
+                .call("GET", &format!("/v1/tenants?{query}"), token, &[], None)
+                .await?;
+            anyhow::ensure!(list.status == 200, "?{query}: {}", list.text);
+            Ok::<_, anyhow::Error>(list.json)
+        }
+    };
+    let all = listed("limit=200").await?;
+    let dedicated = listed("tier=dedicated&phase=Ready&limit=200").await?;
+    assert!(names(&dedicated).contains(&name), "{dedicated}");
+    assert!(
+        dedicated["items"]
+            .as_array()
+            .context("items")?
+            .iter()
+            .all(|t| t["spec"]["tier"] == "dedicated" && t["status"]["phase"] == "Ready"),
+        "{dedicated}"
+    );
+    assert!(!names(&listed("tier=shared&limit=200").await?).contains(&name));
+    // A page at a time, by name: the same Tenants as in one page, each once.
+    let mut paged = Vec::new();
+    let mut query = "limit=1".to_string();
+    loop {
+        let page = listed(&query).await?;
+        let page_names = names(&page);
+        assert!(page_names.len() <= 1, "{page}");
+        paged.extend(page_names);
+        match page["nextCursor"].as_str() {
+            Some(cursor) => query = format!("limit=1&cursor={cursor}"),
+            None => break,
+        }
+        anyhow::ensure!(paged.len() <= 200, "paging does not end");
+    }
+    assert!(all["nextCursor"].is_null(), "more than 200 Tenants here");
+    // Tenants other tests made may come or go between the pages; ours stays, and the pages
+    // are in order with no name twice.
+    assert!(paged.contains(&name), "{paged:?}");
+    assert!(paged.windows(2).all(|w| w[0] < w[1]), "{paged:?}");
+    for (query, field) in [
+        ("phase=Bogus", "phase"),
+        ("tier=gold", "tier"),
+        ("limit=0", "limit"),
+    ] {
+        let refused = api
+            .call("GET", &format!("/v1/tenants?{query}"), token, &[], None)
+            .await?;
+        assert!(
+            matches!(refused.status, 400 | 422) && refused.text.contains(field),
+            "?{query}: {} {}",
+            refused.status,
+            refused.text
+        );
+    }
+
     // Changes need the spec's ETag; a stale one is refused.
     let spec = api
         .call("GET", &format!("/v1/tenants/{name}/spec"), token, &[], None)

@@ -149,6 +149,9 @@ pub struct Endpoint {
     pub produces: &'static str,
     /// Problem statuses it may answer besides 401 (and 503, 500).
     pub problems: &'static [u16],
+    /// The schema of the type its query string deserialises into: one OpenAPI query
+    /// parameter per property.
+    pub query: Option<fn() -> schemars::Schema>,
 }
 
 /// Every route of the API.
@@ -170,6 +173,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
         responses,
         produces: "application/json",
         problems,
+        query: None,
     };
     const OP: &[(u16, Option<&str>)] = &[(200, Some("Operation")), (202, Some("Operation"))];
     vec![
@@ -217,15 +221,18 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
             get(t::me),
         ),
         (
-            e(
-                Method::GET,
-                "/v1/tenants",
-                "listTenants",
-                "Tenants the caller may list, by name, a page at a time",
-                None,
-                &[(200, Some("TenantList"))],
-                &[400, 403, 422],
-            ),
+            Endpoint {
+                query: Some(openapi::query_schema::<t::ListQuery>),
+                ..e(
+                    Method::GET,
+                    "/v1/tenants",
+                    "listTenants",
+                    "Tenants the caller may list, by name, a page at a time",
+                    None,
+                    &[(200, Some("TenantList"))],
+                    &[400, 403, 422],
+                )
+            },
             get(t::list),
         ),
         (

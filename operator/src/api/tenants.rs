@@ -30,7 +30,10 @@ use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions},
 };
-use landlord_crds::{Tenant, TenantSpec};
+use landlord_crds::{
+    Tenant, TenantSpec,
+    tenant::{Phase, Tier},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -66,18 +69,19 @@ pub async fn me() -> Result<Json<Caller>, Problem> {
         .ok_or_else(|| Problem::unauthenticated("no caller"))
 }
 
-/// The query of `GET /v1/tenants`.
-#[derive(Deserialize, Debug, Default)]
+/// The query of `GET /v1/tenants` (its OpenAPI parameters are this type's schema).
+#[derive(Deserialize, Debug, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1 to 200 (default 50).
+    #[schemars(range(min = 1, max = 200))]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
-    /// Only Tenants in this phase (`Ready`, `Degraded`, ...).
-    pub phase: Option<String>,
-    /// Only Tenants of this tier (`shared`, `dedicated`).
-    pub tier: Option<String>,
+    /// Only Tenants in this phase.
+    pub phase: Option<Phase>,
+    /// Only Tenants of this tier.
+    pub tier: Option<Tier>,
 }
 
 /// `GET /v1/tenants`: the Tenants the caller may list, by name, a page at a time.
@@ -108,15 +112,10 @@ pub async fn list(
         })
         .transpose()?;
     let keep = |t: &Tenant| {
-        query.phase.as_deref().is_none_or(|p| {
-            t.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_some_and(|phase| format!("{phase:?}") == p)
-        }) && query
-            .tier
-            .as_deref()
-            .is_none_or(|tier| json!(t.spec.tier) == json!(tier))
+        query
+            .phase
+            .is_none_or(|p| t.status.as_ref().and_then(|s| s.phase) == Some(p))
+            && query.tier.is_none_or(|tier| t.spec.tier == tier)
             && after.as_deref().is_none_or(|a| t.name_any().as_str() > a)
     };
     let mut items: Vec<Tenant> = match tenants(&state).list(&ListParams::default()).await {
