@@ -287,12 +287,11 @@ fn query_parameters(schema: schemars::Schema) -> Vec<Value> {
                 .as_object_mut()
                 .and_then(|p| p.remove("description"))
                 .unwrap_or_default();
-            if let Some(types) = property.get_mut("type") {
-                if let Some(list) = types.as_array_mut() {
-                    list.retain(|t| !is_null(t));
-                    if let [only] = list.as_slice() {
-                        *types = only.clone();
-                    }
+            if let Some(list) = property.get_mut("type").and_then(Value::as_array_mut) {
+                list.retain(|t| !is_null(t));
+                if let [only] = list.as_slice() {
+                    let only = only.clone();
+                    property["type"] = only;
                 }
             }
             for key in ["anyOf", "oneOf", "enum"] {
