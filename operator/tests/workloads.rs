@@ -16,6 +16,7 @@ use kube::{
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use landlord_e2e::{
+    audit,
     tenants::{self, Harness},
     unique_name, wait,
     workloads::{self, POSTGRES_IMAGE},
@@ -112,6 +113,22 @@ fn client_pod(cluster: &landlord_e2e::Cluster, name: &str, script: &str) -> anyh
     )
 }
 
+/// Lets the operator's last writes come back as watch events, then asserts from the audit
+/// log that it writes nothing for 20 s: an unchanged world causes no write.
+async fn assert_at_rest(cluster: &landlord_e2e::Cluster, world: &str) -> anyhow::Result<()> {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start = audit::end(cluster)?;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (_, writes) = audit::operator_writes(cluster, start)?;
+    anyhow::ensure!(
+        writes.is_empty(),
+        "at rest ({world}), the operator wrote {} times:\n{}",
+        writes.len(),
+        writes.join("\n")
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_dedicated_tenants_postgresql_runs_on_a_real_node_and_its_credentials_work_from_a_pod()
 -> anyhow::Result<()> {
@@ -154,6 +171,8 @@ async fn a_dedicated_tenants_postgresql_runs_on_a_real_node_and_its_credentials_
         .and_then(|s| s.running.as_ref())
         .is_some();
     assert!(started, "the server's container runs: {:?}", server.status);
+    // A running dedicated server, probed by the operator, causes no write.
+    assert_at_rest(h.cluster, "a dedicated tenant with its server running").await?;
 
     // A pod of the tenant writes a row with the credentials from landlord-database, reads it
     // back, and finds the extension the spec asked for.
@@ -797,6 +816,11 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
     let flags: serde_json::Value = serde_json::from_str(flags.trim())
         .with_context(|| format!("OFREP bulk answer through the pool: {flags}"))?;
     assert!(flags["flags"].is_array(), "{flags}");
+
+    // At rest on real nodes, with Traefik and cert-manager writing the status of the objects
+    // Landlord made (routes, Gateways, Certificates) and pods running: the operator writes
+    // nothing.
+    assert_at_rest(h.cluster, "two tenants with Domains served by Traefik").await?;
 
     // The walls around the pool, with packets: the dedicated tenant's pod (which reaches its
     // own instance, proving its network is up) gets no answer from the pool's instances nor
