@@ -539,29 +539,45 @@ async fn probe_in_cluster<F>(
     workloads::run_to_completion(&h.client, ns, pod, TIMEOUT).await
 }
 
+/// Creates the catalog Service `name` in the platform namespace running the echo image (one
+/// replica, port `http` 8080, ready once `/healthz` answers), with `spec` added to its spec;
+/// returns the catalog's API.
+async fn echo_service(
+    client: &kube::Client,
+    name: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<Api<landlord_crds::Service>> {
+    let mut service = serde_json::json!({
+        "apiVersion": "landlord.dev/v1alpha1", "kind": "Service",
+        "metadata": {"name": name, "namespace": PLATFORM},
+        "spec": {
+            "image": ECHO_IMAGE,
+            "ports": [{"name": "http", "port": 8080}],
+            "replicas": 1,
+            "readinessProbe": {"path": "/healthz", "port": "http", "periodSeconds": 2},
+        },
+    });
+    for (key, value) in spec.as_object().context("spec: an object")? {
+        service["spec"][key] = value.clone();
+    }
+    let catalog = Api::<landlord_crds::Service>::namespaced(client.clone(), PLATFORM);
+    catalog
+        .create(&PostParams::default(), &serde_json::from_value(service)?)
+        .await?;
+    Ok(catalog)
+}
+
 #[tokio::test]
 async fn a_dedicated_service_instance_runs_with_its_tenant_context_and_reads_its_flags_in_cluster()
 -> anyhow::Result<()> {
     let h = harness().await?;
     let service = unique_name("echo");
-    let catalog = Api::<landlord_crds::Service>::namespaced(h.client.clone(), PLATFORM);
-    catalog
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({
-                "apiVersion": "landlord.dev/v1alpha1", "kind": "Service",
-                "metadata": {"name": service, "namespace": PLATFORM},
-                "spec": {
-                    "image": ECHO_IMAGE,
-                    "ports": [{"name": "http", "port": 8080}],
-                    "replicas": 1,
-                    "tiers": ["dedicated"],
-                    "uses": {"database": true, "flags": true},
-                    "readinessProbe": {"path": "/healthz", "port": "http", "periodSeconds": 2},
-                },
-            }))?,
-        )
-        .await?;
+    let catalog = echo_service(
+        &h.client,
+        &service,
+        serde_json::json!({"tiers": ["dedicated"], "uses": {"database": true, "flags": true}}),
+    )
+    .await?;
     let name = dedicated_on_real_nodes(
         &h,
         "realsvc",
@@ -679,24 +695,12 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
         .await?;
 
     let service = unique_name("web");
-    let catalog = Api::<landlord_crds::Service>::namespaced(h.client.clone(), PLATFORM);
-    catalog
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({
-                "apiVersion": "landlord.dev/v1alpha1", "kind": "Service",
-                "metadata": {"name": service, "namespace": PLATFORM},
-                "spec": {
-                    "image": ECHO_IMAGE,
-                    "ports": [{"name": "http", "port": 8080}],
-                    "path": "/",
-                    "replicas": 1,
-                    "tiers": ["dedicated", "shared"],
-                    "readinessProbe": {"path": "/healthz", "port": "http", "periodSeconds": 2},
-                },
-            }))?,
-        )
-        .await?;
+    let catalog = echo_service(
+        &h.client,
+        &service,
+        serde_json::json!({"path": "/", "tiers": ["dedicated", "shared"]}),
+    )
+    .await?;
     let name = unique_name("https");
     h.create_tenant(
         &name,
