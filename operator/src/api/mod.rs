@@ -21,6 +21,7 @@ pub mod connection;
 pub mod domains;
 pub mod gitops;
 pub mod limits;
+pub mod objects;
 pub mod openapi;
 pub mod operation;
 pub mod problem;
@@ -39,6 +40,7 @@ use axum::{
     routing::{MethodRouter, delete, get, patch, post},
 };
 use kube::Client;
+use landlord_crds::{Domain, FeatureFlagSet};
 use prometheus::{Encoder, HistogramVec, IntCounterVec, Registry, TextEncoder};
 use tracing::info;
 
@@ -368,7 +370,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 &[(200, Some("DomainList"))],
                 &[403, 404],
             ),
-            get(domains::list),
+            get(objects::list::<Domain>),
         ),
         (
             e(
@@ -380,7 +382,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 &[(201, Some("Domain"))],
                 &[400, 403, 404, 409, 415, 422, 429],
             ),
-            post(domains::create),
+            post(objects::create::<Domain>),
         ),
         (
             e(
@@ -392,7 +394,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 &[(200, Some("Domain"))],
                 &[403, 404],
             ),
-            get(domains::get),
+            get(objects::get::<Domain>),
         ),
         (
             e(
@@ -404,7 +406,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 &[(204, None)],
                 &[403, 404, 429],
             ),
-            delete(domains::delete),
+            delete(objects::delete::<Domain>),
         ),
         (
             e(
@@ -429,6 +431,54 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
                 &[403, 404],
             ),
             get(domains::flags),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/flagsets",
+                "listFeatureFlagSets",
+                "A Tenant's own FeatureFlagSets (its overrides of the platform's flags), read as the caller in its namespace",
+                None,
+                &[(200, Some("FeatureFlagSetList"))],
+                &[403, 404],
+            ),
+            get(objects::list::<FeatureFlagSet>),
+        ),
+        (
+            e(
+                Method::POST,
+                "/v1/tenants/{name}/flagsets",
+                "createFeatureFlagSet",
+                "Create a FeatureFlagSet in a Tenant's namespace, as the caller; the tenant's effective flags (getTenantFlags) then include it",
+                Some(("application/json", "NewFeatureFlagSet")),
+                &[(201, Some("FeatureFlagSet"))],
+                &[400, 403, 404, 409, 415, 422, 429],
+            ),
+            post(objects::create::<FeatureFlagSet>),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/flagsets/{flagset}",
+                "getFeatureFlagSet",
+                "A FeatureFlagSet of a Tenant, with its conditions",
+                None,
+                &[(200, Some("FeatureFlagSet"))],
+                &[403, 404],
+            ),
+            get(objects::get::<FeatureFlagSet>),
+        ),
+        (
+            e(
+                Method::DELETE,
+                "/v1/tenants/{name}/flagsets/{flagset}",
+                "deleteFeatureFlagSet",
+                "Delete a FeatureFlagSet of a Tenant, as the caller",
+                None,
+                &[(204, None)],
+                &[403, 404, 429],
+            ),
+            delete(objects::delete::<FeatureFlagSet>),
         ),
         (
             e(

@@ -4,7 +4,9 @@
 //! Schema 2020-12, what schemars produces.
 
 use axum::{Json, http::header, response::IntoResponse};
-use landlord_crds::{DomainSpec, DomainStatus, TenantSpec, TenantStatus};
+use landlord_crds::{
+    DomainSpec, DomainStatus, FeatureFlagSetSpec, FeatureFlagSetStatus, TenantSpec, TenantStatus,
+};
 use serde_json::{Map, Value, json};
 
 use super::{auth::Caller, connection::Connection, operation::Operation, problem::MEDIA_TYPE};
@@ -35,6 +37,14 @@ pub fn document() -> Value {
     add("Connection", schemars::schema_for!(Connection));
     add("DomainSpec", schemars::schema_for!(DomainSpec));
     add("DomainStatus", schemars::schema_for!(DomainStatus));
+    add(
+        "FeatureFlagSetSpec",
+        schemars::schema_for!(FeatureFlagSetSpec),
+    );
+    add(
+        "FeatureFlagSetStatus",
+        schemars::schema_for!(FeatureFlagSetStatus),
+    );
     let object_meta = json!({
         "type": "object",
         "properties": {
@@ -64,7 +74,6 @@ pub fn document() -> Value {
         })
     };
     schemas.insert("Tenant".into(), resource("Tenant"));
-    schemas.insert("Domain".into(), resource("Domain"));
     schemas.insert(
         "TenantList".into(),
         json!({
@@ -76,37 +85,41 @@ pub fn document() -> Value {
             },
         }),
     );
-    schemas.insert(
-        "DomainList".into(),
-        json!({
-            "type": "object",
-            "required": ["items"],
-            "properties": {
-                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Domain"}},
-            },
-        }),
-    );
-    schemas.insert(
-        "NewDomain".into(),
-        json!({
-            "type": "object",
-            "required": ["metadata", "spec"],
-            "additionalProperties": false,
-            "properties": {
-                "apiVersion": {"const": "landlord.dev/v1alpha1"},
-                "kind": {"const": "Domain"},
-                "metadata": {
-                    "type": "object",
-                    "required": ["name"],
-                    "additionalProperties": false,
-                    "properties": {
-                        "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
-                    },
+    // A tenant's own objects (super::objects): the object, its list, a create's body.
+    for kind in ["Domain", "FeatureFlagSet"] {
+        schemas.insert(kind.into(), resource(kind));
+        schemas.insert(
+            format!("{kind}List"),
+            json!({
+                "type": "object",
+                "required": ["items"],
+                "properties": {
+                    "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{kind}")}},
                 },
-                "spec": {"$ref": "#/components/schemas/DomainSpec"},
-            },
-        }),
-    );
+            }),
+        );
+        schemas.insert(
+            format!("New{kind}"),
+            json!({
+                "type": "object",
+                "required": ["metadata", "spec"],
+                "additionalProperties": false,
+                "properties": {
+                    "apiVersion": {"const": "landlord.dev/v1alpha1"},
+                    "kind": {"const": kind},
+                    "metadata": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+                        },
+                    },
+                    "spec": {"$ref": format!("#/components/schemas/{kind}Spec")},
+                },
+            }),
+        );
+    }
     schemas.insert(
         "EffectiveFlags".into(),
         json!({
