@@ -513,8 +513,9 @@ fn api_runs_restricted_replicas_that_review_tokens_impersonate_and_watch_tenants
         api
     ));
 
-    // Its own ServiceAccount, bound to a ClusterRole that reviews tokens and impersonates,
-    // and nothing else: every other right is the caller's.
+    // Its own ServiceAccount, bound to a ClusterRole that reviews tokens, impersonates and
+    // reads what no tenant may (the Tenants' index, the catalog), and nothing else: every
+    // other right is the caller's.
     let account = name(only_of(&objects, "ServiceAccount", "api")?).to_string();
     assert_eq!(pod["serviceAccountName"].as_str(), Some(account.as_str()));
     let binding = only_of(&objects, "ClusterRoleBinding", "api")?;
@@ -541,6 +542,8 @@ fn api_runs_restricted_replicas_that_review_tokens_impersonate_and_watch_tenants
             "impersonate serviceaccounts",
             "impersonate uids",
             "impersonate users",
+            // The catalog, in the platform namespace, for callers who may read the Tenant.
+            "list services",
             // Which Tenants name a caller RBAC does not let list them (read as the caller).
             "list tenants",
             "watch tenants",

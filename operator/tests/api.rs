@@ -1038,7 +1038,7 @@ async fn connection_details_carry_credentials_only_to_callers_who_may_read_the_s
 }
 
 #[tokio::test]
-async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_through_the_api()
+async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_and_catalog_through_the_api()
 -> anyhow::Result<()> {
     let h = Harness::start(LANDLORD).await?;
     let api = ApiServer::start(h.cluster, &h.client, Path::new(LANDLORD)).await?;
@@ -1308,6 +1308,65 @@ async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_th
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     let gone = api.call("GET", &set, Some(&admin), &[], None).await?;
     assert_eq!(gone.status, 404, "{}", gone.text);
+
+    // The catalog offered to its tier: what its spec.services may list, without how the
+    // platform runs it; another tenant's catalog does not exist for the admin.
+    landlord_e2e::manifests::ensure_platform_namespace(&h.client, "landlord-platform").await?;
+    let catalog = Api::<landlord_crds::Service>::namespaced(h.client.clone(), "landlord-platform");
+    let offered = unique_name("offered");
+    let withheld = unique_name("withheld");
+    for (service, tier) in [(&offered, "shared"), (&withheld, "dedicated")] {
+        catalog
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "apiVersion": "landlord.dev/v1alpha1", "kind": "Service",
+                    "metadata": {"name": service},
+                    "spec": {"image": "registry.example.com/secret-sauce:1", "tiers": [tier],
+                             "ports": [{"name": "http", "port": 8080}], "path": "/shop",
+                             "env": [{"name": "INTERNAL_TOKEN", "value": "not-for-tenants"}]},
+                }))?,
+            )
+            .await?;
+    }
+    let answer = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{own}/catalog"),
+            Some(&viewer),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json["tier"], "shared", "{}", answer.text);
+    let entry = answer.json["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .find(|e| e["name"] == offered.as_str())
+        .with_context(|| format!("{offered} is not offered: {}", answer.text))?;
+    assert_eq!(entry["path"], "/shop");
+    assert_eq!(entry["ports"][0]["port"], 8080);
+    assert!(!answer.text.contains(&withheld), "{}", answer.text);
+    assert!(
+        !answer.text.contains("secret-sauce") && !answer.text.contains("not-for-tenants"),
+        "the platform's image or environment reached a tenant: {}",
+        answer.text
+    );
+    let answer = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{other}/catalog"),
+            Some(&admin),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(answer.status, 404, "{}", answer.text);
+    for service in [&offered, &withheld] {
+        catalog.delete(service, &Default::default()).await?;
+    }
 
     // The admin deletes it.
     let deleted = api.call("DELETE", &shop, Some(&admin), &[], None).await?;

@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod catalog;
 pub mod connection;
 pub mod domains;
 pub mod gitops;
@@ -65,6 +66,14 @@ pub struct ApiArgs {
     /// The audience bearer tokens must be minted for (TokenReview `spec.audiences`).
     #[arg(long, env = "LANDLORD_API_AUDIENCE", default_value = "landlord-api")]
     pub audience: String,
+    /// The namespace of the catalog (Landlord `Service`s), as the operator's
+    /// `--platform-namespace`.
+    #[arg(
+        long,
+        env = "LANDLORD_PLATFORM_NAMESPACE",
+        default_value = "landlord-platform"
+    )]
+    pub platform_namespace: String,
     /// Field managers of GitOps tools: a change of a field one of them owns is refused.
     #[arg(
         long,
@@ -105,6 +114,8 @@ pub struct ApiState {
     /// Every Tenant (without managed fields), watched with the API's own client: which
     /// Tenants name a caller who may not list them all (see [`tenants::list`]).
     pub tenant_index: kube::runtime::reflector::Store<landlord_crds::Tenant>,
+    /// Where the catalog lives (`--platform-namespace`).
+    pub platform_namespace: Arc<String>,
 }
 
 /// The API's metrics.
@@ -435,6 +446,18 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
         (
             e(
                 Method::GET,
+                "/v1/tenants/{name}/catalog",
+                "getTenantCatalog",
+                "The catalog Services offered to a Tenant's tier (what its spec.services may list), to callers who may read the Tenant",
+                None,
+                &[(200, Some("Catalog"))],
+                &[403, 404],
+            ),
+            get(catalog::catalog),
+        ),
+        (
+            e(
+                Method::GET,
                 "/v1/tenants/{name}/flagsets",
                 "listFeatureFlagSets",
                 "A Tenant's own FeatureFlagSets (its overrides of the platform's flags), read as the caller in its namespace",
@@ -669,6 +692,7 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
         )),
         streams: stream::Streams::new(args.streams_per_caller, args.streams_per_replica),
         tenant_index,
+        platform_namespace: Arc::new(args.platform_namespace.clone()),
     };
     let write_limits = state.write_limits.clone();
     let forget = tokio::spawn(async move {

@@ -45,6 +45,7 @@ pub fn document() -> Value {
         "FeatureFlagSetStatus",
         schemars::schema_for!(FeatureFlagSetStatus),
     );
+    add("Catalog", schemars::schema_for!(super::catalog::Catalog));
     let object_meta = json!({
         "type": "object",
         "properties": {
