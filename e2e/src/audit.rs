@@ -42,16 +42,35 @@ pub fn end(cluster: &Cluster) -> anyhow::Result<u64> {
 
 /// The completed requests (`stage: ResponseComplete`) from byte `from` on whose line holds
 /// `needle`, parsed, and the offset after the last complete line (a line the API server is
-/// still writing is left for the next read).
+/// still writing is left for the next read). A mark taken while the API server wrote a line
+/// falls inside it: that line began before the mark and is left out.
 fn completed(cluster: &Cluster, from: u64, needle: &str) -> anyhow::Result<(u64, Vec<Value>)> {
     let path = cluster.var("LANDLORD_AUDIT_LOG");
     let context = |e: std::io::Error| anyhow::anyhow!("reading the audit log {path}: {e}");
     let mut file = std::fs::File::open(path).map_err(context)?;
-    file.seek(SeekFrom::Start(from)).map_err(context)?;
+    let len = file.metadata().map_err(context)?.len();
+    anyhow::ensure!(
+        from <= len,
+        "the audit log {path} is shorter ({len} bytes) than the mark {from}: it was made again"
+    );
+    // One byte before the mark: whether the mark is at a line's start.
+    let before = from.saturating_sub(1);
+    file.seek(SeekFrom::Start(before)).map_err(context)?;
     let mut text = Vec::new();
     file.read_to_end(&mut text).map_err(context)?;
-    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let text = std::str::from_utf8(&text[..complete])?;
+    let start = if from == 0 {
+        0
+    } else {
+        text.iter()
+            .position(|b| *b == b'\n')
+            .map_or(text.len(), |i| i + 1)
+    };
+    let complete = text
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1)
+        .max(start);
+    let text = std::str::from_utf8(&text[start..complete])?;
     let mut found = Vec::new();
     for line in text.lines().filter(|l| l.contains(needle)) {
         let entry: Value = serde_json::from_str(line)?;
@@ -59,7 +78,7 @@ fn completed(cluster: &Cluster, from: u64, needle: &str) -> anyhow::Result<(u64,
             found.push(entry);
         }
     }
-    Ok((from + complete as u64, found))
+    Ok((before + complete as u64, found))
 }
 
 /// The operator's completed writes from byte `from` on (Lease renewals left out: leader

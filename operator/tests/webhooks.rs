@@ -339,7 +339,8 @@ async fn lifecycle_events_arrive_signed_at_least_once_across_an_operator_kill_an
         .await?;
     h.operator.kill();
     receiver.answer(Answer::Accept);
-    receiver.inbox.release.notify_waiters();
+    // One held request: notify_one keeps the wake-up if its handler does not wait yet.
+    receiver.inbox.release.notify_one();
     h.operator = h.start_operator().await?;
     wait::until("tenant.suspended sent again", ARRIVAL, || async {
         let again: Vec<_> = receiver

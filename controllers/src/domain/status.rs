@@ -93,10 +93,8 @@ pub fn route_report(route: Option<&HTTPRoute>, parents: &[ParentReference]) -> R
                         && (c.observed_generation.is_none() || c.observed_generation == generation)
                 })
             };
-            let (Some(accepted), resolved) = (current("Accepted"), current("ResolvedRefs")) else {
-                continue;
-            };
-            if let Some(refusal) = [Some(accepted), resolved]
+            let (accepted, resolved) = (current("Accepted"), current("ResolvedRefs"));
+            if let Some(refusal) = [accepted, resolved]
                 .into_iter()
                 .flatten()
                 .find(|c| c.status == "False")
@@ -108,7 +106,7 @@ pub fn route_report(route: Option<&HTTPRoute>, parents: &[ParentReference]) -> R
                     message: refusal.message.clone().unwrap_or_default(),
                 };
             }
-            if accepted.status == "True" {
+            if accepted.is_some_and(|c| c.status == "True") {
                 reported = true;
                 if !controllers.contains(&report.controller_name) {
                     controllers.push(report.controller_name.clone());
@@ -120,6 +118,8 @@ pub fn route_report(route: Option<&HTTPRoute>, parents: &[ParentReference]) -> R
         }
     }
     if pending.is_empty() {
+        // In a stable order, whatever order the controllers wrote their reports in.
+        controllers.sort();
         RouteReport::Accepted(controllers)
     } else {
         RouteReport::Pending(pending)

@@ -321,8 +321,12 @@ fn query_parameters(schema: schemars::Schema) -> Vec<Value> {
             {
                 property = only.clone();
             }
-            json!({"name": name, "in": "query", "required": required.contains(&name.as_str()),
-                   "description": description, "schema": property})
+            let mut parameter = json!({"name": name, "in": "query", "schema": property,
+                                       "required": required.contains(&name.as_str())});
+            if description.is_string() {
+                parameter["description"] = description;
+            }
+            parameter
         })
         .collect()
 }

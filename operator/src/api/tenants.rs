@@ -247,6 +247,15 @@ pub(super) fn create_body<'a>(
             "not accepted on create (allowed: apiVersion, kind, metadata, spec)",
         ));
     }
+    for (field, wanted) in [("apiVersion", "landlord.dev/v1alpha1"), ("kind", kind)] {
+        if let Some(given) = object.get(field).filter(|given| *given != wanted) {
+            return Err(Problem::invalid_field(
+                field,
+                "FieldValueNotSupported",
+                format!("must be {wanted:?} here (or left out), not {given}"),
+            ));
+        }
+    }
     let meta = match body.get("metadata") {
         Some(Value::Object(meta)) => meta,
         Some(_) => {
