@@ -4,7 +4,9 @@
 //! verifies the API server's own certificate (which names 127.0.0.1).
 //!
 //! Other tests sharing the cluster are not affected: only the process given
-//! [`ApiOutage::kubeconfig`] talks through the proxy.
+//! [`ApiOutage::kubeconfig`] talks through the proxy. The proxy has a thread and runtime of
+//! its own, so that a test blocking its own (one-thread) runtime never stalls the traffic
+//! it proxies, which would look like an outage the test did not make.
 
 use std::path::{Path, PathBuf};
 
@@ -19,8 +21,8 @@ use crate::unique_name;
 /// The proxy; dropping it stops it.
 pub struct ApiOutage {
     cut: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
     kubeconfig: PathBuf,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl ApiOutage {
@@ -35,7 +37,8 @@ impl ApiOutage {
             .with_context(|| format!("{} names no https server", kubeconfig.display()))?
             .trim_matches('"')
             .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
         let proxy = listener.local_addr()?;
         let proxied = kubeconfig.with_file_name(format!("{}.kubeconfig", unique_name("outage")));
         std::fs::write(
@@ -46,30 +49,46 @@ impl ApiOutage {
             ),
         )?;
         let (cut, cut_rx) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if *cut_rx.borrow() {
-                    drop(client);
-                    continue;
-                }
-                let mut cut_rx = cut_rx.clone();
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let Ok(mut upstream) = TcpStream::connect(&server).await else {
-                        return;
+        let (stop, mut stop_rx) = watch::channel(false);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    return;
+                };
+                loop {
+                    let client = tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((client, _)) => client,
+                            Err(_) => return,
+                        },
+                        _ = stop_rx.wait_for(|stop| *stop) => return,
                     };
-                    let mut client = client;
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-                        _ = cut_rx.wait_for(|cut| *cut) => {}
+                    if *cut_rx.borrow() {
+                        drop(client);
+                        continue;
                     }
-                });
-            }
+                    let mut cut_rx = cut_rx.clone();
+                    let server = server.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut upstream) = TcpStream::connect(&server).await else {
+                            return;
+                        };
+                        let mut client = client;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                            _ = cut_rx.wait_for(|cut| *cut) => {}
+                        }
+                    });
+                }
+            })
         });
         Ok(Self {
             cut,
+            stop,
             kubeconfig: proxied,
-            task,
         })
     }
 
@@ -91,8 +110,9 @@ impl ApiOutage {
 
 impl Drop for ApiOutage {
     fn drop(&mut self) {
+        // Open connections close, and the proxy's thread ends with its runtime.
         self.cut.send_replace(true);
-        self.task.abort();
+        self.stop.send_replace(true);
         let _ = std::fs::remove_file(&self.kubeconfig);
     }
 }
