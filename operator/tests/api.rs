@@ -1035,6 +1035,34 @@ async fn connection_details_carry_credentials_only_to_callers_who_may_read_the_s
     ns.cleanup().await
 }
 
+/// Asserts that each of `calls` (method, path), made with `token`, answers 404: what a
+/// caller may not read does not exist for it. A POST carries `body`.
+async fn all_not_found(
+    api: &ApiServer,
+    token: &str,
+    calls: &[(&str, String)],
+    body: &Value,
+) -> anyhow::Result<()> {
+    for (method, path) in calls {
+        let answer = api
+            .call(
+                method,
+                path,
+                Some(token),
+                &[],
+                (*method == "POST").then_some(("application/json", body)),
+            )
+            .await?;
+        anyhow::ensure!(
+            answer.status == 404,
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.text
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_and_catalog_through_the_api()
 -> anyhow::Result<()> {
@@ -1164,22 +1192,17 @@ async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_an
     assert!(upper.text.contains("spec.hostname"), "{}", upper.text);
 
     // Another tenant's domains and flags do not exist for the admin.
-    for (method, path) in [
-        ("GET", format!("/v1/tenants/{other}/domains")),
-        ("POST", format!("/v1/tenants/{other}/domains")),
-        ("GET", format!("/v1/tenants/{other}/flags")),
-    ] {
-        let answer = api
-            .call(
-                method,
-                &path,
-                Some(&admin),
-                &[],
-                (method == "POST").then_some(("application/json", &new_domain)),
-            )
-            .await?;
-        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.text);
-    }
+    all_not_found(
+        &api,
+        &admin,
+        &[
+            ("GET", format!("/v1/tenants/{other}/domains")),
+            ("POST", format!("/v1/tenants/{other}/domains")),
+            ("GET", format!("/v1/tenants/{other}/flags")),
+        ],
+        &new_domain,
+    )
+    .await?;
 
     // Its effective flags are what tenant-runtime serves: the ConfigMap's document.
     let flags = api
@@ -1303,23 +1326,18 @@ async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_an
         "{}",
         wrong.text
     );
-    for (method, path) in [
-        ("GET", format!("/v1/tenants/{other}/flagsets")),
-        ("POST", format!("/v1/tenants/{other}/flagsets")),
-        ("GET", format!("/v1/tenants/{other}/flagsets/overrides")),
-        ("DELETE", format!("/v1/tenants/{other}/flagsets/overrides")),
-    ] {
-        let answer = api
-            .call(
-                method,
-                &path,
-                Some(&admin),
-                &[],
-                (method == "POST").then_some(("application/json", &copy)),
-            )
-            .await?;
-        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.text);
-    }
+    all_not_found(
+        &api,
+        &admin,
+        &[
+            ("GET", format!("/v1/tenants/{other}/flagsets")),
+            ("POST", format!("/v1/tenants/{other}/flagsets")),
+            ("GET", format!("/v1/tenants/{other}/flagsets/overrides")),
+            ("DELETE", format!("/v1/tenants/{other}/flagsets/overrides")),
+        ],
+        &copy,
+    )
+    .await?;
     let deleted = api.call("DELETE", &set, Some(&admin), &[], None).await?;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     let gone = api.call("GET", &set, Some(&admin), &[], None).await?;
