@@ -698,6 +698,12 @@ pub struct DatabaseStatus {
     /// Name of the Secret in the tenant namespace holding the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// The value of the Tenant's `landlord.dev/rotate-database-password` annotation that
+    /// the password in `secret` was made for, once the database server has that password
+    /// (absent: the password was never rotated). A rotation asked by a new annotation value
+    /// is done when this field shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_rotation: Option<String>,
 }
 
 /// A provisioned topic.

@@ -202,13 +202,18 @@ async fn shared(
         port: server.port,
         ssl_mode: server.ssl_mode.clone(),
     };
-    let previous_secret = recorded.as_ref().and_then(|d| d.secret.clone());
+    // The Secret and the rotation it holds are recorded once the Secret is written (below).
+    let (previous_secret, previous_rotation) = recorded
+        .as_ref()
+        .map(|d| (d.secret.clone(), d.password_rotation.clone()))
+        .unwrap_or_default();
     *recorded = Some(DatabaseStatus {
         server: Some(server.name.clone()),
         host: Some(endpoint.host.clone()),
         port: Some(i32::from(endpoint.port)),
         name: Some(names.database.clone()),
         secret: previous_secret,
+        password_rotation: previous_rotation,
     });
     // What a tenant's service needs is a new session; a pool's open sessions may still
     // answer on a server that takes none (a hung postmaster).
@@ -402,6 +407,7 @@ async fn shared(
     }
     if let Some(status) = recorded.as_mut() {
         status.secret = Some(names::SECRET.into());
+        status.password_rotation = Some(rotation).filter(|r| !r.is_empty());
     }
     Ok(Ok(Provisioned {
         observation: if can_login {
@@ -635,6 +641,7 @@ async fn dedicated(
         port: Some(i32::from(endpoint.port)),
         name: Some(names.database.clone()),
         secret: Some(names::SECRET.into()),
+        password_rotation: Some(rotation_made).filter(|r| !r.is_empty()),
     });
     let created = live_set.is_none() && applied > 0;
     // What a person must change comes first, then the volume, then the server's readiness.

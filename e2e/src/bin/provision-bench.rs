@@ -1181,6 +1181,7 @@ async fn floor_tenant(
             port: Some(i32::from(endpoint.port)),
             name: Some(names.database.clone()),
             secret: Some(db_desired::names::SECRET.into()),
+            password_rotation: None,
         });
         observations.push(Observation::new(
             DATABASE_READY,
