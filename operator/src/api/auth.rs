@@ -92,6 +92,54 @@ pub fn caller() -> Option<Arc<Caller>> {
     SCOPE.try_with(|s| s.caller.clone()).ok()
 }
 
+/// Whether the current caller may `verb` the Tenant `name`'s `subresource` (group
+/// `landlord.dev`), asked of the API server as the caller (a SelfSubjectAccessReview, which
+/// every authenticated user may make): for what the API offers with no Kubernetes request
+/// behind it. Errors: the API server could not be asked.
+pub async fn may(
+    base: &Client,
+    verb: &str,
+    subresource: Option<&str>,
+    name: &str,
+) -> Result<bool, Problem> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("landlord.dev".into()),
+                resource: Some("tenants".into()),
+                subresource: subresource.map(str::to_string),
+                verb: Some(verb.into()),
+                name: Some(name.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let what = match subresource {
+        Some(sub) => format!("{verb} tenants/{sub} {name}"),
+        None => format!("{verb} tenants {name}"),
+    };
+    Api::<SelfSubjectAccessReview>::all(caller_client(base))
+        .create(&PostParams::default(), &review)
+        .await
+        .map(|answer| answer.status.is_some_and(|s| s.allowed))
+        .map_err(|e| Problem::from_kube(e, &format!("asking whether the caller may {what}")))
+}
+
+/// The problem of a caller refused `what` (e.g. `get tenants/history of Tenant acme`).
+pub fn forbidden(what: &str) -> Problem {
+    Problem::new(
+        http::StatusCode::FORBIDDEN,
+        "forbidden",
+        "The caller may not do this",
+        format!("the caller may not {what}"),
+    )
+}
+
 /// A new request id: 16 random bytes, hex.
 pub fn new_request_id() -> String {
     let mut bytes = [0u8; 16];

@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod connection;
 pub mod domains;
 pub mod gitops;
+pub mod history;
 pub mod limits;
 pub mod objects;
 pub mod openapi;
@@ -41,8 +42,8 @@ use axum::{
     routing::{MethodRouter, delete, get, patch, post},
 };
 use kube::Client;
-use landlord_crds::{Domain, FeatureFlagSet};
-use prometheus::{Encoder, HistogramVec, IntCounterVec, Registry, TextEncoder};
+use landlord_crds::{Domain, FeatureFlagSet, WebhookEndpoint};
+use prometheus::{Encoder, HistogramVec, IntCounter, IntCounterVec, Registry, TextEncoder};
 use tracing::info;
 
 use problem::Problem;
@@ -99,6 +100,15 @@ pub struct ApiArgs {
     /// Log format: json or text.
     #[arg(long, env = "LANDLORD_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: crate::telemetry::LogFormat,
+    /// `postgres://` URL of the database the API keeps tenants' API history in (it creates
+    /// its table; the webhook outbox's database serves). Without it, writes are recorded
+    /// only in the API server's audit log and `GET /v1/tenants/{name}/history` answers 501.
+    /// Holds a password: give it through the environment (a Secret).
+    #[arg(long, env = "LANDLORD_API_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Days a row of the API history is kept (rows of deleted Tenants too).
+    #[arg(long, env = "LANDLORD_API_HISTORY_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub history_retention_days: u32,
 }
 
 /// What every handler shares.
@@ -116,6 +126,8 @@ pub struct ApiState {
     pub tenant_index: kube::runtime::reflector::Store<landlord_crds::Tenant>,
     /// Where the catalog lives (`--platform-namespace`).
     pub platform_namespace: Arc<String>,
+    /// Tenants' API history (`--database-url`), when kept.
+    pub history: Option<history::History>,
 }
 
 /// The API's metrics.
@@ -124,6 +136,9 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// `landlord_api_request_duration_seconds{method, route}`.
     pub duration: HistogramVec,
+    /// `landlord_api_history_failures_total`: writes answered that the history database
+    /// did not record.
+    pub history_failures: IntCounter,
 }
 
 impl Metrics {
@@ -139,9 +154,18 @@ impl Metrics {
             ),
             &["method", "route"],
         )?;
+        let history_failures = IntCounter::new(
+            "landlord_api_history_failures_total",
+            "Writes answered that the history database did not record",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
-        Ok(Metrics { requests, duration })
+        registry.register(Box::new(history_failures.clone()))?;
+        Ok(Metrics {
+            requests,
+            duration,
+            history_failures,
+        })
     }
 }
 
@@ -373,6 +397,33 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
         ),
         (
             e(
+                Method::POST,
+                "/v1/tenants/{name}/database/rotate-password",
+                "rotateTenantDatabasePassword",
+                "Give a Tenant's database role a new password (the landlord-database Secret follows); the operation is done when status.database.passwordRotation shows it. With an Idempotency-Key, a retry makes no second rotation",
+                None,
+                OP,
+                &[400, 403, 404, 409, 422, 429],
+            ),
+            post(t::rotate_password),
+        ),
+        (
+            Endpoint {
+                query: Some(openapi::query_schema::<history::HistoryQuery>),
+                ..e(
+                    Method::GET,
+                    "/v1/tenants/{name}/history",
+                    "getTenantHistory",
+                    "The writes made through this API to a Tenant and its namespace's objects (who, what, when, the answer, the request id the API server's audit log has), newest first, a page at a time; for callers who may get tenants/history",
+                    None,
+                    &[(200, Some("HistoryPage"))],
+                    &[400, 403, 404, 422, 501],
+                )
+            },
+            get(history::history),
+        ),
+        (
+            e(
                 Method::GET,
                 "/v1/tenants/{name}/domains",
                 "listDomains",
@@ -506,6 +557,54 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<ApiState>)> {
         (
             e(
                 Method::GET,
+                "/v1/tenants/{name}/webhooks",
+                "listWebhookEndpoints",
+                "A Tenant's own WebhookEndpoints (subscriptions to its events), read as the caller in its namespace",
+                None,
+                &[(200, Some("WebhookEndpointList"))],
+                &[403, 404],
+            ),
+            get(objects::list::<WebhookEndpoint>),
+        ),
+        (
+            e(
+                Method::POST,
+                "/v1/tenants/{name}/webhooks",
+                "createWebhookEndpoint",
+                "Create a WebhookEndpoint in a Tenant's namespace, as the caller; spec.secretRef names the Secret of its signing secret there",
+                Some(("application/json", "NewWebhookEndpoint")),
+                &[(201, Some("WebhookEndpoint"))],
+                &[400, 403, 404, 409, 415, 422, 429],
+            ),
+            post(objects::create::<WebhookEndpoint>),
+        ),
+        (
+            e(
+                Method::GET,
+                "/v1/tenants/{name}/webhooks/{webhook}",
+                "getWebhookEndpoint",
+                "A WebhookEndpoint of a Tenant, with its delivery status (status.conditions: Ready, DeliveryFailing naming the last error)",
+                None,
+                &[(200, Some("WebhookEndpoint"))],
+                &[403, 404],
+            ),
+            get(objects::get::<WebhookEndpoint>),
+        ),
+        (
+            e(
+                Method::DELETE,
+                "/v1/tenants/{name}/webhooks/{webhook}",
+                "deleteWebhookEndpoint",
+                "Delete a WebhookEndpoint of a Tenant, as the caller (its signing Secret stays)",
+                None,
+                &[(204, None)],
+                &[403, 404, 429],
+            ),
+            delete(objects::delete::<WebhookEndpoint>),
+        ),
+        (
+            e(
+                Method::GET,
                 "/v1/operations/{id}",
                 "getOperation",
                 "An operation, derived from its Tenant (Prefer: wait=N waits up to N s, at most 60)",
@@ -554,9 +653,15 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let public = endpoints()
+    let routes = endpoints();
+    let public = routes
         .iter()
         .any(|(e, _)| !e.authenticated && e.path == route);
+    let endpoint = routes
+        .into_iter()
+        .find(|(e, _)| e.path == route && e.method == method)
+        .map(|(e, _)| e);
+    let path = request.uri().path().to_string();
     let mut caller_name = None;
     let mut response = if public {
         auth::with_request_id(id.clone(), next.run(request)).await
@@ -565,11 +670,42 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         match state.authenticator.authenticate(header.as_ref()).await {
             Ok(caller) => {
                 caller_name = Some(caller.username.clone());
+                // Writes that reach a Tenant go to its history before the answer goes out.
+                let recorder = match (&state.history, &endpoint) {
+                    (Some(store), Some(endpoint)) if is_write(&method) => {
+                        Some(history::Recorder::new(
+                            store.clone(),
+                            history::Request {
+                                request_id: id.clone(),
+                                caller: caller.username.clone(),
+                                action: endpoint.operation_id.to_string(),
+                                method: method.to_string(),
+                                path: history::recorded_path(&path, &route),
+                            },
+                            state.metrics.history_failures.clone(),
+                        ))
+                    }
+                    _ => None,
+                };
                 let scope = auth::Scope {
                     caller: Arc::new(caller),
                     request_id: id.clone(),
                 };
-                auth::as_caller(scope, next.run(request)).await
+                let handled = auth::as_caller(scope, next.run(request));
+                let response = match &recorder {
+                    Some(recorder) => recorder.scope(handled).await,
+                    None => handled.await,
+                };
+                if let Some(recorder) = recorder {
+                    let location = response
+                        .headers()
+                        .get(header::LOCATION)
+                        .and_then(|l| l.to_str().ok())
+                        .map(str::to_string);
+                    let status = response.status().as_u16();
+                    recorder.finish(status, location.as_deref()).await;
+                }
+                response
             }
             Err(problem) => {
                 auth::with_request_id(id.clone(), async { problem.into_response() }).await
@@ -599,6 +735,11 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         "api request"
     );
     response
+}
+
+/// Whether a request of `method` may change something.
+fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 async fn docs() -> Html<String> {
@@ -693,7 +834,30 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
         streams: stream::Streams::new(args.streams_per_caller, args.streams_per_replica),
         tenant_index,
         platform_namespace: Arc::new(args.platform_namespace.clone()),
+        history: args
+            .database_url
+            .as_deref()
+            .map(history::History::connect)
+            .transpose()
+            .context("--database-url: not a PostgreSQL URL")?,
     };
+    // The history's retention, applied hourly by every replica (the delete is idempotent).
+    let retention = state.history.clone().map(|store| {
+        let days = args.history_retention_days;
+        tokio::spawn(async move {
+            loop {
+                match store.forget_older_than(days).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(
+                        rows = n,
+                        days, "deleted API history older than its retention"
+                    ),
+                    Err(error) => tracing::warn!(%error, "deleting old API history failed"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+        })
+    });
     let write_limits = state.write_limits.clone();
     let forget = tokio::spawn(async move {
         loop {
@@ -722,5 +886,8 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
     probe_server.abort();
     forget.abort();
     index.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     Ok(())
 }

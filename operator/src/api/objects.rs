@@ -1,6 +1,7 @@
-//! A tenant's own Landlord objects over HTTP: its Domains (`/v1/tenants/{name}/domains...`)
-//! and FeatureFlagSets (`/v1/tenants/{name}/flagsets...`), listed, read, created and deleted
-//! by one set of handlers.
+//! A tenant's own Landlord objects over HTTP: its Domains (`/v1/tenants/{name}/domains...`),
+//! FeatureFlagSets (`/v1/tenants/{name}/flagsets...`) and WebhookEndpoints
+//! (`/v1/tenants/{name}/webhooks...`), listed, read, created and deleted by one set of
+//! handlers.
 //!
 //! Every read and write is made as the caller in the tenant's namespace, so the tenant-admin
 //! Role (create, change, delete), the viewer Role (read), the CRDs' rules and the admission
@@ -21,7 +22,10 @@ use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
-use landlord_crds::{Domain, DomainSpec, FeatureFlagSet, FeatureFlagSetSpec, Tenant};
+use landlord_crds::{
+    Domain, DomainSpec, FeatureFlagSet, FeatureFlagSetSpec, Tenant, WebhookEndpoint,
+    WebhookEndpointSpec,
+};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
@@ -64,6 +68,14 @@ impl TenantObject for FeatureFlagSet {
 
     fn from_spec(name: &str, spec: FeatureFlagSetSpec) -> Self {
         FeatureFlagSet::new(name, spec)
+    }
+}
+
+impl TenantObject for WebhookEndpoint {
+    type Spec = WebhookEndpointSpec;
+
+    fn from_spec(name: &str, spec: WebhookEndpointSpec) -> Self {
+        WebhookEndpoint::new(name, spec)
     }
 }
 

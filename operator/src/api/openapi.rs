@@ -6,6 +6,7 @@
 use axum::{Json, http::header, response::IntoResponse};
 use landlord_crds::{
     DomainSpec, DomainStatus, FeatureFlagSetSpec, FeatureFlagSetStatus, TenantSpec, TenantStatus,
+    WebhookEndpointSpec, WebhookEndpointStatus,
 };
 use serde_json::{Map, Value, json};
 
@@ -45,7 +46,19 @@ pub fn document() -> Value {
         "FeatureFlagSetStatus",
         schemars::schema_for!(FeatureFlagSetStatus),
     );
+    add(
+        "WebhookEndpointSpec",
+        schemars::schema_for!(WebhookEndpointSpec),
+    );
+    add(
+        "WebhookEndpointStatus",
+        schemars::schema_for!(WebhookEndpointStatus),
+    );
     add("Catalog", schemars::schema_for!(super::catalog::Catalog));
+    add(
+        "HistoryPage",
+        schemars::schema_for!(super::history::HistoryPage),
+    );
     let object_meta = json!({
         "type": "object",
         "properties": {
@@ -87,7 +100,7 @@ pub fn document() -> Value {
         }),
     );
     // A tenant's own objects (super::objects): the object, its list, a create's body.
-    for kind in ["Domain", "FeatureFlagSet"] {
+    for kind in ["Domain", "FeatureFlagSet", "WebhookEndpoint"] {
         schemas.insert(kind.into(), resource(kind));
         schemas.insert(
             format!("{kind}List"),
@@ -352,6 +365,14 @@ fn header_parameters(operation_id: &str) -> Vec<Value> {
                 "If-Match",
                 true,
                 "The ETag of GET /v1/tenants/{name}/spec (\"g<generation>\").",
+            ),
+            wait,
+        ],
+        "rotateTenantDatabasePassword" => vec![
+            header(
+                "Idempotency-Key",
+                false,
+                "1 to 255 printable ASCII characters; a retry with the same key asks the same rotation, so it makes no second one.",
             ),
             wait,
         ],

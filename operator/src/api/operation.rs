@@ -4,17 +4,22 @@
 //! "reach generation N" is done when the operator has observed N
 //! (`status.observedGeneration`) and the Tenant is Ready (or Suspended, when that is what the
 //! spec asks), failed when a condition needs a person, superseded when a newer generation
-//! exists. A deletion is done when the Tenant (that uid) is gone. So an operation needs no
+//! exists. A deletion is done when the Tenant (that uid) is gone. A password rotation (a new
+//! value of the Tenant's rotation annotation) is done when `status.database.passwordRotation`
+//! shows that value, superseded when the annotation asks another. So an operation needs no
 //! storage, survives restarts of the API, and also describes changes made with `kubectl` or
 //! by a GitOps tool.
 //!
-//! Ids are `op_` + base32 of `<kind>:<tenant>:<uid>:<generation>` (lowercase, no padding):
-//! opaque to callers, stable, and a Tenant made again under the same name is another uid.
+//! Ids are `op_` + base32 of `<kind>:<tenant>:<uid>:<generation>[:<rotation>]` (lowercase,
+//! no padding): opaque to callers, stable, and a Tenant made again under the same name is
+//! another uid.
 
 use data_encoding::BASE32_NOPAD;
+use kube::ResourceExt;
+use landlord_controllers::database::desired::ROTATE_PASSWORD;
 use landlord_crds::{
     Tenant,
-    conditions::{Reason, Severity},
+    conditions::{Reason, Severity, tenant as condition},
     tenant::Phase,
 };
 use serde::Serialize;
@@ -27,6 +32,8 @@ pub enum Kind {
     Apply,
     /// The Tenant is gone.
     Delete,
+    /// The Tenant's database has a new password (the value of its rotation annotation).
+    RotatePassword,
 }
 
 /// An operation's id, parsed.
@@ -36,6 +43,8 @@ pub struct Id {
     pub tenant: String,
     pub uid: String,
     pub generation: i64,
+    /// The rotation annotation's value a [`Kind::RotatePassword`] waits for.
+    pub rotation: Option<String>,
 }
 
 impl Id {
@@ -43,8 +52,13 @@ impl Id {
         let kind = match self.kind {
             Kind::Apply => "apply",
             Kind::Delete => "delete",
+            Kind::RotatePassword => "rotate",
         };
-        let raw = format!("{kind}:{}:{}:{}", self.tenant, self.uid, self.generation);
+        let mut raw = format!("{kind}:{}:{}:{}", self.tenant, self.uid, self.generation);
+        if let Some(rotation) = &self.rotation {
+            raw.push(':');
+            raw.push_str(rotation);
+        }
         format!("op_{}", BASE32_NOPAD.encode(raw.as_bytes()).to_lowercase())
     }
 
@@ -52,32 +66,54 @@ impl Id {
     pub fn decode(id: &str) -> Option<Id> {
         let encoded = id.strip_prefix("op_")?.to_uppercase();
         let raw = String::from_utf8(BASE32_NOPAD.decode(encoded.as_bytes()).ok()?).ok()?;
-        let mut parts = raw.splitn(4, ':');
+        let mut parts = raw.splitn(5, ':');
         let kind = match parts.next()? {
             "apply" => Kind::Apply,
             "delete" => Kind::Delete,
+            "rotate" => Kind::RotatePassword,
             _ => return None,
         };
         let tenant = parts.next()?.to_string();
         let uid = parts.next()?.to_string();
         let generation = parts.next()?.parse().ok()?;
-        (!tenant.is_empty() && !uid.is_empty()).then_some(Id {
+        // Only a rotation names its value (which may itself hold colons).
+        let rotation = parts.next().map(str::to_string);
+        let well_formed = !tenant.is_empty()
+            && !uid.is_empty()
+            && (kind == Kind::RotatePassword) == rotation.as_deref().is_some_and(|r| !r.is_empty());
+        well_formed.then_some(Id {
             kind,
             tenant,
             uid,
             generation,
+            rotation,
         })
     }
 
-    /// The operation a write just made on `tenant` (as the API server returned it).
+    /// The operation a write just made on `tenant` (as the API server returned it): for
+    /// [`Kind::RotatePassword`], the rotation its annotation now asks.
     pub fn of(kind: Kind, tenant: &Tenant) -> Option<Id> {
+        let rotation = match kind {
+            Kind::RotatePassword => Some(asked_rotation(tenant)?.to_string()),
+            Kind::Apply | Kind::Delete => None,
+        };
         Some(Id {
             kind,
             tenant: tenant.metadata.name.clone()?,
             uid: tenant.metadata.uid.clone()?,
             generation: tenant.metadata.generation.unwrap_or(0),
+            rotation,
         })
     }
+}
+
+/// The value of the Tenant's rotation annotation, when set.
+fn asked_rotation(tenant: &Tenant) -> Option<&str> {
+    tenant
+        .annotations()
+        .get(ROTATE_PASSWORD)
+        .map(String::as_str)
+        .filter(|r| !r.is_empty())
 }
 
 /// Where an operation stands.
@@ -138,7 +174,7 @@ pub fn derive(id: &Id, tenant: Option<&Tenant>) -> Operation {
                     message: c.message.clone(),
                 })
                 .collect();
-            steps.sort_by_key(|s| s.condition != "Ready");
+            steps.sort_by_key(|s| s.condition != condition::READY);
             steps
         })
         .unwrap_or_default();
@@ -147,7 +183,7 @@ pub fn derive(id: &Id, tenant: Option<&Tenant>) -> Operation {
     let state = match (id.kind, same) {
         (Kind::Delete, None) => State::Succeeded,
         (Kind::Delete, Some(_)) => State::Running,
-        (Kind::Apply, None) => State::Superseded,
+        (Kind::Apply | Kind::RotatePassword, None) => State::Superseded,
         (Kind::Apply, Some(tenant)) => {
             let generation = tenant.metadata.generation.unwrap_or(0);
             let status = tenant.status.as_ref();
@@ -166,15 +202,37 @@ pub fn derive(id: &Id, tenant: Option<&Tenant>) -> Operation {
                         State::Failed
                     }
                     _ => {
-                        retrying = steps.iter().any(|s| {
-                            s.condition != "Ready"
-                                && s.status == "False"
-                                && Reason::parse(&s.reason)
-                                    .is_some_and(|r| r.severity() == Severity::Transient)
-                        });
+                        retrying = steps
+                            .iter()
+                            .any(|s| s.condition != condition::READY && transient(s));
                         State::Running
                     }
                 }
+            }
+        }
+        (Kind::RotatePassword, Some(tenant)) => {
+            let applied = tenant
+                .status
+                .as_ref()
+                .and_then(|s| s.database.as_ref())
+                .and_then(|d| d.password_rotation.as_deref());
+            let database = steps
+                .iter()
+                .find(|s| s.condition == condition::DATABASE_READY && s.status == "False");
+            if applied.is_some() && applied == id.rotation.as_deref() {
+                State::Succeeded
+            } else if tenant.metadata.deletion_timestamp.is_some()
+                || tenant.spec.database.is_none()
+                || asked_rotation(tenant) != id.rotation.as_deref()
+            {
+                State::Superseded
+            } else {
+                // Never Failed from a condition: one the reconcile that applies the
+                // rotation has not yet replaced may be older than the request (a dedicated
+                // server rotates even while a storage change is refused). The steps say
+                // what the database waits for.
+                retrying = database.is_some_and(transient);
+                State::Running
             }
         }
     };
@@ -195,17 +253,26 @@ pub fn derive(id: &Id, tenant: Option<&Tenant>) -> Operation {
 fn blocking(steps: &[Step]) -> Option<Step> {
     steps
         .iter()
-        .filter(|s| s.condition != "Ready" && s.status != "True")
-        .find(|s| {
-            Reason::parse(&s.reason).is_some_and(|r| {
-                matches!(
-                    r.severity(),
-                    Severity::NeedsPerson | Severity::NeedsPersonElsewhere
-                )
-            })
-        })
-        .or_else(|| steps.iter().find(|s| s.condition == "Ready"))
+        .filter(|s| s.condition != condition::READY && s.status != "True")
+        .find(|s| needs_person(s))
+        .or_else(|| steps.iter().find(|s| s.condition == condition::READY))
         .cloned()
+}
+
+/// A False condition the operator retries by itself.
+fn transient(step: &Step) -> bool {
+    step.status == "False"
+        && Reason::parse(&step.reason).is_some_and(|r| r.severity() == Severity::Transient)
+}
+
+/// A condition whose reason waits for a person (here or elsewhere).
+fn needs_person(step: &Step) -> bool {
+    Reason::parse(&step.reason).is_some_and(|r| {
+        matches!(
+            r.severity(),
+            Severity::NeedsPerson | Severity::NeedsPersonElsewhere
+        )
+    })
 }
 
 #[cfg(test)]
@@ -230,6 +297,7 @@ mod tests {
             tenant: "acme".into(),
             uid: "u-1".into(),
             generation,
+            rotation: (kind == Kind::RotatePassword).then(|| "r:1".into()),
         }
     }
 
@@ -242,6 +310,48 @@ mod tests {
         for bad in ["", "op_", "op_!!", "xyz", "op_mfzxi"] {
             assert_eq!(Id::decode(bad), None, "{bad}");
         }
+        let rotation = id(Kind::RotatePassword, 3);
+        assert_eq!(
+            Id::decode(&rotation.encode()),
+            Some(rotation),
+            "colons in the value"
+        );
+        // A rotation without its value, and an apply with one, are not ids.
+        let encode =
+            |raw: &str| format!("op_{}", BASE32_NOPAD.encode(raw.as_bytes()).to_lowercase());
+        assert_eq!(Id::decode(&encode("rotate:acme:u-1:3")), None);
+        assert_eq!(Id::decode(&encode("rotate:acme:u-1:3:")), None);
+        assert_eq!(Id::decode(&encode("apply:acme:u-1:3:x")), None);
+    }
+
+    #[test]
+    fn a_rotation_is_done_when_the_status_shows_its_value() {
+        let op = id(Kind::RotatePassword, 1);
+        let with = |asked: &str, status: serde_json::Value| {
+            let mut t = tenant(1, status);
+            t.metadata.annotations =
+                Some([(ROTATE_PASSWORD.to_string(), asked.to_string())].into());
+            t.spec.database = Some(serde_json::from_value(json!({})).unwrap());
+            t
+        };
+        let asked = with("r:1", json!({"database": {"passwordRotation": "r:0"}}));
+        assert_eq!(derive(&op, Some(&asked)).state, State::Running);
+        let done = with("r:1", json!({"database": {"passwordRotation": "r:1"}}));
+        assert_eq!(derive(&op, Some(&done)).state, State::Succeeded);
+        // Another rotation asked since: this one will never be shown.
+        let other = with("r:2", json!({"database": {"passwordRotation": "r:0"}}));
+        assert_eq!(derive(&op, Some(&other)).state, State::Superseded);
+        assert_eq!(derive(&op, None).state, State::Superseded);
+        // The database taken away: nothing will ever show it.
+        let mut without = with("r:1", json!({}));
+        without.spec.database = None;
+        assert_eq!(derive(&op, Some(&without)).state, State::Superseded);
+        let condition = |reason: &str| json!({"conditions": [{"type": "DatabaseReady", "status": "False", "reason": reason, "message": "role acme", "lastTransitionTime": "2026-12-01T00:00:00Z"}]});
+        let waiting = derive(&op, Some(&with("r:1", condition("NameConflict"))));
+        assert_eq!((waiting.state, waiting.retrying), (State::Running, false));
+        assert_eq!(waiting.steps[0].reason, "NameConflict");
+        let retrying = derive(&op, Some(&with("r:1", condition("ServerUnreachable"))));
+        assert_eq!((retrying.state, retrying.retrying), (State::Running, true));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions},
 };
+use landlord_controllers::database::desired::ROTATE_PASSWORD;
 use landlord_crds::{
     Tenant, TenantSpec,
     tenant::{Phase, Tier},
@@ -41,7 +42,7 @@ use sha2::{Digest, Sha256};
 use super::{
     ApiState,
     auth::{self, Caller},
-    gitops, limits,
+    gitops, history, limits,
     operation::{self, Id, Kind, Operation},
     problem::Problem,
 };
@@ -305,7 +306,10 @@ pub(super) async fn visible(state: &ApiState, name: &str) -> Result<Tenant, Prob
         return Err(Problem::not_found(format!("Tenant {name:?}")));
     }
     match tenants(state).get_opt(name).await {
-        Ok(Some(tenant)) => Ok(tenant),
+        Ok(Some(tenant)) => {
+            history::touch(&tenant);
+            Ok(tenant)
+        }
         Ok(None) => Err(Problem::not_found(format!("Tenant {name}"))),
         Err(kube::Error::Api(status)) if status.code == 403 => {
             Err(Problem::not_found(format!("Tenant {name}")))
@@ -500,7 +504,10 @@ pub async fn create(
         ..Default::default()
     };
     let answer = match tenants(&state).create(&params, &tenant).await {
-        Ok(created) => accepted(&state, &headers, Kind::Apply, &created, false).await,
+        Ok(created) => {
+            history::touch(&created);
+            accepted(&state, &headers, Kind::Apply, &created, false).await
+        }
         Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "AlreadyExists" => {
             let existing = visible(&state, &name).await?;
             let stored = |k: &str| existing.annotations().get(k).cloned();
@@ -601,7 +608,7 @@ pub async fn patch(
     let patch = json_body(&headers, &body, "application/merge-patch+json")?;
     let expected = if_match(&headers)?;
     check_patch(&patch)?;
-    change(&state, &headers, &name, patch, Some(expected)).await
+    change(&state, &headers, &name, patch, Some(expected), Kind::Apply).await
 }
 
 /// `POST /v1/tenants/{name}/suspend`: set `spec.suspended` to true.
@@ -630,7 +637,62 @@ async fn set_suspended(
     suspended: bool,
 ) -> Result<Response, Problem> {
     let patch = json!({"spec": {"suspended": suspended}});
-    change(state, headers, name, patch, None).await
+    change(state, headers, name, patch, None, Kind::Apply).await
+}
+
+/// `POST /v1/tenants/{name}/database/rotate-password`: a new value of the Tenant's
+/// `landlord.dev/rotate-database-password` annotation, set as the caller (so RBAC's `patch
+/// tenants` decides, as for `kubectl annotate`). The operator then gives the database role
+/// a new password and the `landlord-database` Secret after it; the operation is done when
+/// `status.database.passwordRotation` shows the value.
+///
+/// With an `Idempotency-Key`, the value is derived from the caller and the key: a retried
+/// request finds it already asked, writes nothing and answers the same operation (while
+/// it is the latest rotation asked; a key sent again after another rotation asks a new
+/// one). Without, the value is the request's id. Errors: 404 (no such Tenant visible), 409
+/// (no `spec.database`, or the annotation is managed by a GitOps tool), 403 (RBAC, also on
+/// a replay).
+pub async fn rotate_password(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let key = match headers.contains_key("idempotency-key") {
+        true => Some(idempotency_key(&headers)?),
+        false => None,
+    };
+    let current = visible(&state, &name).await?;
+    if current.spec.database.is_none() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "no-database",
+            "The Tenant has no database",
+            format!("Tenant {name} has no spec.database, so no password to rotate"),
+        ));
+    }
+    // Keyed: the value is the caller's and the key's (two callers' equal keys are two
+    // rotations). Unkeyed: the request's id, which the history and the audit log carry.
+    let caller = auth::caller().ok_or_else(|| Problem::unauthenticated("no caller"))?;
+    let rotation = match &key {
+        Some(key) => {
+            let digest = Sha256::digest(format!("{}\n{key}", caller.username).as_bytes());
+            format!("api-{}", &hex(&digest)[..32])
+        }
+        None => format!(
+            "api-{}",
+            auth::request_id().unwrap_or_else(auth::new_request_id)
+        ),
+    };
+    if current.annotations().get(ROTATE_PASSWORD) == Some(&rotation) {
+        // Already asked: answered without a write, to a caller who may make it (a replay
+        // tells whether the rotation happened, so it needs the right the rotation needs).
+        if !auth::may(&state.kube, "patch", None, &name).await? {
+            return Err(auth::forbidden(&format!("patch Tenant {name}")));
+        }
+        return accepted(&state, &headers, Kind::RotatePassword, &current, true).await;
+    }
+    let patch = json!({"metadata": {"annotations": {ROTATE_PASSWORD: rotation}}});
+    change(&state, &headers, &name, patch, None, Kind::RotatePassword).await
 }
 
 /// Only what a caller may change through the API: the spec, labels and annotations.
@@ -669,13 +731,14 @@ fn check_patch(patch: &Value) -> Result<(), Problem> {
 }
 
 /// Applies a merge patch to the Tenant as the caller, after the precondition, the GitOps
-/// guard and a check of the resulting spec.
+/// guard and a check of the resulting spec; answers the operation of `kind` it made.
 async fn change(
     state: &ApiState,
     headers: &HeaderMap,
     name: &str,
     patch: Value,
     expected: Option<i64>,
+    kind: Kind,
 ) -> Result<Response, Problem> {
     let current = visible(state, name).await?;
     let allowance = count_write(state, name, current.spec.plan.as_deref())?;
@@ -706,12 +769,13 @@ async fn change(
         ..Default::default()
     };
     let Some(expected) = expected else {
-        // No precondition asked (suspend, resume): the change applies to whatever is there.
+        // No precondition asked (suspend, resume, rotate): the change applies to whatever
+        // is there.
         let patched = tenants(state)
             .patch(name, &params, &Patch::Merge(&patch))
             .await
             .map_err(|e| Problem::from_kube(e, &format!("changing Tenant {name}")))?;
-        return accepted(state, headers, Kind::Apply, &patched, false)
+        return accepted(state, headers, kind, &patched, false)
             .await
             .map(|response| allowance.apply(response));
     };
@@ -748,7 +812,7 @@ async fn change(
             Err(e) => return Err(Problem::from_kube(e, &format!("changing Tenant {name}"))),
         }
     };
-    accepted(state, headers, Kind::Apply, &patched, false)
+    accepted(state, headers, kind, &patched, false)
         .await
         .map(|response| allowance.apply(response))
 }
@@ -831,7 +895,8 @@ async fn accepted(
     let wait = prefer_wait(headers);
     let operation = match wait {
         Some(_) => settle(state, &id, wait).await?,
-        None => operation::derive(&id, Some(tenant).filter(|_| kind == Kind::Apply)),
+        // For a deletion, `tenant` is the object as it was before: still there, so running.
+        None => operation::derive(&id, Some(tenant)),
     };
     Ok(operation_response(operation, wait, replayed))
 }
