@@ -81,7 +81,8 @@ pub struct NamespaceStack {
 }
 
 /// A ClusterRole that reads one Tenant (`get`, `list` and `watch` limited to its name by
-/// `resourceNames`, and its `status`), and its binding to the Tenant's `spec.admins` and
+/// `resourceNames`, its `status`, and its API history: the API's virtual `history`
+/// subresource), and its binding to the Tenant's `spec.admins` and
 /// `spec.viewers`: so `kubectl get tenant <name>` and the API's `GET /v1/tenants/<name>`
 /// work for them, and nothing else cluster-scoped does. Tenant admins change what they own
 /// through their namespace (Domains, FeatureFlagSets, workloads); the Tenant's spec is what
@@ -120,6 +121,8 @@ pub fn tenant_access(tenant: &Tenant, owner: &OwnerReference) -> TenantAccess {
             rules: Some(vec![
                 only(&["tenants"], READ),
                 only(&["tenants/status"], &["get"]),
+                // The API's virtual subresource: GET /v1/tenants/{name}/history.
+                only(&["tenants/history"], &["get"]),
             ]),
             aggregation_rule: None,
         },
@@ -942,7 +945,7 @@ spec:
             .iter()
             .flat_map(|r| r.resources.clone().unwrap_or_default())
             .collect();
-        assert_eq!(resources, ["tenants", "tenants/status"]);
+        assert_eq!(resources, ["tenants", "tenants/status", "tenants/history"]);
         assert_eq!(
             (
                 binding.role_ref.kind.as_str(),
