@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::{
     Cluster,
     operator::{self, free_port, token_for},
+    postgres::PgServer,
     unique_name,
 };
 
@@ -35,12 +36,14 @@ pub struct ApiServer {
     pub port: u16,
     pub probe_port: u16,
     pub log: PathBuf,
+    /// The PostgreSQL server the API keeps tenants' API history in (`--database-url`).
+    pub history: PgServer,
 }
 
 impl ApiServer {
     /// Starts `binary api` as the chart's API ServiceAccount (its RBAC installed from
-    /// `manifests/install/landlord.yaml`) and waits until `/readyz` answers. Errors carry the
-    /// process's log.
+    /// `manifests/install/landlord.yaml`), with a PostgreSQL server of its own for the API
+    /// history, and waits until `/readyz` answers. Errors carry the process's log.
     pub async fn start(cluster: &Cluster, client: &Client, binary: &Path) -> anyhow::Result<Self> {
         Self::start_with(cluster, client, binary, &[]).await
     }
@@ -53,6 +56,7 @@ impl ApiServer {
         args: &[&str],
     ) -> anyhow::Result<Self> {
         let kubeconfig = operator::chart_kubeconfig(cluster, client, SERVICE_ACCOUNT).await?;
+        let history = PgServer::start("api-history").await?;
         let port = free_port()?;
         let probe_port = free_port()?;
         let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
@@ -64,6 +68,7 @@ impl ApiServer {
             .args(["--address", &format!("127.0.0.1:{port}")])
             .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
             .args(args)
+            .env("LANDLORD_API_DATABASE_URL", history.admin_url())
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
@@ -76,6 +81,7 @@ impl ApiServer {
             port,
             probe_port,
             log,
+            history,
         };
         for _ in 0..150 {
             let ready = call(
@@ -95,6 +101,20 @@ impl ApiServer {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         anyhow::bail!("the API never became ready; log: {}", server.log_text())
+    }
+
+    /// The API's `/metrics` (Prometheus text).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let answer = call(
+            "GET",
+            &format!("http://127.0.0.1:{}/metrics", self.probe_port),
+            None,
+            &[],
+            None,
+        )
+        .await?;
+        anyhow::ensure!(answer.status == 200, "GET /metrics: {}", answer.status);
+        Ok(answer.text)
     }
 
     /// `http://127.0.0.1:<port>` + `path`.

@@ -360,7 +360,8 @@ impl<F> Harness<F> {
     /// Asks for a new database password for Tenant `name` (the annotation
     /// `landlord.dev/rotate-database-password: <value>`) and waits, within the harness's
     /// timeout, until its credentials in `tenant-<name>` carry a password other than
-    /// `old`; returns them.
+    /// `old` and its status shows the rotation (`status.database.passwordRotation`);
+    /// returns the credentials.
     pub async fn rotate_database_password(
         &self,
         name: &str,
@@ -375,7 +376,7 @@ impl<F> Harness<F> {
             )
             .await?;
         let namespace = format!("tenant-{name}");
-        wait::until(
+        let rotated = wait::until(
             &format!("Tenant {name}'s password rotated"),
             self.timeout,
             || async {
@@ -383,7 +384,22 @@ impl<F> Harness<F> {
                 Ok((now.get("password").map(String::as_str) != Some(old)).then_some(now))
             },
         )
-        .await
+        .await?;
+        // The status says so too (what the API's rotation operation waits for).
+        wait::until(
+            &format!("Tenant {name}'s status.database.passwordRotation to be {value:?}"),
+            self.timeout,
+            || async {
+                let tenant = self.tenants().get(name).await?;
+                let shown = tenant
+                    .status
+                    .and_then(|s| s.database)
+                    .and_then(|d| d.password_rotation);
+                Ok((shown.as_deref() == Some(value)).then_some(()))
+            },
+        )
+        .await?;
+        Ok(rotated)
     }
 
     /// Merge-patches Tenant `name`'s spec with `spec`.

@@ -571,6 +571,32 @@ fn api_runs_restricted_replicas_that_review_tokens_impersonate_and_watch_tenants
     ] {
         assert!(args.contains(&flag), "{flag} not in {args:?}");
     }
+    // The API history's database: none by default, the outbox's, or one of its own.
+    let history_secret = |values: &[&str]| -> anyhow::Result<Option<String>> {
+        let objects = render(values)?;
+        let api = only_of(&objects, "Deployment", "api")?;
+        let env = &api["spec"]["template"]["spec"]["containers"][0]["env"];
+        Ok(env.as_sequence().and_then(|env| {
+            env.iter()
+                .find(|e| e["name"].as_str() == Some("LANDLORD_API_DATABASE_URL"))
+                .and_then(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str())
+                .map(str::to_string)
+        }))
+    };
+    assert_eq!(history_secret(&[])?, None);
+    assert_eq!(
+        history_secret(&["webhooks.databaseSecret=outbox"])?.as_deref(),
+        Some("outbox")
+    );
+    assert_eq!(
+        history_secret(&[
+            "webhooks.databaseSecret=outbox",
+            "api.databaseSecret=history"
+        ])?
+        .as_deref(),
+        Some("history")
+    );
+    assert!(args.contains(&"--history-retention-days=90"), "{args:?}");
     // Off by value.
     let without = render(&["api.enabled=false"])?;
     assert!(only_of(&without, "Deployment", "api").is_err());
@@ -1096,15 +1122,17 @@ fn chart_installs_under_restricted_pod_security_with_least_privilege() -> anyhow
 /// The chart's operator as a real Deployment: two replicas whose containers run on the local
 /// stack's real nodes (Landlord's image from this checkout, pushed to the stack's registry by
 /// `e2e/scripts/landlord-images.sh`), one of them leading. A Tenant becomes Ready; the leader
-/// pod is killed; the other replica takes over and the next Tenant becomes Ready too.
+/// pod is killed; the other replica takes over and the next Tenant becomes Ready too. Then
+/// the API server is frozen for 60 s: no operator container restarts, and a Tenant created
+/// once it answers again becomes Ready (the time it took is printed).
 ///
 /// Installed as the release `landlord` in `landlord-system`, the identity the other tests'
 /// operators have (one Landlord per cluster: the admission policies trust one operator, and
 /// the platform namespace is one); only what those tests never make (the Deployment and what
 /// serves it) is deleted afterwards, and the Lease, so that the next operator leads at once.
 #[test]
-fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() -> anyhow::Result<()>
-{
+fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader_and_an_api_server_outage()
+-> anyhow::Result<()> {
     use k8s_openapi::api::{coordination::v1::Lease, core::v1::Pod};
     use kube::api::DeleteParams;
     use landlord_crds::tenant::Phase;
@@ -1275,9 +1303,77 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader() 
         "{next} leads, not the replica that stood by"
     );
 
+    // The API server stops answering for 60 s (its process frozen: connections hang, as in
+    // a partition or an overloaded server, the harsher case than refused connections).
+    // The operator's pods ride it out without a restart (a restart would also mean the
+    // kubelet's back-off), and a Tenant created once it answers again becomes Ready.
+    let restarts = || -> anyhow::Result<Vec<(String, i32)>> {
+        let list = runtime.block_on(pods.list(
+            &kube::api::ListParams::default().labels("app.kubernetes.io/component=operator"),
+        ))?;
+        let mut counts: Vec<(String, i32)> = list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| {
+                let count = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .map(|c| c.iter().map(|c| c.restart_count).sum())
+                    .unwrap_or(0);
+                (p.metadata.name.clone().unwrap_or_default(), count)
+            })
+            .collect();
+        counts.sort();
+        Ok(counts)
+    };
+    cluster.kubectl_ok(&[
+        "-n",
+        NAMESPACE,
+        "rollout",
+        "status",
+        "deployment/landlord",
+        "--timeout=180s",
+    ])?;
+    let before = restarts()?;
+    let pid = std::fs::read_to_string(
+        std::path::Path::new(cluster.var("LANDLORD_DEV_DIR")).join("pids/kube-apiserver.pid"),
+    )?
+    .trim()
+    .to_string();
+    let signal = |name: &str| -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), pid.as_str()])
+            .status()?;
+        ensure!(status.success(), "kill -{name} {pid}");
+        Ok(())
+    };
+    struct Thaw<'a>(&'a dyn Fn(&str) -> anyhow::Result<()>);
+    impl Drop for Thaw<'_> {
+        fn drop(&mut self) {
+            (self.0)("CONT").ok();
+        }
+    }
+    signal("STOP")?;
+    let thaw = Thaw(&signal);
+    std::thread::sleep(Duration::from_secs(60));
+    drop(thaw);
+    let back = std::time::Instant::now();
+    let after_outage = ready("chartoutage")?;
+    eprintln!(
+        "[chart] a Tenant created after the 60 s API server outage was Ready {:.1} s after the API server answered again",
+        back.elapsed().as_secs_f64()
+    );
+    let after = restarts()?;
+    assert_eq!(
+        before, after,
+        "the operator's pods restarted during the API server outage"
+    );
+
     runtime.block_on(landlord_e2e::tenants::delete(
         &client,
-        &[&first, &second],
+        &[&first, &second, &after_outage],
         Duration::from_secs(120),
     ))?;
     drop(applied);

@@ -1069,8 +1069,8 @@ async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_an
     let h = Harness::start(LANDLORD).await?;
     let api = ApiServer::start(h.cluster, &h.client, Path::new(LANDLORD)).await?;
     let ns = TestNamespace::new(&h.client, "api-domains").await?;
-    let (admin, _) = caller(&h.client, &ns.name, "admin", &[]).await?;
-    let (viewer, _) = caller(&h.client, &ns.name, "viewer", &[]).await?;
+    let (admin, admin_user) = caller(&h.client, &ns.name, "admin", &[]).await?;
+    let (viewer, viewer_user) = caller(&h.client, &ns.name, "viewer", &[]).await?;
     let subject = |name: &str| service_account(&ns.name, name);
     let own = h
         .ready_tenant(
@@ -1342,6 +1342,121 @@ async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_an
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     let gone = api.call("GET", &set, Some(&admin), &[], None).await?;
     assert_eq!(gone.status, 404, "{}", gone.text);
+
+    // Its WebhookEndpoints, by the same handlers: subscriptions a portal manages without
+    // kubectl (the signing Secret is named by spec.secretRef).
+    let webhooks = format!("/v1/tenants/{own}/webhooks");
+    let new_hook = json!({"metadata": {"name": "billing"}, "spec": {
+        "url": "https://hooks.example.com/landlord", "eventTypes": ["tenant.ready"],
+        "secretRef": {"name": "billing-signing"}}});
+    let refused = api
+        .call(
+            "POST",
+            &webhooks,
+            Some(&viewer),
+            &[],
+            Some(("application/json", &new_hook)),
+        )
+        .await?;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let made = api
+        .call(
+            "POST",
+            &webhooks,
+            Some(&admin),
+            &[],
+            Some(("application/json", &new_hook)),
+        )
+        .await?;
+    assert_eq!(made.status, 201, "{}", made.text);
+    assert_eq!(made.json["kind"], "WebhookEndpoint", "{}", made.text);
+    let listed = api.call("GET", &webhooks, Some(&viewer), &[], None).await?;
+    assert_eq!(
+        listed.json["items"][0]["metadata"]["name"], "billing",
+        "{}",
+        listed.text
+    );
+    let hook = format!("{webhooks}/billing");
+    let read = api.call("GET", &hook, Some(&viewer), &[], None).await?;
+    assert_eq!(
+        read.json["spec"]["url"], "https://hooks.example.com/landlord",
+        "{}",
+        read.text
+    );
+    // The CRD's rule on spec.url comes through naming the field.
+    let mut bad_url = new_hook.clone();
+    bad_url["metadata"]["name"] = json!("bad");
+    bad_url["spec"]["url"] = json!("ftp://hooks.example.com/");
+    let bad = api
+        .call(
+            "POST",
+            &webhooks,
+            Some(&admin),
+            &[],
+            Some(("application/json", &bad_url)),
+        )
+        .await?;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert_eq!(bad.json["errors"][0]["field"], "spec.url", "{}", bad.text);
+    all_not_found(
+        &api,
+        &admin,
+        &[
+            ("GET", format!("/v1/tenants/{other}/webhooks")),
+            ("POST", format!("/v1/tenants/{other}/webhooks")),
+            ("GET", format!("/v1/tenants/{other}/webhooks/billing")),
+            ("DELETE", format!("/v1/tenants/{other}/webhooks/billing")),
+        ],
+        &new_hook,
+    )
+    .await?;
+    let deleted = api.call("DELETE", &hook, Some(&admin), &[], None).await?;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+
+    // The tenant's API history has those writes, by whom, refused ones too; the other
+    // tenant's has none of the admin's attempts on it (read from the API's database).
+    let history = api
+        .call(
+            "GET",
+            &format!("/v1/tenants/{own}/history?limit=200"),
+            Some(&viewer),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(history.status, 200, "{}", history.text);
+    let rows: Vec<(String, String, u64)> = history.json["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .map(|i| {
+            (
+                i["caller"].as_str().unwrap_or_default().to_string(),
+                i["action"].as_str().unwrap_or_default().to_string(),
+                i["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    for expected in [
+        (admin_user.clone(), "createWebhookEndpoint", 201),
+        (viewer_user.clone(), "createWebhookEndpoint", 403),
+        (admin_user.clone(), "createWebhookEndpoint", 422),
+        (admin_user.clone(), "deleteWebhookEndpoint", 204),
+        (admin_user.clone(), "createFeatureFlagSet", 201),
+        (viewer_user.clone(), "deleteFeatureFlagSet", 403),
+    ] {
+        let expected = (expected.0, expected.1.to_string(), expected.2);
+        assert!(rows.contains(&expected), "{expected:?} not in {rows:?}");
+    }
+    let mut store = api.history.connect_admin().await?;
+    let theirs: i64 = sqlx::query_scalar("select count(*) from api_history where tenant = $1")
+        .bind(&other)
+        .fetch_one(&mut store)
+        .await?;
+    assert_eq!(
+        theirs, 0,
+        "a caller who cannot see Tenant {other} wrote to its history"
+    );
 
     // The catalog offered to its tier: what its spec.services may list, without how the
     // platform runs it; another tenant's catalog does not exist for the admin.

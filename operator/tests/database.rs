@@ -18,7 +18,9 @@ use kube::{
 };
 use landlord_crds::{Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
-    operator,
+    TestNamespace,
+    api::{ApiServer, caller},
+    audit, operator,
     postgres::PgServer,
     tenants::{self, Harness, tenant},
     unique_name, wait,
@@ -154,6 +156,227 @@ async fn server_objects(
             .fetch_optional(&mut conn)
             .await?;
     Ok((roles, databases, login))
+}
+
+/// `call` again while it answers 404, for up to 30 s: a Tenant's admin sees it through the
+/// API once the API server's authorizer has learnt of the operator's binding.
+async fn once_visible<F>(mut call: impl FnMut() -> F) -> anyhow::Result<landlord_e2e::api::Response>
+where
+    F: std::future::Future<Output = anyhow::Result<landlord_e2e::api::Response>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = call().await?;
+        if answer.status != 404 || std::time::Instant::now() >= deadline {
+            return Ok(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_password_rotated_through_the_api_works_once_and_the_tenant_reads_who_did_it()
+-> anyhow::Result<()> {
+    let h = harness(&[("main", 10)]).await?;
+    let mut api = ApiServer::start(h.cluster, &h.client, std::path::Path::new(LANDLORD)).await?;
+    let ns = TestNamespace::new(&h.client, "api-rotate").await?;
+    let (platform, platform_user) =
+        caller(&h.client, &ns.name, "platform", &["get", "list", "patch"]).await?;
+    let (admin, admin_user) = caller(&h.client, &ns.name, "admin", &[]).await?;
+    let (stranger, _) = caller(&h.client, &ns.name, "stranger", &[]).await?;
+    let name = unique_name("db-api");
+    h.create_tenant(
+        &name,
+        shared(serde_json::json!({
+            "admins": [{"kind": "ServiceAccount", "name": "admin", "namespace": ns.name}]
+        })),
+    )
+    .await?;
+    h.wait_condition(&name, "Ready", "True", None).await?;
+    let before = credentials(&h.client, &name).await?;
+    let rotate = format!("/v1/tenants/{name}/database/rotate-password");
+    let history = format!("/v1/tenants/{name}/history");
+
+    // The tenant's admin reads its Tenant but may not patch it (`kubectl auth can-i patch
+    // tenant` says no for it): refused by RBAC, and the password stays.
+    let refused = once_visible(|| api.call("POST", &rotate, Some(&admin), &[], None)).await?;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    // A caller who may not read the Tenant learns nothing of it.
+    for path in [&rotate, &history] {
+        let method = if path == &rotate { "POST" } else { "GET" };
+        let answer = api.call(method, path, Some(&stranger), &[], None).await?;
+        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.text);
+    }
+
+    // The platform admin rotates, waiting for the operation.
+    let key = [("idempotency-key", "rotate-1"), ("prefer", "wait=60")];
+    let rotated = api
+        .call("POST", &rotate, Some(&platform), &key, None)
+        .await?;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    assert_eq!(rotated.json["kind"], "rotatePassword", "{}", rotated.text);
+    assert_eq!(rotated.json["state"], "succeeded", "{}", rotated.text);
+    let operation = rotated.json["id"]
+        .as_str()
+        .context("an operation id")?
+        .to_string();
+    let request_id = rotated.header("x-request-id").to_string();
+    let after = credentials(&h.client, &name).await?;
+    assert_ne!(after["password"], before["password"]);
+    connect(&after["uri"])
+        .await
+        .context("the rotated password connects")?
+        .close()
+        .await?;
+    let err = connect(&before["uri"])
+        .await
+        .expect_err("the old password still works");
+    assert_eq!(sqlstate(&err).as_deref(), Some("28P01"), "{err}");
+    let status = h.tenants().get(&name).await?.status.context("status")?;
+    let asked = h
+        .tenants()
+        .get(&name)
+        .await?
+        .annotations()
+        .get("landlord.dev/rotate-database-password")
+        .cloned();
+    assert_eq!(
+        status.database.and_then(|d| d.password_rotation),
+        asked,
+        "the status shows the rotation asked"
+    );
+
+    // The same request again (a retry): the same operation, and no second rotation.
+    let again = api
+        .call("POST", &rotate, Some(&platform), &key, None)
+        .await?;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json["id"], operation.as_str(), "{}", again.text);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(
+        credentials(&h.client, &name).await?["password"],
+        after["password"]
+    );
+    let polled = api
+        .call(
+            "GET",
+            &format!("/v1/operations/{operation}"),
+            Some(&platform),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(polled.json["state"], "succeeded", "{}", polled.text);
+
+    // The API server's audit log: the annotation was written as the platform admin, under
+    // the API's request id.
+    let patches: Vec<serde_json::Value> = audit::requests_on(h.cluster, "tenants", &name)?
+        .into_iter()
+        .filter(|e| e["verb"] == "patch" && e["auditID"] == request_id.as_str())
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(
+        patches[0]["impersonatedUser"]["username"],
+        platform_user.as_str()
+    );
+
+    // The tenant's admin reads the history: every write through the API, newest first, the
+    // refused one too.
+    let read = api.call("GET", &history, Some(&admin), &[], None).await?;
+    assert_eq!(read.status, 200, "{}", read.text);
+    let items = read.json["items"].as_array().context("items")?;
+    let summary: Vec<(String, String, u64)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["caller"].as_str().unwrap_or_default().to_string(),
+                i["action"].as_str().unwrap_or_default().to_string(),
+                i["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let action = "rotateTenantDatabasePassword".to_string();
+    assert_eq!(
+        summary,
+        [
+            (platform_user.clone(), action.clone(), 200),
+            (platform_user.clone(), action.clone(), 200),
+            (admin_user.clone(), action, 403),
+        ],
+        "{}",
+        read.text
+    );
+    assert_eq!(items[1]["requestId"], request_id.as_str());
+    assert_eq!(items[1]["operation"], operation.as_str());
+    assert_eq!(items[1]["path"], rotate.as_str());
+    // Pages: one at a time, then the rest.
+    let first = api
+        .call(
+            "GET",
+            &format!("{history}?limit=1"),
+            Some(&admin),
+            &[],
+            None,
+        )
+        .await?;
+    let cursor = first.json["nextCursor"].as_str().context("a next page")?;
+    let rest = api
+        .call(
+            "GET",
+            &format!("{history}?limit=5&cursor={cursor}"),
+            Some(&admin),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(
+        rest.json["items"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        rest.text
+    );
+    assert!(rest.json.get("nextCursor").is_none(), "{}", rest.text);
+    // Reading it is `get tenants/history` (asked of the API server): the platform caller
+    // here may patch Tenants but was granted no history.
+    let denied = api
+        .call("GET", &history, Some(&platform), &[], None)
+        .await?;
+    assert_eq!(denied.status, 403, "{}", denied.text);
+    // No password in the history or the API's log.
+    for text in [read.text.as_str(), api.log_text().as_str()] {
+        for password in [&before["password"], &after["password"]] {
+            assert!(
+                !text.contains(password.as_str()),
+                "a password leaked: {text}"
+            );
+        }
+    }
+
+    // The history's database down: writes are still made and answered (the audit log has
+    // them), and the failure is counted.
+    api.history.stop()?;
+    let unrecorded = api
+        .call(
+            "POST",
+            &rotate,
+            Some(&platform),
+            &[("prefer", "wait=60")],
+            None,
+        )
+        .await?;
+    assert_eq!(unrecorded.status, 200, "{}", unrecorded.text);
+    assert_eq!(unrecorded.json["state"], "succeeded", "{}", unrecorded.text);
+    let metrics = api.metrics().await?;
+    assert!(
+        metrics.contains("landlord_api_history_failures_total 1"),
+        "{metrics}"
+    );
+    let down = api.call("GET", &history, Some(&admin), &[], None).await?;
+    assert_eq!(down.status, 503, "{}", down.text);
+    assert_eq!(down.header("retry-after"), "5");
+
+    h.delete_tenant(&name).await?;
+    ns.cleanup().await
 }
 
 #[tokio::test]

@@ -1222,6 +1222,7 @@ async fn the_operators_account_cannot_write_beyond_what_landlord_is_for() -> any
         serde_json::json!([
             {"apiGroups": ["landlord.dev"], "resources": ["tenants"], "resourceNames": [name], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["landlord.dev"], "resources": ["tenants/status"], "resourceNames": [name], "verbs": ["get"]},
+            {"apiGroups": ["landlord.dev"], "resources": ["tenants/history"], "resourceNames": [name], "verbs": ["get"]},
         ])
     );
     refused(
