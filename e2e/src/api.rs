@@ -207,6 +207,26 @@ async fn call(
     })
 }
 
+/// The rows of a `GET /v1/tenants/{name}/history` answer as (caller, action, status),
+/// newest first.
+pub fn history_rows(page: &Value) -> Vec<(String, String, u64)> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    (
+                        i["caller"].as_str().unwrap_or_default().to_string(),
+                        i["action"].as_str().unwrap_or_default().to_string(),
+                        i["status"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A ServiceAccount `name` in `namespace`, bound (when `tenant_verbs` is not empty) to a
 /// ClusterRole of its own with those verbs on Tenants; returns a token for the API's
 /// audience and the ServiceAccount's user name.

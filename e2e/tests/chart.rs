@@ -1204,14 +1204,17 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader_an
         "kubectl apply: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    cluster.kubectl_ok(&[
-        "-n",
-        NAMESPACE,
-        "rollout",
-        "status",
-        "deployment/landlord",
-        "--timeout=180s",
-    ])?;
+    let rolled_out = || {
+        cluster.kubectl_ok(&[
+            "-n",
+            NAMESPACE,
+            "rollout",
+            "status",
+            "deployment/landlord",
+            "--timeout=180s",
+        ])
+    };
+    rolled_out()?;
 
     let runtime = tokio::runtime::Runtime::new()?;
     let client = runtime.block_on(cluster.client())?;
@@ -1328,14 +1331,7 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader_an
         counts.sort();
         Ok(counts)
     };
-    cluster.kubectl_ok(&[
-        "-n",
-        NAMESPACE,
-        "rollout",
-        "status",
-        "deployment/landlord",
-        "--timeout=180s",
-    ])?;
+    rolled_out()?;
     let before = restarts()?;
     let pid = std::fs::read_to_string(
         std::path::Path::new(cluster.var("LANDLORD_DEV_DIR")).join("pids/kube-apiserver.pid"),

@@ -1425,18 +1425,7 @@ async fn a_tenant_admin_manages_its_domains_and_flag_sets_and_reads_its_flags_an
         )
         .await?;
     assert_eq!(history.status, 200, "{}", history.text);
-    let rows: Vec<(String, String, u64)> = history.json["items"]
-        .as_array()
-        .context("items")?
-        .iter()
-        .map(|i| {
-            (
-                i["caller"].as_str().unwrap_or_default().to_string(),
-                i["action"].as_str().unwrap_or_default().to_string(),
-                i["status"].as_u64().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let rows = landlord_e2e::api::history_rows(&history.json);
     for expected in [
         (admin_user.clone(), "createWebhookEndpoint", 201),
         (viewer_user.clone(), "createWebhookEndpoint", 403),

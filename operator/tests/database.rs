@@ -285,16 +285,7 @@ async fn a_password_rotated_through_the_api_works_once_and_the_tenant_reads_who_
     let read = api.call("GET", &history, Some(&admin), &[], None).await?;
     assert_eq!(read.status, 200, "{}", read.text);
     let items = read.json["items"].as_array().context("items")?;
-    let summary: Vec<(String, String, u64)> = items
-        .iter()
-        .map(|i| {
-            (
-                i["caller"].as_str().unwrap_or_default().to_string(),
-                i["action"].as_str().unwrap_or_default().to_string(),
-                i["status"].as_u64().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let summary = landlord_e2e::api::history_rows(&read.json);
     let action = "rotateTenantDatabasePassword".to_string();
     assert_eq!(
         summary,
