@@ -87,9 +87,6 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// How soon a verified Domain that is not ready yet (certificate pending, tenant not ready)
 /// is looked at again.
 const RECHECK: Duration = Duration::from_secs(10);
-/// How soon a ready Domain whose HTTPRoute no Gateway API controller has reported on is
-/// looked at again (reads only).
-const ROUTE_RECHECK: Duration = Duration::from_secs(30);
 /// The longest wait between two lookups of a Domain that stays unverified.
 const MAX_VERIFICATION_INTERVAL: Duration = Duration::from_secs(900);
 pub use config::{DomainConfig, HttpsListener, ISSUER_NOT_OFFERED};
@@ -185,6 +182,32 @@ pub fn run(
     // The tenant key's Secret, metadata only (no key material in this watch): a rotation
     // re-signs every shared tenant's routes. The watch fails until the operator's Secrets
     // binding exists in the platform namespace (or while that namespace does not).
+    // The HTTPRoutes Landlord made (metadata only: a status change moves their
+    // resourceVersion): what a Gateway controller reports on one re-reconciles its Domain at
+    // once. Watched from when Gateway API is served (asked again every CAPABILITIES_TTL
+    // until then), so a cluster without it logs no failing watch.
+    let route_events = {
+        use futures::StreamExt as _;
+        let client = client.clone();
+        futures::stream::once(async move {
+            loop {
+                let served = served(&client, "gateway.networking.k8s.io/v1").await;
+                if served.is_ok_and(|r| r.iter().any(|name| name == "httproutes")) {
+                    break;
+                }
+                tokio::time::sleep(CAPABILITIES_TTL).await;
+            }
+            watcher(
+                Api::<kube::core::PartialObjectMeta<HTTPRoute>>::all(client),
+                watcher::Config::default().labels(desired::DOMAIN_LABEL),
+            )
+            .default_backoff()
+            .touched_objects()
+        })
+        .flatten()
+        .boxed()
+    };
+    let route_events = crate::runner::logged(CONTROLLER, "HTTPRoute", route_events);
     let key_events = watcher(
         Api::<kube::core::PartialObjectMeta<Secret>>::namespaced(
             client,
@@ -206,6 +229,8 @@ pub fn run(
         capabilities: Mutex::new(None),
     });
     let controller = Controller::for_shared_stream(domain_events, domains)
+        // What the Gateway controller reports on a Domain's HTTPRoute (Routed).
+        .owns_stream(route_events)
         // A Tenant's change (ready, terminating, tier, services) concerns its Domains.
         .watches_shared_stream(tenant_events, move |tenant: Arc<Tenant>| {
             let namespace = tenant.namespace_name();
@@ -529,10 +554,6 @@ async fn apply_domain(domain: &Domain, state: &State) -> Result<Action> {
             age,
             state.ctx.config.domains.verification_interval,
         ))
-    } else if ready && observed.routed.reason == Reason::HTTPRouteApplied {
-        // Routed as far as the API server goes: what the Gateway controller makes of the
-        // route is read again soon.
-        jittered(ROUTE_RECHECK)
     } else if ready {
         RESYNC
     } else {
