@@ -1351,6 +1351,14 @@ fn the_charts_operator_runs_on_real_nodes_and_survives_the_loss_of_its_leader_an
             (self.0)("CONT").ok();
         }
     }
+    // Thawed by the guard below, and by a detached watchdog should this process be killed
+    // meanwhile (a frozen API server would hang every later test).
+    std::process::Command::new("setsid")
+        .args(["sh", "-c", &format!("sleep 90; kill -CONT {pid}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
     signal("STOP")?;
     let thaw = Thaw(&signal);
     std::thread::sleep(Duration::from_secs(60));

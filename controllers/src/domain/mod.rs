@@ -16,8 +16,10 @@
 //! installed is discovered at run time (cached briefly), so installing them later needs no
 //! restart.
 //!
-//! Children are read by GET at each reconcile rather than watched (their CRDs may be absent
+//! Children are read by GET at each reconcile rather than cached (their CRDs may be absent
 //! or appear later); drift is corrected at the next reconcile, at the latest after `RESYNC`.
+//! The HTTPRoutes Landlord made are also watched (metadata only, once Gateway API is
+//! served), so that what a Gateway controller reports on one reaches `Routed` at once.
 
 pub mod claim;
 pub mod config;
@@ -179,9 +181,6 @@ pub fn run(
     let same_hostname = domains.clone();
     let signed = domains.clone();
     let shared_tenants = tenants.clone();
-    // The tenant key's Secret, metadata only (no key material in this watch): a rotation
-    // re-signs every shared tenant's routes. The watch fails until the operator's Secrets
-    // binding exists in the platform namespace (or while that namespace does not).
     // The HTTPRoutes Landlord made (metadata only: a status change moves their
     // resourceVersion): what a Gateway controller reports on one re-reconciles its Domain at
     // once. Watched from when Gateway API is served (asked again every CAPABILITIES_TTL
@@ -208,6 +207,9 @@ pub fn run(
         .boxed()
     };
     let route_events = crate::runner::logged(CONTROLLER, "HTTPRoute", route_events);
+    // The tenant key's Secret, metadata only (no key material in this watch): a rotation
+    // re-signs every shared tenant's routes. The watch fails until the operator's Secrets
+    // binding exists in the platform namespace (or while that namespace does not).
     let key_events = watcher(
         Api::<kube::core::PartialObjectMeta<Secret>>::namespaced(
             client,

@@ -36,18 +36,26 @@ use kube::ResourceExt;
 use landlord_crds::Tenant;
 use serde::{Deserialize, Serialize};
 use sqlx::{
-    PgPool, Row,
+    Executor, PgPool, Row,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
 use super::{ApiState, auth, problem::Problem, tenants};
 
 /// Statements that create the schema; each is idempotent, and they run under an advisory
-/// lock so that two replicas starting together do not race.
+/// lock so that two replicas starting together do not race. Run only when [`SCHEMA_MADE`]
+/// says something is missing: PostgreSQL checks the right to create before it checks
+/// existence, so a role that may only use the table (INSERT, SELECT, DELETE, the sequence)
+/// works once its owner made it.
 const SCHEMA: &[&str] = &[
     "create table if not exists api_history (id bigserial primary key, at timestamptz not null default now(), tenant text not null, tenant_uid text not null, request_id text not null, caller text not null, action text not null, method text not null, path text not null, status integer not null, operation text)",
     "create index if not exists api_history_by_tenant on api_history (tenant_uid, id desc)",
+    "create index if not exists api_history_by_time on api_history (at)",
 ];
+/// Whether the table and both indexes exist.
+const SCHEMA_MADE: &str = "select to_regclass('api_history') is not null and to_regclass('api_history_by_tenant') is not null and to_regclass('api_history_by_time') is not null";
+/// Rows the retention deletes per statement (each one short, whatever the backlog).
+const RETENTION_BATCH: i64 = 5000;
 /// The advisory lock key the schema is made under (`landlord-api-history`, as a number).
 const SCHEMA_LOCK: i64 = 0x6c6c_6170_6968_6973;
 
@@ -155,21 +163,20 @@ impl Recorder {
     }
 
     /// Records the answer (its status, and the operation its `Location` names), before it
-    /// is sent.
+    /// is sent. The row is written by a task of its own, which the request's future being
+    /// dropped (the client left) does not cancel.
     pub async fn finish(mut self, status: u16, location: Option<&str>) {
         self.finished = true;
         let operation = location
             .and_then(|l| l.strip_prefix("/v1/operations/"))
             .map(str::to_string);
         if let Some(write) = self.write(status, operation) {
-            record(&self.store, &write, &self.failures).await;
+            let (store, failures) = (self.store.clone(), self.failures.clone());
+            let _ = tokio::spawn(async move { record(&store, &write, &failures).await }).await;
         }
     }
 
     fn write(&self, status: u16, operation: Option<String>) -> Option<Write> {
-        if status == StatusCode::TOO_MANY_REQUESTS.as_u16() {
-            return None;
-        }
         let tenant = self.subject.lock().ok()?.clone()?;
         Some(Write {
             tenant,
@@ -213,6 +220,20 @@ async fn record(store: &History, write: &Write, failures: &prometheus::IntCounte
     );
 }
 
+/// `future` (a call of the history's database), failed with a timeout after
+/// [`CALL_TIMEOUT`]: a server that stopped answering (a partition, a frozen process) holds
+/// no caller or pool connection longer, whatever the server-side timeouts.
+async fn bounded<T>(
+    future: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(CALL_TIMEOUT, future)
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+}
+
+/// How long one call of the history's database may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long recording a write may hold its answer back.
 const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -241,6 +262,16 @@ pub fn recorded_path(path: &str, route: &str) -> String {
     }
 }
 
+/// Forgets the Tenant the current request reached: for a request refused before it could
+/// write (the API's own rate limit), which would otherwise let a caller fill a history.
+pub fn untouch() {
+    let _ = SUBJECT.try_with(|cell| {
+        if let Ok(mut subject) = cell.lock() {
+            *subject = None;
+        }
+    });
+}
+
 /// Notes that the current request reached `tenant` (read it as the caller, or created it);
 /// outside [`Recorder::scope`], nothing.
 pub fn touch(tenant: &Tenant) {
@@ -267,12 +298,20 @@ impl History {
     /// A store at `url`, a `postgres://` URL; nothing is connected until first use.
     /// Errors: the URL is malformed.
     pub fn connect(url: &str) -> Result<Self, sqlx::Error> {
-        // A locked table or a slow server fails a statement instead of holding answers.
-        let options = PgConnectOptions::from_str(url)?
-            .options([("statement_timeout", "2000"), ("lock_timeout", "2000")]);
+        // A locked table or a slow server fails a statement instead of holding answers (set
+        // per session rather than as a startup parameter, which poolers such as PgBouncer
+        // refuse); the callers bound each call on their side too.
+        let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(RECORD_TIMEOUT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("set statement_timeout = 2000; set lock_timeout = 2000")
+                        .await
+                        .map(|_| ())
+                })
+            })
             .connect_lazy_with(options);
         Ok(History {
             pool,
@@ -284,6 +323,12 @@ impl History {
     async fn ready(&self) -> Result<(), sqlx::Error> {
         self.schema
             .get_or_try_init(|| async {
+                let made: bool = sqlx::query_scalar(SCHEMA_MADE)
+                    .fetch_one(&self.pool)
+                    .await?;
+                if made {
+                    return Ok(());
+                }
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("select pg_advisory_xact_lock($1)")
                     .bind(SCHEMA_LOCK)
@@ -320,13 +365,26 @@ impl History {
 
     /// Deletes the rows older than `days` days (of Tenants deleted since, too); answers how
     /// many.
+    /// In batches of [`RETENTION_BATCH`] rows, each bounded in time.
     pub async fn forget_older_than(&self, days: u32) -> Result<u64, sqlx::Error> {
-        self.ready().await?;
-        sqlx::query("delete from api_history where at < now() - make_interval(days => $1)")
-            .bind(i32::try_from(days).unwrap_or(i32::MAX))
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
+        bounded(self.ready()).await?;
+        let mut deleted = 0;
+        loop {
+            let batch = bounded(
+                sqlx::query(
+                    "delete from api_history where id in (select id from api_history where at < now() - make_interval(days => $1) order by at limit $2)",
+                )
+                .bind(i32::try_from(days).unwrap_or(i32::MAX))
+                .bind(RETENTION_BATCH)
+                .execute(&self.pool),
+            )
+            .await?
+            .rows_affected();
+            deleted += batch;
+            if batch == 0 {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// Up to `limit` writes to the Tenant of `uid` older than row `before`, newest first,
@@ -337,14 +395,14 @@ impl History {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<(i64, Entry)>, sqlx::Error> {
-        self.ready().await?;
-        let rows = sqlx::query(
+        bounded(self.ready()).await?;
+        let rows = bounded(sqlx::query(
             "select id, to_char(at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') as time, request_id, caller, action, method, path, status, operation from api_history where tenant_uid = $1 and ($2::bigint is null or id < $2) order by id desc limit $3",
         )
         .bind(uid)
         .bind(before)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool))
         .await?;
         rows.iter()
             .map(|row| {

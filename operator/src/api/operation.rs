@@ -11,8 +11,8 @@
 //! by a GitOps tool.
 //!
 //! Ids are `op_` + base32 of `<kind>:<tenant>:<uid>:<generation>[:<rotation>]` (lowercase,
-//! no padding): opaque to callers, stable, and a Tenant made again under the same name is
-//! another uid.
+//! no padding; a rotation's generation is 0): opaque to callers, stable, and a Tenant made
+//! again under the same name is another uid.
 
 use data_encoding::BASE32_NOPAD;
 use kube::ResourceExt;
@@ -97,11 +97,17 @@ impl Id {
             Kind::RotatePassword => Some(asked_rotation(tenant)?.to_string()),
             Kind::Apply | Kind::Delete => None,
         };
+        // A rotation does not depend on the spec: generation 0, so that a retry after a
+        // change of the spec names the same operation.
+        let generation = match kind {
+            Kind::RotatePassword => 0,
+            Kind::Apply | Kind::Delete => tenant.metadata.generation.unwrap_or(0),
+        };
         Some(Id {
             kind,
             tenant: tenant.metadata.name.clone()?,
             uid: tenant.metadata.uid.clone()?,
-            generation: tenant.metadata.generation.unwrap_or(0),
+            generation,
             rotation,
         })
     }

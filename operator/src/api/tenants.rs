@@ -544,7 +544,12 @@ pub(super) fn count_write(
     plan: Option<&str>,
 ) -> Result<limits::Allowance, Problem> {
     let caller = auth::caller().ok_or_else(|| Problem::unauthenticated("no caller"))?;
-    state.write_limits.check(&caller.username, tenant, plan)
+    let allowance = state.write_limits.check(&caller.username, tenant, plan);
+    if allowance.is_err() {
+        // Refused before any write: no row in the tenant's history for it.
+        history::untouch();
+    }
+    allowance
 }
 
 fn hex(bytes: &[u8]) -> String {
