@@ -1,6 +1,8 @@
 //! Operator configuration that the controllers read (the operator binary fills it from its
 //! flags and environment).
 
+use serde::Deserialize;
+
 use crate::database::DatabaseConfig;
 
 /// What the controllers need to know about the platform they run in.
@@ -53,6 +55,44 @@ pub struct Config {
     /// and the pooled tenant-runtime): the Tenant's `spec.placement` shape, chosen by the
     /// platform (`--pool-node-selector`, `--pool-tolerations`). Empty: anywhere.
     pub pool_placement: landlord_crds::tenant::Placement,
+}
+
+/// Where tenants' pods reach a platform service they use outside their own namespace (a
+/// shared PostgreSQL server, the NATS server), for the egress NetworkPolicy of tenants with
+/// `Strict` isolation: the namespace it runs in, and the CIDRs of its addresses (for a
+/// service outside the cluster). Both empty: such tenants' pods cannot reach it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkLocation {
+    /// Namespace the service's pods run in.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Addresses of the service, as CIDRs (`10.0.5.7/32`, `2001:db8::/64`).
+    #[serde(default)]
+    pub cidrs: Vec<String>,
+}
+
+impl NetworkLocation {
+    /// The first entry of `cidrs` that is not a CIDR (see [`is_cidr`]), if any.
+    pub fn invalid_cidr(&self) -> Option<&str> {
+        self.cidrs
+            .iter()
+            .map(String::as_str)
+            .find(|cidr| !is_cidr(cidr))
+    }
+}
+
+/// Whether `cidr` is an address and a prefix length that fits it (`10.0.0.0/8`,
+/// `2001:db8::/32`): what a NetworkPolicy's `ipBlock.cidr` takes.
+pub fn is_cidr(cidr: &str) -> bool {
+    cidr.split_once('/')
+        .and_then(|(address, length)| {
+            let address: std::net::IpAddr = address.parse().ok()?;
+            let length: u8 = length.parse().ok()?;
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            (length <= max).then_some(())
+        })
+        .is_some()
 }
 
 /// A ServiceAccount's namespace and name.

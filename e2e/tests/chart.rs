@@ -729,6 +729,7 @@ fn nats_key_material_reaches_the_operator_from_a_secret() -> anyhow::Result<()> 
     let objects = render(&[
         "nats.url=nats://nats.nats.svc:4222",
         "nats.namespace=nats",
+        "nats.cidrs={10.0.5.7/32,2001:db8::/64}",
         "nats.existingSecret=landlord-nats-keys",
     ])?;
     assert!(
@@ -742,6 +743,7 @@ fn nats_key_material_reaches_the_operator_from_a_secret() -> anyhow::Result<()> 
         "--nats-signing-key-file=/etc/landlord-nats/signing-key",
         "--nats-system-creds-file=/etc/landlord-nats/system.creds",
         "--nats-namespace=nats",
+        "--nats-cidrs=10.0.5.7/32,2001:db8::/64",
     ] {
         assert!(args.contains(&expected), "{expected} missing from {args:?}");
     }
@@ -863,6 +865,7 @@ fn values_outside_the_schema_are_rejected() -> anyhow::Result<()> {
         ),
         // A Gateway per Domain needs its class.
         ("domains.httpsListener=Gateway", "httpsGatewayClass"),
+        ("nats.cidrs={10.0.5.7}", "cidrs"),
     ] {
         let output = run_helm(&["template", "landlord", CHART, "--set", set])?;
         let stderr = String::from_utf8_lossy(&output.stderr);

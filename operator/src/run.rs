@@ -182,10 +182,17 @@ pub struct RunArgs {
     #[arg(long, env = "LANDLORD_NATS_SYSTEM_CREDS_FILE", value_name = "FILE")]
     pub nats_system_creds_file: Option<PathBuf>,
 
-    /// Namespace the NATS server runs in: tenants with topics may send to it (NetworkPolicy
-    /// landlord-egress). Leave unset when NATS runs outside the cluster.
+    /// Namespace the NATS server runs in: tenants with topics and Strict isolation may send
+    /// to it on the URL's port (NetworkPolicy landlord-egress). Leave unset when NATS runs
+    /// outside the cluster, and give --nats-cidrs instead.
     #[arg(long, env = "LANDLORD_NATS_NAMESPACE")]
     pub nats_namespace: Option<String>,
+
+    /// Addresses of a NATS server outside the cluster (comma-separated CIDRs, e.g.
+    /// 10.0.5.7/32): tenants with topics and Strict isolation may send to them on the URL's
+    /// port. Without this or --nats-namespace, their pods cannot reach NATS.
+    #[arg(long, env = "LANDLORD_NATS_CIDRS", value_delimiter = ',')]
+    pub nats_cidrs: Vec<String>,
 
     /// Size in bytes of a topic's stream when its spec sets no maxBytes.
     #[arg(long, env = "LANDLORD_NATS_DEFAULT_TOPIC_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(1024..))]
@@ -400,7 +407,10 @@ impl RunArgs {
             url: url.clone(),
             signing_key: Arc::new(signing_key),
             system_creds: system_creds.into(),
-            namespace: self.nats_namespace.clone(),
+            network: landlord_controllers::config::NetworkLocation {
+                namespace: self.nats_namespace.clone(),
+                cidrs: checked_cidrs("--nats-cidrs", &self.nats_cidrs)?,
+            },
             default_topic_bytes: self.nats_default_topic_bytes,
             limits: TenantLimits {
                 connections: self.nats_default_connections,
@@ -456,11 +466,10 @@ impl RunArgs {
             secrets_cluster_role: self.secrets_cluster_role.clone(),
             // Asked of the API server once connected (see `run`).
             service_account: None,
-            operator_source_cidrs: self
-                .operator_source_cidrs
-                .iter()
-                .map(|cidr| check_cidr(cidr).map(|()| cidr.clone()))
-                .collect::<anyhow::Result<_>>()?,
+            operator_source_cidrs: checked_cidrs(
+                "--operator-source-cidrs",
+                &self.operator_source_cidrs,
+            )?,
             pool_placement: self.pool_placement()?,
             nats: self.nats_config()?,
             domains: landlord_controllers::domain::DomainConfig {
@@ -926,29 +935,30 @@ fn is_label_value(value: &str) -> bool {
     value.is_empty() || is_label_name(value)
 }
 
-/// Errors, naming `--operator-source-cidrs`, unless `cidr` is an address and a prefix
-/// length that fits it (`10.0.0.0/8`, `2001:db8::/32`): a bad one would make every dedicated
-/// tenant's NetworkPolicy invalid.
-fn check_cidr(cidr: &str) -> anyhow::Result<()> {
-    let parsed = cidr.split_once('/').and_then(|(address, length)| {
-        let address: std::net::IpAddr = address.parse().ok()?;
-        let length: u8 = length.parse().ok()?;
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        (length <= max).then_some(())
-    });
-    parsed.with_context(|| {
-        format!("--operator-source-cidrs: {cidr:?} is not a CIDR such as 10.0.0.0/8")
-    })
+/// `cidrs`, or an error naming `flag` and the first that is not an address and a prefix
+/// length that fits it (`10.0.0.0/8`, `2001:db8::/32`): a bad one would make tenants'
+/// NetworkPolicies invalid.
+fn checked_cidrs(flag: &str, cidrs: &[String]) -> anyhow::Result<Vec<String>> {
+    match cidrs
+        .iter()
+        .find(|cidr| !landlord_controllers::config::is_cidr(cidr))
+    {
+        Some(bad) => anyhow::bail!("{flag}: {bad:?} is not a CIDR such as 10.0.0.0/8"),
+        None => Ok(cidrs.to_vec()),
+    }
 }
 
 #[cfg(test)]
 mod cidr_tests {
-    use super::check_cidr;
+    use super::checked_cidrs;
 
     #[test]
-    fn operator_source_cidrs_are_checked_at_startup() {
+    fn cidr_flags_are_checked_at_startup() {
         for good in ["10.246.0.0/24", "0.0.0.0/0", "2001:db8::/32"] {
-            assert!(check_cidr(good).is_ok(), "{good}");
+            assert!(
+                checked_cidrs("--nats-cidrs", &[good.into()]).is_ok(),
+                "{good}"
+            );
         }
         for bad in [
             "10.246.0.0",
@@ -957,8 +967,12 @@ mod cidr_tests {
             "fd00::/129",
             "",
         ] {
-            let error = check_cidr(bad).expect_err(bad).to_string();
+            let cidrs = ["10.0.0.0/8".to_string(), bad.to_string()];
+            let error = checked_cidrs("--operator-source-cidrs", &cidrs)
+                .expect_err(bad)
+                .to_string();
             assert!(error.contains("--operator-source-cidrs"), "{error}");
+            assert!(error.contains(&format!("{bad:?}")), "{error}");
         }
     }
 }

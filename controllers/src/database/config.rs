@@ -27,6 +27,11 @@ pub struct ServerConfig {
     /// can answer on.
     #[serde(default = "default_ssl_mode")]
     pub ssl_mode: String,
+    /// Where the tenants' pods reach the server, for the egress NetworkPolicy of the tenants
+    /// placed on it whose isolation is `Strict`: `namespace` (it runs in the cluster) and
+    /// `cidrs` (its addresses, when it runs outside). Unset: their pods cannot reach it.
+    #[serde(default)]
+    pub network: crate::config::NetworkLocation,
 }
 
 /// A Secret by namespace and name.
@@ -137,6 +142,12 @@ pub fn parse_servers(yaml: &str) -> Result<Vec<ServerConfig>, ConfigError> {
         if server.capacity == 0 {
             return Err(invalid("capacity", "must be at least 1".into()));
         }
+        if let Some(cidr) = server.network.invalid_cidr() {
+            return Err(invalid(
+                "network.cidrs",
+                format!("{cidr:?} is not a CIDR such as 10.0.0.0/8"),
+            ));
+        }
         if !SSL_MODES.contains(&server.ssl_mode.as_str()) {
             return Err(invalid(
                 "sslMode",
@@ -188,6 +199,12 @@ mod tests {
             (
                 format!("- {{name: a, host: h, capacity: 1, sslMode: maybe, {base}}}"),
                 "servers[0].sslMode",
+            ),
+            (
+                format!(
+                    "- {{name: a, host: h, capacity: 1, network: {{cidrs: [10.0.0.1]}}, {base}}}"
+                ),
+                "servers[0].network.cidrs",
             ),
             (
                 format!(

@@ -137,6 +137,7 @@ mod tests {
             },
             capacity,
             ssl_mode: "prefer".into(),
+            network: Default::default(),
         }
     }
 

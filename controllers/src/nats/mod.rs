@@ -31,8 +31,9 @@ pub struct NatsConfig {
     pub signing_key: Arc<KeyPair>,
     /// `.creds` of a user of the system account: pushes and deletes accounts.
     pub system_creds: Arc<str>,
-    /// Namespace the NATS server runs in (tenant namespaces may send to it), if in-cluster.
-    pub namespace: Option<String>,
+    /// Where tenants' pods reach the server (its namespace in the cluster, or its addresses
+    /// outside): tenants with topics and `Strict` isolation may send to it.
+    pub network: crate::config::NetworkLocation,
     /// Size of a topic's stream when its spec sets no `maxBytes`.
     pub default_topic_bytes: i64,
     /// Limits of a tenant's account where its `spec.quota.nats` sets none.
@@ -106,7 +107,7 @@ impl fmt::Debug for NatsConfig {
             .field("url", &self.tenant_url())
             .field("signing_key", &self.signing_key.public_key())
             .field("system_creds", &"<redacted>")
-            .field("namespace", &self.namespace)
+            .field("network", &self.network)
             .field("default_topic_bytes", &self.default_topic_bytes)
             .field("limits", &self.limits)
             .finish()
@@ -359,7 +360,7 @@ mod tests {
             url: url.into(),
             signing_key: Arc::new(KeyPair::new(KeyPairType::Operator)),
             system_creds: "".into(),
-            namespace: None,
+            network: Default::default(),
             default_topic_bytes: 1 << 30,
             limits: TenantLimits::DEFAULT,
         }

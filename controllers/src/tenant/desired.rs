@@ -34,7 +34,10 @@ use landlord_crds::{
     tenant::{ComputeResources, Direction, Isolation, NetworkPeer, Subject, SubjectKind},
 };
 
-use crate::{config::Config, labels, quantity};
+use crate::{
+    config::{Config, NetworkLocation},
+    labels, quantity,
+};
 
 /// Names of the objects Landlord keeps in every tenant namespace.
 pub mod names {
@@ -600,9 +603,40 @@ fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
     }
 }
 
+/// The peers of `location`: its namespace and its CIDRs.
+fn peers(location: &NetworkLocation) -> Vec<NetworkPolicyPeer> {
+    let mut peers: Vec<NetworkPolicyPeer> = location
+        .namespace
+        .iter()
+        .map(|namespace| NetworkPolicyPeer {
+            namespace_selector: Some(name_selector(namespace)),
+            ..Default::default()
+        })
+        .collect();
+    peers.extend(location.cidrs.iter().map(|cidr| NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.clone(),
+            except: None,
+        }),
+        ..Default::default()
+    }));
+    peers
+}
+
+/// Egress to `location` on TCP `port_number`; None when it names nowhere (a rule without
+/// peers would admit every destination).
+fn egress_to(location: &NetworkLocation, port_number: i32) -> Option<NetworkPolicyEgressRule> {
+    let to = peers(location);
+    (!to.is_empty()).then(|| NetworkPolicyEgressRule {
+        to: Some(to),
+        ports: Some(vec![port("TCP", port_number)]),
+    })
+}
+
 /// The network walls: deny everything, then allow same-namespace traffic, ingress from the
-/// platform gateway, egress to DNS and (for a tenant with topics) NATS — everything, in
-/// `IngressOnly` mode — and the spec's peers.
+/// platform gateway, egress to DNS, to the shared PostgreSQL server the tenant's database is
+/// on and (for a tenant with topics) to NATS, where the platform says where they are —
+/// everything, in `IngressOnly` mode — and the spec's peers.
 fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, NetworkPolicySpec)> {
     let network = tenant.spec.network.clone().unwrap_or_default();
     let egress = match network.isolation {
@@ -614,18 +648,26 @@ fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, Netw
                 }]),
                 ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
             }];
-            // NATS, for a tenant with topics, when the server runs in a known namespace.
+            // The shared server the database was placed on (a dedicated one is in the
+            // namespace, which is open).
+            let placed = tenant
+                .status
+                .as_ref()
+                .and_then(|s| s.database.as_ref())
+                .and_then(|d| d.server.as_deref());
+            if tenant.spec.tier == landlord_crds::tenant::Tier::Shared
+                && let Some(server) = config
+                    .database
+                    .servers
+                    .iter()
+                    .find(|server| Some(server.name.as_str()) == placed)
+            {
+                rules.extend(egress_to(&server.network, i32::from(server.port)));
+            }
             if let Some(nats) = &config.nats
-                && let Some(namespace) = &nats.namespace
                 && !tenant.spec.topics.is_empty()
             {
-                rules.push(NetworkPolicyEgressRule {
-                    to: Some(vec![NetworkPolicyPeer {
-                        namespace_selector: Some(name_selector(namespace)),
-                        ..Default::default()
-                    }]),
-                    ports: Some(vec![port("TCP", nats.port())]),
-                });
+                rules.extend(egress_to(&nats.network, nats.port()));
             }
             rules
         }
@@ -742,26 +784,13 @@ fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, Netw
 /// outside the cluster. Without either, the policy has no rule and admits nothing (a rule
 /// with no peers would admit every source).
 fn operator_access(tenant: &Tenant, config: &Config) -> NetworkPolicySpec {
-    let mut from: Vec<NetworkPolicyPeer> = config
-        .service_account
-        .iter()
-        .map(|account| NetworkPolicyPeer {
-            namespace_selector: Some(name_selector(&account.namespace)),
-            ..Default::default()
-        })
-        .collect();
-    from.extend(
-        config
-            .operator_source_cidrs
-            .iter()
-            .map(|cidr| NetworkPolicyPeer {
-                ip_block: Some(IPBlock {
-                    cidr: cidr.clone(),
-                    except: None,
-                }),
-                ..Default::default()
-            }),
-    );
+    let from = peers(&NetworkLocation {
+        namespace: config
+            .service_account
+            .as_ref()
+            .map(|account| account.namespace.clone()),
+        cidrs: config.operator_source_cidrs.clone(),
+    });
     NetworkPolicySpec {
         pod_selector: Some(LabelSelector {
             match_labels: Some(crate::database::desired::server_selector(
@@ -1208,7 +1237,10 @@ spec:
             url: "nats://nats.nats-system.svc:4333".into(),
             signing_key: std::sync::Arc::new(nkeys::KeyPair::new(nkeys::KeyPairType::Operator)),
             system_creds: "".into(),
-            namespace: Some("nats-system".into()),
+            network: NetworkLocation {
+                namespace: Some("nats-system".into()),
+                cidrs: vec![],
+            },
             default_topic_bytes: 1024,
             limits: crate::nats::TenantLimits::DEFAULT,
         };
@@ -1244,6 +1276,94 @@ spec:
                 .get("kubernetes.io/metadata.name")
                 .map(String::as_str),
             Some("nats-system")
+        );
+    }
+
+    /// A Strict shared tenant may reach the shared server its database was placed on, at the
+    /// addresses and on the port the platform gave for it, and no other server; a server the
+    /// platform said nothing about, or a dedicated tenant, adds no rule.
+    #[test]
+    fn a_strict_shared_tenant_may_reach_its_own_shared_server_and_nats_where_they_are() {
+        let server = |name: &str, port: u16, cidrs: &[&str]| {
+            let yaml = format!(
+                "{{name: {name}, host: h, port: {port}, capacity: 1, adminSecret: {{namespace: n, name: s}}, network: {{cidrs: {cidrs:?}}}}}"
+            );
+            serde_yaml::from_str::<crate::database::ServerConfig>(&yaml).expect("server")
+        };
+        let mut config = Config::default();
+        config.database.servers = vec![
+            server("pg-a", 6432, &["10.246.0.1/32"]),
+            server("pg-b", 5432, &["10.9.9.9/32"]),
+            server("pg-c", 5432, &[]),
+        ];
+        config.nats = Some(crate::nats::NatsConfig {
+            url: "nats://10.246.0.1:4999".into(),
+            signing_key: std::sync::Arc::new(nkeys::KeyPair::new(nkeys::KeyPairType::Operator)),
+            system_creds: "".into(),
+            network: NetworkLocation {
+                namespace: None,
+                cidrs: vec!["10.246.0.1/32".into()],
+            },
+            default_topic_bytes: 1024,
+            limits: crate::nats::TenantLimits::DEFAULT,
+        });
+        let egress = |yaml: &str, placed: Option<&str>| {
+            let mut t = tenant(yaml);
+            if let Some(server) = placed {
+                t.status = Some(
+                    serde_json::from_value(serde_json::json!({"database": {"server": server}}))
+                        .expect("status"),
+                );
+            }
+            let owner = owner_reference(&t).expect("uid");
+            namespace_stack(&t, &owner, &config).network_policies[3]
+                .spec
+                .clone()
+                .and_then(|s| s.egress)
+                .unwrap_or_default()
+        };
+        let destinations = |rules: &[NetworkPolicyEgressRule]| -> Vec<(String, i32)> {
+            rules
+                .iter()
+                .skip(1) // DNS
+                .flat_map(|rule| {
+                    let port = match rule.ports.clone().unwrap_or_default()[0].port {
+                        Some(IntOrString::Int(port)) => port,
+                        _ => 0,
+                    };
+                    rule.to
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |peer| (peer.ip_block.map(|b| b.cidr).unwrap_or_default(), port))
+                })
+                .collect()
+        };
+        assert!(
+            destinations(&egress(ACME, None)).is_empty(),
+            "not placed yet"
+        );
+        assert_eq!(
+            destinations(&egress(ACME, Some("pg-a"))),
+            [("10.246.0.1/32".to_string(), 6432)],
+            "its own server only, on its port"
+        );
+        assert!(
+            destinations(&egress(ACME, Some("pg-c"))).is_empty(),
+            "a server without a network location adds no rule (never one without peers)"
+        );
+        let with_topics = format!("{ACME}  topics: [{{name: orders}}]\n");
+        assert_eq!(
+            destinations(&egress(&with_topics, Some("pg-b"))),
+            [
+                ("10.9.9.9/32".to_string(), 5432),
+                ("10.246.0.1/32".to_string(), 4999)
+            ]
+        );
+        let dedicated = ACME.replace("tier: shared", "tier: dedicated");
+        assert!(
+            destinations(&egress(&dedicated, Some("pg-a"))).is_empty(),
+            "a dedicated tenant's server is in its own namespace"
         );
     }
 

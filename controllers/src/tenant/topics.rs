@@ -766,7 +766,7 @@ mod tests {
             url: "nats://n:4222".into(),
             signing_key: signing.into(),
             system_creds: "".into(),
-            namespace: None,
+            network: Default::default(),
             default_topic_bytes: 1,
             limits: TenantLimits::DEFAULT,
         };
