@@ -4,7 +4,10 @@
 # the unix socket), loopback only, durability off, and every statement logged to
 # one fixed file (tests grep it for leaked passwords).
 #
-# Usage: postgres-init.sh <bin-dir> <dir> <port>   (password on stdin)
+# Usage: postgres-init.sh <bin-dir> <dir> <port> [<client-cidr>...]   (password on stdin)
+# With client CIDRs (the stack's pod and node networks, when it has real nodes), the
+# server listens on every address and admits, besides loopback, clients from those
+# networks only (SCRAM too); every other source is refused by pg_hba.conf.
 # Makes <dir>/data, <dir>/sock and <dir>/log/postgresql.log. When run as root,
 # <dir> is handed to the postgres user (PostgreSQL refuses to run as root); run
 # the server with: setpriv --reuid=postgres --regid=postgres --init-groups --
@@ -13,6 +16,10 @@
 # servers that single tests start, stop and restart).
 set -euo pipefail
 bin=$1 dir=$2 port=$3
+shift 3
+client_cidrs=("$@")
+listen=127.0.0.1
+((${#client_cidrs[@]} == 0)) || listen='*'
 
 if ((EUID == 0)); then
   as_postgres=(setpriv --reuid=postgres --regid=postgres --init-groups --)
@@ -34,7 +41,7 @@ trap 'rm -f "$dir/pwfile"' EXIT
 cat >>"$dir/data/postgresql.conf" <<CONF
 
 # ---- landlord test server (e2e/scripts/postgres-init.sh) ----
-listen_addresses = '127.0.0.1'
+listen_addresses = '$listen'
 port = $port
 unix_socket_directories = '$dir/sock'
 password_encryption = 'scram-sha-256'
@@ -56,3 +63,6 @@ log_connections = on
 log_disconnections = on
 log_line_prefix = '%m [%p] %q%u@%d '
 CONF
+for cidr in "${client_cidrs[@]}"; do
+  printf 'host all all %s scram-sha-256\n' "$cidr" >>"$dir/data/pg_hba.conf"
+done

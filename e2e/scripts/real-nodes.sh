@@ -39,6 +39,11 @@ KUBE_ROUTER_VERSION=v2.1.0
 # operator under test runs with --https-listener Gateway.
 TRAEFIK_VERSION=v3.6.12
 IMAGES_PG_MAJOR=15
+# The real nodes' local volumes: how many per node, and the capacity each declares.
+REAL_VOLUMES_PER_NODE=8
+REAL_VOLUME_SIZE=10Gi
+# A catalog Service for tests and the demo (images/echo).
+ECHO_IMAGE=landlord.local/echo:1
 
 real_node_name() { printf 'landlord-real-%s' "$1"; }
 real_netns() { printf 'landlord-n%s' "$1"; }
@@ -409,14 +414,14 @@ real_nodes_ready() {
 real_cluster_addons() {
   local n=$1 i k manifest=""
   for ((i = 1; i <= n; i++)); do
-    for ((k = 1; k <= 8; k++)); do
+    for ((k = 1; k <= REAL_VOLUMES_PER_NODE; k++)); do
       mkdir -p "$(real_dir "$i")/volumes/pv$k"
       manifest+="---
 apiVersion: v1
 kind: PersistentVolume
 metadata: {name: landlord-real-$i-pv$k, labels: {landlord.dev/node: real}}
 spec:
-  capacity: {storage: 10Gi}
+  capacity: {storage: $REAL_VOLUME_SIZE}
   accessModes: [ReadWriteOnce]
   persistentVolumeReclaimPolicy: Retain
   storageClassName: landlord-local

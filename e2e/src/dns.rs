@@ -1,5 +1,6 @@
-//! The local stack's DNS server (Knot, authoritative for `LANDLORD_DNS_ZONE`): tests add and
-//! remove the TXT records that prove ownership of their hostnames.
+//! The local stack's DNS server (Knot, authoritative for `LANDLORD_DNS_ZONE` and for the
+//! zones added at run time): tests add and remove the TXT records that prove ownership of
+//! their hostnames.
 
 use std::path::Path;
 
@@ -16,9 +17,16 @@ impl Cluster {
         self.var("LANDLORD_DNS_ZONE")
     }
 
-    /// Adds a TXT record `name` (fully qualified, inside the zone) holding `value`.
+    /// Adds a TXT record `name` (fully qualified, inside a zone the server serves) holding
+    /// `value`. Errors, naming `dns add-zone`, for a name in no served zone.
     pub fn set_txt(&self, name: &str, value: &str) -> anyhow::Result<()> {
         run_script_args(self.dir(), &["dns", "set-txt", name, value])
+    }
+
+    /// Makes the server authoritative for `zone` too (a customer's zone, as its DNS provider
+    /// would be); harmless when it already is.
+    pub fn add_zone(&self, zone: &str) -> anyhow::Result<()> {
+        run_script_args(self.dir(), &["dns", "add-zone", zone])
     }
 
     /// Removes the TXT record `name` holding `value`.

@@ -1,6 +1,6 @@
 //! The local control plane behaves like a real cluster where Landlord depends on it:
-//! workloads become Available on kwok's nodes, namespaces finish deleting, and the garbage
-//! collector removes owned objects.
+//! workloads become Available on kwok's nodes, namespaces finish deleting, the garbage
+//! collector removes owned objects, and the stack's DNS serves the records tests publish.
 
 use std::time::Duration;
 
@@ -131,4 +131,41 @@ async fn owned_object_is_garbage_collected_with_its_owner() -> anyhow::Result<()
     )
     .await??;
     namespace.cleanup().await
+}
+
+/// A customer's zone added at run time (what `e2e/demo` does for `globex.example`) answers
+/// the TXT records published in it, asked as the operator asks; adding it again changes
+/// nothing, and a name in no served zone is refused naming the way to serve it.
+#[tokio::test]
+async fn the_stacks_dns_serves_a_zone_added_at_run_time() -> anyhow::Result<()> {
+    use landlord_controllers::domain::dns::Resolver;
+    let cluster = cluster();
+    let zone = format!("{}.example", unique_name("customer"));
+    let record = format!("_landlord-challenge.shop.{zone}");
+    let resolver = Resolver::new(cluster.dns_server().parse()?);
+
+    cluster.add_zone(&zone)?;
+    cluster.add_zone(&zone)?;
+    cluster.set_txt(&record, "landlord-domain-verification=1234")?;
+    assert_eq!(
+        resolver.txt(&record).await?,
+        vec!["landlord-domain-verification=1234".to_string()]
+    );
+    // The stack's own zone still answers beside it.
+    let own = format!("{}.{}", unique_name("own"), cluster.dns_zone());
+    cluster.set_txt(&own, "still-here")?;
+    assert_eq!(resolver.txt(&own).await?, vec!["still-here".to_string()]);
+    cluster.unset_txt(&own, "still-here")?;
+
+    cluster.unset_txt(&record, "landlord-domain-verification=1234")?;
+    assert_eq!(resolver.txt(&record).await?, Vec::<String>::new());
+
+    let refused = cluster
+        .set_txt(&format!("shop.{}.invalid", unique_name("unserved")), "x")
+        .expect_err("a name in no served zone is refused");
+    assert!(
+        format!("{refused:#}").contains("add-zone"),
+        "the refusal names dns add-zone: {refused:#}"
+    );
+    Ok(())
 }

@@ -5,19 +5,30 @@
 //	GET /          {"env": {LANDLORD_* variables}, "headers": {X-Landlord-* request headers}}
 //	GET /flags     the tenant's flags, as tenant-runtime's OFREP bulk evaluation at
 //	               $LANDLORD_FLAGS_URL answers them (status and body passed through)
-//	GET /healthz   ok (and every path under it, whatever a catalog Service's probes name)
+//	GET /healthz   ok (and every path under it, and /readyz and /livez: whatever a catalog
+//	               Service's probes name)
 //
-// Listens on :8080 (or $PORT). `echo get URL [ATTEMPTS]` is its client instead: prints the
-// body of a GET (trying a connection that fails ATTEMPTS times, default 30, each attempt
-// bounded by 10 s, a second apart), and fails unless the answer is 2xx; a failure logs
-// `GET URL: <error>`. Secrets among the variables (the database password and URL, NATS
-// credentials) are shown only as "set", never their value.
+// Listens on :8080, or $PORT, or where a `--listen=ADDR` argument says (other arguments
+// are ignored: they are the real product's). Secrets among the variables (the database
+// password and URL, NATS credentials) are shown only as "set", never their value.
+//
+// It is its own client too:
+//
+//	echo get URL [ATTEMPTS]        prints the body of a GET (a connection that fails is
+//	                               tried ATTEMPTS times, default 30, a second apart, each
+//	                               bounded by 10 s); fails unless the answer is 2xx, logging
+//	                               `GET URL: <error>`
+//	echo dial HOST:PORT [ATTEMPTS] only opens a TCP connection (each attempt bounded by
+//	                               3 s), for servers that speak no HTTP; a failure logs
+//	                               `DIAL HOST:PORT: <error>`
 package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -33,7 +44,7 @@ var secret = map[string]bool{
 }
 
 func main() {
-	if (len(os.Args) == 3 || len(os.Args) == 4) && os.Args[1] == "get" {
+	if (len(os.Args) == 3 || len(os.Args) == 4) && (os.Args[1] == "get" || os.Args[1] == "dial") {
 		attempts := 30
 		if len(os.Args) == 4 {
 			n, err := strconv.Atoi(os.Args[3])
@@ -42,17 +53,28 @@ func main() {
 			}
 			attempts = n
 		}
+		if os.Args[1] == "dial" {
+			os.Exit(dial(os.Args[2], attempts))
+		}
 		os.Exit(get(os.Args[2], attempts))
 	}
 	addr := ":8080"
 	if p := os.Getenv("PORT"); p != "" {
 		addr = ":" + p
 	}
+	// A catalog Service's args may name where to listen (the examples' orders-api does);
+	// other flags are the product's and mean nothing here.
+	for _, arg := range os.Args[1:] {
+		if a, ok := strings.CutPrefix(arg, "--listen="); ok {
+			addr = a
+		}
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	mux := http.NewServeMux()
 	healthy := func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }
-	mux.HandleFunc("GET /healthz", healthy)
-	mux.HandleFunc("GET /healthz/", healthy)
+	for _, path := range []string{"/healthz", "/healthz/", "/readyz", "/livez"} {
+		mux.HandleFunc("GET "+path, healthy)
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		env := map[string]string{}
 		for _, kv := range os.Environ() {
@@ -106,6 +128,24 @@ func main() {
 	server := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("listening on %s", addr)
 	log.Fatal(server.ListenAndServe())
+}
+
+// dial opens a TCP connection to addr (host:port), trying a failed attempt again a second
+// later, each bounded by 3 s; prints "connected to ADDR" and closes it. A failure logs
+// `DIAL ADDR: <error>`.
+func dial(addr string, attempts int) int {
+	var err error
+	for attempt := 0; attempt < attempts; attempt++ {
+		var conn net.Conn
+		if conn, err = net.DialTimeout("tcp", addr, 3*time.Second); err == nil {
+			conn.Close()
+			fmt.Printf("connected to %s\n", addr)
+			return 0
+		}
+		time.Sleep(time.Second)
+	}
+	log.Printf("DIAL %s: %v", addr, err)
+	return 1
 }
 
 // get retries a refused or unanswered connection for up to 30 s: a new pod's network (its
