@@ -63,6 +63,65 @@ pub fn operator_args(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
     ])
 }
 
+/// The stack's PostgreSQL and NATS as the real nodes' pods reach them: at the host's address
+/// on the bridge (`LANDLORD_REAL_HOST_IP`), outside the cluster. Registers the PostgreSQL
+/// server as the shared server `host` (a provisioner role of its own, with CREATEROLE and
+/// CREATEDB but no superuser; its Secret in the operator's namespace) and points the
+/// operator's NATS there, each with that address for the tenants' egress policy
+/// (`network.cidrs`, `--nats-cidrs`). Returns the operator's flags.
+pub async fn host_services_args(cluster: &Cluster, client: &Client) -> anyhow::Result<Vec<String>> {
+    use sqlx::{Connection, Executor};
+    use std::str::FromStr;
+
+    real_nodes(cluster)?;
+    let host = cluster.var("LANDLORD_REAL_HOST_IP");
+    let admin = sqlx::postgres::PgConnectOptions::from_str(cluster.var("LANDLORD_POSTGRES_URL"))?;
+    let role = crate::unique_name("provisioner");
+    let password = crate::unique_name("pw");
+    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
+    conn.execute(
+        format!("CREATE ROLE \"{role}\" LOGIN CREATEROLE CREATEDB PASSWORD '{password}'").as_str(),
+    )
+    .await?;
+    conn.close().await?;
+    crate::manifests::ensure_namespace(client, crate::operator::NAMESPACE).await?;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": role},
+        "stringData": {"username": role, "password": password},
+    }))?;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        client.clone(),
+        crate::operator::NAMESPACE,
+    )
+    .create(&PostParams::default(), &secret)
+    .await?;
+    let file = std::path::Path::new(cluster.var("LANDLORD_DEV_DIR"))
+        .join(format!("{}.yaml", crate::unique_name("host-servers")));
+    std::fs::write(
+        &file,
+        format!(
+            "- name: host\n  host: {host}\n  port: {}\n  capacity: 100\n  sslMode: disable\n  adminSecret: {{namespace: {}, name: {role}}}\n  network: {{cidrs: [{host}/32]}}\n",
+            admin.get_port(),
+            crate::operator::NAMESPACE,
+        ),
+    )?;
+    let mut args = vec![
+        "--database-servers".to_string(),
+        file.display().to_string(),
+        "--nats-cidrs".to_string(),
+        format!("{host}/32"),
+    ];
+    for pair in crate::operator::nats_args(cluster).chunks(2) {
+        let value = if pair[0] == "--nats-url" {
+            pair[1].replace("127.0.0.1", host)
+        } else {
+            pair[1].clone()
+        };
+        args.extend([pair[0].clone(), value]);
+    }
+    Ok(args)
+}
+
 /// The StorageClass of the real nodes' volumes (local volumes made by `e2e/cluster up`).
 pub fn storage_class(cluster: &Cluster) -> &str {
     cluster.var("LANDLORD_REAL_STORAGE_CLASS")

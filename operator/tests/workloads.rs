@@ -83,10 +83,12 @@ async fn dedicated_on_real_nodes(
 /// Shell that waits (up to 30 s) until the tenant's own server answers: a new pod's
 /// NetworkPolicy rules take a moment to be in place (kube-router programs them after the pod
 /// has its address), and until then the pod reaches nothing, so a refusal seen before this
-/// would prove nothing. Reads the host from `DATABASE_URL`, or `OWN` when set.
-const WAIT_FOR_OWN_SERVER: &str = "rest=${DATABASE_URL#*@}; own=${OWN:-${rest%%:*}}; i=0; \
-    until pg_isready -q -h \"$own\" -p 5432 -t 1; do i=$((i+1)); \
-    if [ $i -ge 30 ]; then echo \"own server $own unreachable\"; exit 3; fi; sleep 1; done; ";
+/// would prove nothing. Reads the host and port from `DATABASE_URL`, or the host from `OWN`
+/// (a dedicated server, port 5432) when set.
+const WAIT_FOR_OWN_SERVER: &str = "rest=${DATABASE_URL#*@}; at=${rest%%/*}; \
+    own=${OWN:-${at%%:*}}; port=5432; [ -z \"$OWN\" ] && port=${at##*:}; i=0; \
+    until pg_isready -q -h \"$own\" -p \"$port\" -t 1; do i=$((i+1)); \
+    if [ $i -ge 30 ]; then echo \"own server $own:$port unreachable\"; exit 3; fi; sleep 1; done; ";
 
 /// A client pod in the tenant's namespace on a real node, with the credentials Secret the
 /// operator wrote as `DATABASE_URL`, running `script` with `sh` once its own server answers.
@@ -855,5 +857,132 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
 
     h.delete_tenants(&[&name, &shared]).await?;
     catalog.delete(&service, &Default::default()).await?;
+    Ok(())
+}
+
+/// Runs `echo dial address attempts` in a pod in `ns` on a real node (each attempt bounded
+/// by 3 s) and returns what it did.
+async fn dial_in_cluster(
+    h: &Harness,
+    ns: &str,
+    address: &str,
+    attempts: u32,
+) -> anyhow::Result<workloads::Outcome> {
+    let attempts = attempts.to_string();
+    let pod = workloads::on_real_nodes(
+        h.cluster,
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": unique_name("dial")},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "containers": [workloads::restricted_container("dial", ECHO_IMAGE, &["/echo", "dial", address, &attempts])],
+            },
+        }),
+    )?;
+    workloads::run_to_completion(&h.client, ns, pod, TIMEOUT).await
+}
+
+/// Whether a pod in `ns` opens a connection to `address` (three attempts): false only when
+/// the connection itself fails (dropped or refused), never for another reason.
+async fn dials(h: &Harness, ns: &str, address: &str) -> anyhow::Result<bool> {
+    let outcome = dial_in_cluster(h, ns, address, 3).await?;
+    match outcome.phase.as_str() {
+        "Succeeded" => Ok(true),
+        _ if outcome.log.contains(&format!("DIAL {address}:")) => Ok(false),
+        _ => anyhow::bail!("dialling {address} from {ns}: {}", outcome.log),
+    }
+}
+
+/// The walls of a Strict tenant towards what is its own outside its namespace, with real
+/// packets: the shared PostgreSQL server its database was placed on and the NATS server of
+/// its topics, both outside the cluster (the stack's own, at the host's address on the
+/// bridge; the platform names their addresses, `network.cidrs` and `--nats-cidrs`). A
+/// tenant with a database and topics reaches both, the database with its own credentials;
+/// a tenant with neither reaches neither, until it gets a topic: then NATS, and still not
+/// the database server.
+#[tokio::test]
+async fn strict_tenants_reach_their_shared_database_and_nats_outside_the_cluster_and_nothing_else()
+-> anyhow::Result<()> {
+    let setup = Harness::setup(LANDLORD).await?.timeout(TIMEOUT);
+    landlord_e2e::manifests::ensure_namespace(&setup.client, PLATFORM).await?;
+    let real_nodes = workloads::operator_args(setup.cluster)?;
+    let host_services = workloads::host_services_args(setup.cluster, &setup.client).await?;
+    let h = setup.args(real_nodes).args(host_services).start().await?;
+    let host = h.cluster.var("LANDLORD_REAL_HOST_IP");
+    let port_of = |var: &str| -> anyhow::Result<String> {
+        let url = h.cluster.var(var);
+        let at = url.rsplit('@').next().unwrap_or(url);
+        let port = at.rsplit(':').next().context("a port")?;
+        Ok(port.split('/').next().unwrap_or(port).to_string())
+    };
+    let database = format!("{host}:{}", port_of("LANDLORD_POSTGRES_URL")?);
+    let nats = format!("{host}:{}", port_of("LANDLORD_NATS_URL")?);
+
+    let user = unique_name("strict-user");
+    h.create_tenant(
+        &user,
+        serde_json::json!({"tier": "shared", "database": {"enabled": true}, "topics": [{"name": "orders"}]}),
+    )
+    .await?;
+    let bare = unique_name("strict-bare");
+    h.create_tenant(&bare, serde_json::json!({"tier": "shared"}))
+        .await?;
+    h.wait_condition(&user, "Ready", "True", None).await?;
+    h.wait_condition(&bare, "Ready", "True", None).await?;
+    let (ns_user, ns_bare) = (format!("tenant-{user}"), format!("tenant-{bare}"));
+
+    // Its own database, on the shared server outside the cluster, with its credentials.
+    let pod = client_pod(
+        h.cluster,
+        &unique_name("psql"),
+        "psql \"$DATABASE_URL\" -tAc 'select current_database()'",
+    )?;
+    let outcome = workloads::run_to_completion(&h.client, &ns_user, pod, TIMEOUT).await?;
+    assert_eq!(outcome.phase, "Succeeded", "{}", outcome.log);
+    let credentials =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(h.client.clone(), &ns_user)
+            .get("landlord-database")
+            .await?;
+    let name = credentials
+        .data
+        .unwrap_or_default()
+        .get("dbname")
+        .map(|b| String::from_utf8_lossy(&b.0).to_string())
+        .context("the credentials name the database")?;
+    assert_eq!(outcome.log.trim(), name, "{}", outcome.log);
+    // Its topics' NATS server.
+    assert!(
+        dials(&h, &ns_user, &nats).await?,
+        "{user} (with topics) could not reach NATS at {nats}"
+    );
+
+    // The tenant with neither: both walls hold.
+    assert!(
+        !dials(&h, &ns_bare, &nats).await?,
+        "{bare} (no topics) reached NATS at {nats}"
+    );
+    assert!(
+        !dials(&h, &ns_bare, &database).await?,
+        "{bare} (no database) reached the shared server at {database}"
+    );
+    // A topic opens NATS to it (so the refusal above was the wall, not the path); the
+    // database server stays closed.
+    h.patch_spec(&bare, serde_json::json!({"topics": [{"name": "events"}]}))
+        .await?;
+    wait::until(
+        &format!("{bare} reaching NATS once it has a topic"),
+        Duration::from_secs(90),
+        || async { Ok(dials(&h, &ns_bare, &nats).await?.then_some(())) },
+    )
+    .await?;
+    assert!(
+        !dials(&h, &ns_bare, &database).await?,
+        "{bare} (no database) reached the shared server at {database}"
+    );
+
+    h.delete_tenants(&[&user, &bare]).await?;
     Ok(())
 }
