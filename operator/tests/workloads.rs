@@ -524,17 +524,28 @@ async fn probe_in_cluster<F>(
     url: &str,
     attempts: u32,
 ) -> anyhow::Result<workloads::Outcome> {
-    let attempts = attempts.to_string();
+    echo_client(h, ns, &["get", url, &attempts.to_string()]).await
+}
+
+/// Runs the echo image as its own client (`/echo <args>`) in a pod in `ns` on a real node
+/// and returns what it did.
+async fn echo_client<F>(
+    h: &Harness<F>,
+    ns: &str,
+    args: &[&str],
+) -> anyhow::Result<workloads::Outcome> {
+    let mut command = vec!["/echo"];
+    command.extend_from_slice(args);
     let pod = workloads::on_real_nodes(
         h.cluster,
         serde_json::json!({
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": unique_name("get")},
+            "metadata": {"name": unique_name(args.first().copied().unwrap_or("echo"))},
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": false,
-                "containers": [workloads::restricted_container("get", ECHO_IMAGE, &["/echo", "get", url, &attempts])],
+                "containers": [workloads::restricted_container("echo", ECHO_IMAGE, &command)],
             },
         }),
     )?;
@@ -860,35 +871,11 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
     Ok(())
 }
 
-/// Runs `echo dial address attempts` in a pod in `ns` on a real node (each attempt bounded
-/// by 3 s) and returns what it did.
-async fn dial_in_cluster(
-    h: &Harness,
-    ns: &str,
-    address: &str,
-    attempts: u32,
-) -> anyhow::Result<workloads::Outcome> {
-    let attempts = attempts.to_string();
-    let pod = workloads::on_real_nodes(
-        h.cluster,
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": unique_name("dial")},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": false,
-                "containers": [workloads::restricted_container("dial", ECHO_IMAGE, &["/echo", "dial", address, &attempts])],
-            },
-        }),
-    )?;
-    workloads::run_to_completion(&h.client, ns, pod, TIMEOUT).await
-}
-
 /// Whether a pod in `ns` opens a connection to `address` (three attempts): false only when
 /// the connection itself fails (dropped or refused), never for another reason.
 async fn dials(h: &Harness, ns: &str, address: &str) -> anyhow::Result<bool> {
-    let outcome = dial_in_cluster(h, ns, address, 3).await?;
+    // Each attempt is bounded by 3 s.
+    let outcome = echo_client(h, ns, &["dial", address, "3"]).await?;
     match outcome.phase.as_str() {
         "Succeeded" => Ok(true),
         _ if outcome.log.contains(&format!("DIAL {address}:")) => Ok(false),

@@ -839,6 +839,16 @@ mod tests {
         tenant
     }
 
+    /// The egress rules of the tenant's `landlord-egress` NetworkPolicy.
+    fn egress_rules(t: &Tenant, config: &Config) -> Vec<NetworkPolicyEgressRule> {
+        let owner = owner_reference(t).expect("fixture has a uid");
+        namespace_stack(t, &owner, config).network_policies[3]
+            .spec
+            .clone()
+            .and_then(|s| s.egress)
+            .unwrap_or_default()
+    }
+
     fn stack(yaml: &str) -> NamespaceStack {
         let t = tenant(yaml);
         let owner = owner_reference(&t).expect("fixture has a uid");
@@ -1248,15 +1258,7 @@ spec:
             nats: Some(nats),
             ..Config::default()
         };
-        let egress = |yaml: &str| {
-            let t = tenant(yaml);
-            let owner = owner_reference(&t).expect("uid");
-            namespace_stack(&t, &owner, &config).network_policies[3]
-                .spec
-                .clone()
-                .and_then(|s| s.egress)
-                .unwrap_or_default()
-        };
+        let egress = |yaml: &str| egress_rules(&tenant(yaml), &config);
         assert_eq!(egress(ACME).len(), 1, "no topics, no NATS");
         let with_topics = format!("{ACME}  topics: [{{name: orders}}]\n");
         let rules = egress(&with_topics);
@@ -1315,12 +1317,7 @@ spec:
                         .expect("status"),
                 );
             }
-            let owner = owner_reference(&t).expect("uid");
-            namespace_stack(&t, &owner, &config).network_policies[3]
-                .spec
-                .clone()
-                .and_then(|s| s.egress)
-                .unwrap_or_default()
+            egress_rules(&t, &config)
         };
         let destinations = |rules: &[NetworkPolicyEgressRule]| -> Vec<(String, i32)> {
             rules
