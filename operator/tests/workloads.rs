@@ -871,11 +871,14 @@ async fn a_managed_tls_domain_serves_https_through_the_gateway_with_a_certificat
     Ok(())
 }
 
-/// Whether a pod in `ns` opens a connection to `address` (three attempts): false only when
-/// the connection itself fails (dropped or refused), never for another reason.
+/// Whether a pod in `ns` opens a connection to `address` (three attempts, each bounded by
+/// 3 s) once its egress rules are in place: a new pod's packets pass unfiltered until
+/// kube-router has programmed them, so the pod first waits until the stack's registry (which
+/// answers pods, but no tenant's egress policy admits) refuses it. False only when the
+/// connection itself fails (dropped or refused), never for another reason.
 async fn dials(h: &Harness, ns: &str, address: &str) -> anyhow::Result<bool> {
-    // Each attempt is bounded by 3 s.
-    let outcome = echo_client(h, ns, &["dial", address, "3"]).await?;
+    let wall = h.cluster.var("LANDLORD_REGISTRY");
+    let outcome = echo_client(h, ns, &["dial", address, "3", wall]).await?;
     match outcome.phase.as_str() {
         "Succeeded" => Ok(true),
         _ if outcome.log.contains(&format!("DIAL {address}:")) => Ok(false),

@@ -18,9 +18,13 @@
 //	                               tried ATTEMPTS times, default 30, a second apart, each
 //	                               bounded by 10 s); fails unless the answer is 2xx, logging
 //	                               `GET URL: <error>`
-//	echo dial HOST:PORT [ATTEMPTS] only opens a TCP connection (each attempt bounded by
+//	echo dial HOST:PORT [ATTEMPTS [WALL]]
+//	                               only opens a TCP connection (each attempt bounded by
 //	                               3 s), for servers that speak no HTTP; a failure logs
-//	                               `DIAL HOST:PORT: <error>`
+//	                               `DIAL HOST:PORT: <error>`. With WALL (an address that
+//	                               answers, but not through the pod's egress policy), it
+//	                               first waits until WALL is refused: a new pod's packets
+//	                               pass unfiltered until its policy rules are in place
 package main
 
 import (
@@ -44,6 +48,14 @@ var secret = map[string]bool{
 }
 
 func main() {
+	if len(os.Args) == 5 && os.Args[1] == "dial" {
+		// The pod's egress rules are in place once WALL stops answering: only then does
+		// a connection to ADDR say anything about them.
+		if code := refused(os.Args[4]); code != 0 {
+			os.Exit(code)
+		}
+		os.Args = os.Args[:4]
+	}
 	if (len(os.Args) == 3 || len(os.Args) == 4) && (os.Args[1] == "get" || os.Args[1] == "dial") {
 		attempts := 30
 		if len(os.Args) == 4 {
@@ -146,6 +158,21 @@ func dial(addr string, attempts int) int {
 	}
 	log.Printf("DIAL %s: %v", addr, err)
 	return 1
+}
+
+// refused waits (up to 30 s) until a connection to wall fails, each attempt bounded by 1 s;
+// 2 when wall still answers then, logging `WALL ADDR still answers`.
+func refused(wall string) int {
+	for attempt := 0; attempt < 30; attempt++ {
+		conn, err := net.DialTimeout("tcp", wall, time.Second)
+		if err != nil {
+			return 0
+		}
+		conn.Close()
+		time.Sleep(time.Second)
+	}
+	log.Printf("WALL %s still answers: the pod's network policy is not in place", wall)
+	return 2
 }
 
 // get retries a refused or unanswered connection for up to 30 s: a new pod's network (its
