@@ -120,9 +120,10 @@ pub fn operator_writes(cluster: &Cluster, from: u64) -> anyhow::Result<(u64, Vec
     Ok((next, writes.iter().map(ToString::to_string).collect()))
 }
 
-/// The objects the operator deleted (successfully), in order, as `resource namespace/name`.
-pub fn operator_deletes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
-    let (_, writes) = writes(cluster, 0)?;
+/// The objects the operator deleted (successfully) from byte `from` on (a mark from
+/// [`end`]), in order, as `resource namespace/name`.
+pub fn operator_deletes(cluster: &Cluster, from: u64) -> anyhow::Result<Vec<String>> {
+    let (_, writes) = writes(cluster, from)?;
     Ok(writes
         .into_iter()
         .filter(|w| w.verb == "delete" && w.code.is_some_and(|c| c < 300))
@@ -132,18 +133,24 @@ pub fn operator_deletes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
 
 /// Every completed request (`stage: ResponseComplete`) on the object `resource/name`, as the
 /// audit log's JSON entries, in order: who made it (`user`, `impersonatedUser`), its `verb`,
-/// `auditID` and `responseStatus`.
+/// `auditID` and `responseStatus`. Reads the whole log, but parses only the lines naming
+/// `name` (tests give their objects unique names).
 pub fn requests_on(cluster: &Cluster, resource: &str, name: &str) -> anyhow::Result<Vec<Value>> {
-    Ok(requests_on_resource(cluster, resource)?
+    let (_, entries) = completed(cluster, 0, name)?;
+    Ok(entries
         .into_iter()
-        .filter(|e| e["objectRef"]["name"] == name)
+        .filter(|e| e["objectRef"]["resource"] == resource && e["objectRef"]["name"] == name)
         .collect())
 }
 
-/// Every completed request on objects of `resource` (any name), as the audit log's JSON
-/// entries, in order.
-pub fn requests_on_resource(cluster: &Cluster, resource: &str) -> anyhow::Result<Vec<Value>> {
-    let (_, entries) = completed(cluster, 0, resource)?;
+/// Every completed request on objects of `resource` (any name) from byte `from` on (a mark
+/// from [`end`]), as the audit log's JSON entries, in order.
+pub fn requests_on_resource(
+    cluster: &Cluster,
+    from: u64,
+    resource: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let (_, entries) = completed(cluster, from, resource)?;
     Ok(entries
         .into_iter()
         .filter(|e| e["objectRef"]["resource"] == resource)

@@ -749,6 +749,7 @@ async fn a_property_based_fuzzer_finds_no_server_error_and_no_answer_outside_the
             .arg(&report)
             .output()
     };
+    let mark = audit::end(h.cluster)?;
     let mut output = fuzz()?;
     // That CPython fault inside the tool (not an answer of the API) ends the run as a
     // "Runtime Error"; a run that hit it, and nothing else, is made once more (seed fixed).
@@ -764,7 +765,7 @@ async fn a_property_based_fuzzer_finds_no_server_error_and_no_answer_outside_the
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     // The fuzzer's own Tenants (it creates valid ones too): made as its caller.
-    let made: Vec<String> = audit::requests_on_resource(h.cluster, "tenants")?
+    let made: Vec<String> = audit::requests_on_resource(h.cluster, mark, "tenants")?
         .into_iter()
         .filter(|e| {
             e["verb"] == "create"

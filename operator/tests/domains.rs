@@ -22,7 +22,7 @@ use landlord_controllers::pool;
 use landlord_crds::{Domain, Tenant, conditions, tenant::Phase};
 use landlord_e2e::{
     Cluster,
-    audit::operator_deletes,
+    audit::{self, operator_deletes},
     cluster::repo_root,
     manifests::{FIELD_MANAGER, ensure_platform_namespace, install_crds_on},
     operator,
@@ -899,6 +899,7 @@ async fn deletion_order(h: &Harness<Platform>, tier: &str, service: &str) -> any
         "a ReferenceGrant exists exactly for the shared tier"
     );
 
+    let mark = audit::end(h.cluster)?;
     h.delete_tenant(&tenant).await?;
     assert!(
         get_dynamic(&h.client, &grants, &h.platform, &grant_name)
@@ -906,7 +907,7 @@ async fn deletion_order(h: &Harness<Platform>, tier: &str, service: &str) -> any
             .is_none(),
         "the ReferenceGrant outlived its tenant"
     );
-    let deletes = operator_deletes(h.cluster)?;
+    let deletes = operator_deletes(h.cluster, mark)?;
     let position = |what: &str| deletes.iter().position(|d| d == what);
     let route = position(&format!("httproutes {ns}/bye"))
         .with_context(|| format!("the operator never deleted the HTTPRoute: {deletes:#?}"))?;
