@@ -73,13 +73,32 @@ pub struct NetworkLocation {
 }
 
 impl NetworkLocation {
-    /// The first entry of `cidrs` that is not a CIDR (see [`is_cidr`]), if any.
-    pub fn invalid_cidr(&self) -> Option<&str> {
-        self.cidrs
-            .iter()
-            .map(String::as_str)
-            .find(|cidr| !is_cidr(cidr))
+    /// What is wrong with it, as (field, why), if anything: a namespace that is not a DNS
+    /// label, or an entry of `cidrs` that is not a CIDR (see [`is_cidr`]). Either would make
+    /// every NetworkPolicy built from it invalid.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if let Some(namespace) = self.namespace.as_deref().filter(|n| !is_dns_label(n)) {
+            return Some(("namespace", format!("{namespace:?} is not a DNS label")));
+        }
+        self.cidrs.iter().find(|cidr| !is_cidr(cidr)).map(|cidr| {
+            (
+                "cidrs",
+                format!("{cidr:?} is not a CIDR such as 10.0.0.0/8"),
+            )
+        })
     }
+}
+
+/// Whether `name` is a DNS label (RFC 1123: at most 63 lowercase letters, digits and `-`,
+/// neither first nor last), what namespace names are.
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 /// Whether `cidr` is an address and a prefix length that fits it (`10.0.0.0/8`,
@@ -88,6 +107,10 @@ pub fn is_cidr(cidr: &str) -> bool {
     cidr.split_once('/')
         .and_then(|(address, length)| {
             let address: std::net::IpAddr = address.parse().ok()?;
+            // Digits only: `u8::from_str` takes a leading `+`, which the API server does not.
+            if length.is_empty() || !length.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
             let length: u8 = length.parse().ok()?;
             let max = if address.is_ipv4() { 32 } else { 128 };
             (length <= max).then_some(())

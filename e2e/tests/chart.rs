@@ -866,6 +866,7 @@ fn values_outside_the_schema_are_rejected() -> anyhow::Result<()> {
         // A Gateway per Domain needs its class.
         ("domains.httpsListener=Gateway", "httpsGatewayClass"),
         ("nats.cidrs={10.0.5.7}", "cidrs"),
+        ("nats.cidrs={999.1.1.1/8}", "cidrs"),
     ] {
         let output = run_helm(&["template", "landlord", CHART, "--set", set])?;
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -408,7 +408,12 @@ impl RunArgs {
             signing_key: Arc::new(signing_key),
             system_creds: system_creds.into(),
             network: landlord_controllers::config::NetworkLocation {
-                namespace: self.nats_namespace.clone(),
+                namespace: match &self.nats_namespace {
+                    Some(namespace) if !landlord_controllers::config::is_dns_label(namespace) => {
+                        anyhow::bail!("--nats-namespace: {namespace:?} is not a DNS label")
+                    }
+                    namespace => namespace.clone(),
+                },
                 cidrs: checked_cidrs("--nats-cidrs", &self.nats_cidrs)?,
             },
             default_topic_bytes: self.nats_default_topic_bytes,
@@ -963,6 +968,8 @@ mod cidr_tests {
         for bad in [
             "10.246.0.0",
             "10.246.0.0/33",
+            "10.0.0.0/+8",
+            "10.0.0.0/",
             "example.com/8",
             "fd00::/129",
             "",

@@ -119,15 +119,7 @@ pub fn parse_servers(yaml: &str) -> Result<Vec<ServerConfig>, ConfigError> {
     };
     for (index, server) in servers.iter().enumerate() {
         let invalid = |field, why: String| ConfigError::Invalid { index, field, why };
-        let label = !server.name.is_empty()
-            && server.name.len() <= 63
-            && server
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !server.name.starts_with('-')
-            && !server.name.ends_with('-');
-        if !label {
+        if !crate::config::is_dns_label(&server.name) {
             return Err(invalid(
                 "name",
                 format!("{:?} is not a DNS label", server.name),
@@ -142,10 +134,17 @@ pub fn parse_servers(yaml: &str) -> Result<Vec<ServerConfig>, ConfigError> {
         if server.capacity == 0 {
             return Err(invalid("capacity", "must be at least 1".into()));
         }
-        if let Some(cidr) = server.network.invalid_cidr() {
+        if server.port == 0 {
+            return Err(invalid("port", "must be 1 to 65535".into()));
+        }
+        if let Some((field, why)) = server.network.problem() {
             return Err(invalid(
-                "network.cidrs",
-                format!("{cidr:?} is not a CIDR such as 10.0.0.0/8"),
+                if field == "namespace" {
+                    "network.namespace"
+                } else {
+                    "network.cidrs"
+                },
+                why,
             ));
         }
         if !SSL_MODES.contains(&server.ssl_mode.as_str()) {
@@ -205,6 +204,20 @@ mod tests {
                     "- {{name: a, host: h, capacity: 1, network: {{cidrs: [10.0.0.1]}}, {base}}}"
                 ),
                 "servers[0].network.cidrs",
+            ),
+            (
+                format!(
+                    "- {{name: a, host: h, capacity: 1, network: {{cidrs: [10.0.0.0/+8]}}, {base}}}"
+                ),
+                "servers[0].network.cidrs",
+            ),
+            (
+                format!("- {{name: a, host: h, capacity: 1, network: {{namespace: DB}}, {base}}}"),
+                "servers[0].network.namespace",
+            ),
+            (
+                format!("- {{name: a, host: h, port: 0, capacity: 1, {base}}}"),
+                "servers[0].port",
             ),
             (
                 format!(

@@ -655,7 +655,9 @@ fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, Netw
                 .as_ref()
                 .and_then(|s| s.database.as_ref())
                 .and_then(|d| d.server.as_deref());
+            let enabled = tenant.spec.database.as_ref().is_some_and(|d| d.enabled);
             if tenant.spec.tier == landlord_crds::tenant::Tier::Shared
+                && enabled
                 && let Some(server) = config
                     .database
                     .servers
@@ -1336,20 +1338,25 @@ spec:
                 })
                 .collect()
         };
+        let with_database = format!("{ACME}  database: {{enabled: true}}\n");
         assert!(
-            destinations(&egress(ACME, None)).is_empty(),
+            destinations(&egress(&with_database, None)).is_empty(),
             "not placed yet"
         );
         assert_eq!(
-            destinations(&egress(ACME, Some("pg-a"))),
+            destinations(&egress(&with_database, Some("pg-a"))),
             [("10.246.0.1/32".to_string(), 6432)],
             "its own server only, on its port"
         );
         assert!(
-            destinations(&egress(ACME, Some("pg-c"))).is_empty(),
+            destinations(&egress(ACME, Some("pg-a"))).is_empty(),
+            "a database no longer enabled keeps its placement, not its way to the server"
+        );
+        assert!(
+            destinations(&egress(&with_database, Some("pg-c"))).is_empty(),
             "a server without a network location adds no rule (never one without peers)"
         );
-        let with_topics = format!("{ACME}  topics: [{{name: orders}}]\n");
+        let with_topics = format!("{with_database}  topics: [{{name: orders}}]\n");
         assert_eq!(
             destinations(&egress(&with_topics, Some("pg-b"))),
             [
@@ -1357,7 +1364,7 @@ spec:
                 ("10.246.0.1/32".to_string(), 4999)
             ]
         );
-        let dedicated = ACME.replace("tier: shared", "tier: dedicated");
+        let dedicated = with_database.replace("tier: shared", "tier: dedicated");
         assert!(
             destinations(&egress(&dedicated, Some("pg-a"))).is_empty(),
             "a dedicated tenant's server is in its own namespace"
