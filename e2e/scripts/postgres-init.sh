@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Initialises a throwaway PostgreSQL data directory the way every Landlord test
 # server runs: superuser landlord_admin, SCRAM password auth everywhere (also on
-# the unix socket), loopback only, durability off, and every statement logged to
-# one fixed file (tests grep it for leaked passwords).
+# the unix socket), loopback only unless told otherwise, durability off, and every
+# statement logged to one fixed file (tests grep it for leaked passwords).
 #
-# Usage: postgres-init.sh <bin-dir> <dir> <port> [<client-cidr>...]   (password on stdin)
-# With client CIDRs (the stack's pod and node networks, when it has real nodes), the
-# server listens on every address and admits, besides loopback, clients from those
-# networks only (SCRAM too); every other source is refused by pg_hba.conf.
+# Usage: postgres-init.sh <bin-dir> <dir> <port> [<address> <client-cidr>...]   (password on stdin)
+# With an address (the host's on the real nodes' bridge) and client CIDRs (the pod and
+# node networks), the server listens there too and admits clients from those networks
+# (SCRAM too), except as the superuser landlord_admin, which only loopback may use.
 # Makes <dir>/data, <dir>/sock and <dir>/log/postgresql.log. When run as root,
 # <dir> is handed to the postgres user (PostgreSQL refuses to run as root); run
 # the server with: setpriv --reuid=postgres --regid=postgres --init-groups --
@@ -17,9 +17,13 @@
 set -euo pipefail
 bin=$1 dir=$2 port=$3
 shift 3
-client_cidrs=("$@")
 listen=127.0.0.1
-((${#client_cidrs[@]} == 0)) || listen='*'
+client_cidrs=()
+if (($# > 0)); then
+  listen="127.0.0.1,$1"
+  shift
+  client_cidrs=("$@")
+fi
 
 if ((EUID == 0)); then
   as_postgres=(setpriv --reuid=postgres --regid=postgres --init-groups --)
@@ -63,6 +67,10 @@ log_connections = on
 log_disconnections = on
 log_line_prefix = '%m [%p] %q%u@%d '
 CONF
+# The first matching line decides: the superuser never from the pods' side.
+for cidr in "${client_cidrs[@]}"; do
+  printf 'host all landlord_admin %s reject\n' "$cidr" >>"$dir/data/pg_hba.conf"
+done
 for cidr in "${client_cidrs[@]}"; do
   printf 'host all all %s scram-sha-256\n' "$cidr" >>"$dir/data/pg_hba.conf"
 done

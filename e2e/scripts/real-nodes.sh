@@ -194,12 +194,18 @@ claim_real_nodes() {
   fi
 }
 
-real_network_up() {
-  local n=$1 i j ns
+# The bridge and the host's address on it, made before anything listens there (the stack's
+# PostgreSQL and NATS answer the pods at that address, and on loopback, nowhere else).
+real_bridge_up() {
   claim_real_nodes
   ip link show "$REAL_BRIDGE" >/dev/null 2>&1 || ip link add "$REAL_BRIDGE" type bridge
   ip addr replace "$REAL_HOST_IP/24" dev "$REAL_BRIDGE"
   ip link set "$REAL_BRIDGE" up
+}
+
+real_network_up() {
+  local n=$1 i j ns
+  real_bridge_up
   for ((i = 1; i <= n; i++)); do
     ns=$(real_netns "$i")
     ip netns del "$ns" 2>/dev/null || true
