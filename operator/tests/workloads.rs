@@ -80,10 +80,12 @@ async fn dedicated_on_real_nodes(
     Ok(name)
 }
 
-/// Shell that waits (up to 30 s) until the tenant's own server answers: a new pod's
-/// NetworkPolicy rules take a moment to be in place (kube-router programs them after the pod
-/// has its address), and until then the pod reaches nothing, so a refusal seen before this
-/// would prove nothing. Reads the host and port from `DATABASE_URL`, or the host from `OWN`
+/// Shell that waits (up to 30 s) until the tenant's own server answers: a new pod's network
+/// takes a moment to be up, so a refusal seen before this would prove nothing. (Its own
+/// egress rules may still be missing for a moment after: kube-router programs them once the
+/// pod has its address, and until then its packets pass unfiltered. Refusals by the
+/// destination's ingress rules hold from the start; a check of the pod's own egress waits
+/// for its rules with [`dials`].) Reads the host and port from `DATABASE_URL`, or the host from `OWN`
 /// (a dedicated server, port 5432) when set.
 const WAIT_FOR_OWN_SERVER: &str = "rest=${DATABASE_URL#*@}; at=${rest%%/*}; \
     own=${OWN:-${at%%:*}}; port=5432; [ -z \"$OWN\" ] && port=${at##*:}; i=0; \
@@ -924,7 +926,12 @@ async fn strict_tenants_reach_their_shared_database_and_nats_outside_the_cluster
     h.wait_condition(&bare, "Ready", "True", None).await?;
     let (ns_user, ns_bare) = (format!("tenant-{user}"), format!("tenant-{bare}"));
 
-    // Its own database, on the shared server outside the cluster, with its credentials.
+    // Its own database, on the shared server outside the cluster: its egress rule admits it,
+    // and its credentials work there.
+    assert!(
+        dials(&h, &ns_user, &database).await?,
+        "{user} could not reach its shared server at {database}"
+    );
     let pod = client_pod(
         h.cluster,
         &unique_name("psql"),
