@@ -920,15 +920,9 @@ fn is_label_key(key: &str) -> bool {
     match key.split_once('/') {
         Some((prefix, name)) => {
             prefix.len() <= 253
-                && prefix.split('.').all(|part| {
-                    !part.is_empty()
-                        && part.len() <= 63
-                        && part
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                        && !part.starts_with('-')
-                        && !part.ends_with('-')
-                })
+                && prefix
+                    .split('.')
+                    .all(landlord_controllers::config::is_dns_label)
                 && is_label_name(name)
         }
         None => is_label_name(key),
