@@ -111,14 +111,8 @@ pub async fn host_services_args(cluster: &Cluster, client: &Client) -> anyhow::R
         "--nats-cidrs".to_string(),
         format!("{host}/32"),
     ];
-    for pair in crate::operator::nats_args(cluster).chunks(2) {
-        let value = if pair[0] == "--nats-url" {
-            pair[1].replace("127.0.0.1", host)
-        } else {
-            pair[1].clone()
-        };
-        args.extend([pair[0].clone(), value]);
-    }
+    // With real nodes, the stack's NATS already listens (and its URL points) there.
+    args.extend(crate::operator::nats_args(cluster));
     Ok(args)
 }
 
