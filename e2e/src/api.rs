@@ -19,8 +19,8 @@ use kube::{Api, Client, api::PostParams};
 use serde_json::{Value, json};
 
 use crate::{
-    Cluster,
-    operator::{self, free_port, token_for},
+    Cluster, logs,
+    operator::{self, token_for},
     postgres::PgServer,
     unique_name,
 };
@@ -57,16 +57,14 @@ impl ApiServer {
     ) -> anyhow::Result<Self> {
         let kubeconfig = operator::chart_kubeconfig(cluster, client, SERVICE_ACCOUNT).await?;
         let history = PgServer::start("api-history").await?;
-        let port = free_port()?;
-        let probe_port = free_port()?;
         let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
             .join("logs")
             .join(format!("{}.log", unique_name("api")));
         std::fs::create_dir_all(log.parent().context("log path has a parent")?)?;
         let child = Command::new(binary)
             .args(["api", "--log-format", "json"])
-            .args(["--address", &format!("127.0.0.1:{port}")])
-            .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
+            // Port 0: the kernel chooses, the API logs what it bound (no race for a port).
+            .args(["--address", "127.0.0.1:0", "--probe-address", "127.0.0.1:0"])
             .args(args)
             .env("LANDLORD_API_DATABASE_URL", history.admin_url())
             .env("KUBECONFIG", &kubeconfig)
@@ -78,22 +76,30 @@ impl ApiServer {
             .with_context(|| format!("starting {} api", binary.display()))?;
         let mut server = ApiServer {
             child,
-            port,
-            probe_port,
+            port: 0,
+            probe_port: 0,
             log,
             history,
         };
         for _ in 0..150 {
-            let ready = call(
-                "GET",
-                &format!("http://127.0.0.1:{probe_port}/readyz"),
-                None,
-                &[],
-                None,
-            )
-            .await;
-            if ready.is_ok_and(|r| r.status == 200) {
-                return Ok(server);
+            if server.port == 0 {
+                let bound = |field| logs::bound_address(&server.log, "serving the API", field);
+                if let (Some(api), Some(probes)) = (bound("address"), bound("probe_address")) {
+                    (server.port, server.probe_port) = (api.port(), probes.port());
+                }
+            }
+            if server.port != 0 {
+                let ready = call(
+                    "GET",
+                    &format!("http://127.0.0.1:{}/readyz", server.probe_port),
+                    None,
+                    &[],
+                    None,
+                )
+                .await;
+                if ready.is_ok_and(|r| r.status == 200) {
+                    return Ok(server);
+                }
             }
             if let Some(status) = server.child.try_wait()? {
                 anyhow::bail!("the API exited with {status}; log: {}", server.log_text());

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod cluster;
 pub mod dns;
 pub mod kubectl;
+pub mod logs;
 pub mod manifests;
 pub mod names;
 pub mod operator;

@@ -5,9 +5,9 @@
 //! kubeconfig with only that token, so every test proves the chart's RBAC is sufficient.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::OnceLock,
     time::Duration,
 };
 
@@ -16,7 +16,7 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::{Api, Client, api::PostParams, config::Kubeconfig};
 
-use crate::{Cluster, cluster::repo_root, manifests, unique_name};
+use crate::{Cluster, cluster::repo_root, logs, manifests, unique_name};
 
 /// Namespace and name of the operator's ServiceAccount in the rendered chart.
 pub const NAMESPACE: &str = "landlord-system";
@@ -122,7 +122,8 @@ pub async fn token_for(
 pub struct Operator {
     child: Child,
     pub identity: String,
-    pub probe_port: u16,
+    /// The port of /healthz, /readyz and /metrics, once the operator has logged it.
+    probe_port: OnceLock<u16>,
     pub log: PathBuf,
 }
 
@@ -160,6 +161,20 @@ impl Operator {
         )
     }
 
+    /// The port of /healthz, /readyz and /metrics, read from the log ("serving /healthz,
+    /// /readyz and /metrics") once the operator has bound it.
+    pub fn probe_port(&self) -> Option<u16> {
+        if let Some(port) = self.probe_port.get() {
+            return Some(*port);
+        }
+        let bound = logs::bound_address(
+            &self.log,
+            "serving /healthz, /readyz and /metrics",
+            "address",
+        )?;
+        Some(*self.probe_port.get_or_init(|| bound.port()))
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -168,7 +183,6 @@ impl Operator {
     /// Starts the operator without waiting for anything.
     pub fn start_unready(cluster: &Cluster, options: &Options<'_>) -> anyhow::Result<Self> {
         let identity = unique_name("operator");
-        let probe_port = free_port()?;
         let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
             .join("logs")
             .join(format!("{identity}.log"));
@@ -188,7 +202,8 @@ impl Operator {
                 "--lease-duration-seconds",
                 &options.lease_duration_seconds.to_string(),
             ])
-            .args(["--probe-address", &format!("127.0.0.1:{probe_port}")])
+            // Port 0: the kernel chooses, the operator logs what it bound (no race for a port).
+            .args(["--probe-address", "127.0.0.1:0"])
             .args(options.args)
             // The local stack's NATS, unless the test points the operator elsewhere.
             .args(if options.args.iter().any(|a| a == "--nats-url") {
@@ -205,7 +220,7 @@ impl Operator {
         Ok(Self {
             child,
             identity,
-            probe_port,
+            probe_port: OnceLock::new(),
             log,
         })
     }
@@ -214,7 +229,10 @@ impl Operator {
     /// with the status line and the body.
     pub async fn get(&self, path: &str) -> anyhow::Result<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.probe_port)).await?;
+        let port = self
+            .probe_port()
+            .context("the operator has not logged its probe address yet")?;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         stream
             .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
             .await?;
@@ -326,8 +344,4 @@ pub fn nats_args(cluster: &Cluster) -> Vec<String> {
     .filter_map(|(flag, var)| Some([flag.to_string(), vars.get(var)?.clone()]))
     .flatten()
     .collect()
-}
-
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -44,7 +44,8 @@ pub struct RunArgs {
     #[arg(long, env = "LANDLORD_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Address of /healthz, /readyz and /metrics.
+    /// Address of /healthz, /readyz and /metrics (port 0: one the kernel chooses; the address
+    /// bound is logged as `address` with "serving /healthz, /readyz and /metrics").
     #[arg(long, env = "LANDLORD_PROBE_ADDRESS", default_value = "0.0.0.0:8080")]
     pub probe_address: SocketAddr,
 
@@ -167,8 +168,9 @@ pub struct RunArgs {
     pub secrets_cluster_role: String,
 
     /// NATS server (in operator/JWT mode) of the tenants' topics, e.g.
-    /// nats://nats.nats.svc:4222; also the URL handed to the tenants. Without it, tenants
-    /// with topics report NatsNotConfigured.
+    /// nats://nats.nats.svc:4222, or a cluster's servers separated by commas; also the URL
+    /// handed to the tenants, whose egress policy admits every port it lists. Without it,
+    /// tenants with topics report NatsNotConfigured.
     #[arg(long, env = "LANDLORD_NATS_URL", requires_all = ["nats_signing_key_file", "nats_system_creds_file"])]
     pub nats_url: Option<String>,
 

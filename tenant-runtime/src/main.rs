@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    info!(address = %listener.local_addr()?, "serving OFREP, /v1/tenant, /healthz, /readyz and /metrics");
+    info!(address = %listener.local_addr()?, "{}", server::SERVING);
     axum::serve(listener, server::router(state, layer))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

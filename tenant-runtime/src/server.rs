@@ -7,6 +7,9 @@
 //! | `GET /v1/tenant` | name, namespace, tier, plan, displayName, suspended, config |
 //! | `GET /healthz`, `/readyz`, `/metrics` | probes (no tenant needed) and Prometheus text |
 
+/// The message of the log line that gives the address the server bound (field `address`).
+pub const SERVING: &str = "serving OFREP, /v1/tenant, /healthz, /readyz and /metrics";
+
 use std::sync::Arc;
 
 use axum::{

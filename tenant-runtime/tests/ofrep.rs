@@ -35,9 +35,10 @@ use landlord_controllers::{
 };
 use landlord_crds::Tenant;
 use landlord_e2e::{
-    cluster, cluster::repo_root, manifests, manifests::install_crds, unique_name, wait,
+    cluster, cluster::repo_root, logs, manifests, manifests::install_crds, unique_name, wait,
 };
 use serde_json::{Value, json};
+use tenant_runtime::server::SERVING;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines},
     process::{Child, ChildStdin, ChildStdout, Command},
@@ -109,12 +110,6 @@ async fn until_mut<T>(
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A running `tenant-runtime`; killed when dropped.
 struct Runtime {
     child: Child,
@@ -135,7 +130,6 @@ impl Runtime {
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let cluster = cluster();
-        let port = free_port()?;
         let log = Path::new(cluster.var("LANDLORD_DEV_DIR"))
             .join("logs")
             .join(format!("{}.log", unique_name("tenant-runtime")));
@@ -147,7 +141,8 @@ impl Runtime {
             .args(args)
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            // Port 0: the kernel chooses, the runtime logs what it bound (no race for a port).
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--log-format", "json"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -155,7 +150,11 @@ impl Runtime {
             .kill_on_drop(true)
             .spawn()
             .context("starting tenant-runtime")?;
-        let mut runtime = Self { child, port, log };
+        let mut runtime = Self {
+            child,
+            port: 0,
+            log,
+        };
         for _ in 0..120 {
             if let Some(status) = runtime.child.try_wait()? {
                 anyhow::bail!(
@@ -163,9 +162,15 @@ impl Runtime {
                     runtime.log_text()
                 );
             }
-            if http(port, "GET", "/readyz", &[], "")
-                .await
-                .is_ok_and(|r| r.status == 200)
+            if runtime.port == 0
+                && let Some(bound) = logs::bound_address(&runtime.log, SERVING, "address")
+            {
+                runtime.port = bound.port();
+            }
+            if runtime.port != 0
+                && http(runtime.port, "GET", "/readyz", &[], "")
+                    .await
+                    .is_ok_and(|r| r.status == 200)
             {
                 return Ok(runtime);
             }

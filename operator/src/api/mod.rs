@@ -54,7 +54,8 @@ pub const MAX_BODY: usize = 256 * 1024;
 /// Arguments of `landlord api`.
 #[derive(clap::Args, Debug)]
 pub struct ApiArgs {
-    /// Where the API listens.
+    /// Where the API listens (port 0: one the kernel chooses; the address bound is logged
+    /// as `address` with "serving the API").
     #[arg(long, env = "LANDLORD_API_ADDRESS", default_value = "0.0.0.0:8080")]
     pub address: SocketAddr,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
@@ -871,7 +872,12 @@ pub async fn serve(args: ApiArgs) -> anyhow::Result<()> {
     let probes = tokio::net::TcpListener::bind(args.probe_address)
         .await
         .with_context(|| format!("listening on {}", args.probe_address))?;
-    info!(address = %args.address, probe_address = %args.probe_address, audience = %args.audience, "serving the API");
+    info!(
+        address = %api.local_addr()?,
+        probe_address = %probes.local_addr()?,
+        audience = %args.audience,
+        "serving the API"
+    );
     let probe_server =
         tokio::spawn(async move { axum::serve(probes, probe_router(own, registry)).await });
     let streams = state.streams.clone();
