@@ -40,6 +40,9 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
         .context("no PostgreSQL bin directory with initdb")
 }
 
+/// What the postmaster prints when its port is taken.
+const ADDRESS_IN_USE: &str = "Address already in use";
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -57,7 +60,23 @@ fn is_root() -> bool {
 
 impl PgServer {
     /// Initialises and starts a new server on a free loopback port.
+    ///
+    /// PostgreSQL cannot report a port the kernel chose, so the port is chosen first; when
+    /// another process takes it before the server binds it, a new data directory is made on
+    /// another port (up to three times).
     pub async fn start(label: &str) -> anyhow::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_on_a_free_port(label).await {
+                Err(error) if attempt < 3 && format!("{error:#}").contains(ADDRESS_IN_USE) => {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_on_a_free_port(label: &str) -> anyhow::Result<Self> {
         let bin = bin_dir()?;
         // Under /tmp: the postgres user may not traverse the work tree's parents.
         let dir = std::env::temp_dir().join(unique_name(&format!("landlord-pg-{label}")));
@@ -116,13 +135,29 @@ impl PgServer {
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // What the postmaster says before its logging collector runs goes here.
+            .stderr(std::fs::File::create(self.dir.join("postmaster.stderr"))?)
             .process_group(0)
             .spawn()
             .context("starting postgres")?;
         self.child = Some(child);
         for _ in 0..150 {
-            if self.connect_admin().await.is_ok() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().transpose()) {
+                self.child = None;
+                let stderr = std::fs::read_to_string(self.dir.join("postmaster.stderr"));
+                let log = self.log_text();
+                let log_tail: Vec<&str> = log.lines().rev().take(8).collect();
+                anyhow::bail!(
+                    "postgres in {} exited with {}: {}{}",
+                    self.dir.display(),
+                    status?,
+                    stderr.unwrap_or_default(),
+                    log_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            // Bounded: whatever else holds the port may accept and never answer.
+            let connect = tokio::time::timeout(Duration::from_secs(2), self.connect_admin());
+            if matches!(connect.await, Ok(Ok(_))) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -222,5 +257,25 @@ impl Drop for PgServer {
         let _ = self.resume();
         let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server whose port another process holds exits at once, and says why in the words
+    /// [`PgServer::start`] retries on; the server then starts again once the port is free.
+    #[tokio::test]
+    async fn a_server_whose_port_is_taken_fails_at_once_saying_so() -> anyhow::Result<()> {
+        let mut server = PgServer::start("port-taken").await?;
+        server.stop()?;
+        let holder = std::net::TcpListener::bind(("127.0.0.1", server.port))?;
+        let error = server.start_again().await.expect_err("the port is taken");
+        assert!(format!("{error:#}").contains(ADDRESS_IN_USE), "{error:#}");
+        drop(holder);
+        server.start_again().await?;
+        server.connect_admin().await?;
+        Ok(())
     }
 }
