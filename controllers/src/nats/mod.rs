@@ -89,15 +89,28 @@ impl NatsConfig {
         without_userinfo(&self.url)
     }
 
-    /// The port of the URL (4222 when it names none), for the tenants' egress policy.
-    pub fn port(&self) -> i32 {
-        let rest = self.url.split("://").nth(1).unwrap_or(&self.url);
-        let host_port = rest.split(['/', ',']).next().unwrap_or(rest);
-        let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
-        host_port
-            .rsplit_once(':')
-            .and_then(|(_, port)| port.parse().ok())
-            .unwrap_or(4222)
+    /// The ports of the servers the URL lists (comma-separated, as NATS clients take them;
+    /// 4222 for one that names none), sorted and each once, for the tenants' egress policy.
+    pub fn ports(&self) -> Vec<i32> {
+        let mut ports: Vec<i32> = self
+            .url
+            .split(',')
+            .map(|server| {
+                let rest = server.trim();
+                let rest = rest.split_once("://").map_or(rest, |(_, rest)| rest);
+                let host_port = rest.split('/').next().unwrap_or(rest);
+                let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
+                host_port
+                    .rsplit_once(':')
+                    // `[::1]` is a host without a port, not port `1]`.
+                    .filter(|(_, port)| !port.ends_with(']'))
+                    .and_then(|(_, port)| port.parse().ok())
+                    .unwrap_or(4222)
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
     }
 }
 
@@ -370,7 +383,7 @@ mod tests {
     fn the_url_tenants_see_has_no_userinfo() {
         let c = config("tls://landlord:s3cret@nats-a:4222,nats://u:p@nats-b:4222/x");
         assert_eq!(c.tenant_url(), "tls://nats-a:4222,nats://nats-b:4222/x");
-        assert_eq!(c.port(), 4222);
+        assert_eq!(c.ports(), [4222]);
         assert!(!format!("{c:?}").contains("s3cret"));
         let message = NatsError::unreachable(&c.url, "refused").to_string();
         assert!(!message.contains("s3cret"), "{message}");
@@ -379,10 +392,16 @@ mod tests {
     }
 
     #[test]
-    fn port_comes_from_the_url() {
-        assert_eq!(config("nats://127.0.0.1:4333").port(), 4333);
-        assert_eq!(config("nats://nats.nats.svc").port(), 4222);
-        assert_eq!(config("tls://user:pw@nats:7422").port(), 7422);
+    fn ports_come_from_every_server_of_the_url() {
+        assert_eq!(config("nats://127.0.0.1:4333").ports(), [4333]);
+        assert_eq!(config("nats://nats.nats.svc").ports(), [4222]);
+        assert_eq!(config("tls://user:pw@nats:7422").ports(), [7422]);
+        assert_eq!(config("nats://[::1]").ports(), [4222]);
+        assert_eq!(config("nats://[fd00::1]:4333").ports(), [4333]);
+        assert_eq!(
+            config("nats://a:4223, nats://b:4222,c,nats://u:p@d:4223/").ports(),
+            [4222, 4223]
+        );
     }
 
     #[test]

@@ -623,13 +623,13 @@ fn peers(location: &NetworkLocation) -> Vec<NetworkPolicyPeer> {
     peers
 }
 
-/// Egress to `location` on TCP `port_number`; None when it names nowhere (a rule without
-/// peers would admit every destination).
-fn egress_to(location: &NetworkLocation, port_number: i32) -> Option<NetworkPolicyEgressRule> {
+/// Egress to `location` on the TCP `ports`; None when it names nowhere (a rule without
+/// peers would admit every destination) or no port (a rule without ports admits every one).
+fn egress_to(location: &NetworkLocation, ports: &[i32]) -> Option<NetworkPolicyEgressRule> {
     let to = peers(location);
-    (!to.is_empty()).then(|| NetworkPolicyEgressRule {
+    (!to.is_empty() && !ports.is_empty()).then(|| NetworkPolicyEgressRule {
         to: Some(to),
-        ports: Some(vec![port("TCP", port_number)]),
+        ports: Some(ports.iter().map(|&number| port("TCP", number)).collect()),
     })
 }
 
@@ -664,12 +664,12 @@ fn network_policies(tenant: &Tenant, config: &Config) -> Vec<(&'static str, Netw
                     .iter()
                     .find(|server| Some(server.name.as_str()) == placed)
             {
-                rules.extend(egress_to(&server.network, i32::from(server.port)));
+                rules.extend(egress_to(&server.network, &[i32::from(server.port)]));
             }
             if let Some(nats) = &config.nats
                 && !tenant.spec.topics.is_empty()
             {
-                rules.extend(egress_to(&nats.network, nats.port()));
+                rules.extend(egress_to(&nats.network, &nats.ports()));
             }
             rules
         }
@@ -1244,9 +1244,9 @@ spec:
     }
 
     #[test]
-    fn a_tenant_with_topics_may_reach_nats_on_its_port_only() {
+    fn a_tenant_with_topics_may_reach_nats_on_its_ports_only() {
         let nats = crate::nats::NatsConfig {
-            url: "nats://nats.nats-system.svc:4333".into(),
+            url: "nats://nats-0.nats-system.svc:4333,nats://nats-1.nats-system.svc:4334".into(),
             signing_key: std::sync::Arc::new(nkeys::KeyPair::new(nkeys::KeyPairType::Operator)),
             system_creds: "".into(),
             network: NetworkLocation {
@@ -1266,9 +1266,20 @@ spec:
         let rules = egress(&with_topics);
         assert_eq!(rules.len(), 2);
         let nats_rule = &rules[1];
+        let ports: Vec<_> = nats_rule
+            .ports
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.protocol, p.port))
+            .collect();
         assert_eq!(
-            nats_rule.ports.clone().unwrap_or_default()[0].port,
-            Some(IntOrString::Int(4333))
+            ports,
+            [
+                (Some("TCP".into()), Some(IntOrString::Int(4333))),
+                (Some("TCP".into()), Some(IntOrString::Int(4334)))
+            ],
+            "every server of the URL, TCP only"
         );
         let selector = nats_rule.to.clone().unwrap_or_default()[0]
             .namespace_selector
