@@ -460,13 +460,14 @@ async fn network_policies_stop_real_packets_between_tenants_and_let_allowed_peer
 
     // A reaches its own server by its name: cluster DNS and its own namespace are open.
     until_reaches(&h, &ns_a, &server_a, true).await?;
-    // A cannot reach B's server, neither through its Service nor at its pod's address.
+    // A cannot reach B's server, neither through its Service nor at its pod's address
+    // (checked once A's pod is walled in, not inside kube-router's unfiltered window).
     assert!(
-        !reaches(&h, &ns_a, &server_b).await?,
+        !dials(&h, &ns_a, &format!("{server_b}:5432")).await?,
         "tenant {a} reached {server_b}"
     );
     assert!(
-        !reaches(&h, &ns_a, &pod_ip_b).await?,
+        !dials(&h, &ns_a, &format!("{pod_ip_b}:5432")).await?,
         "tenant {a} reached B's server pod at {pod_ip_b}"
     );
 
