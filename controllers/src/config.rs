@@ -1,6 +1,8 @@
 //! Operator configuration that the controllers read (the operator binary fills it from its
 //! flags and environment).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::database::DatabaseConfig;
@@ -59,14 +61,19 @@ pub struct Config {
 
 /// Where tenants' pods reach a platform service they use outside their own namespace (a
 /// shared PostgreSQL server, the NATS server), for the egress NetworkPolicy of tenants with
-/// `Strict` isolation: the namespace it runs in, and the CIDRs of its addresses (for a
-/// service outside the cluster). Both empty: such tenants' pods cannot reach it.
+/// `Strict` isolation: the namespace it runs in (narrowed to its pods by `pod_selector`),
+/// and the CIDRs of its addresses (for a service outside the cluster). Both empty: such
+/// tenants' pods cannot reach it.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkLocation {
     /// Namespace the service's pods run in.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Labels of the service's pods in `namespace` (a `matchLabels` selector). Empty: every
+    /// pod of the namespace.
+    #[serde(default)]
+    pub pod_selector: BTreeMap<String, String>,
     /// Addresses of the service, as CIDRs (`10.0.5.7/32`, `2001:db8::/64`).
     #[serde(default)]
     pub cidrs: Vec<String>,
@@ -74,11 +81,28 @@ pub struct NetworkLocation {
 
 impl NetworkLocation {
     /// What is wrong with it, as (field, why), if anything: a namespace that is not a DNS
-    /// label, or an entry of `cidrs` that is not a CIDR (see [`is_cidr`]). Either would make
-    /// every NetworkPolicy built from it invalid.
+    /// label, a pod selector without a namespace (it would select the tenant's own pods) or
+    /// with a key or value that is not a label's, or an entry of `cidrs` that is not a CIDR
+    /// (see [`is_cidr`]). Each would make every NetworkPolicy built from it invalid or wrong.
     pub fn problem(&self) -> Option<(&'static str, String)> {
         if let Some(namespace) = self.namespace.as_deref().filter(|n| !is_dns_label(n)) {
             return Some(("namespace", format!("{namespace:?} is not a DNS label")));
+        }
+        if !self.pod_selector.is_empty() && self.namespace.is_none() {
+            return Some((
+                "podSelector",
+                "selects pods of a namespace: needs namespace".into(),
+            ));
+        }
+        if let Some((key, value)) = self
+            .pod_selector
+            .iter()
+            .find(|(key, value)| !is_label_key(key) || !is_label_value(value))
+        {
+            return Some((
+                "podSelector",
+                format!("{key:?}: {value:?} is not a label (key and value)"),
+            ));
         }
         self.cidrs.iter().find(|cidr| !is_cidr(cidr)).map(|cidr| {
             (
@@ -87,6 +111,36 @@ impl NetworkLocation {
             )
         })
     }
+}
+
+/// A label name: at most 63 alphanumerics, '-', '_' or '.', beginning and ending with an
+/// alphanumeric.
+fn is_label_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Whether `key` is a label key: an optional DNS subdomain prefix (at most 253 characters)
+/// and '/', then a name (at most 63 alphanumerics, '-', '_' or '.', beginning and ending
+/// with an alphanumeric).
+pub fn is_label_key(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, name)) => {
+            prefix.len() <= 253 && prefix.split('.').all(is_dns_label) && is_label_name(name)
+        }
+        None => is_label_name(key),
+    }
+}
+
+/// Whether `value` is a label value: empty, or a name as in [`is_label_key`].
+pub fn is_label_value(value: &str) -> bool {
+    value.is_empty() || is_label_name(value)
 }
 
 /// Whether `name` is a DNS label (RFC 1123: at most 63 lowercase letters, digits and `-`,

@@ -729,6 +729,8 @@ fn nats_key_material_reaches_the_operator_from_a_secret() -> anyhow::Result<()> 
     let objects = render(&[
         "nats.url=nats://nats.nats.svc:4222",
         "nats.namespace=nats",
+        "nats.podSelector.app\\.kubernetes\\.io/name=nats",
+        "nats.podSelector.tier=",
         "nats.cidrs={10.0.5.7/32,2001:db8::/64}",
         "nats.existingSecret=landlord-nats-keys",
     ])?;
@@ -743,6 +745,7 @@ fn nats_key_material_reaches_the_operator_from_a_secret() -> anyhow::Result<()> 
         "--nats-signing-key-file=/etc/landlord-nats/signing-key",
         "--nats-system-creds-file=/etc/landlord-nats/system.creds",
         "--nats-namespace=nats",
+        "--nats-pod-selector=app.kubernetes.io/name=nats,tier=",
         "--nats-cidrs=10.0.5.7/32,2001:db8::/64",
     ] {
         assert!(args.contains(&expected), "{expected} missing from {args:?}");
@@ -867,6 +870,8 @@ fn values_outside_the_schema_are_rejected() -> anyhow::Result<()> {
         ("domains.httpsListener=Gateway", "httpsGatewayClass"),
         ("nats.cidrs={10.0.5.7}", "cidrs"),
         ("nats.cidrs={999.1.1.1/8}", "cidrs"),
+        ("nats.podSelector.app=-nats", "podSelector"),
+        ("nats.podSelector.Bad_Prefix/app=nats", "Bad_Prefix/app"),
     ] {
         let output = run_helm(&["template", "landlord", CHART, "--set", set])?;
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -18,6 +18,7 @@ use kube::{
 };
 use landlord_controllers::{
     Config, Context,
+    config::{is_label_key, is_label_value},
     database::{
         DatabaseConfig,
         config::{DEFAULT_EXTENSIONS, parse_servers},
@@ -190,6 +191,16 @@ pub struct RunArgs {
     #[arg(long, env = "LANDLORD_NATS_NAMESPACE")]
     pub nats_namespace: Option<String>,
 
+    /// Labels of the NATS server's pods in --nats-namespace (comma-separated `key=value`):
+    /// tenants' egress admits those pods only, not every pod of the namespace.
+    #[arg(
+        long,
+        env = "LANDLORD_NATS_POD_SELECTOR",
+        value_delimiter = ',',
+        requires = "nats_namespace"
+    )]
+    pub nats_pod_selector: Vec<String>,
+
     /// Addresses of a NATS server outside the cluster (comma-separated CIDRs, e.g.
     /// 10.0.5.7/32): tenants with topics and Strict isolation may send to them on the URL's
     /// port. Without this or --nats-namespace, their pods cannot reach NATS.
@@ -322,22 +333,7 @@ impl RunArgs {
     /// Where the pool and the pooled tenant-runtime run, from --pool-node-selector and
     /// --pool-tolerations; errors name the flag and the entry.
     fn pool_placement(&self) -> anyhow::Result<Placement> {
-        let mut node_selector = std::collections::BTreeMap::new();
-        for pair in self
-            .pool_node_selector
-            .iter()
-            .filter(|p| !p.trim().is_empty())
-        {
-            let (key, value) = pair
-                .split_once('=')
-                .with_context(|| format!("--pool-node-selector: {pair:?} is not key=value"))?;
-            let (key, value) = (key.trim(), value.trim());
-            anyhow::ensure!(
-                is_label_key(key) && is_label_value(value),
-                "--pool-node-selector: {pair:?} is not a label key=value (key: an optional DNS subdomain and '/', then a name of at most 63 alphanumerics, '-', '_' or '.'; value: such a name or empty)"
-            );
-            node_selector.insert(key.to_string(), value.to_string());
-        }
+        let node_selector = labels("--pool-node-selector", &self.pool_node_selector)?;
         let tolerations = self
             .pool_tolerations
             .iter()
@@ -416,6 +412,7 @@ impl RunArgs {
                     }
                     namespace => namespace.clone(),
                 },
+                pod_selector: labels("--nats-pod-selector", &self.nats_pod_selector)?,
                 cidrs: checked_cidrs("--nats-cidrs", &self.nats_cidrs)?,
             },
             default_topic_bytes: self.nats_default_topic_bytes,
@@ -903,37 +900,25 @@ mod tests {
     }
 }
 
-/// A label name: at most 63 alphanumerics, '-', '_' or '.', beginning and ending with an
-/// alphanumeric.
-fn is_label_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
-/// A label key: an optional DNS subdomain prefix (at most 253 characters) and '/', then a
-/// label name.
-fn is_label_key(key: &str) -> bool {
-    match key.split_once('/') {
-        Some((prefix, name)) => {
-            prefix.len() <= 253
-                && prefix
-                    .split('.')
-                    .all(landlord_controllers::config::is_dns_label)
-                && is_label_name(name)
-        }
-        None => is_label_name(key),
+/// The labels of `pairs` (`key=value`, blank entries skipped), or an error naming `flag`
+/// and the first entry that is not a label key and value.
+fn labels(
+    flag: &str,
+    pairs: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut labels = std::collections::BTreeMap::new();
+    for pair in pairs.iter().filter(|p| !p.trim().is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("{flag}: {pair:?} is not key=value"))?;
+        let (key, value) = (key.trim(), value.trim());
+        anyhow::ensure!(
+            is_label_key(key) && is_label_value(value),
+            "{flag}: {pair:?} is not a label key=value (key: an optional DNS subdomain and '/', then a name of at most 63 alphanumerics, '-', '_' or '.'; value: such a name or empty)"
+        );
+        labels.insert(key.to_string(), value.to_string());
     }
-}
-
-/// A label value: empty or a label name.
-fn is_label_value(value: &str) -> bool {
-    value.is_empty() || is_label_name(value)
+    Ok(labels)
 }
 
 /// `cidrs`, or an error naming `flag` and the first that is not an address and a prefix
@@ -950,8 +935,27 @@ fn checked_cidrs(flag: &str, cidrs: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 #[cfg(test)]
-mod cidr_tests {
-    use super::checked_cidrs;
+mod network_flag_tests {
+    use super::{checked_cidrs, labels};
+
+    #[test]
+    fn label_flags_are_checked_at_startup() {
+        let pairs = [
+            "app.kubernetes.io/name=nats".to_string(),
+            " ".into(),
+            "tier=".into(),
+        ];
+        let selector = labels("--nats-pod-selector", &pairs).expect("labels");
+        assert_eq!(selector.len(), 2);
+        assert_eq!(selector["app.kubernetes.io/name"], "nats");
+        for bad in ["app", "app=-nats", "-app=nats", "Example.com/app=nats"] {
+            let error = labels("--nats-pod-selector", &[bad.to_string()])
+                .expect_err(bad)
+                .to_string();
+            assert!(error.contains("--nats-pod-selector"), "{error}");
+            assert!(error.contains(&format!("{bad:?}")), "{error}");
+        }
+    }
 
     #[test]
     fn cidr_flags_are_checked_at_startup() {

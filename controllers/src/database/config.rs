@@ -139,10 +139,10 @@ pub fn parse_servers(yaml: &str) -> Result<Vec<ServerConfig>, ConfigError> {
         }
         if let Some((field, why)) = server.network.problem() {
             return Err(invalid(
-                if field == "namespace" {
-                    "network.namespace"
-                } else {
-                    "network.cidrs"
+                match field {
+                    "namespace" => "network.namespace",
+                    "podSelector" => "network.podSelector",
+                    _ => "network.cidrs",
                 },
                 why,
             ));
@@ -177,6 +177,16 @@ mod tests {
             "the admin password never goes to a server that did not prove who it is"
         );
         assert!(parse_servers("").expect("empty").is_empty());
+        // The README's example location.
+        let located = parse_servers(
+            "- name: pg-a\n  host: pg-a.db.svc\n  adminSecret: {namespace: landlord-system, name: pg-a}\n  capacity: 100\n  network:\n    namespace: db\n    podSelector: {app.kubernetes.io/instance: pg-eu-1}\n",
+        )
+        .expect("valid");
+        assert_eq!(located[0].network.namespace.as_deref(), Some("db"));
+        assert_eq!(
+            located[0].network.pod_selector["app.kubernetes.io/instance"],
+            "pg-eu-1"
+        );
     }
 
     #[test]
@@ -214,6 +224,18 @@ mod tests {
             (
                 format!("- {{name: a, host: h, capacity: 1, network: {{namespace: DB}}, {base}}}"),
                 "servers[0].network.namespace",
+            ),
+            (
+                format!(
+                    "- {{name: a, host: h, capacity: 1, network: {{podSelector: {{app: pg}}}}, {base}}}"
+                ),
+                "servers[0].network.podSelector",
+            ),
+            (
+                format!(
+                    "- {{name: a, host: h, capacity: 1, network: {{namespace: db, podSelector: {{app: -pg}}}}, {base}}}"
+                ),
+                "servers[0].network.podSelector",
             ),
             (
                 format!("- {{name: a, host: h, port: 0, capacity: 1, {base}}}"),

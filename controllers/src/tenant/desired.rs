@@ -603,13 +603,18 @@ fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
     }
 }
 
-/// The peers of `location`: its namespace and its CIDRs.
+/// The peers of `location`: its namespace (only the pods its pod selector names, when it
+/// has one) and its CIDRs.
 fn peers(location: &NetworkLocation) -> Vec<NetworkPolicyPeer> {
     let mut peers: Vec<NetworkPolicyPeer> = location
         .namespace
         .iter()
         .map(|namespace| NetworkPolicyPeer {
             namespace_selector: Some(name_selector(namespace)),
+            pod_selector: (!location.pod_selector.is_empty()).then(|| LabelSelector {
+                match_labels: Some(location.pod_selector.clone()),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .collect();
@@ -792,6 +797,7 @@ fn operator_access(tenant: &Tenant, config: &Config) -> NetworkPolicySpec {
             .as_ref()
             .map(|account| account.namespace.clone()),
         cidrs: config.operator_source_cidrs.clone(),
+        ..NetworkLocation::default()
     });
     NetworkPolicySpec {
         pod_selector: Some(LabelSelector {
@@ -1251,6 +1257,7 @@ spec:
             system_creds: "".into(),
             network: NetworkLocation {
                 namespace: Some("nats-system".into()),
+                pod_selector: BTreeMap::from([("app.kubernetes.io/name".into(), "nats".into())]),
                 cidrs: vec![],
             },
             default_topic_bytes: 1024,
@@ -1281,16 +1288,23 @@ spec:
             ],
             "every server of the URL, TCP only"
         );
-        let selector = nats_rule.to.clone().unwrap_or_default()[0]
-            .namespace_selector
-            .clone()
-            .and_then(|s| s.match_labels)
-            .unwrap_or_default();
+        let to = nats_rule.to.clone().unwrap_or_default();
+        assert_eq!(to.len(), 1, "{to:?}");
+        let selector = |s: Option<LabelSelector>| s.and_then(|s| s.match_labels);
         assert_eq!(
-            selector
-                .get("kubernetes.io/metadata.name")
-                .map(String::as_str),
-            Some("nats-system")
+            selector(to[0].namespace_selector.clone()),
+            Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".into(),
+                "nats-system".into()
+            )]))
+        );
+        assert_eq!(
+            selector(to[0].pod_selector.clone()),
+            Some(BTreeMap::from([(
+                "app.kubernetes.io/name".into(),
+                "nats".into()
+            )])),
+            "only the NATS server's pods of its namespace"
         );
     }
 
@@ -1316,8 +1330,8 @@ spec:
             signing_key: std::sync::Arc::new(nkeys::KeyPair::new(nkeys::KeyPairType::Operator)),
             system_creds: "".into(),
             network: NetworkLocation {
-                namespace: None,
                 cidrs: vec!["10.246.0.1/32".into()],
+                ..NetworkLocation::default()
             },
             default_topic_bytes: 1024,
             limits: crate::nats::TenantLimits::DEFAULT,
