@@ -984,3 +984,130 @@ async fn strict_tenants_reach_their_shared_database_and_nats_outside_the_cluster
     h.delete_tenants(&[&user, &bare]).await?;
     Ok(())
 }
+
+/// Starts the echo image in `ns` on a real node as pod `name` with `labels`, listening on
+/// `port`, and waits until it is Ready; its address.
+async fn echo_pod(
+    h: &Harness,
+    ns: &str,
+    name: &str,
+    labels: serde_json::Value,
+    port: u16,
+) -> anyhow::Result<String> {
+    let listen = format!("--listen=:{port}");
+    let mut container = workloads::restricted_container("echo", ECHO_IMAGE, &["/echo", &listen]);
+    container["readinessProbe"] =
+        serde_json::json!({"httpGet": {"path": "/readyz", "port": port}, "periodSeconds": 1});
+    let pod = workloads::on_real_nodes(
+        h.cluster,
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"automountServiceAccountToken": false, "containers": [container]},
+        }),
+    )?;
+    let pods = Api::<Pod>::namespaced(h.client.clone(), ns);
+    pods.create(&PostParams::default(), &pod).await?;
+    wait::until(&format!("pod {ns}/{name} Ready"), TIMEOUT, || async {
+        let status = pods.get(name).await?.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        Ok(status.pod_ip.filter(|_| ready))
+    })
+    .await
+}
+
+/// A platform service inside the cluster, named by its namespace and its pods' labels
+/// (`--nats-namespace`, `--nats-pod-selector`), with real packets: a Strict tenant with
+/// topics reaches the NATS server's pod on the URL's port, and not another pod of the same
+/// namespace on the same port.
+#[tokio::test]
+async fn a_strict_tenant_reaches_the_pods_the_platform_names_in_a_services_namespace_and_no_other()
+-> anyhow::Result<()> {
+    let setup = Harness::setup(LANDLORD).await?.timeout(TIMEOUT);
+    let services = landlord_e2e::TestNamespace::new(&setup.client, "nats-home").await?;
+    // The pods below stand in for the NATS server in the cluster; the stack's own server,
+    // listed second, is the one the operator talks to (so topics are provisioned and the
+    // tenant deletes cleanly). Tenants' egress admits the pods on both ports, and nothing
+    // at the stack's address (no CIDR is given).
+    let url = format!(
+        "nats://nats.{}.svc:4222,{}",
+        services.name,
+        setup.cluster.var("LANDLORD_NATS_URL")
+    );
+    let mut args = workloads::operator_args(setup.cluster)?;
+    args.extend(
+        [
+            "--nats-url",
+            &url,
+            "--nats-signing-key-file",
+            setup.cluster.var("LANDLORD_NATS_SIGNING_KEY_FILE"),
+            "--nats-system-creds-file",
+            setup.cluster.var("LANDLORD_NATS_SYSTEM_CREDS_FILE"),
+            "--nats-namespace",
+            &services.name,
+            "--nats-pod-selector",
+            "app.kubernetes.io/name=nats",
+        ]
+        .map(String::from),
+    );
+    let h = setup.args(args).start().await?;
+    let nats = echo_pod(
+        &h,
+        &services.name,
+        "nats-0",
+        serde_json::json!({"app.kubernetes.io/name": "nats"}),
+        4222,
+    )
+    .await?;
+    let neighbour = echo_pod(
+        &h,
+        &services.name,
+        "neighbour",
+        serde_json::json!({"app.kubernetes.io/name": "metrics"}),
+        4222,
+    )
+    .await?;
+
+    let tenant = unique_name("podsel");
+    h.create_tenant(
+        &tenant,
+        serde_json::json!({"tier": "shared", "topics": [{"name": "orders"}]}),
+    )
+    .await?;
+    let ns = format!("tenant-{tenant}");
+    let policies =
+        Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(h.client.clone(), &ns);
+    wait::until(
+        &format!("{ns}'s egress to the NATS pods"),
+        TIMEOUT,
+        || async {
+            let rules = match policies.get_opt("landlord-egress").await? {
+                Some(policy) => policy.spec.and_then(|s| s.egress).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Ok(rules
+                .iter()
+                .flat_map(|rule| rule.to.clone().unwrap_or_default())
+                .any(|peer| peer.pod_selector.is_some())
+                .then_some(()))
+        },
+    )
+    .await?;
+
+    assert!(
+        dials(&h, &ns, &format!("{nats}:4222")).await?,
+        "{tenant} could not reach the NATS pod at {nats}"
+    );
+    assert!(
+        !dials(&h, &ns, &format!("{neighbour}:4222")).await?,
+        "{tenant} reached another pod of NATS's namespace at {neighbour}"
+    );
+
+    h.delete_tenants(&[&tenant]).await?;
+    Ok(())
+}

@@ -89,14 +89,23 @@ impl NatsConfig {
         without_userinfo(&self.url)
     }
 
+    /// The servers' URLs the URL lists (separated by commas, as NATS clients take a
+    /// cluster's servers), trimmed, empty entries left out: what the operator connects to.
+    pub fn servers(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .collect()
+    }
+
     /// The ports of the servers the URL lists (comma-separated, as NATS clients take them;
     /// 4222 for one that names none), sorted and each once, for the tenants' egress policy.
     pub fn ports(&self) -> Vec<i32> {
         let mut ports: Vec<i32> = self
-            .url
-            .split(',')
-            .map(|server| {
-                let rest = server.trim();
+            .servers()
+            .into_iter()
+            .map(|rest| {
                 let rest = rest.split_once("://").map_or(rest, |(_, rest)| rest);
                 let host_port = rest.split('/').next().unwrap_or(rest);
                 let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
@@ -280,7 +289,7 @@ impl Nats {
             .name("landlord")
             .connection_timeout(CONNECT_TIMEOUT)
             .request_timeout(Some(REQUEST_TIMEOUT))
-            .connect(url.as_str())
+            .connect(self.config.servers())
             .await
             .map_err(|e| NatsError::connect(url, "the system account", e))?;
         *system = Some(client.clone());
@@ -341,7 +350,7 @@ impl Nats {
             .connection_timeout(CONNECT_TIMEOUT)
             .request_timeout(Some(REQUEST_TIMEOUT))
             .max_reconnects(1)
-            .connect(url.as_str())
+            .connect(self.config.servers())
             .await
             .map_err(|e| NatsError::connect(url, who, e))
     }
@@ -398,9 +407,11 @@ mod tests {
         assert_eq!(config("tls://user:pw@nats:7422").ports(), [7422]);
         assert_eq!(config("nats://[::1]").ports(), [4222]);
         assert_eq!(config("nats://[fd00::1]:4333").ports(), [4333]);
+        let cluster = config("nats://a:4223, nats://b:4222,c,,nats://u:p@d:4223/");
+        assert_eq!(cluster.ports(), [4222, 4223]);
         assert_eq!(
-            config("nats://a:4223, nats://b:4222,c,nats://u:p@d:4223/").ports(),
-            [4222, 4223]
+            cluster.servers(),
+            ["nats://a:4223", "nats://b:4222", "c", "nats://u:p@d:4223/"]
         );
     }
 
