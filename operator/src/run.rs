@@ -186,7 +186,7 @@ pub struct RunArgs {
     pub nats_system_creds_file: Option<PathBuf>,
 
     /// Namespace the NATS server runs in: tenants with topics and Strict isolation may send
-    /// to it on the URL's port (NetworkPolicy landlord-egress). Leave unset when NATS runs
+    /// to it on the URL's ports (NetworkPolicy landlord-egress). Leave unset when NATS runs
     /// outside the cluster, and give --nats-cidrs instead.
     #[arg(long, env = "LANDLORD_NATS_NAMESPACE")]
     pub nats_namespace: Option<String>,
@@ -203,7 +203,7 @@ pub struct RunArgs {
 
     /// Addresses of a NATS server outside the cluster (comma-separated CIDRs, e.g.
     /// 10.0.5.7/32): tenants with topics and Strict isolation may send to them on the URL's
-    /// port. Without this or --nats-namespace, their pods cannot reach NATS.
+    /// ports. Without this or --nats-namespace, their pods cannot reach NATS.
     #[arg(long, env = "LANDLORD_NATS_CIDRS", value_delimiter = ',')]
     pub nats_cidrs: Vec<String>,
 

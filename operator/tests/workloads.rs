@@ -1023,7 +1023,7 @@ async fn echo_pod(
 
 /// A platform service inside the cluster, named by its namespace and its pods' labels
 /// (`--nats-namespace`, `--nats-pod-selector`), with real packets: a Strict tenant with
-/// topics reaches the NATS server's pod on the URL's port, and not another pod of the same
+/// topics reaches the NATS server's pod on the URL's ports, and not another pod of the same
 /// namespace on the same port.
 #[tokio::test]
 async fn a_strict_tenant_reaches_the_pods_the_platform_names_in_a_services_namespace_and_no_other()
